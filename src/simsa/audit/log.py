@@ -1,0 +1,122 @@
+"""The audit log in the database: append an entry for every write, verify chain and state, export."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+from sqlalchemy import inspect, select, text
+from sqlalchemy.orm import Session
+
+from simsa.audit.chain import GENESIS, Entry, Problem, canonical, compare_state, entry_hash, replay, verify_chain
+from simsa.store.db import head_revision
+from simsa.store.models import DOMAIN_TABLES, AuditEntry, Base
+
+
+def utc_iso(value: dt.datetime) -> str:
+    """One text form for instants whatever the backend returns (SQLite drops the zone; values are UTC)."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=dt.UTC)
+    return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _plain(value: object) -> object:
+    if isinstance(value, dt.datetime):
+        return utc_iso(value)
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    return value
+
+
+def snapshot(row: Base) -> dict:
+    """Column values of a row in a backend-independent form."""
+    mapper = inspect(type(row))
+    return {col.key: _plain(getattr(row, col.key)) for col in mapper.column_attrs}
+
+
+def now_utc() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def append(session: Session, *, actor: str, action: str, row: Base | None = None, entity: str | None = None,
+           entity_id: int | None = None, details: dict | None = None, at: dt.datetime | None = None) -> AuditEntry:
+    """Add the next link of the chain for a write that was just flushed in this session."""
+    payload: dict = dict(details or {})
+    if row is not None:
+        session.flush()
+        entity = row.__tablename__
+        entity_id = row.id  # type: ignore[attr-defined]
+        payload["row"] = snapshot(row)
+    last = session.execute(select(AuditEntry).order_by(AuditEntry.seq.desc()).limit(1)).scalar_one_or_none()
+    seq = (last.seq + 1) if last else 1
+    prev = last.hash if last else GENESIS
+    when = at or now_utc()
+    at_text = utc_iso(when)
+    body = canonical(payload)
+    entry = AuditEntry(seq=seq, at=when, actor=actor, action=action, entity=entity or "", entity_id=entity_id,
+                       payload=body, prev_hash=prev, hash="")
+    entry.hash = entry_hash(prev, seq, at_text, actor, action, entity or "", entity_id, body)
+    session.add(entry)
+    session.flush()
+    return entry
+
+
+def load_entries(session: Session) -> list[Entry]:
+    """Entries in storage order (by seq); verification then checks that this order is the chain's order."""
+    rows = session.execute(select(AuditEntry).order_by(AuditEntry.seq)).scalars().all()
+    return [Entry(seq=r.seq, at=utc_iso(r.at), actor=r.actor, action=r.action, entity=r.entity,
+                  entity_id=r.entity_id, payload=r.payload, prev_hash=r.prev_hash, hash=r.hash) for r in rows]
+
+
+def current_state(session: Session) -> dict[tuple[str, int], dict]:
+    state: dict[tuple[str, int], dict] = {}
+    for name, cls in DOMAIN_TABLES.items():
+        for row in session.execute(select(cls)).scalars():
+            state[(name, row.id)] = snapshot(row)  # type: ignore[attr-defined]
+    return state
+
+
+@dataclass
+class Verification:
+    entries: int
+    head: str
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def to_dict(self) -> dict:
+        return {"ok": self.ok, "entries": self.entries, "head": self.head,
+                "problems": [p.to_dict() for p in self.problems]}
+
+
+def verify(session: Session, expect_head: str | None = None) -> Verification:
+    """Chain integrity, then database state against the state the log recorded, then the schema version."""
+    entries = load_entries(session)
+    problems = verify_chain(entries, expect_head)
+    problems += compare_state(replay(entries), current_state(session))
+    version = session.execute(text("SELECT version_num FROM alembic_version")).scalars().all()
+    if version != [head_revision()]:
+        problems.append(Problem("schema_version", f"alembic_version holds {version}, expected "
+                                                  f"[{head_revision()!r}]", table="alembic_version"))
+    head = entries[-1].hash if entries else GENESIS
+    return Verification(entries=len(entries), head=head, problems=problems)
+
+
+def export(session: Session) -> dict:
+    """The whole log as a publishable document; `head` lets readers detect later truncation."""
+    entries = load_entries(session)
+    return {"schema": "simsa.audit/1", "head": entries[-1].hash if entries else GENESIS,
+            "entries": [e.to_dict() for e in entries]}
+
+
+def entries_from_export(doc: dict) -> list[Entry]:
+    """Entries from an exported document, for verifying a published log without the database."""
+    out = []
+    for item in doc.get("entries", []):
+        out.append(Entry(seq=item["seq"], at=item["at"], actor=item["actor"], action=item["action"],
+                         entity=item["entity"], entity_id=item["entity_id"], payload=canonical(item["payload"]),
+                         prev_hash=item["prev_hash"], hash=item["hash"]))
+    return out
+

@@ -1,0 +1,129 @@
+"""`simsa score …` and `simsa gate …`: record scores and gate results with provenance."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from simsa.cli.context import STATE
+from simsa.cli.output import console, emit_json
+from simsa.services import gates as gate_service
+from simsa.services import programs
+from simsa.services import scores as score_service
+from simsa.store.models import Score
+
+app = typer.Typer(help="Record and import scores (never overwritten: a new score supersedes).", no_args_is_help=True)
+gate_app = typer.Typer(help="Record gate results (e.g. originality) with evidence.", no_args_is_help=True)
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
+ProgramArg = Annotated[str, typer.Argument(help="Program file (.toml) or the id of a loaded program.")]
+
+
+def score_dict(row: Score) -> dict:
+    return {"id": row.id, "stage": row.stage_id, "team": row.team_id, "source": row.source, "rater": row.rater,
+            "value": row.value, "stderr": row.stderr, "run_id": row.run_id, "evidence": row.evidence,
+            "note": row.note, "example": row.example, "recorded_at": row.recorded_at.isoformat(),
+            "recorded_by": row.recorded_by, "supersedes": row.supersedes_id}
+
+
+@app.command("add")
+def add(
+    program: ProgramArg,
+    stage: Annotated[str, typer.Option(help="Stage id.")],
+    team: Annotated[str, typer.Option(help="Team id.")],
+    source: Annotated[str, typer.Option(help="Score source, e.g. bench:nia, panel:expert, manual:x.")],
+    value: Annotated[float, typer.Option(help="Raw score value.")],
+    stderr: Annotated[float | None, typer.Option(help="Standard error of the value.")] = None,
+    rater: Annotated[str, typer.Option(help="Rater id (panel sources: one current score per rater).")] = "",
+    run_id: Annotated[str | None, typer.Option(help="Benchmark run id or other provenance id.")] = None,
+    evidence: Annotated[str | None, typer.Option(help="Evidence hash or link.")] = None,
+    note: Annotated[str | None, typer.Option(help="Free-text note.")] = None,
+    example: Annotated[bool, typer.Option(help="Mark as example data (shown in reports).")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Record one score; a score for the same stage/team/source/rater supersedes the current one."""
+    item = score_service.ScoreInput(stage=stage, team=team, source=source, value=value, stderr=stderr, rater=rater,
+                                    run_id=run_id, evidence=evidence, note=note, example=example)
+    with STATE.store().session() as session:
+        loaded = programs.resolve(session, program)
+        version, _ = programs.register(session, loaded, STATE.who())
+        rows = score_service.add(session, version, loaded.program, [item], STATE.who())
+        out = [score_dict(r) for r in rows]
+    if as_json:
+        emit_json({"recorded": out})
+    else:
+        r = out[0]
+        extra = f", supersedes score {r['supersedes']}" if r["supersedes"] else ""
+        console.print(f"[green]✓[/] score {r['id']}: {team} {source} = {value:g}{extra}")
+
+
+@app.command("import")
+def import_(
+    program: ProgramArg,
+    file: Annotated[str, typer.Argument(help="Scores as .csv (header row) or .json.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Import many scores at once: every row is validated first; one bad row imports nothing."""
+    items = score_service.parse_file(file)
+    with STATE.store().session() as session:
+        loaded = programs.resolve(session, program)
+        version, _ = programs.register(session, loaded, STATE.who())
+        rows = score_service.add(session, version, loaded.program, items, STATE.who())
+        superseded = sum(1 for r in rows if r.supersedes_id)
+        ids = [r.id for r in rows]
+    if as_json:
+        emit_json({"imported": len(ids), "superseded": superseded, "score_ids": ids})
+    else:
+        console.print(f"[green]✓[/] imported {len(ids)} scores from {file} ({superseded} superseding earlier ones)")
+
+
+@app.command("list")
+def list_(
+    program: ProgramArg,
+    stage: Annotated[str | None, typer.Option(help="Only this stage.")] = None,
+    team: Annotated[str | None, typer.Option(help="Only this team.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Every recorded score, superseded ones included, with provenance."""
+    with STATE.store().session() as session:
+        loaded = programs.resolve(session, program)
+        rows = score_service.history(session, loaded.program.program.id, stage, team)
+        superseded = {r.supersedes_id for r in rows if r.supersedes_id}
+        out = [{**score_dict(r), "current": r.id not in superseded} for r in rows]
+    if as_json:
+        emit_json({"scores": out})
+        return
+    table = Table("id", "stage", "team", "source", "rater", "value", "stderr", "current", "recorded", "by")
+    for r in out:
+        table.add_row(str(r["id"]), r["stage"], r["team"], r["source"], r["rater"], f"{r['value']:g}",
+                      "" if r["stderr"] is None else f"{r['stderr']:g}", "yes" if r["current"] else "superseded",
+                      r["recorded_at"][:19], r["recorded_by"])
+    console.print(table)
+
+
+@gate_app.command("record")
+def record(
+    program: ProgramArg,
+    stage: Annotated[str, typer.Option(help="Stage id.")],
+    team: Annotated[str, typer.Option(help="Team id.")],
+    gate: Annotated[str, typer.Option(help="Gate id (a gate of kind 'recorded').")],
+    passed: Annotated[bool, typer.Option("--pass/--fail", help="Whether the team passed the gate.")],
+    evidence: Annotated[str, typer.Option(help="What was checked and what was found.")],
+    link: Annotated[str | None, typer.Option(help="Link to the evidence (e.g. a lineage report).")] = None,
+    example: Annotated[bool, typer.Option(help="Mark as example data.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Record a gate result with its evidence; a new result for the same team and gate supersedes the old."""
+    with STATE.store().session() as session:
+        loaded = programs.resolve(session, program)
+        version, _ = programs.register(session, loaded, STATE.who())
+        row = gate_service.record(session, version, loaded.program, stage_id=stage, team_id=team, gate_id=gate,
+                                  passed=passed, evidence=evidence, link=link, actor=STATE.who(), example=example)
+        out = {"id": row.id, "stage": stage, "team": team, "gate": gate, "passed": passed,
+               "evidence": row.evidence, "link": link, "supersedes": row.supersedes_id}
+    if as_json:
+        emit_json(out)
+    else:
+        console.print(f"[green]✓[/] gate {gate} for {team}: {'passed' if passed else 'FAILED'} (record {out['id']})")

@@ -1,0 +1,171 @@
+"""`simsa stage …`: decide a stage, show decisions, file and resolve appeals."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from simsa.cli.context import STATE
+from simsa.cli.output import console, emit_json
+from simsa.errors import InputError
+from simsa.services import appeals as appeal_service
+from simsa.services import decisions as decision_service
+from simsa.services import programs
+
+app = typer.Typer(help="Decide stages, show decisions, handle appeals.", no_args_is_help=True)
+appeal_app = typer.Typer(help="File, resolve and list appeals.", no_args_is_help=True)
+app.add_typer(appeal_app, name="appeal")
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
+ProgramArg = Annotated[str, typer.Argument(help="Program file (.toml) or the id of a loaded program.")]
+StageArg = Annotated[str, typer.Argument(help="Stage id.")]
+AtOpt = Annotated[str | None, typer.Option("--at", help="Date-time to record (ISO 8601, UTC if no zone); "
+                                                        "default now.")]
+
+
+def parse_at(value: str | None) -> dt.datetime | None:
+    if value is None:
+        return None
+    try:
+        parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise InputError(f"--at: not an ISO 8601 date-time: {value!r}") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
+
+
+def print_decision(d: dict) -> None:
+    """Leaderboard, gates, decision and robustness as tables."""
+    tops = [c for c in d["criteria"] if c["depth"] == 0]
+    flag = " [bold yellow](EXAMPLE DATA)[/]" if d.get("example_data") else ""
+    console.print(f"[bold]{d['program']['name']} — {d['stage_name']}[/] decision {d['decision_id'] or '(dry run)'}"
+                  f" at {d['decided_at']}{flag}")
+    table = Table("rank", "team", "total", *[f"{c['id']} /{c['points']:g}" for c in tops], "gates", "status",
+                  "reason")
+    for t in d["teams"]:
+        gates = " ".join(f"{'✓' if g['passed'] else '✗'}{gid}" for gid, g in t["gates"].items())
+        status = "[green]advanced[/]" if t["status"] == "advanced" else "[red]eliminated[/]"
+        table.add_row(str(t["rank"]), t["name"], f"{t['total']:.2f}",
+                      *[f"{t['breakdown'][c['id']]['points']:.2f}" for c in tops], gates, status, t["reason"])
+    console.print(table)
+    rob = d["robustness"]
+    res = rob["resampling"]
+    console.print(f"Robustness: P(decision changes under score uncertainty) = {res['p_decision_changes']:.1%} "
+                  f"({res['draws']} draws); smallest category weight change that changes it: "
+                  f"{_pct(rob['weights']['min_abs_pct'], rob['weights']['searched_up_to_pct'])}")
+    for cut in rob["cuts"]:
+        if cut["cause"] == "gate":
+            console.print(f"  cut {cut['team']}: gate {', '.join(cut['gates_failed'])} (points cannot change it)")
+        else:
+            console.print(f"  cut {cut['team']}: on points, margin {cut['margin_points']} points, "
+                          f"P(change) {cut['p_changes']:.1%}, weight change "
+                          f"{_pct(cut['min_weight_change_pct'], rob['weights']['searched_up_to_pct'])}")
+    console.print(f"Title holders after {d['stage']}: {', '.join(d['title_holders']) or 'none'}; "
+                  f"appeals until {d['appeal_deadline']}")
+
+
+def _pct(value: float | None, searched: float) -> str:
+    return f"±{abs(value):.2f} %" if value is not None else f"none within ±{searched:g} %"
+
+
+@app.command("decide")
+def decide(
+    program: ProgramArg,
+    stage: StageArg,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Compute and show; record nothing.")] = False,
+    supersede: Annotated[bool, typer.Option("--supersede", help="Replace the decision in force.")] = False,
+    reason: Annotated[str | None, typer.Option(help="Why a decision is replaced (with --supersede).")] = None,
+    at: AtOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Apply the stage's rules to the current scores and gate results, record the decision, and show it."""
+    when = parse_at(at)
+    with STATE.store().session() as session, console.status("Deciding and running the robustness analysis…"):
+        loaded = programs.resolve(session, program)
+        if dry_run:
+            result = decision_service.compute(session, loaded, stage, when or dt.datetime.now(dt.UTC))
+        else:
+            result = decision_service.decide_and_store(session, loaded, stage, STATE.who(), at=when,
+                                                       supersede=supersede, reason=reason)
+    if as_json:
+        emit_json(result)
+    else:
+        print_decision(result)
+
+
+@app.command("show")
+def show(
+    program: ProgramArg,
+    stage: StageArg,
+    decision: Annotated[int | None, typer.Option(help="A specific decision id (default: the one in force).")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Show the decision in force (or a given one) as recorded."""
+    with STATE.store().session() as session:
+        loaded = programs.resolve(session, program)
+        body = decision_service.body(decision_service.get(session, loaded.program.program.id, stage, decision))
+    if as_json:
+        emit_json(body)
+    else:
+        print_decision(body)
+
+
+@appeal_app.command("file")
+def file_appeal(
+    program: ProgramArg,
+    stage: StageArg,
+    team: Annotated[str, typer.Option(help="Appealing team.")],
+    grounds: Annotated[str, typer.Option(help="Grounds of the appeal.")],
+    at: AtOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """File an appeal against the decision in force, within the stage's appeal window."""
+    with STATE.store().session() as session:
+        loaded = programs.resolve(session, program)
+        row = appeal_service.file(session, loaded, stage, team, grounds, STATE.who(), parse_at(at))
+        out = {"appeal_id": row.id, "decision_id": row.decision_id, "team": team, "status": "pending"}
+    if as_json:
+        emit_json(out)
+    else:
+        console.print(f"[green]✓[/] appeal {out['appeal_id']} filed by {team} against decision {out['decision_id']}")
+
+
+@appeal_app.command("resolve")
+def resolve_appeal(
+    program: ProgramArg,
+    appeal_id: Annotated[int, typer.Argument(help="Appeal id.")],
+    uphold: Annotated[bool, typer.Option("--uphold/--reject", help="Uphold (re-decide) or reject.")],
+    reason: Annotated[str, typer.Option(help="Reason for the resolution.")],
+    at: AtOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Resolve an appeal. Upholding re-decides the stage on the data recorded now (enter corrections first);
+    the new decision links to the one it replaces."""
+    with STATE.store().session() as session:
+        loaded = programs.resolve(session, program)
+        row, new = appeal_service.resolve(session, loaded, appeal_id, uphold, reason, STATE.who(), parse_at(at))
+        out = {"appeal_id": appeal_id, "status": row.outcome, "new_decision": new}
+    if as_json:
+        emit_json(out)
+        return
+    console.print(f"[green]✓[/] appeal {appeal_id} {row.outcome}")
+    if new:
+        print_decision(new)
+
+
+@appeal_app.command("list")
+def list_appeals(program: ProgramArg, stage: StageArg, as_json: JsonOpt = False) -> None:
+    """Appeals against the stage's decisions, with their resolutions."""
+    with STATE.store().session() as session:
+        loaded = programs.resolve(session, program)
+        items = appeal_service.listing(session, loaded.program.program.id, stage)
+    if as_json:
+        emit_json({"appeals": items})
+        return
+    table = Table("id", "decision", "team", "filed", "status", "new decision", "grounds")
+    for a in items:
+        table.add_row(str(a["id"]), str(a["decision_id"]), a["team"], a["filed_at"], a["status"],
+                      str(a["new_decision_id"] or ""), a["grounds"])
+    console.print(table)

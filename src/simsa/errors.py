@@ -1,0 +1,39 @@
+"""Errors that the shells turn into one-line messages and exit codes instead of tracebacks."""
+
+from __future__ import annotations
+
+
+class SimsaError(Exception):
+    """A user-facing failure: bad input, missing data, a refused operation.
+
+    `exit_code` follows the CLI convention: 2 for invalid input, 1 for a failed check.
+    """
+
+    exit_code = 2
+
+
+class ProgramFileError(SimsaError):
+    """The program file is unreadable or does not satisfy the schema."""
+
+    def __init__(self, path: str, line: int | None, key: str | None, message: str) -> None:
+        self.path = path
+        self.line = line
+        self.key = key
+        self.message = message
+        where = f"{path}:{line}" if line else path
+        what = f" {key}:" if key else ""
+        super().__init__(f"{where}:{what} {message}")
+
+
+class InputError(SimsaError):
+    """A command argument or an imported file is invalid."""
+
+
+class DataMissingError(SimsaError):
+    """A decision cannot be made because required scores or gate results are missing."""
+
+
+class CheckFailed(SimsaError):
+    """A verification ran and found a problem (audit tampering, invalid state)."""
+
+    exit_code = 1

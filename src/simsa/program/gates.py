@@ -1,0 +1,56 @@
+"""Gate evaluation: the pass/fail conditions that eliminate a team whatever its points."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from simsa.program.schema import Gate, Team
+
+
+@dataclass(frozen=True)
+class GateOutcome:
+    passed: bool
+    evidence: str
+    link: str | None = None
+    source: str = "recorded"
+    example: bool = False
+    record_id: int | None = None
+
+    def to_dict(self) -> dict:
+        return {"passed": self.passed, "evidence": self.evidence, "link": self.link, "source": self.source,
+                "example": self.example, "record_id": self.record_id}
+
+
+def licence_gate(gate: Gate, team: Team) -> GateOutcome:
+    """Every borrowed component must declare an allowed licence and be credited; the model's own licence too."""
+    allowed = {x.lower() for x in gate.allowed_licences} if gate.allowed_licences is not None else None
+    problems: list[str] = []
+    checked: list[str] = []
+    if team.licence is None:
+        problems.append("the model's own licence is not declared")
+    for item in team.borrowed:
+        name = f"{item.component} ({item.source})"
+        if item.licence is None:
+            problems.append(f"{name} declares no licence")
+        elif allowed is not None and item.licence.lower() not in allowed:
+            problems.append(f"{name} is under {item.licence}, not an allowed licence")
+        if gate.require_credit and not item.credited:
+            problems.append(f"{name} is not credited")
+        if item.licence is not None:
+            checked.append(f"{name}: {item.licence}{', credited' if item.credited else ''}")
+    if problems:
+        return GateOutcome(False, "; ".join(problems), source="program file")
+    if not team.borrowed:
+        return GateOutcome(True, f"model licence {team.licence}; no borrowed components declared",
+                           source="program file")
+    return GateOutcome(True, f"model licence {team.licence}; " + "; ".join(checked), source="program file")
+
+
+def min_score_gate(gate: Gate, value: float | None) -> GateOutcome:
+    """Pass when the gate's source reaches the threshold; a missing score fails, and says so."""
+    assert gate.source is not None and gate.threshold is not None
+    if value is None:
+        return GateOutcome(False, f"no score recorded for {gate.source}", source=gate.source)
+    ok = value >= gate.threshold
+    rel = "≥" if ok else "<"
+    return GateOutcome(ok, f"{gate.source} = {value:.4g} {rel} threshold {gate.threshold:g}", source=gate.source)

@@ -1,0 +1,292 @@
+"""The program file's schema: teams, stages, the criteria tree, gates and the elimination rule.
+
+Everything a decision depends on is declared here, so that a decision can be re-derived from the file and the
+recorded scores alone. Validation is strict (unknown keys are errors) because a typo in a programme's rules must
+never silently change who is cut.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Iterator
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+ID_PATTERN = r"^[a-z0-9][a-z0-9_\-]{0,62}$"
+SOURCE_RE = re.compile(
+    r"^(bench:[A-Za-z0-9_.\-]+|panel:(expert|user)|ecosystem:[A-Za-z0-9_.\-]+|manual(:[A-Za-z0-9_.\-]+)?)$"
+)
+SOURCE_HELP = "bench:<suite>, panel:expert, panel:user, ecosystem:<metric>, manual or manual:<name>"
+
+Normalisation = Literal["absolute", "relative_to_best", "minmax", "rank"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+
+
+class ProgramInfo(_Strict):
+    id: str = Field(pattern=ID_PATTERN)
+    name: str = Field(min_length=1)
+    name_ko: str | None = None
+    organiser: str | None = None
+    description: str | None = None
+
+
+class Borrowed(_Strict):
+    """An open-source component a team declares it used (credit and licence compliance)."""
+
+    component: str = Field(min_length=1)
+    source: str = Field(min_length=1)
+    licence: str | None = None
+    credited: bool = False
+    weights: Literal["none", "reinitialised", "reused_frozen", "reused_tuned"] = "none"
+
+
+class Team(_Strict):
+    id: str = Field(pattern=ID_PATTERN)
+    name: str = Field(min_length=1)
+    name_ko: str | None = None
+    members: list[str] = Field(default_factory=list)
+    models: list[str] = Field(default_factory=list)
+    licence: str | None = None
+    borrowed: list[Borrowed] = Field(default_factory=list)
+    joins_at: str | None = None
+
+    def label(self) -> str:
+        return self.name
+
+
+class Criterion(_Strict):
+    """A node of the criteria tree. Leaves carry a score source and a normalisation; inner nodes sum children."""
+
+    id: str = Field(pattern=ID_PATTERN)
+    name: str = Field(min_length=1)
+    name_ko: str | None = None
+    points: float = Field(gt=0, allow_inf_nan=False)
+    source: str | None = None
+    normalisation: Normalisation | None = None
+    raw_range: tuple[float, float] | None = None
+    higher_is_better: bool = True
+    missing: Literal["error", "zero"] = "error"
+    children: list[Criterion] = Field(default_factory=list)
+
+    @field_validator("source")
+    @classmethod
+    def _source_kind(cls, v: str | None) -> str | None:
+        if v is not None and not SOURCE_RE.match(v):
+            raise ValueError(f"unknown score source {v!r}; expected {SOURCE_HELP}")
+        return v
+
+    @field_validator("raw_range")
+    @classmethod
+    def _range_order(cls, v: tuple[float, float] | None) -> tuple[float, float] | None:
+        if v is not None and not v[0] < v[1]:
+            raise ValueError(f"raw_range must be [low, high] with low < high, got {list(v)}")
+        return v
+
+    @model_validator(mode="after")
+    def _leaf_or_inner(self) -> Criterion:
+        if self.children:
+            if self.source is not None or self.normalisation is not None or self.raw_range is not None:
+                raise ValueError(
+                    f"criterion {self.id!r} has children, so it cannot also have source, normalisation or raw_range"
+                )
+            total = sum(c.points for c in self.children)
+            if abs(total - self.points) > 1e-9 * max(1.0, self.points):
+                parts = " + ".join(f"{c.id} {c.points:g}" for c in self.children)
+                raise ValueError(f"criterion {self.id!r} has {self.points:g} points but its children sum to "
+                                 f"{total:g} ({parts})")
+        elif self.source is None:
+            raise ValueError(f"leaf criterion {self.id!r} needs a source ({SOURCE_HELP})")
+        return self
+
+    @property
+    def is_leaf(self) -> bool:
+        return not self.children
+
+    @property
+    def norm(self) -> Normalisation:
+        return self.normalisation or "absolute"
+
+    def walk(self, depth: int = 0, parent: str | None = None) -> Iterator[tuple[Criterion, int, str | None]]:
+        """Depth-first (criterion, depth, parent id) triples, the order reports list them in."""
+        yield self, depth, parent
+        for child in self.children:
+            yield from child.walk(depth + 1, self.id)
+
+
+class Gate(_Strict):
+    """A pass/fail condition that eliminates regardless of points.
+
+    kinds: `recorded` (a result with evidence is recorded per team, e.g. originality from a lineage check),
+    `min_score` (a score source must reach `threshold`), `licence` (computed from the teams' declarations).
+    """
+
+    id: str = Field(pattern=ID_PATTERN)
+    name: str = Field(min_length=1)
+    name_ko: str | None = None
+    kind: Literal["recorded", "min_score", "licence"]
+    description: str | None = None
+    source: str | None = None
+    threshold: float | None = Field(default=None, allow_inf_nan=False)
+    allowed_licences: list[str] | None = None
+    require_credit: bool = True
+
+    @field_validator("source")
+    @classmethod
+    def _source_kind(cls, v: str | None) -> str | None:
+        if v is not None and not SOURCE_RE.match(v):
+            raise ValueError(f"unknown score source {v!r}; expected {SOURCE_HELP}")
+        return v
+
+    @model_validator(mode="after")
+    def _fields_for_kind(self) -> Gate:
+        if self.kind == "min_score":
+            if self.source is None or self.threshold is None:
+                raise ValueError(f"gate {self.id!r} of kind min_score needs both source and threshold")
+        elif self.source is not None or self.threshold is not None:
+            raise ValueError(f"gate {self.id!r} of kind {self.kind} takes no source or threshold")
+        if self.kind != "licence" and self.allowed_licences is not None:
+            raise ValueError(f"gate {self.id!r}: allowed_licences applies only to kind licence")
+        return self
+
+
+class Elimination(_Strict):
+    """Who is cut on points. Gate failures are eliminated in any case.
+
+    `ranking_pool = "all"` ranks every team, gate failures included, before applying advance_best/cut_lowest
+    (a gate failure does not hand its slot to the next team, as in the 2026 stage 1); `"eligible"` ranks only
+    the teams that passed every gate.
+    """
+
+    ranking_pool: Literal["all", "eligible"] = "all"
+    advance_best: int | None = Field(default=None, ge=0)
+    cut_lowest: int | None = Field(default=None, ge=0)
+    min_total: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    tie_at_cut: Literal["advance_all", "eliminate_all"] = "advance_all"
+
+
+class Robustness(_Strict):
+    draws: int = Field(default=2000, ge=0, le=200_000)
+    seed: int | None = Field(default=None, ge=0)
+    max_weight_change_pct: float = Field(default=100.0, gt=0, le=1000)
+
+
+TIE_BREAKER_RE = re.compile(r"^(criterion:[a-z0-9][a-z0-9_\-]*|team_order|lot)$")
+
+
+class Stage(_Strict):
+    id: str = Field(pattern=ID_PATTERN)
+    name: str = Field(min_length=1)
+    name_ko: str | None = None
+    start: dt.date
+    end: dt.date
+    appeal_days: int = Field(default=10, ge=0, le=365)
+    total_points: float | None = Field(default=None, gt=0)
+    precision: int = Field(default=2, ge=0, le=6)
+    criteria: list[Criterion] = Field(min_length=1)
+    gates: list[Gate] = Field(default_factory=list)
+    elimination: Elimination = Field(default_factory=Elimination)
+    tie_breakers: list[str] = Field(default_factory=list)
+    robustness: Robustness = Field(default_factory=Robustness)
+
+    @field_validator("tie_breakers")
+    @classmethod
+    def _tie_breaker_syntax(cls, v: list[str]) -> list[str]:
+        for item in v:
+            if not TIE_BREAKER_RE.match(item):
+                raise ValueError(f"unknown tie-breaker {item!r}; expected criterion:<id>, team_order or lot")
+        return v
+
+    @model_validator(mode="after")
+    def _consistency(self) -> Stage:
+        if self.end < self.start:
+            raise ValueError(f"stage {self.id!r} ends ({self.end}) before it starts ({self.start})")
+        seen: dict[str, str] = {}
+        sources: dict[str, str] = {}
+        for crit, _, _ in self.walk():
+            if crit.id in seen:
+                raise ValueError(f"criterion id {crit.id!r} is used twice in stage {self.id!r}")
+            seen[crit.id] = crit.id
+            if crit.source is not None:
+                if crit.source in sources:
+                    raise ValueError(f"source {crit.source!r} feeds both {sources[crit.source]!r} and {crit.id!r}; "
+                                     "give each criterion its own source")
+                sources[crit.source] = crit.id
+        for tb in self.tie_breakers:
+            if tb.startswith("criterion:") and tb.split(":", 1)[1] not in seen:
+                raise ValueError(f"tie-breaker {tb!r} names no criterion of stage {self.id!r}")
+        gate_ids = [g.id for g in self.gates]
+        dup = {g for g in gate_ids if gate_ids.count(g) > 1}
+        if dup:
+            raise ValueError(f"gate id {sorted(dup)[0]!r} is used twice in stage {self.id!r}")
+        if self.total_points is not None:
+            total = sum(c.points for c in self.criteria)
+            if abs(total - self.total_points) > 1e-9 * self.total_points:
+                raise ValueError(f"stage {self.id!r} declares total_points {self.total_points:g} but its criteria "
+                                 f"sum to {total:g}")
+        return self
+
+    def walk(self) -> Iterator[tuple[Criterion, int, str | None]]:
+        for top in self.criteria:
+            yield from top.walk()
+
+    def leaves(self) -> list[Criterion]:
+        return [c for c, _, _ in self.walk() if c.is_leaf]
+
+    def criterion(self, cid: str) -> Criterion:
+        for c, _, _ in self.walk():
+            if c.id == cid:
+                return c
+        raise KeyError(cid)
+
+    def score_sources(self) -> list[str]:
+        """Every source a score may be recorded under for this stage (leaves and min_score gates)."""
+        out = [c.source for c in self.leaves() if c.source]
+        out += [g.source for g in self.gates if g.source and g.source not in out]
+        return out
+
+    @property
+    def max_points(self) -> float:
+        return float(sum(c.points for c in self.criteria))
+
+
+class Program(_Strict):
+    program: ProgramInfo
+    teams: list[Team] = Field(min_length=1)
+    stages: list[Stage] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _references(self) -> Program:
+        for kind, items in (("team", self.teams), ("stage", self.stages)):
+            ids = [i.id for i in items]
+            dup = sorted({i for i in ids if ids.count(i) > 1})
+            if dup:
+                raise ValueError(f"{kind} id {dup[0]!r} is used twice")
+        stage_ids = [s.id for s in self.stages]
+        for team in self.teams:
+            if team.joins_at is not None and team.joins_at not in stage_ids:
+                raise ValueError(f"team {team.id!r} joins_at {team.joins_at!r}, which is not a stage "
+                                 f"(stages: {', '.join(stage_ids)})")
+        for earlier, later in zip(self.stages, self.stages[1:], strict=False):
+            if later.start < earlier.start:
+                raise ValueError(f"stage {later.id!r} starts before the stage listed before it ({earlier.id!r})")
+        return self
+
+    def stage(self, stage_id: str) -> Stage:
+        for s in self.stages:
+            if s.id == stage_id:
+                return s
+        raise KeyError(stage_id)
+
+    def team(self, team_id: str) -> Team:
+        for t in self.teams:
+            if t.id == team_id:
+                return t
+        raise KeyError(team_id)
+
+    def stage_index(self, stage_id: str) -> int:
+        return [s.id for s in self.stages].index(stage_id)

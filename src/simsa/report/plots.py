@@ -1,0 +1,203 @@
+"""Charts for the HTML report, drawn with matplotlib and returned as inline SVG markup.
+
+Text stays text in the SVG (`svg.fonttype = none`), so Korean renders with the reader's fonts and the
+report does not depend on fonts installed where it was generated.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import matplotlib
+from matplotlib.figure import Figure
+from matplotlib.patches import Patch
+from matplotlib.ticker import FuncFormatter
+
+from simsa.report.labels import label, stacked_label
+
+PALETTE = ["#2f5d8a", "#d08a2e", "#4f9a6e", "#8a62a8", "#c0504d", "#5f7686", "#b3963c", "#3f8f9a"]
+INK = "#1f2933"
+MUTED = "#6b7785"
+GRID = "#dde3ea"
+FLIP_COLOR = "#c0504d"
+WEIGHT_COLOR = "#2f5d8a"
+NONE_COLOR = "#cfd8e2"
+MAX_NAME = 34
+
+
+def _rc(salt: str) -> dict:
+    """Settings for one chart; the salt keeps SVG ids of the two charts on one page apart."""
+    return {
+        "svg.fonttype": "none",
+        "svg.hashsalt": salt,
+        "text.parse_math": False,
+        "font.size": 9.5,
+        "axes.edgecolor": GRID,
+        "axes.labelcolor": INK,
+        "xtick.color": MUTED,
+        "ytick.color": INK,
+        "axes.spines.top": False,
+        "axes.spines.right": False,
+        "hatch.color": "#ffffff",
+        "hatch.linewidth": 1.2,
+    }
+
+
+@contextmanager
+def _quiet(salt: str) -> Iterator[None]:
+    """Measuring Hangul with a Latin font warns once per glyph; the browser draws it, so silence that."""
+    with warnings.catch_warnings(), matplotlib.rc_context(_rc(salt)):
+        warnings.filterwarnings("ignore", message=r"Glyph \d+ .*missing from")
+        warnings.filterwarnings("ignore", message=r".*[Mm]issing from (current )?font")
+        yield
+
+
+def short(name: str, limit: int = MAX_NAME) -> str:
+    """Long team names would squeeze the bars; the tables carry the full name."""
+    name = " ".join(str(name).split())
+    return name if len(name) <= limit else name[: limit - 1].rstrip() + "…"
+
+
+def to_inline_svg(fig: Figure, title: str) -> str:
+    """Serialise a figure as an <svg> element fit for embedding: no XML prolog, metadata or fixed size."""
+    buf = io.StringIO()
+    fig.savefig(buf, format="svg", bbox_inches="tight", pad_inches=0.08, metadata={"Date": None})
+    svg = buf.getvalue()
+    svg = svg[svg.index("<svg"):]
+    svg = re.sub(r"<metadata>.*?</metadata>\s*", "", svg, flags=re.S)
+    svg = re.sub(r"<!--.*?-->\s*", "", svg, flags=re.S)
+    svg = svg.replace("*{stroke-linejoin", "svg.chart *{stroke-linejoin", 1)
+    root_end = svg.index(">")
+    root = re.sub(r'\s(width|height)="[^"]*"', "", svg[:root_end])
+    esc = title.replace("&", "&amp;").replace('"', "&quot;").replace("<", "&lt;").replace(">", "&gt;")
+    root += f' class="chart" role="img" aria-label="{esc}"'
+    return root + svg[root_end:].rstrip()
+
+
+def points_chart(rows: list[dict], categories: list[tuple[str, float | None]], lang: str) -> str:
+    """Stacked bars of points per top-level criterion, best team on top; eliminations hatched.
+
+    rows: {"name", "rank", "total", "points" (one per category), "eliminated", "failed_gates"}.
+    """
+    with _quiet("points"):
+        height = 1.3 + 0.42 * max(len(rows), 1)
+        fig = Figure(figsize=(9.2, height))
+        ax = fig.add_subplot()
+        _draw_points(ax, rows, categories, lang)
+        return to_inline_svg(fig, label("plot_points", lang))
+
+
+def _draw_points(ax, rows: list[dict], categories: list[tuple[str, float | None]], lang: str) -> None:
+    ys = list(range(len(rows)))[::-1]
+    for k, (_, _max) in enumerate(categories):
+        lefts = [sum(r["points"][:k]) for r in rows]
+        widths = [r["points"][k] for r in rows]
+        for y, left, width, row in zip(ys, lefts, widths, rows, strict=True):
+            ax.barh(y, width, left=left, height=0.62, color=PALETTE[k % len(PALETTE)],
+                    alpha=0.5 if row["eliminated"] else 1.0, hatch="///" if row["eliminated"] else None,
+                    edgecolor="white", linewidth=0.6)
+    scale = sum(m for _, m in categories if m) or max((r["total"] or 0 for r in rows), default=1) or 1
+    ax.set_xlim(0, scale * 1.02)
+    for y, row in zip(ys, rows, strict=True):
+        end = sum(row["points"])
+        text = f"{row['total']:.2f}" if row["total"] is not None else "—"
+        ax.text(end + scale * 0.01, y, text, va="center", ha="left", color=INK, fontsize=9, fontweight="bold")
+        ax.text(1.02, y, _status_note(row, lang), transform=ax.get_yaxis_transform(), va="center", ha="left",
+                fontsize=8.5, color=FLIP_COLOR if row["eliminated"] else "#2e7d4f")
+    ax.set_yticks(ys, [f"{r['rank']}. {short(r['name'])}" for r in rows])
+    ax.set_ylim(-0.6, len(rows) - 0.4)
+    ax.set_xlabel(label("points_axis", lang))
+    ax.grid(axis="x", color=GRID, linewidth=0.7)
+    ax.set_axisbelow(True)
+    ax.tick_params(axis="y", length=0)
+    handles = [Patch(color=PALETTE[k % len(PALETTE)], label=short(n, 40)) for k, (n, _) in enumerate(categories)]
+    handles.append(Patch(facecolor="#9aa7b4", hatch="///", edgecolor="white", label=label("eliminated", lang)))
+    ax.legend(handles=handles, loc="lower left", bbox_to_anchor=(0, 1.01), ncol=min(len(handles), 4),
+              frameon=False, fontsize=8.5, handlelength=1.4, columnspacing=1.4)
+
+
+def _status_note(row: dict, lang: str) -> str:
+    if not row["eliminated"]:
+        return "✓ " + label("advanced", lang)
+    note = "✗ " + label("eliminated", lang)
+    if row["failed_gates"]:
+        note += " — " + ", ".join(row["failed_gates"])
+    return note
+
+
+def robustness_chart(
+    flips: list[tuple[str, float | None]] | None,
+    weights: list[tuple[str, float | None, str]] | None,
+    searched_pct: float,
+    lang: str,
+) -> str | None:
+    """Two panels: per-team flip probability, per-category smallest decisive weight change.
+
+    Returns None when neither analysis exists, so the page can say so instead of drawing empty axes.
+    """
+    if flips is None and weights is None:
+        return None
+    with _quiet("robustness"):
+        n = max(len(flips or []), len(weights or []), 1)
+        fig = Figure(figsize=(9.2, 1.6 + 0.38 * n))
+        left, right = fig.subplots(1, 2, gridspec_kw={"wspace": 0.75})
+        _draw_flips(left, flips, lang)
+        _draw_weights(right, weights, searched_pct, lang)
+        return to_inline_svg(fig, label("plot_robustness", lang))
+
+
+def _not_computed(ax, title: str, lang: str) -> None:
+    ax.set_title(title, fontsize=9.5, color=INK, loc="left")
+    ax.text(0.5, 0.5, label("not_computed", lang), ha="center", va="center", color=MUTED, transform=ax.transAxes)
+    ax.set_axis_off()
+
+
+def _draw_flips(ax, flips: list[tuple[str, float | None]] | None, lang: str) -> None:
+    title = stacked_label("plot_flip_title", lang)
+    if not flips:
+        _not_computed(ax, title, lang)
+        return
+    ys = list(range(len(flips)))[::-1]
+    values = [(p or 0.0) * 100 for _, p in flips]
+    ax.barh(ys, values, height=0.6, color=FLIP_COLOR)
+    top = max(max(values) * 1.25, 10.0)
+    ax.set_xlim(0, min(top, 100.0) if max(values) < 80 else 118.0)
+    for y, (_, p), v in zip(ys, flips, values, strict=True):
+        text = "—" if p is None else (f"{v:.1f}%" if not 0 < v < 0.05 else "<0.1%")
+        ax.text(v + ax.get_xlim()[1] * 0.015, y, text, va="center", ha="left", fontsize=8.5, color=INK)
+    ax.set_yticks(ys, [short(n, 26) for n, _ in flips])
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x:.0f}%"))
+    _finish(ax, title, label("probability_axis", lang))
+
+
+def _draw_weights(ax, weights: list[tuple[str, float | None, str]] | None, searched: float, lang: str) -> None:
+    title = stacked_label("plot_weight_title", lang)
+    if not weights:
+        _not_computed(ax, title, lang)
+        return
+    ys = list(range(len(weights)))[::-1]
+    for y, (_, value, text) in zip(ys, weights, strict=True):
+        found = value is not None
+        width = value if found else searched
+        ax.barh(y, width, height=0.6, color=WEIGHT_COLOR if found else NONE_COLOR,
+                hatch=None if found else "..", edgecolor="white" if found else "#aab6c3", linewidth=0.5)
+        ax.text(width + searched * 0.015, y, text, va="center", ha="left", fontsize=8.5,
+                color=INK if found else MUTED)
+    ax.set_xlim(0, searched * 1.22)
+    ax.axvline(searched, color=MUTED, linewidth=0.8, linestyle=(0, (3, 3)))
+    ax.set_yticks(ys, [short(n, 26) for n, _, _ in weights])
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"±{x:.0f}%" if x else "0"))
+    _finish(ax, title, label("weight_change_axis", lang))
+
+
+def _finish(ax, title: str, xlabel: str) -> None:
+    ax.set_title(title, fontsize=9.5, color=INK, loc="left", pad=8)
+    ax.set_xlabel(xlabel)
+    ax.grid(axis="x", color=GRID, linewidth=0.7)
+    ax.set_axisbelow(True)
+    ax.tick_params(axis="y", length=0)
+    ax.set_ylim(-0.6, len(ax.get_yticks()) - 0.4)

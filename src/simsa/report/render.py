@@ -1,0 +1,705 @@
+"""Render a stage decision as Markdown, one self-contained HTML page, or JSON.
+
+Markdown and HTML are built from one view model so both formats always say the same thing; the JSON
+format re-emits the inputs untouched so anyone can re-check the published numbers.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from functools import lru_cache
+from typing import Any
+
+import jinja2
+from markupsafe import Markup
+
+from simsa.errors import InputError
+from simsa.report import plots
+from simsa.report.labels import LABELS, LANGS, label, label_parts, pick
+
+FORMATS = ("md", "html", "json")
+REPORT_SCHEMA = "simsa.report/1"
+DASH = "—"
+GATE_MARK = {True: "✓", False: "✗", None: DASH}
+
+
+def render_report(decision: dict, appeals: list[dict], history: list[dict], fmt: str, lang: str = "both") -> str:
+    """fmt in {"md","html","json"}; lang in {"en","ko","both"}. Returns the document text."""
+    if fmt not in FORMATS:
+        raise InputError(f"unknown report format {fmt!r}; expected one of {', '.join(FORMATS)}")
+    if lang not in LANGS:
+        raise InputError(f"unknown report language {lang!r}; expected one of {', '.join(LANGS)}")
+    appeals, history = list(appeals or []), list(history or [])
+    if fmt == "json":
+        return render_json(decision, appeals, history)
+    view = build_view(decision, appeals, history, lang)
+    if fmt == "md":
+        return render_markdown(view)
+    return render_html(view)
+
+
+def render_json(decision: dict, appeals: list[dict], history: list[dict]) -> str:
+    """Machine-readable report: the inputs verbatim, so the published record can be diffed and re-checked."""
+    doc = {"schema": REPORT_SCHEMA, "decision": decision, "appeals": appeals, "history": history}
+    return json.dumps(doc, ensure_ascii=False, indent=2, sort_keys=True)
+
+
+# ---------------------------------------------------------------- number formatting
+
+
+def _num(x: Any) -> float | None:
+    """Coerce a JSON number; anything else reads as missing rather than crashing the report."""
+    if isinstance(x, bool) or not isinstance(x, int | float):
+        return None
+    return float(x)
+
+
+def fmt_points(x: Any) -> str:
+    """Points with two decimals, as the published table rounds them."""
+    v = _num(x)
+    return DASH if v is None else f"{v:.2f}"
+
+
+def fmt_max(x: Any) -> str:
+    """A maximum without trailing zeros: 40, 12.5."""
+    v = _num(x)
+    return DASH if v is None else f"{v:.2f}".rstrip("0").rstrip(".")
+
+
+def fmt_prob(p: Any) -> str:
+    """A probability as a percentage that never rounds a real chance down to 0 % or up to 100 %."""
+    v = _num(p)
+    if v is None:
+        return DASH
+    pct = v * 100
+    if 0 < pct < 0.05:
+        return "<0.1%"
+    if 99.95 < pct < 100:
+        return ">99.9%"
+    return f"{pct:.1f}%"
+
+
+def fmt_change(pct: _Text, sign: str) -> str:
+    """A signed weight change in percent."""
+    v = _num(pct)
+    return DASH if v is None else f"{sign}{abs(v):.1f}%"
+
+
+# ---------------------------------------------------------------- view model
+
+
+def _ranked_teams(decision: dict) -> list[dict]:
+    """Teams best first; the decision is already sorted, the sort only guards hand-edited input."""
+    teams = [t for t in decision.get("teams") or [] if isinstance(t, dict)]
+    order = {id(t): i for i, t in enumerate(teams)}
+    return sorted(teams, key=lambda t: (_num(t.get("rank")) or float("inf"), order[id(t)]))
+
+
+def _criteria(decision: dict, lang: str) -> list[dict]:
+    out = []
+    for c in decision.get("criteria") or []:
+        out.append({
+            "id": c.get("id"),
+            "name": pick(c.get("name"), c.get("name_ko"), lang) or str(c.get("id")),
+            "max": c.get("points"),
+            "depth": int(_num(c.get("depth")) or 0),
+            "top": c.get("parent") is None,
+            "source": c.get("source"),
+        })
+    return out
+
+
+def _gate_ids(teams: list[dict]) -> list[str]:
+    ids: list[str] = []
+    for t in teams:
+        for gid in t.get("gates") or {}:
+            if gid not in ids:
+                ids.append(gid)
+    return ids
+
+
+def gate_name(gate_id: str, lang: str) -> str:
+    """Known gates get translated names; others show their id as written in the program file."""
+    key = f"gate_{gate_id}"
+    return label(key, lang) if key in LABELS else str(gate_id)
+
+
+def _gate_state(team: dict, gate_id: str) -> bool | None:
+    gate = (team.get("gates") or {}).get(gate_id)
+    if not isinstance(gate, dict) or gate.get("passed") is None:
+        return None
+    return bool(gate.get("passed"))
+
+
+def _failed_gates(team: dict) -> list[str]:
+    return [gid for gid in team.get("gates") or {} if _gate_state(team, gid) is False]
+
+
+def _reason_lines(team: dict, lang: str) -> list[str]:
+    en, ko = team.get("reason"), team.get("reason_ko")
+    lines = {"en": [en or ko], "ko": [ko or en], "both": [en, ko]}[lang]
+    return [str(s) for i, s in enumerate(lines) if s and s not in lines[:i]]
+
+
+class _Names:
+    """Display names for team ids, tolerant of ids that no longer appear in the ranking."""
+
+    def __init__(self, teams: list[dict], lang: str) -> None:
+        self.by_id = {t.get("team"): t for t in teams}
+        self.lang = lang
+
+    def __call__(self, team_id: Any) -> str:
+        team = self.by_id.get(team_id)
+        if team is None:
+            return str(team_id)
+        return pick(team.get("name"), team.get("name_ko"), self.lang) or str(team_id)
+
+    def many(self, ids: Any) -> list[str]:
+        return [self(i) for i in ids or []]
+
+
+def _status_label(status: Any, lang: str) -> str:
+    return label(status, lang) if status in ("advanced", "eliminated") else str(status or DASH)
+
+
+def _header(decision: dict, lang: str) -> dict:
+    program = decision.get("program") or {}
+    prog_en, prog_ko = program.get("name") or program.get("id"), program.get("name_ko")
+    stage_en = decision.get("stage_name") or decision.get("stage")
+    stage_ko = decision.get("stage_name_ko")
+    lines = {
+        "en": [f"{prog_en} — {stage_en}"],
+        "ko": [f"{prog_ko or prog_en} — {stage_ko or stage_en}"],
+        "both": [f"{prog_en} — {stage_en}", f"{prog_ko or prog_en} — {stage_ko or stage_en}"],
+    }[lang]
+    titles = [s for i, s in enumerate(lines) if s not in lines[:i]]
+    return {"title": titles[0], "subtitles": titles[1:], "meta": _meta_rows(decision, lang)}
+
+
+def _meta_rows(decision: dict, lang: str) -> list[tuple[str, str]]:
+    program = decision.get("program") or {}
+    did = decision.get("decision_id")
+    rows = [
+        (label("decision_id", lang), f"#{did}" if did is not None else label("dry_run", lang)),
+        (label("decided_at", lang), str(decision.get("decided_at") or DASH)),
+        (label("appeal_deadline", lang), str(decision.get("appeal_deadline") or DASH)),
+    ]
+    if decision.get("supersedes") is not None:
+        rows.append((label("supersedes", lang), f"#{decision['supersedes']}"))
+    if decision.get("appeal_id") is not None:
+        rows.append((label("caused_by_appeal", lang), f"#{decision['appeal_id']}"))
+    rows.append((label("program", lang), str(program.get("id") or DASH)))
+    rows.append((label("stage", lang), str(decision.get("stage") or DASH)))
+    rows.append((label("program_sha256", lang), str(program.get("sha256") or DASH)))
+    return rows
+
+
+def _leaderboard(teams: list[dict], top: list[dict], gate_ids: list[str], names: _Names, lang: str) -> list[dict]:
+    rows = []
+    for t in teams:
+        breakdown = t.get("breakdown") or {}
+        cells = []
+        for c in top:
+            b = breakdown.get(c["id"]) or {}
+            cells.append(f"{fmt_points(b.get('points'))} / {fmt_max(b.get('max', c['max']))}")
+        gates = [{"state": _gate_state(t, g), "mark": GATE_MARK[_gate_state(t, g)]} for g in gate_ids]
+        rows.append({
+            "rank": str(t.get("rank") if t.get("rank") is not None else DASH),
+            "team_id": str(t.get("team")),
+            "name": names(t.get("team")),
+            "total": fmt_points(t.get("total")),
+            "cells": cells,
+            "gates": gates,
+            "status": t.get("status"),
+            "status_label": _status_label(t.get("status"), lang),
+        })
+    return rows
+
+
+def _breakdown(teams: list[dict], criteria: list[dict]) -> list[dict]:
+    rows = []
+    for c in criteria:
+        points = [fmt_points(((t.get("breakdown") or {}).get(c["id"]) or {}).get("points")) for t in teams]
+        rows.append({**c, "max_text": fmt_max(c["max"]), "points": points})
+    return rows
+
+
+def _gate_details(teams: list[dict], names: _Names, lang: str) -> list[dict]:
+    out = []
+    for t in teams:
+        items = []
+        for gid, g in (t.get("gates") or {}).items():
+            g = g if isinstance(g, dict) else {}
+            state = _gate_state(t, gid)
+            items.append({
+                "name": gate_name(gid, lang),
+                "state": state,
+                "mark": GATE_MARK[state],
+                "result": {True: label("passed", lang), False: label("failed", lang), None: DASH}[state],
+                "evidence": str(g.get("evidence") or DASH),
+                "link": str(g["link"]) if g.get("link") else None,
+                "source": str(g["source"]) if g.get("source") else None,
+            })
+        out.append({"name": names(t.get("team")), "rank": str(t.get("rank") or DASH), "items": items})
+    return out
+
+
+def _rule_lines(elimination: dict, lang: str) -> list[list[str]]:
+    """One entry per rule, each holding the sentence in every requested language."""
+    rules = []
+    pool = elimination.get("ranking_pool")
+    if pool in ("all", "eligible"):
+        rules.append(label_parts(f"pool_{pool}", lang))
+    if elimination.get("advance_best") is not None:
+        rules.append(label_parts("rule_advance_best", lang, n=elimination["advance_best"]))
+    if elimination.get("cut_lowest") is not None:
+        rules.append(label_parts("rule_cut_lowest", lang, n=elimination["cut_lowest"]))
+    if elimination.get("min_total") is not None:
+        rules.append(label_parts("rule_min_total", lang, x=fmt_points(elimination["min_total"])))
+    tie = elimination.get("tie_at_cut")
+    if tie:
+        tie_text = LABELS["tie_advance_all"] if tie == "advance_all" else str(tie)
+        rules.append(label_parts("rule_tie_at_cut", lang, v=tie_text))
+    return rules
+
+
+def _decision(decision: dict, teams: list[dict], names: _Names, lang: str) -> dict:
+    by_id = names.by_id
+    advanced = decision.get("advanced")
+    if advanced is None:
+        advanced = [t.get("team") for t in teams if t.get("status") == "advanced"]
+    eliminated_ids = decision.get("eliminated")
+    if eliminated_ids is None:
+        eliminated_ids = [t.get("team") for t in teams if t.get("status") == "eliminated"]
+    eliminated = []
+    for tid in eliminated_ids:
+        t = by_id.get(tid) or {}
+        eliminated.append({
+            "name": names(tid),
+            "rank": str(t.get("rank") or DASH),
+            "total": fmt_points(t.get("total")),
+            "reason": _reason_lines(t, lang),
+        })
+    tie_breaks = [(names(t.get("team")), str(t["tie_break"])) for t in teams if t.get("tie_break")]
+    return {
+        "advanced": names.many(advanced),
+        "eliminated": eliminated,
+        "title_holders": names.many(decision.get("title_holders")),
+        "appeal_deadline": str(decision.get("appeal_deadline") or DASH),
+        "rules": _rule_lines(decision.get("elimination") or {}, lang),
+        "tie_breaks": tie_breaks,
+    }
+
+
+def _resampling(res: dict | None, teams: list[dict], names: _Names, lang: str) -> dict | None:
+    if not isinstance(res, dict):
+        return None
+    per_team = res.get("teams") or {}
+    rows = []
+    for t in teams:
+        r = per_team.get(t.get("team")) or {}
+        rows.append({
+            "name": names(t.get("team")),
+            "status": t.get("status"),
+            "status_label": _status_label(t.get("status"), lang),
+            "p_flip": fmt_prob(r.get("p_status_flip")),
+            "p_flip_value": _num(r.get("p_status_flip")),
+            "p_rank": fmt_prob(r.get("p_rank_change")),
+        })
+    facts = [
+        (label("draws", lang), str(res.get("draws") if res.get("draws") is not None else DASH)),
+        (label("seed", lang), str(res.get("seed") if res.get("seed") is not None else DASH)),
+        (label("sources_with_uncertainty", lang), str(res.get("sources_with_uncertainty", DASH))),
+        (label("sources_without_uncertainty", lang), str(res.get("sources_without_uncertainty", DASH))),
+    ]
+    return {
+        "p_decision": fmt_prob(res.get("p_decision_changes")),
+        "facts": facts,
+        "note": str(res["note"]) if res.get("note") else None,
+        "teams": rows,
+    }
+
+
+def _smallest_change(cat: dict) -> tuple[float | None, str]:
+    """The smaller of the two directions, with its sign, for the sensitivity chart and table."""
+    options = [(abs(v), s) for v, s in ((_num(cat.get("increase_pct")), "+"), (_num(cat.get("decrease_pct")), "−"))
+               if v is not None]
+    if not options:
+        return None, ""
+    value, sign = min(options)
+    return value, sign
+
+
+def _weights(w: dict | None, criteria: list[dict], names: _Names, lang: str) -> dict | None:
+    if not isinstance(w, dict):
+        return None
+    crit_names = {c["id"]: c["name"] for c in criteria}
+    searched = _num(w.get("searched_up_to_pct"))
+    searched_text = fmt_max(searched if searched is not None else 100.0)
+    none_text = label("none_within", lang, pct=searched_text)
+    rows = []
+    for cat in w.get("categories") or []:
+        value, sign = _smallest_change(cat)
+        rows.append({
+            "name": crit_names.get(cat.get("criterion"), str(cat.get("criterion"))),
+            "increase": fmt_change(cat.get("increase_pct"), "+"),
+            "decrease": fmt_change(cat.get("decrease_pct"), "−"),
+            "smallest_value": value,
+            "smallest": fmt_change(value, sign) if value is not None else f"> {searched_text}%",
+            "flips": ", ".join(names.many(cat.get("flips"))) or DASH,
+        })
+    min_abs = _num(w.get("min_abs_pct"))
+    return {
+        "rows": rows,
+        "min_abs": f"±{min_abs:.1f}%" if min_abs is not None else none_text,
+        "searched": f"±{searched_text}%",
+        "searched_value": searched if searched is not None else 100.0,
+        "method": str(w["method"]) if w.get("method") else None,
+    }
+
+
+def _cuts(cuts: Any, names: _Names, lang: str) -> list[dict] | None:
+    if not isinstance(cuts, list):
+        return None
+    rows = []
+    for c in cuts:
+        cause = c.get("cause")
+        cause_text = label(f"cause_{cause}", lang) if cause in ("points", "gate") else str(cause or DASH)
+        failed = [gate_name(g, lang) for g in c.get("gates_failed") or []]
+        if failed:
+            cause_text = f"{cause_text}: {', '.join(failed)}"
+        change = _num(c.get("min_weight_change_pct"))
+        rows.append({
+            "name": names(c.get("team")),
+            "cause": cause_text,
+            "margin": fmt_points(c.get("margin_points")),
+            "p_changes": fmt_prob(c.get("p_changes")),
+            "min_weight": f"±{change:.1f}%" if change is not None else DASH,
+        })
+    return rows
+
+
+def _robustness(decision: dict, teams: list[dict], criteria: list[dict], names: _Names, lang: str) -> dict:
+    rob = decision.get("robustness")
+    rob = rob if isinstance(rob, dict) else {}
+    view = {
+        "resampling": _resampling(rob.get("resampling"), teams, names, lang),
+        "weights": _weights(rob.get("weights"), criteria, names, lang),
+        "cuts": _cuts(rob.get("cuts"), names, lang),
+    }
+    view["available"] = any(v is not None for v in view.values())
+    return view
+
+
+def _appeals(appeals: list[dict], names: _Names, lang: str) -> list[dict]:
+    out = []
+    for a in sorted(appeals, key=lambda a: (_num(a.get("id")) or 0)):
+        status = a.get("status")
+        key = f"appeal_{status}"
+        new_id = a.get("new_decision_id")
+        out.append({
+            "id": str(a.get("id")),
+            "team": names(a.get("team")),
+            "filed_at": str(a.get("filed_at") or DASH),
+            "status": str(status),
+            "status_label": label(key, lang) if key in LABELS else str(status or DASH),
+            "grounds": str(a.get("grounds") or DASH),
+            "resolved_at": str(a.get("resolved_at") or DASH),
+            "resolution": str(a.get("resolution") or DASH),
+            "new_decision": f"#{new_id}" if new_id is not None else DASH,
+        })
+    return out
+
+
+def _history(history: list[dict], decision: dict, teams: list[dict], names: _Names, lang: str) -> list[dict]:
+    current = set(decision.get("advanced") or [t.get("team") for t in teams if t.get("status") == "advanced"])
+    out = []
+    for h in sorted(history, key=lambda h: (_num(h.get("decision_id")) or 0)):
+        before = set(h.get("advanced") or [])
+        known = before | set(h.get("eliminated") or [])
+        gained = [tid for tid in names.by_id if tid in current and tid not in before and tid in known]
+        lost = [tid for tid in names.by_id if tid in before and tid not in current]
+        changes = [f"{names(t)}: {label('now_advancing', lang)}" for t in gained]
+        changes += [f"{names(t)}: {label('now_eliminated', lang)}" for t in lost]
+        appeal = h.get("appeal_id")
+        out.append({
+            "id": f"#{h.get('decision_id')}",
+            "decided_at": str(h.get("decided_at") or DASH),
+            "advanced": ", ".join(names.many(h.get("advanced"))) or DASH,
+            "eliminated": ", ".join(names.many(h.get("eliminated"))) or DASH,
+            "appeal": f"#{appeal}" if appeal is not None else DASH,
+            "changes": "; ".join(changes) or label("unchanged", lang),
+        })
+    return out
+
+
+def build_view(decision: dict, appeals: list[dict], history: list[dict], lang: str) -> dict:
+    """Everything both document formats show, already localised and formatted, but not yet escaped."""
+    teams = _ranked_teams(decision)
+    names = _Names(teams, lang)
+    criteria = _criteria(decision, lang)
+    top = [c for c in criteria if c["top"]]
+    gate_ids = _gate_ids(teams)
+    return {
+        "lang": lang,
+        "html_lang": "en" if lang == "en" else "ko",
+        "example_data": bool(decision.get("example_data")),
+        "header": _header(decision, lang),
+        "top": top,
+        "gate_names": [gate_name(g, lang) for g in gate_ids],
+        "leaderboard": _leaderboard(teams, top, gate_ids, names, lang),
+        "team_names": [names(t.get("team")) for t in teams],
+        "breakdown": _breakdown(teams, criteria),
+        "gate_details": _gate_details(teams, names, lang),
+        "decision": _decision(decision, teams, names, lang),
+        "robustness": _robustness(decision, teams, criteria, names, lang),
+        "appeals": _appeals(appeals, names, lang),
+        "history": _history(history, decision, teams, names, lang),
+        "schema": str(decision.get("schema") or "simsa.decision/1"),
+        "_teams": teams,
+    }
+
+
+# ---------------------------------------------------------------- Markdown
+
+
+class _Text:
+    """Label lookup bound to one language, shared by the Markdown builder and the HTML template."""
+
+    def __init__(self, lang: str) -> None:
+        self.lang = lang
+
+    def __call__(self, key: str, **fields: Any) -> str:
+        return label(key, self.lang, **fields)
+
+    def parts(self, key: str, **fields: Any) -> list[str]:
+        return label_parts(key, self.lang, **fields)
+
+
+
+_MD_TAG = re.compile(r"<(?=[A-Za-z/!?])")
+_MD_SPECIAL = re.compile(r"([\\|`*\[])")
+
+
+def md_escape(text: _Text) -> str:
+    """Keep untrusted strings inert in Markdown: no tables broken by pipes, no raw HTML, no links."""
+    s = " ".join(str(text).split())
+    s = _MD_SPECIAL.sub(r"\\\1", s)
+    return _MD_TAG.sub(r"\\<", s)
+
+
+def _md_paragraphs(parts: list[str]) -> list[str]:
+    """One paragraph per language, so a bilingual note never runs two languages together."""
+    out: list[str] = []
+    for p in parts:
+        out += [p, ""]
+    return out
+
+
+def _md_table(header: list[str], rows: list[list[str]], align: str) -> list[str]:
+    """A GitHub-style table; `align` holds one of l, r, c per column."""
+    rule = {"l": ":---", "r": "---:", "c": ":---:"}
+    lines = ["| " + " | ".join(md_escape(h) for h in header) + " |"]
+    lines.append("| " + " | ".join(rule[a] for a in align) + " |")
+    lines += ["| " + " | ".join(md_escape(c) for c in row) + " |" for row in rows]
+    return lines
+
+
+def _md_header(v: dict, t: _Text) -> list[str]:
+    h = v["header"]
+    out = [f"# {md_escape(h['title'])}", ""]
+    out += [f"**{md_escape(s)}**" for s in h["subtitles"]]
+    out += ["", f"*{t('report_title')}*", ""]
+    if v["example_data"]:
+        out += [f"> **⚠ {t('example_notice')}**", *[f">\n> {p}" for p in t.parts("example_detail")], ""]
+    out += [f"## {t('summary')}", ""]
+    out += [f"- **{k}**: {md_escape(val)}" for k, val in h["meta"]]
+    return [*out, ""]
+
+
+def _md_leaderboard(v: dict, t: _Text) -> list[str]:
+    header = [t("rank"), t("team"), t("total"), *[c["name"] for c in v["top"]], *v["gate_names"], t("status")]
+    align = "rlr" + "r" * len(v["top"]) + "c" * len(v["gate_names"]) + "l"
+    rows = [[r["rank"], r["name"], r["total"], *r["cells"], *[g["mark"] for g in r["gates"]], r["status_label"]]
+            for r in v["leaderboard"]]
+    return [f"## {t('leaderboard')}", "", *_md_table(header, rows, align), "", *_md_paragraphs(t.parts("leaderboard_note"))]
+
+
+def _md_breakdown(v: dict, t: _Text) -> list[str]:
+    if not v["breakdown"]:
+        return []
+    header = [t("criterion"), t("max_points"), *v["team_names"]]
+    rows = []
+    for c in v["breakdown"]:
+        indent = "\u00a0\u00a0" * max(c["depth"] - 1, 0) + ("↳ " if c["depth"] else "")
+        rows.append([indent + c["name"], c["max_text"], *c["points"]])
+    align = "lr" + "r" * len(v["team_names"])
+    return [f"## {t('points_by_criterion')}", "", *_md_table(header, rows, align), ""]
+
+
+def _md_gates(v: dict, t: _Text) -> list[str]:
+    out = [f"## {t('gate_results')}", ""]
+    for team in v["gate_details"]:
+        out += [f"### {md_escape(team['rank'])}. {md_escape(team['name'])}", ""]
+        if not team["items"]:
+            out += [t("no_gates"), ""]
+            continue
+        for g in team["items"]:
+            out.append(f"- {g['mark']} **{md_escape(g['name'])}** ({g['result']}): {md_escape(g['evidence'])}")
+            extra = [f"{t('source')}: {md_escape(g['source'])}" if g["source"] else "",
+                     f"{t('link')}: {md_escape(g['link'])}" if g["link"] else ""]
+            if any(extra):
+                out.append("  " + " · ".join(e for e in extra if e))
+        out.append("")
+    return out
+
+
+def _md_decision(v: dict, t: _Text) -> list[str]:
+    d = v["decision"]
+    none = t("none")
+    out = [f"## {t('decision')}", ""]
+    out.append(f"- **{t('advancing_teams')}**: {md_escape(', '.join(d['advanced']) or none)}")
+    out.append(f"- **{t('eliminated_teams')}**:{'' if d['eliminated'] else ' ' + none}")
+    for e in d["eliminated"]:
+        out.append(f"  - **{md_escape(e['name'])}** ({t('rank')} {md_escape(e['rank'])}, "
+                   f"{t('total')} {e['total']})")
+        out += [f"    - {md_escape(line)}" for line in e["reason"]]
+    out.append(f"- **{t('title_holders')}**: {md_escape(', '.join(d['title_holders']) or none)}")
+    out.append(f"- **{t('appeal_deadline')}**: {md_escape(d['appeal_deadline'])}")
+    if d["rules"]:
+        out.append(f"- **{t('elimination_rule')}**:")
+        out += ["  - " + "\n    ".join(rule) for rule in d["rules"]]
+    for name, text in d["tie_breaks"]:
+        out.append(f"- **{t('tie_breaks')}** — {md_escape(name)}: {md_escape(text)}")
+    return [*out, ""]
+
+
+def _md_robustness(v: dict, t: _Text) -> list[str]:
+    r = v["robustness"]
+    out = [f"## {t('robustness')}", ""]
+    if not r["available"]:
+        return [*out, t("robustness_missing"), ""]
+    out += [f"### {t('resampling')}", ""]
+    res = r["resampling"]
+    if res is None:
+        out += [t("not_computed"), ""]
+    else:
+        out += [f"**{t('p_decision_changes')}: {res['p_decision']}**", ""]
+        out += [f"- {k}: {md_escape(val)}" for k, val in res["facts"]]
+        if res["note"]:
+            out.append(f"- {t('note')}: {md_escape(res['note'])}")
+        rows = [[x["name"], x["status_label"], x["p_flip"], x["p_rank"]] for x in res["teams"]]
+        out += ["", *_md_table([t("team"), t("status"), t("p_status_flip"), t("p_rank_change")], rows, "llrr"), ""]
+    out += _md_weights(r["weights"], t)
+    out += [f"### {t('cuts')}", ""]
+    if r["cuts"] is None:
+        return [*out, t("not_computed"), ""]
+    rows = [[c["name"], c["cause"], c["margin"], c["p_changes"], c["min_weight"]] for c in r["cuts"]]
+    header = [t("team"), t("cause"), t("margin_points"), t("p_changes"), t("min_weight_change")]
+    return [*out, *_md_table(header, rows, "llrrr"), ""]
+
+
+def _md_weights(w: dict | None, t: _Text) -> list[str]:
+    out = [f"### {t('weights')}", ""]
+    if w is None:
+        return [*out, t("not_computed"), ""]
+    out += [f"**{t('min_abs_pct')}: {w['min_abs']}**", "", *_md_paragraphs(t.parts("weights_intro"))]
+    rows = [[x["name"], x["increase"], x["decrease"], x["smallest"], x["flips"]] for x in w["rows"]]
+    header = [t("criterion"), t("weight_increase"), t("weight_decrease"), t("smallest_change"), t("flips")]
+    out += [*_md_table(header, rows, "lrrrl"), "", f"- {t('searched_range')}: {w['searched']}"]
+    if w["method"]:
+        out.append(f"- {t('method')}: {md_escape(w['method'])}")
+    return [*out, ""]
+
+
+def _md_appeals(v: dict, t: _Text) -> list[str]:
+    out = [f"## {t('appeals')}", ""]
+    if not v["appeals"]:
+        return [*out, t("no_appeals"), ""]
+    for a in v["appeals"]:
+        out += [f"### {t('appeal')} #{md_escape(a['id'])} — {md_escape(a['team'])} — {a['status_label']}", ""]
+        out += [
+            f"- **{t('filed_at')}**: {md_escape(a['filed_at'])}",
+            f"- **{t('grounds')}**: {md_escape(a['grounds'])}",
+            f"- **{t('resolved_at')}**: {md_escape(a['resolved_at'])}",
+            f"- **{t('resolution')}**: {md_escape(a['resolution'])}",
+            f"- **{t('new_decision')}**: {md_escape(a['new_decision'])}",
+            "",
+        ]
+    return out
+
+
+def _md_history(v: dict, t: _Text) -> list[str]:
+    out = [f"## {t('history')}", ""]
+    if not v["history"]:
+        return [*out, t("no_history"), ""]
+    header = [t("decision_id"), t("decided_at"), t("advancing_teams"), t("eliminated_teams"), t("appeal"),
+              t("changes_since")]
+    rows = [[h["id"], h["decided_at"], h["advanced"], h["eliminated"], h["appeal"], h["changes"]]
+            for h in v["history"]]
+    return [*out, *_md_table(header, rows, "llllll"), ""]
+
+
+def render_markdown(view: dict) -> str:
+    """Plain-text-readable Markdown: tables and lists only, so it reads the same raw or rendered."""
+    t = _Text(view["lang"])
+    parts = [_md_header, _md_leaderboard, _md_breakdown, _md_gates, _md_decision, _md_robustness,
+             _md_appeals, _md_history]
+    lines: list[str] = []
+    for part in parts:
+        lines += part(view, t)
+    lines += ["---", "", f"{t('generated_by')} · {md_escape(view['schema'])} → {REPORT_SCHEMA}"]
+    return "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------- HTML
+
+
+@lru_cache(maxsize=1)
+def _environment() -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.PackageLoader("simsa.report", "templates"),
+        autoescape=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        undefined=jinja2.StrictUndefined,
+    )
+
+
+def _plot_markup(view: dict) -> dict[str, Markup | None]:
+    """Charts as inline SVG; matplotlib escapes every text node, so the markup is safe to embed."""
+    lang = view["lang"]
+    points = plots.points_chart(_points_rows(view), [(c["name"], c["max"]) for c in view["top"]], lang)
+    rob = view["robustness"]
+    flips = None
+    if rob["resampling"] is not None:
+        flips = [(x["name"], x["p_flip_value"]) for x in rob["resampling"]["teams"]]
+    weights = None
+    if rob["weights"] is not None:
+        weights = [(x["name"], x["smallest_value"], x["smallest"]) for x in rob["weights"]["rows"]]
+    searched = rob["weights"]["searched_value"] if rob["weights"] else 100.0
+    robustness = plots.robustness_chart(flips, weights, searched, lang)
+    return {"points": Markup(points), "robustness": Markup(robustness) if robustness else None}
+
+
+def _points_rows(view: dict) -> list[dict]:
+    rows = []
+    for team, row in zip(view["_teams"], view["leaderboard"], strict=True):
+        breakdown = team.get("breakdown") or {}
+        rows.append({
+            "name": row["name"],
+            "rank": row["rank"],
+            "total": _num(team.get("total")),
+            "points": [_num((breakdown.get(c["id"]) or {}).get("points")) or 0.0 for c in view["top"]],
+            "eliminated": team.get("status") == "eliminated",
+            "failed_gates": [gate_name(g, view["lang"]) for g in _failed_gates(team)],
+        })
+    return rows
+
+
+def render_html(view: dict) -> str:
+    """One offline page: inline CSS and SVG, no scripts, every untrusted string autoescaped."""
+    template = _environment().get_template("report.html.j2")
+    t = _Text(view["lang"])
+    return template.render(v=view, t=t, plots=_plot_markup(view), report_schema=REPORT_SCHEMA)

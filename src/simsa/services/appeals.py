@@ -1,0 +1,84 @@
+"""Appeals: filed within the stage's window against the decision in force; an upheld appeal re-decides."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from simsa.audit.log import append, now_utc
+from simsa.errors import InputError
+from simsa.program.loader import LoadedProgram
+from simsa.services import decisions
+from simsa.store.models import Appeal, AppealResolution, Decision
+
+
+def file(session: Session, loaded: LoadedProgram, stage_id: str, team_id: str, grounds: str, actor: str,
+         at: dt.datetime | None = None) -> Appeal:
+    key = loaded.program.program.id
+    decision = decisions.get(session, key, stage_id)
+    body = decisions.body(decision)
+    if team_id not in [t["team"] for t in body["teams"]]:
+        raise InputError(f"team {team_id!r} did not take part in decision {decision.id} of stage {stage_id!r}")
+    if not grounds.strip():
+        raise InputError("an appeal needs grounds")
+    when = at or now_utc()
+    deadline = dt.date.fromisoformat(body["appeal_deadline"])
+    if when.astimezone(dt.UTC).date() > deadline:
+        raise InputError(f"the appeal window of stage {stage_id!r} closed on {deadline.isoformat()} "
+                         f"({loaded.program.stage(stage_id).appeal_days} days after decision {decision.id})")
+    row = Appeal(decision_id=decision.id, team_id=team_id, grounds=grounds.strip(), filed_at=when, filed_by=actor)
+    session.add(row)
+    append(session, actor=actor, action="appeal.file", row=row, at=when)
+    return row
+
+
+def resolve(session: Session, loaded: LoadedProgram, appeal_id: int, upheld: bool, reason: str, actor: str,
+            at: dt.datetime | None = None) -> tuple[AppealResolution, dict | None]:
+    """Reject, or uphold and re-decide the stage on the data now recorded (corrections entered beforehand)."""
+    appeal = session.get(Appeal, appeal_id)
+    if appeal is None:
+        raise InputError(f"no appeal {appeal_id}")
+    decision = session.get(Decision, appeal.decision_id)
+    assert decision is not None
+    if decision.program_key != loaded.program.program.id:
+        raise InputError(f"appeal {appeal_id} belongs to program {decision.program_key!r}")
+    done = session.execute(select(AppealResolution).where(AppealResolution.appeal_id == appeal_id)).scalar_one_or_none()
+    if done is not None:
+        raise InputError(f"appeal {appeal_id} was already resolved ({done.outcome}) on {done.resolved_at:%Y-%m-%d}")
+    if not reason.strip():
+        raise InputError("resolving an appeal needs a reason")
+    new: dict | None = None
+    if upheld:
+        new = decisions.decide_and_store(session, loaded, decision.stage_id, actor, at=at, appeal_id=appeal_id,
+                                         reason=f"appeal {appeal_id} upheld: {reason.strip()}")
+    row = AppealResolution(appeal_id=appeal_id, outcome="upheld" if upheld else "rejected", reason=reason.strip(),
+                           resolved_at=at or now_utc(), resolved_by=actor,
+                           new_decision_id=new["decision_id"] if new else None)
+    session.add(row)
+    append(session, actor=actor, action="appeal.resolve", row=row)
+    return row, new
+
+
+def listing(session: Session, key: str, stage_id: str) -> list[dict]:
+    """Appeals against any decision of the stage, with their resolution."""
+    rows = session.execute(select(Appeal, AppealResolution).join(Decision, Decision.id == Appeal.decision_id)
+                           .outerjoin(AppealResolution, AppealResolution.appeal_id == Appeal.id)
+                           .where(Decision.program_key == key, Decision.stage_id == stage_id)
+                           .order_by(Appeal.id)).all()
+    out = []
+    for appeal, res in rows:
+        out.append({
+            "id": appeal.id, "decision_id": appeal.decision_id, "team": appeal.team_id, "grounds": appeal.grounds,
+            "filed_at": _iso(appeal.filed_at), "status": res.outcome if res else "pending",
+            "resolved_at": _iso(res.resolved_at) if res else None, "resolution": res.reason if res else None,
+            "new_decision_id": res.new_decision_id if res else None,
+        })
+    return out
+
+
+def _iso(value: dt.datetime) -> str:
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=dt.UTC)
+    return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -1,0 +1,114 @@
+"""Shared pytest fixtures.
+
+Database tests take the ``db_url`` fixture and run once per backend:
+
+* ``sqlite``   -- a fresh database file under the test's ``tmp_path``;
+* ``postgres`` -- a fresh database on the PostgreSQL test server named by
+  ``SIMSA_TEST_POSTGRES_URL`` (start one with ``scripts/pg-test-server start``;
+  ``make test`` does this for you).
+
+Without ``SIMSA_TEST_POSTGRES_URL`` the postgres variants are skipped, unless
+``SIMSA_REQUIRE_POSTGRES=1`` is set, in which case they fail.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import OperationalError
+
+POSTGRES_URL_ENV = "SIMSA_TEST_POSTGRES_URL"
+REQUIRE_POSTGRES_ENV = "SIMSA_REQUIRE_POSTGRES"
+PER_TEST_DB_PREFIX = "simsa_t_"
+
+
+def _truthy(value: str | None) -> bool:
+    return (value or "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _render(url: URL) -> str:
+    """URL as a string, password included (``str(url)`` masks it)."""
+    return url.render_as_string(hide_password=False)
+
+
+# --------------------------------------------------------------------------- postgres server
+
+
+@pytest.fixture(scope="session")
+def pg_admin_url() -> str:
+    """Admin URL of the PostgreSQL test server, from ``SIMSA_TEST_POSTGRES_URL``.
+
+    Skips when the variable is unset (fails instead under ``SIMSA_REQUIRE_POSTGRES=1``);
+    fails when the server does not answer.
+    """
+    url = os.environ.get(POSTGRES_URL_ENV, "").strip()
+    if not url:
+        reason = f"PostgreSQL tests need a server: set {POSTGRES_URL_ENV} or run `make test`"
+        if _truthy(os.environ.get(REQUIRE_POSTGRES_ENV)):
+            pytest.fail(f"{reason} ({REQUIRE_POSTGRES_ENV} is set, so this is not skipped)", pytrace=False)
+        pytest.skip(reason)
+    engine = create_engine(url, connect_args={"connect_timeout": 10})
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+    except OperationalError as exc:
+        pytest.fail(
+            f"cannot connect to {POSTGRES_URL_ENV}={make_url(url)!s}: {exc.orig}\n"
+            "start the server with `scripts/pg-test-server start`",
+            pytrace=False,
+        )
+    finally:
+        engine.dispose()
+    return url
+
+
+@pytest.fixture(scope="session")
+def pg_admin_engine(pg_admin_url: str) -> Iterator[Engine]:
+    """AUTOCOMMIT engine on the admin database, for CREATE/DROP DATABASE and similar."""
+    engine = create_engine(pg_admin_url, isolation_level="AUTOCOMMIT")
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture
+def pg_database_url(pg_admin_url: str, pg_admin_engine: Engine) -> Iterator[str]:
+    """URL of a fresh, uniquely named PostgreSQL database, dropped after the test."""
+    name = f"{PER_TEST_DB_PREFIX}{uuid.uuid4().hex[:12]}"
+    with pg_admin_engine.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield _render(make_url(pg_admin_url).set(database=name))
+    finally:
+        # FORCE ends connections the test left open (PostgreSQL 13+).
+        with pg_admin_engine.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+# --------------------------------------------------------------------------- any backend
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    """URL of a fresh SQLite database file under the test's ``tmp_path``."""
+    return f"sqlite:///{tmp_path / 'simsa.db'}"
+
+
+@pytest.fixture(
+    params=[
+        pytest.param("sqlite", id="sqlite"),
+        pytest.param("postgres", id="postgres", marks=pytest.mark.postgres),
+    ]
+)
+def db_url(request: pytest.FixtureRequest) -> str:
+    """URL of an empty database, once per backend (ids ``sqlite`` and ``postgres``)."""
+    if request.param == "sqlite":
+        return request.getfixturevalue("sqlite_url")
+    return request.getfixturevalue("pg_database_url")
