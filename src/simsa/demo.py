@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import json
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -147,8 +148,6 @@ def run_demo(workdir: Path, step: Callable[[str], None] = lambda _msg: None) -> 
             path.write_text(render_report(decision, appeals, [], fmt), encoding="utf-8")
             files_written[fmt] = str(path)
         audit_path = workdir / "audit.json"
-        import json
-
         audit_path.write_text(json.dumps(exported, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
         files_written["audit"] = str(audit_path)
         files_written["program"] = program_ref

@@ -10,7 +10,6 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from simsa.cli.output import console, emit_json
 from simsa.cli.stage_cmd import print_decision
-from simsa.demo import run_demo
 
 DEFAULT_WORKDIR = "simsa-demo"
 
@@ -20,6 +19,8 @@ def demo(
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Load the example programme, record example scores, decide stage 1, verify the audit log, write reports."""
+    from simsa.demo import run_demo  # imports the report renderer (matplotlib) only when needed
+
     path = Path(workdir).resolve()
     if not as_json:
         console.print(f"simsa demo — working directory: [bold]{path}[/] (database {path / 'simsa.db'})")

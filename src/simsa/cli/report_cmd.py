@@ -9,7 +9,6 @@ import typer
 
 from simsa.cli.context import STATE
 from simsa.cli.output import console, emit_json
-from simsa.report.render import render_report
 from simsa.services import appeals as appeal_service
 from simsa.services import decisions as decision_service
 from simsa.services import programs
@@ -29,6 +28,8 @@ def report_inputs(session, program: str, stage: str, decision_id: int | None = N
 
 
 def write_report(session, program: str, stage: str, fmt: str, output: str, lang: str = "both") -> Path:  # type: ignore[no-untyped-def]
+    from simsa.report.render import render_report  # matplotlib is slow to import; only load it when rendering
+
     decision, appeals, history = report_inputs(session, program, stage)
     text = render_report(decision, appeals, history, fmt, lang)
     path = Path(output)

@@ -183,15 +183,19 @@ def stacked_label(key: str, lang: str) -> str:
     return "\n".join(label_parts(key, lang))
 
 
-def pick(en: object, ko: object, lang: str) -> str:
-    """Choose between a data string and its Korean variant, falling back to whichever exists."""
+def pick_parts(en: object, ko: object, lang: str) -> list[str]:
+    """A data string and its Korean variant as the language asks, falling back to whichever exists."""
     en_s = "" if en is None else str(en)
     ko_s = "" if ko is None else str(ko)
     if lang == "en":
-        return en_s or ko_s
-    if lang == "ko":
-        return ko_s or en_s
-    if en_s and ko_s and en_s != ko_s:
-        return f"{en_s}{SEPARATOR}{ko_s}"
-    return en_s or ko_s
+        parts = [en_s or ko_s]
+    elif lang == "ko":
+        parts = [ko_s or en_s]
+    else:
+        parts = [en_s, ko_s] if en_s and ko_s and en_s != ko_s else [en_s or ko_s]
+    return [p for p in parts if p]
 
+
+def pick(en: object, ko: object, lang: str) -> str:
+    """Like `pick_parts`, joined on one line."""
+    return SEPARATOR.join(pick_parts(en, ko, lang))

@@ -35,7 +35,7 @@ def _rc(salt: str) -> dict:
         "svg.fonttype": "none",
         "svg.hashsalt": salt,
         "text.parse_math": False,
-        "font.size": 9.5,
+        "font.size": 10,
         "axes.edgecolor": GRID,
         "axes.labelcolor": INK,
         "xtick.color": MUTED,
@@ -107,7 +107,7 @@ def _draw_points(ax, rows: list[dict], categories: list[tuple[str, float | None]
         text = f"{row['total']:.2f}" if row["total"] is not None else "—"
         ax.text(end + scale * 0.01, y, text, va="center", ha="left", color=INK, fontsize=9, fontweight="bold")
         ax.text(1.02, y, _status_note(row, lang), transform=ax.get_yaxis_transform(), va="center", ha="left",
-                fontsize=8.5, color=FLIP_COLOR if row["eliminated"] else "#2e7d4f")
+                fontsize=9, color=FLIP_COLOR if row["eliminated"] else "#2e7d4f")
     ax.set_yticks(ys, [f"{r['rank']}. {short(r['name'])}" for r in rows])
     ax.set_ylim(-0.6, len(rows) - 0.4)
     ax.set_xlabel(label("points_axis", lang))
@@ -117,7 +117,7 @@ def _draw_points(ax, rows: list[dict], categories: list[tuple[str, float | None]
     handles = [Patch(color=PALETTE[k % len(PALETTE)], label=short(n, 40)) for k, (n, _) in enumerate(categories)]
     handles.append(Patch(facecolor="#9aa7b4", hatch="///", edgecolor="white", label=label("eliminated", lang)))
     ax.legend(handles=handles, loc="lower left", bbox_to_anchor=(0, 1.01), ncol=min(len(handles), 4),
-              frameon=False, fontsize=8.5, handlelength=1.4, columnspacing=1.4)
+              frameon=False, fontsize=9, handlelength=1.4, columnspacing=1.4)
 
 
 def _status_note(row: dict, lang: str) -> str:
@@ -145,8 +145,8 @@ def robustness_chart(
         n = max(len(flips or []), len(weights or []), 1)
         fig = Figure(figsize=(9.2, 1.6 + 0.38 * n))
         left, right = fig.subplots(1, 2, gridspec_kw={"wspace": 0.75})
-        _draw_flips(left, flips, lang)
-        _draw_weights(right, weights, searched_pct, lang)
+        _draw_flips(left, flips, lang, n)
+        _draw_weights(right, weights, searched_pct, lang, n)
         return to_inline_svg(fig, label("plot_robustness", lang))
 
 
@@ -156,7 +156,7 @@ def _not_computed(ax, title: str, lang: str) -> None:
     ax.set_axis_off()
 
 
-def _draw_flips(ax, flips: list[tuple[str, float | None]] | None, lang: str) -> None:
+def _draw_flips(ax, flips: list[tuple[str, float | None]] | None, lang: str, rows: int) -> None:
     title = stacked_label("plot_flip_title", lang)
     if not flips:
         _not_computed(ax, title, lang)
@@ -168,13 +168,15 @@ def _draw_flips(ax, flips: list[tuple[str, float | None]] | None, lang: str) -> 
     ax.set_xlim(0, min(top, 100.0) if max(values) < 80 else 118.0)
     for y, (_, p), v in zip(ys, flips, values, strict=True):
         text = "—" if p is None else (f"{v:.1f}%" if not 0 < v < 0.05 else "<0.1%")
-        ax.text(v + ax.get_xlim()[1] * 0.015, y, text, va="center", ha="left", fontsize=8.5, color=INK)
+        ax.text(v + ax.get_xlim()[1] * 0.015, y, text, va="center", ha="left", fontsize=9, color=INK)
     ax.set_yticks(ys, [short(n, 26) for n, _ in flips])
     ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x:.0f}%"))
-    _finish(ax, title, label("probability_axis", lang))
+    _finish(ax, title, label("probability_axis", lang), rows)
 
 
-def _draw_weights(ax, weights: list[tuple[str, float | None, str]] | None, searched: float, lang: str) -> None:
+def _draw_weights(
+    ax, weights: list[tuple[str, float | None, str]] | None, searched: float, lang: str, rows: int
+) -> None:
     title = stacked_label("plot_weight_title", lang)
     if not weights:
         _not_computed(ax, title, lang)
@@ -185,19 +187,21 @@ def _draw_weights(ax, weights: list[tuple[str, float | None, str]] | None, searc
         width = value if found else searched
         ax.barh(y, width, height=0.6, color=WEIGHT_COLOR if found else NONE_COLOR,
                 hatch=None if found else "..", edgecolor="white" if found else "#aab6c3", linewidth=0.5)
-        ax.text(width + searched * 0.015, y, text, va="center", ha="left", fontsize=8.5,
+        ax.text(width + searched * 0.015, y, text, va="center", ha="left", fontsize=9,
                 color=INK if found else MUTED)
     ax.set_xlim(0, searched * 1.22)
     ax.axvline(searched, color=MUTED, linewidth=0.8, linestyle=(0, (3, 3)))
     ax.set_yticks(ys, [short(n, 26) for n, _, _ in weights])
     ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"±{x:.0f}%" if x else "0"))
-    _finish(ax, title, label("weight_change_axis", lang))
+    _finish(ax, title, label("weight_change_axis", lang), rows)
 
 
-def _finish(ax, title: str, xlabel: str) -> None:
+def _finish(ax, title: str, xlabel: str, rows: int) -> None:
+    """Shared styling; bars keep one thickness in both panels, centred when a panel has fewer rows."""
     ax.set_title(title, fontsize=9.5, color=INK, loc="left", pad=8)
     ax.set_xlabel(xlabel)
     ax.grid(axis="x", color=GRID, linewidth=0.7)
     ax.set_axisbelow(True)
     ax.tick_params(axis="y", length=0)
-    ax.set_ylim(-0.6, len(ax.get_yticks()) - 0.4)
+    pad = (rows - len(ax.get_yticks())) / 2
+    ax.set_ylim(-0.6 - pad, len(ax.get_yticks()) - 0.4 + pad)

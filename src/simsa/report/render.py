@@ -16,7 +16,7 @@ from markupsafe import Markup
 
 from simsa.errors import InputError
 from simsa.report import plots
-from simsa.report.labels import LABELS, LANGS, label, label_parts, pick
+from simsa.report.labels import LABELS, LANGS, SEPARATOR, label, label_parts, pick, pick_parts
 
 FORMATS = ("md", "html", "json")
 REPORT_SCHEMA = "simsa.report/1"
@@ -102,6 +102,7 @@ def _criteria(decision: dict, lang: str) -> list[dict]:
         out.append({
             "id": c.get("id"),
             "name": pick(c.get("name"), c.get("name_ko"), lang) or str(c.get("id")),
+            "name_parts": pick_parts(c.get("name"), c.get("name_ko"), lang) or [str(c.get("id"))],
             "max": c.get("points"),
             "depth": int(_num(c.get("depth")) or 0),
             "top": c.get("parent") is None,
@@ -150,10 +151,13 @@ class _Names:
         self.lang = lang
 
     def __call__(self, team_id: Any) -> str:
+        return SEPARATOR.join(self.parts(team_id))
+
+    def parts(self, team_id: Any) -> list[str]:
         team = self.by_id.get(team_id)
         if team is None:
-            return str(team_id)
-        return pick(team.get("name"), team.get("name_ko"), self.lang) or str(team_id)
+            return [str(team_id)]
+        return pick_parts(team.get("name"), team.get("name_ko"), self.lang) or [str(team_id)]
 
     def many(self, ids: Any) -> list[str]:
         return [self(i) for i in ids or []]
@@ -208,6 +212,7 @@ def _leaderboard(teams: list[dict], top: list[dict], gate_ids: list[str], names:
             "rank": str(t.get("rank") if t.get("rank") is not None else DASH),
             "team_id": str(t.get("team")),
             "name": names(t.get("team")),
+            "name_parts": names.parts(t.get("team")),
             "total": fmt_points(t.get("total")),
             "cells": cells,
             "gates": gates,
@@ -241,7 +246,7 @@ def _gate_details(teams: list[dict], names: _Names, lang: str) -> list[dict]:
                 "link": str(g["link"]) if g.get("link") else None,
                 "source": str(g["source"]) if g.get("source") else None,
             })
-        out.append({"name": names(t.get("team")), "rank": str(t.get("rank") or DASH), "items": items})
+        out.append({"name": names(t.get("team")), "name_parts": names.parts(t.get("team")), "rank": str(t.get("rank") or DASH), "items": items})
     return out
 
 
@@ -277,6 +282,7 @@ def _decision(decision: dict, teams: list[dict], names: _Names, lang: str) -> di
         t = by_id.get(tid) or {}
         eliminated.append({
             "name": names(tid),
+            "name_parts": names.parts(tid),
             "rank": str(t.get("rank") or DASH),
             "total": fmt_points(t.get("total")),
             "reason": _reason_lines(t, lang),
@@ -301,6 +307,7 @@ def _resampling(res: dict | None, teams: list[dict], names: _Names, lang: str) -
         r = per_team.get(t.get("team")) or {}
         rows.append({
             "name": names(t.get("team")),
+            "name_parts": names.parts(t.get("team")),
             "status": t.get("status"),
             "status_label": _status_label(t.get("status"), lang),
             "p_flip": fmt_prob(r.get("p_status_flip")),
@@ -372,6 +379,7 @@ def _cuts(cuts: Any, names: _Names, lang: str) -> list[dict] | None:
         change = _num(c.get("min_weight_change_pct"))
         rows.append({
             "name": names(c.get("team")),
+            "name_parts": names.parts(c.get("team")),
             "cause": cause_text,
             "margin": fmt_points(c.get("margin_points")),
             "p_changes": fmt_prob(c.get("p_changes")),
@@ -448,8 +456,10 @@ def build_view(decision: dict, appeals: list[dict], history: list[dict], lang: s
         "header": _header(decision, lang),
         "top": top,
         "gate_names": [gate_name(g, lang) for g in gate_ids],
+        "gate_name_parts": [label_parts(f"gate_{g}", lang) if f"gate_{g}" in LABELS else [g] for g in gate_ids],
         "leaderboard": _leaderboard(teams, top, gate_ids, names, lang),
         "team_names": [names(t.get("team")) for t in teams],
+        "team_name_parts": [names.parts(t.get("team")) for t in teams],
         "breakdown": _breakdown(teams, criteria),
         "gate_details": _gate_details(teams, names, lang),
         "decision": _decision(decision, teams, names, lang),

@@ -1,0 +1,33 @@
+# Quick start: `make demo` and `make test` set everything up themselves (virtualenv, packages, PostgreSQL).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+DEMO_DIR ?= simsa-demo
+
+.PHONY: install demo test lint pytest clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/simsa demo --workdir $(DEMO_DIR)
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests bench
+
+# Runs lint, then the whole suite against SQLite and a throwaway PostgreSQL server started here.
+test: lint
+	@set -e; \
+	url=$$(scripts/pg-test-server start | tail -n 1); \
+	trap 'scripts/pg-test-server stop >/dev/null 2>&1 || true' EXIT; \
+	SIMSA_TEST_POSTGRES_URL="$$url" SIMSA_REQUIRE_POSTGRES=1 $(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache .ruff_cache
+	scripts/pg-test-server stop >/dev/null 2>&1 || true
+	rm -rf .pgtest
