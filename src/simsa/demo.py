@@ -39,7 +39,7 @@ PROFILES: dict[str, tuple[float, float, float, float, float]] = {
     "halla": (0.80, 0.70, 0.78, 82.0, 80.0),
     "jiri": (0.70, 0.66, 0.74, 77.0, 76.0),
     "seorak": (0.70, 0.65, 0.72, 74.0, 74.0),
-    "taebaek": (0.66, 0.61, 0.69, 78.0, 73.0),
+    "taebaek": (0.66, 0.61, 0.69, 75.5, 73.0),
 }
 EXPERTS = 10
 USERS = 49
@@ -87,7 +87,7 @@ def write_example_scores(path: Path, seed: int = 2026) -> int:
 @dataclass
 class DemoResult:
     workdir: Path
-    database: Path
+    database: str
     report: Path
     decision: dict
     audit: dict
@@ -100,17 +100,21 @@ class DemoResult:
                 "decision": self.decision, "audit": self.audit}
 
 
-def run_demo(workdir: Path, step: Callable[[str], None] = lambda _msg: None) -> DemoResult:
-    """Load the example programme, record example scores and gate results, decide stage 1, verify, report."""
+def run_demo(workdir: Path, step: Callable[[str], None] = lambda _msg: None,
+             database_url: str | None = None) -> DemoResult:
+    """Load the example programme, record example scores and gate results, decide stage 1, verify, report.
+
+    The database is `workdir/simsa.db` (recreated), unless `database_url` names another (which must be empty).
+    """
     workdir.mkdir(parents=True, exist_ok=True)
     db_path = workdir / "simsa.db"
     for stale in (db_path, workdir / "report.html"):
-        if stale.exists():
+        if stale.exists() and database_url is None:
             stale.unlink()
     program_copy = workdir / PROGRAM_FILE
     shutil.copyfile(example_program_path(), program_copy)
     program_ref = str(program_copy)
-    store = Store(sqlite_url(db_path))
+    store = Store(database_url or sqlite_url(db_path))
     try:
         step("Loading the example program")
         loaded = load_program(program_copy)
@@ -154,5 +158,6 @@ def run_demo(workdir: Path, step: Callable[[str], None] = lambda _msg: None) -> 
         files_written["scores"] = str(scores_csv)
     finally:
         store.dispose()
-    return DemoResult(workdir=workdir, database=db_path, report=workdir / "report.html", decision=decision,
+    return DemoResult(workdir=workdir, database=database_url or str(db_path), report=workdir / "report.html",
+                      decision=decision,
                       audit=verification.to_dict(), files=files_written)

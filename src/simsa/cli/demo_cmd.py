@@ -30,7 +30,8 @@ def demo(
 
         def step(message: str) -> None:
             progress.update(task, description=message)
-            progress.console.log(message)
+            if not as_json:
+                progress.console.log(message)
 
         result = run_demo(path, step)
         progress.update(task, description="done")

@@ -8,16 +8,32 @@ anything else the nearest enclosing table is returned, which is still the right 
 
 from __future__ import annotations
 
+import json
 import re
 
+_PART = r"""(?:"(?:[^"\\]|\\.)*"|'[^']*'|[A-Za-z0-9_\-]+)"""
 _HEADER = re.compile(r"^\s*(\[\[?)\s*([^\[\]]+?)\s*(\]\]?)\s*(#.*)?$")
-_KEY = re.compile(r"""^\s*("(?:[^"\\]|\\.)*"|'[^']*'|[A-Za-z0-9_\-]+(?:\s*\.\s*[A-Za-z0-9_\-]+)*)\s*=""")
+_KEY = re.compile(rf"^\s*({_PART}(?:\s*\.\s*{_PART})*)\s*=")
+_TOKEN = re.compile(_PART)
+_BARE = re.compile(r"^[A-Za-z0-9_\-]+$")
 
 Path = tuple[str | int, ...]
 
 
+def _unquote(token: str) -> str:
+    if token.startswith('"'):
+        try:
+            return json.loads(token)
+        except ValueError:
+            return token[1:-1]
+    if token.startswith("'"):
+        return token[1:-1]
+    return token
+
+
 def _split_dotted(text: str) -> list[str]:
-    return [part.strip().strip("\"'") for part in re.split(r"\.(?=(?:[^\"]*\"[^\"]*\")*[^\"]*$)", text)]
+    """Split a dotted key (`a.b`, `"a.b".c`, `'x'.y`) into its parts, dots inside quotes kept."""
+    return [_unquote(token) for token in _TOKEN.findall(text)]
 
 
 def index_lines(text: str) -> dict[Path, int]:
@@ -26,7 +42,9 @@ def index_lines(text: str) -> dict[Path, int]:
     array_counts: dict[Path, int] = {}
     current: Path = ()
     in_multiline: str | None = None
-    for lineno, line in enumerate(text.splitlines(), start=1):
+    # Lines are counted on "\n" alone, as TOML (and tomllib's error positions) count them; str.splitlines
+    # would also break on characters such as U+2028 that may legally appear inside strings.
+    for lineno, line in enumerate(text.split("\n"), start=1):
         if in_multiline:
             if line.count(in_multiline) % 2 == 1:
                 in_multiline = None
@@ -70,11 +88,12 @@ def line_of(positions: dict[Path, int], path: Path) -> int | None:
 
 
 def dotted(path: Path) -> str:
-    """Render a path as `stages[0].criteria[2].points`."""
+    """Render a path as `stages[0].criteria[2].points` (keys that are not bare TOML keys are quoted)."""
     out = ""
     for part in path:
         if isinstance(part, int):
             out += f"[{part}]"
         else:
-            out += ("." if out else "") + part
+            shown = part if _BARE.match(part) else json.dumps(part, ensure_ascii=False)
+            out += ("." if out else "") + shown
     return out

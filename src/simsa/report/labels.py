@@ -50,7 +50,10 @@ LABELS: dict[str, tuple[str, str]] = {
     "failed": ("Failed", "미통과"),
     "evidence": ("Evidence", "근거"),
     "link": ("Link", "링크"),
-    "no_gates": ("No gate results were recorded for this team.", "이 팀에 기록된 필수 요건 심사 결과가 없습니다."),
+    "no_gates": (
+        "No gate results were recorded for this team.",
+        "이 팀에 기록된 필수 요건 심사 결과가 없습니다.",
+    ),
     "gate_originality": ("Originality", "독자성"),
     "gate_licence": ("Licence", "라이선스"),
     "gate_license": ("Licence", "라이선스"),
@@ -64,7 +67,8 @@ LABELS: dict[str, tuple[str, str]] = {
     "elimination_rule": ("Elimination rule", "탈락 규칙"),
     "pool_all": (
         "All teams are ranked, gate failures included; a gate failure does not pass its place on.",
-        "필수 요건 미통과 팀을 포함한 전체 팀으로 순위를 매기며, 미통과 팀의 자리는 다음 순위로 넘어가지 않습니다.",
+        "필수 요건 미통과 팀을 포함한 전체 팀으로 순위를 매기며, "
+        "미통과 팀의 자리는 다음 순위로 넘어가지 않습니다.",
     ),
     "pool_eligible": (
         "Only teams that passed every gate are ranked.",
@@ -75,6 +79,11 @@ LABELS: dict[str, tuple[str, str]] = {
     "rule_min_total": ("A total of at least {x} points is required.", "총점 {x}점 이상이어야 합니다."),
     "rule_tie_at_cut": ("Ties at the cut: {v}.", "경계 동점 처리: {v}."),
     "tie_advance_all": ("all tied teams advance", "동점 팀 모두 진출"),
+    "rule_tie_breakers": ("Ties are broken by, in order: {v}.", "동점 시 적용 순서: {v}."),
+    "tb_criterion": ("points in {v}", "{v} 점수"),
+    "tb_team_order": ("order of teams in the program file", "사업 정의 파일의 팀 순서"),
+    "tb_lot": ("drawing lots", "추첨"),
+    "example_mark": ("example", "예시"),
     "tie_breaks": ("Tie-breaks", "동점 처리"),
     "none": ("None", "없음"),
     # Robustness
@@ -154,7 +163,8 @@ LABELS: dict[str, tuple[str, str]] = {
     "plot_robustness_caption": (
         "Left: share of resampled draws in which a team's status differs. Right: per category, the "
         "smallest weight change that alters the set of advancing teams; pale bars mean none was found.",
-        "왼쪽: 재표집에서 팀의 결과가 달라진 비율. 오른쪽: 범주별로 진출 팀 구성을 바꾸는 최소 가중치 변화이며, "
+        "왼쪽: 재표집에서 팀의 결과가 달라진 비율. "
+        "오른쪽: 범주별로 진출 팀 구성을 바꾸는 최소 가중치 변화이며, "
         "옅은 막대는 탐색 범위 안에서 찾지 못했음을 뜻합니다.",
     ),
 }

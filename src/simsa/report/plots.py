@@ -62,8 +62,18 @@ def short(name: str, limit: int = MAX_NAME) -> str:
     return name if len(name) <= limit else name[: limit - 1].rstrip() + "…"
 
 
+def stacked(parts: list[str] | str, limit: int) -> str:
+    """A bilingual name as one shortened line per language."""
+    if isinstance(parts, str):
+        return short(parts, limit)
+    return "\n".join(short(p, limit) for p in parts)
+
+
 def to_inline_svg(fig: Figure, title: str) -> str:
-    """Serialise a figure as an <svg> element fit for embedding: no XML prolog, metadata or fixed size."""
+    """Serialise a figure as an <svg> element fit for embedding: no XML prolog or metadata.
+
+    The chart scales down with the page but never above its natural size, so its text matches the page's.
+    """
     buf = io.StringIO()
     fig.savefig(buf, format="svg", bbox_inches="tight", pad_inches=0.08, metadata={"Date": None})
     svg = buf.getvalue()
@@ -72,16 +82,20 @@ def to_inline_svg(fig: Figure, title: str) -> str:
     svg = re.sub(r"<!--.*?-->\s*", "", svg, flags=re.S)
     svg = svg.replace("*{stroke-linejoin", "svg.chart *{stroke-linejoin", 1)
     root_end = svg.index(">")
+    width = re.search(r'\swidth="([\d.]+)pt"', svg[:root_end])
     root = re.sub(r'\s(width|height)="[^"]*"', "", svg[:root_end])
     esc = title.replace("&", "&amp;").replace('"', "&quot;").replace("<", "&lt;").replace(">", "&gt;")
     root += f' class="chart" role="img" aria-label="{esc}"'
+    if width:
+        root += f' style="max-width: {float(width.group(1)) * 4 / 3:.0f}px"'
     return root + svg[root_end:].rstrip()
 
 
-def points_chart(rows: list[dict], categories: list[tuple[str, float | None]], lang: str) -> str:
+def points_chart(rows: list[dict], categories: list[tuple[list[str], float | None]], lang: str) -> str:
     """Stacked bars of points per top-level criterion, best team on top; eliminations hatched.
 
-    rows: {"name", "rank", "total", "points" (one per category), "eliminated", "failed_gates"}.
+    rows: {"name", "rank", "total", "points" (one per category), "eliminated", "failed_gates"};
+    categories: (name, one entry per language; maximum points).
     """
     with _quiet("points"):
         height = 1.3 + 0.42 * max(len(rows), 1)
@@ -91,7 +105,7 @@ def points_chart(rows: list[dict], categories: list[tuple[str, float | None]], l
         return to_inline_svg(fig, label("plot_points", lang))
 
 
-def _draw_points(ax, rows: list[dict], categories: list[tuple[str, float | None]], lang: str) -> None:
+def _draw_points(ax, rows: list[dict], categories: list[tuple[list[str], float | None]], lang: str) -> None:
     ys = list(range(len(rows)))[::-1]
     for k, (_, _max) in enumerate(categories):
         lefts = [sum(r["points"][:k]) for r in rows]
@@ -114,16 +128,17 @@ def _draw_points(ax, rows: list[dict], categories: list[tuple[str, float | None]
     ax.grid(axis="x", color=GRID, linewidth=0.7)
     ax.set_axisbelow(True)
     ax.tick_params(axis="y", length=0)
-    handles = [Patch(color=PALETTE[k % len(PALETTE)], label=short(n, 40)) for k, (n, _) in enumerate(categories)]
-    handles.append(Patch(facecolor="#9aa7b4", hatch="///", edgecolor="white", label=label("eliminated", lang)))
+    handles = [Patch(color=PALETTE[k % len(PALETTE)], label=stacked(name, 40))
+               for k, (name, _) in enumerate(categories)]
+    eliminated = label("eliminated", lang)
+    handles.append(Patch(facecolor="#9aa7b4", hatch="///", edgecolor="white", label=eliminated))
     ax.legend(handles=handles, loc="lower left", bbox_to_anchor=(0, 1.01), ncol=min(len(handles), 4),
               frameon=False, fontsize=9, handlelength=1.4, columnspacing=1.4)
 
 
 def _status_note(row: dict, lang: str) -> str:
-    if not row["eliminated"]:
-        return "✓ " + label("advanced", lang)
-    note = "✗ " + label("eliminated", lang)
+    """Status beside each bar, naming any failed gate, so a gate elimination is not read as a points one."""
+    note = "✗ " + label("eliminated", lang) if row["eliminated"] else "✓ " + label("advanced", lang)
     if row["failed_gates"]:
         note += " — " + ", ".join(row["failed_gates"])
     return note
@@ -131,7 +146,7 @@ def _status_note(row: dict, lang: str) -> str:
 
 def robustness_chart(
     flips: list[tuple[str, float | None]] | None,
-    weights: list[tuple[str, float | None, str]] | None,
+    weights: list[tuple[list[str], float | None, str]] | None,
     searched_pct: float,
     lang: str,
 ) -> str | None:
@@ -144,7 +159,7 @@ def robustness_chart(
     with _quiet("robustness"):
         n = max(len(flips or []), len(weights or []), 1)
         fig = Figure(figsize=(9.2, 1.6 + 0.38 * n))
-        left, right = fig.subplots(1, 2, gridspec_kw={"wspace": 0.75})
+        left, right = fig.subplots(1, 2, gridspec_kw={"wspace": 0.85})
         _draw_flips(left, flips, lang, n)
         _draw_weights(right, weights, searched_pct, lang, n)
         return to_inline_svg(fig, label("plot_robustness", lang))
@@ -152,7 +167,8 @@ def robustness_chart(
 
 def _not_computed(ax, title: str, lang: str) -> None:
     ax.set_title(title, fontsize=9.5, color=INK, loc="left")
-    ax.text(0.5, 0.5, label("not_computed", lang), ha="center", va="center", color=MUTED, transform=ax.transAxes)
+    ax.text(0.5, 0.5, label("not_computed", lang), ha="center", va="center", color=MUTED,
+            transform=ax.transAxes)
     ax.set_axis_off()
 
 
@@ -175,7 +191,7 @@ def _draw_flips(ax, flips: list[tuple[str, float | None]] | None, lang: str, row
 
 
 def _draw_weights(
-    ax, weights: list[tuple[str, float | None, str]] | None, searched: float, lang: str, rows: int
+    ax, weights: list[tuple[list[str], float | None, str]] | None, searched: float, lang: str, rows: int
 ) -> None:
     title = stacked_label("plot_weight_title", lang)
     if not weights:
@@ -191,9 +207,28 @@ def _draw_weights(
                 color=INK if found else MUTED)
     ax.set_xlim(0, searched * 1.22)
     ax.axvline(searched, color=MUTED, linewidth=0.8, linestyle=(0, (3, 3)))
-    ax.set_yticks(ys, [short(n, 26) for n, _, _ in weights])
+    _row_labels(ax, ys, [n for n, _, _ in weights], 24)
     ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"±{x:.0f}%" if x else "0"))
     _finish(ax, title, label("weight_change_axis", lang), rows)
+
+
+def _row_labels(ax, ys: list[int], names: list[list[str] | str], limit: int) -> None:
+    """Y labels; a bilingual name gets two right-aligned lines drawn as separate texts.
+
+    Multi-line matplotlib text is positioned with the generating machine's font metrics, which misalign
+    once a browser draws Hangul with its own fonts; single-line texts are anchored at their end instead.
+    """
+    parts = [[n] if isinstance(n, str) else list(n) for n in names]
+    if all(len(p) == 1 for p in parts):
+        ax.set_yticks(ys, [short(p[0], limit) for p in parts])
+        return
+    ax.set_yticks(ys, [""] * len(ys))
+    where = ax.get_yaxis_transform()
+    for y, p in zip(ys, parts, strict=True):
+        ax.text(-0.03, y + 0.17, short(p[0], limit), transform=where, ha="right", va="center", color=INK)
+        if len(p) > 1:
+            ax.text(-0.03, y - 0.19, short(p[1], limit), transform=where, ha="right", va="center",
+                    color=MUTED, fontsize=9)
 
 
 def _finish(ax, title: str, xlabel: str, rows: int) -> None:

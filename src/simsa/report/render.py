@@ -6,6 +6,7 @@ format re-emits the inputs untouched so anyone can re-check the published number
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
 from functools import lru_cache
@@ -15,7 +16,6 @@ import jinja2
 from markupsafe import Markup
 
 from simsa.errors import InputError
-from simsa.report import plots
 from simsa.report.labels import LABELS, LANGS, SEPARATOR, label, label_parts, pick, pick_parts
 
 FORMATS = ("md", "html", "json")
@@ -24,7 +24,9 @@ DASH = "—"
 GATE_MARK = {True: "✓", False: "✗", None: DASH}
 
 
-def render_report(decision: dict, appeals: list[dict], history: list[dict], fmt: str, lang: str = "both") -> str:
+def render_report(
+    decision: dict, appeals: list[dict], history: list[dict], fmt: str, lang: str = "both"
+) -> str:
     """fmt in {"md","html","json"}; lang in {"en","ko","both"}. Returns the document text."""
     if fmt not in FORMATS:
         raise InputError(f"unknown report format {fmt!r}; expected one of {', '.join(FORMATS)}")
@@ -45,7 +47,20 @@ def render_json(decision: dict, appeals: list[dict], history: list[dict]) -> str
     return json.dumps(doc, ensure_ascii=False, indent=2, sort_keys=True)
 
 
-# ---------------------------------------------------------------- number formatting
+# ---------------------------------------------------------------- labels and number formatting
+
+
+class _Text:
+    """Label lookup bound to one language, shared by the Markdown builder and the HTML template."""
+
+    def __init__(self, lang: str) -> None:
+        self.lang = lang
+
+    def __call__(self, key: str, **fields: Any) -> str:
+        return label(key, self.lang, **fields)
+
+    def parts(self, key: str, **fields: Any) -> list[str]:
+        return label_parts(key, self.lang, **fields)
 
 
 def _num(x: Any) -> float | None:
@@ -53,6 +68,11 @@ def _num(x: Any) -> float | None:
     if isinstance(x, bool) or not isinstance(x, int | float):
         return None
     return float(x)
+
+
+def _text(x: Any) -> str:
+    """A value as shown in a cell; missing values read as a dash, never as "None"."""
+    return DASH if x is None or x == "" else str(x)
 
 
 def fmt_points(x: Any) -> str:
@@ -80,7 +100,25 @@ def fmt_prob(p: Any) -> str:
     return f"{pct:.1f}%"
 
 
-def fmt_change(pct: _Text, sign: str) -> str:
+def fmt_time(value: Any) -> str:
+    """ISO timestamps as "2026-01-15 09:00 UTC"; anything unparseable is shown as given."""
+    if value is None or value == "":
+        return DASH
+    text = str(value)
+    try:
+        stamp = dt.datetime.fromisoformat(text)
+    except ValueError:
+        return text
+    if "T" not in text and " " not in text:
+        return stamp.date().isoformat()
+    if stamp.tzinfo is None:
+        return stamp.strftime("%Y-%m-%d %H:%M")
+    offset = stamp.utcoffset()
+    zone = "UTC" if not offset else stamp.strftime("%z")[:3] + ":" + stamp.strftime("%z")[3:]
+    return stamp.strftime("%Y-%m-%d %H:%M ") + zone
+
+
+def fmt_change(pct: Any, sign: str) -> str:
     """A signed weight change in percent."""
     v = _num(pct)
     return DASH if v is None else f"{sign}{abs(v):.1f}%"
@@ -103,6 +141,8 @@ def _criteria(decision: dict, lang: str) -> list[dict]:
             "id": c.get("id"),
             "name": pick(c.get("name"), c.get("name_ko"), lang) or str(c.get("id")),
             "name_parts": pick_parts(c.get("name"), c.get("name_ko"), lang) or [str(c.get("id"))],
+            "names": (str(c.get("name") or c.get("id")),
+                      str(c.get("name_ko") or c.get("name") or c.get("id"))),
             "max": c.get("points"),
             "depth": int(_num(c.get("depth")) or 0),
             "top": c.get("parent") is None,
@@ -111,10 +151,11 @@ def _criteria(decision: dict, lang: str) -> list[dict]:
     return out
 
 
-def _gate_ids(teams: list[dict]) -> list[str]:
-    ids: list[str] = []
+def _gate_ids(decision: dict, teams: list[dict]) -> list[str]:
+    """Gates in the program file's order where the decision lists them, then any others seen on teams."""
+    ids: list[str] = [g.get("id") for g in decision.get("gate_definitions") or [] if g.get("id")]
     for t in teams:
-        for gid in t.get("gates") or {}:
+        for gid in _gates(t):
             if gid not in ids:
                 ids.append(gid)
     return ids
@@ -126,15 +167,28 @@ def gate_name(gate_id: str, lang: str) -> str:
     return label(key, lang) if key in LABELS else str(gate_id)
 
 
+def gate_name_parts(gate_id: str, lang: str, titles: dict[str, list[str]] | None = None) -> list[str]:
+    """A short gate name for table headers: a known label, else the program file's name, else the id."""
+    key = f"gate_{gate_id}"
+    if key in LABELS:
+        return label_parts(key, lang)
+    return (titles or {}).get(gate_id) or [str(gate_id)]
+
+
+def _gates(team: dict) -> dict:
+    gates = team.get("gates")
+    return gates if isinstance(gates, dict) else {}
+
+
 def _gate_state(team: dict, gate_id: str) -> bool | None:
-    gate = (team.get("gates") or {}).get(gate_id)
+    gate = _gates(team).get(gate_id)
     if not isinstance(gate, dict) or gate.get("passed") is None:
         return None
     return bool(gate.get("passed"))
 
 
 def _failed_gates(team: dict) -> list[str]:
-    return [gid for gid in team.get("gates") or {} if _gate_state(team, gid) is False]
+    return [gid for gid in _gates(team) if _gate_state(team, gid) is False]
 
 
 def _reason_lines(team: dict, lang: str) -> list[str]:
@@ -169,8 +223,8 @@ def _status_label(status: Any, lang: str) -> str:
 
 def _header(decision: dict, lang: str) -> dict:
     program = decision.get("program") or {}
-    prog_en, prog_ko = program.get("name") or program.get("id"), program.get("name_ko")
-    stage_en = decision.get("stage_name") or decision.get("stage")
+    prog_en, prog_ko = program.get("name") or program.get("id") or DASH, program.get("name_ko")
+    stage_en = decision.get("stage_name") or decision.get("stage") or DASH
     stage_ko = decision.get("stage_name_ko")
     lines = {
         "en": [f"{prog_en} — {stage_en}"],
@@ -186,8 +240,8 @@ def _meta_rows(decision: dict, lang: str) -> list[tuple[str, str]]:
     did = decision.get("decision_id")
     rows = [
         (label("decision_id", lang), f"#{did}" if did is not None else label("dry_run", lang)),
-        (label("decided_at", lang), str(decision.get("decided_at") or DASH)),
-        (label("appeal_deadline", lang), str(decision.get("appeal_deadline") or DASH)),
+        (label("decided_at", lang), fmt_time(decision.get("decided_at"))),
+        (label("appeal_deadline", lang), _text(decision.get("appeal_deadline"))),
     ]
     if decision.get("supersedes") is not None:
         rows.append((label("supersedes", lang), f"#{decision['supersedes']}"))
@@ -199,7 +253,9 @@ def _meta_rows(decision: dict, lang: str) -> list[tuple[str, str]]:
     return rows
 
 
-def _leaderboard(teams: list[dict], top: list[dict], gate_ids: list[str], names: _Names, lang: str) -> list[dict]:
+def _leaderboard(
+    teams: list[dict], top: list[dict], gate_ids: list[str], names: _Names, lang: str
+) -> list[dict]:
     rows = []
     for t in teams:
         breakdown = t.get("breakdown") or {}
@@ -230,23 +286,40 @@ def _breakdown(teams: list[dict], criteria: list[dict]) -> list[dict]:
     return rows
 
 
-def _gate_details(teams: list[dict], names: _Names, lang: str) -> list[dict]:
+def _gate_titles(decision: dict, lang: str) -> dict[str, list[str]]:
+    """Full gate names from the program file, when the decision carries them."""
+    out = {}
+    for g in decision.get("gate_definitions") or []:
+        parts = pick_parts(g.get("name"), g.get("name_ko"), lang)
+        if g.get("id") and parts:
+            out[g["id"]] = parts
+    return out
+
+
+def _gate_details(teams: list[dict], titles: dict[str, list[str]], names: _Names, lang: str) -> list[dict]:
     out = []
     for t in teams:
         items = []
-        for gid, g in (t.get("gates") or {}).items():
+        for gid, g in _gates(t).items():
             g = g if isinstance(g, dict) else {}
             state = _gate_state(t, gid)
             items.append({
-                "name": gate_name(gid, lang),
+                "name": SEPARATOR.join(titles.get(gid) or gate_name_parts(gid, lang)),
+                "name_parts": titles.get(gid) or gate_name_parts(gid, lang),
+                "example": bool(g.get("example")),
                 "state": state,
                 "mark": GATE_MARK[state],
                 "result": {True: label("passed", lang), False: label("failed", lang), None: DASH}[state],
-                "evidence": str(g.get("evidence") or DASH),
+                "evidence": _text(g.get("evidence")),
                 "link": str(g["link"]) if g.get("link") else None,
                 "source": str(g["source"]) if g.get("source") else None,
             })
-        out.append({"name": names(t.get("team")), "name_parts": names.parts(t.get("team")), "rank": str(t.get("rank") or DASH), "items": items})
+        out.append({
+            "name": names(t.get("team")),
+            "name_parts": names.parts(t.get("team")),
+            "rank": str(t.get("rank") or DASH),
+            "items": items,
+        })
     return out
 
 
@@ -269,7 +342,33 @@ def _rule_lines(elimination: dict, lang: str) -> list[list[str]]:
     return rules
 
 
-def _decision(decision: dict, teams: list[dict], names: _Names, lang: str) -> dict:
+def _rules(decision: dict, criteria: list[dict], lang: str) -> list[list[str]]:
+    rules = _rule_lines(decision.get("elimination") or {}, lang)
+    tie_breakers = _tie_breaker_rule(decision.get("tie_breakers"), criteria, lang)
+    return [*rules, tie_breakers] if tie_breakers else rules
+
+
+def _tie_breaker_rule(tie_breakers: Any, criteria: list[dict], lang: str) -> list[str] | None:
+    """The tie-breaker chain in words; criterion names come from the criteria tree."""
+    if not isinstance(tie_breakers, list) or not tie_breakers:
+        return None
+    by_id = {c["id"]: c for c in criteria}
+    en, ko = [], []
+    for tb in map(str, tie_breakers):
+        kind, _, ref = tb.partition(":")
+        if kind == "criterion" and ref in by_id:
+            c = by_id[ref]
+            pair = tuple(LABELS["tb_criterion"][i].format(v=c["names"][i]) for i in (0, 1))
+        elif f"tb_{tb}" in LABELS:
+            pair = LABELS[f"tb_{tb}"]
+        else:
+            pair = (tb, tb)
+        en.append(pair[0])
+        ko.append(pair[1])
+    return label_parts("rule_tie_breakers", lang, v=(", ".join(en), ", ".join(ko)))
+
+
+def _decision(decision: dict, teams: list[dict], criteria: list[dict], names: _Names, lang: str) -> dict:
     by_id = names.by_id
     advanced = decision.get("advanced")
     if advanced is None:
@@ -292,8 +391,8 @@ def _decision(decision: dict, teams: list[dict], names: _Names, lang: str) -> di
         "advanced": names.many(advanced),
         "eliminated": eliminated,
         "title_holders": names.many(decision.get("title_holders")),
-        "appeal_deadline": str(decision.get("appeal_deadline") or DASH),
-        "rules": _rule_lines(decision.get("elimination") or {}, lang),
+        "appeal_deadline": _text(decision.get("appeal_deadline")),
+        "rules": _rules(decision, criteria, lang),
         "tie_breaks": tie_breaks,
     }
 
@@ -314,12 +413,8 @@ def _resampling(res: dict | None, teams: list[dict], names: _Names, lang: str) -
             "p_flip_value": _num(r.get("p_status_flip")),
             "p_rank": fmt_prob(r.get("p_rank_change")),
         })
-    facts = [
-        (label("draws", lang), str(res.get("draws") if res.get("draws") is not None else DASH)),
-        (label("seed", lang), str(res.get("seed") if res.get("seed") is not None else DASH)),
-        (label("sources_with_uncertainty", lang), str(res.get("sources_with_uncertainty", DASH))),
-        (label("sources_without_uncertainty", lang), str(res.get("sources_without_uncertainty", DASH))),
-    ]
+    facts = [(label(key, lang), _text(res.get(key)))
+             for key in ("draws", "seed", "sources_with_uncertainty", "sources_without_uncertainty")]
     return {
         "p_decision": fmt_prob(res.get("p_decision_changes")),
         "facts": facts,
@@ -330,8 +425,8 @@ def _resampling(res: dict | None, teams: list[dict], names: _Names, lang: str) -
 
 def _smallest_change(cat: dict) -> tuple[float | None, str]:
     """The smaller of the two directions, with its sign, for the sensitivity chart and table."""
-    options = [(abs(v), s) for v, s in ((_num(cat.get("increase_pct")), "+"), (_num(cat.get("decrease_pct")), "−"))
-               if v is not None]
+    both = ((_num(cat.get("increase_pct")), "+"), (_num(cat.get("decrease_pct")), "−"))
+    options = [(abs(v), sign) for v, sign in both if v is not None]
     if not options:
         return None, ""
     value, sign = min(options)
@@ -341,15 +436,17 @@ def _smallest_change(cat: dict) -> tuple[float | None, str]:
 def _weights(w: dict | None, criteria: list[dict], names: _Names, lang: str) -> dict | None:
     if not isinstance(w, dict):
         return None
-    crit_names = {c["id"]: c["name"] for c in criteria}
+    crit_names = {c["id"]: c for c in criteria}
     searched = _num(w.get("searched_up_to_pct"))
     searched_text = fmt_max(searched if searched is not None else 100.0)
     none_text = label("none_within", lang, pct=searched_text)
     rows = []
     for cat in w.get("categories") or []:
         value, sign = _smallest_change(cat)
+        crit = crit_names.get(cat.get("criterion"))
         rows.append({
-            "name": crit_names.get(cat.get("criterion"), str(cat.get("criterion"))),
+            "name": crit["name"] if crit else str(cat.get("criterion")),
+            "name_parts": crit["name_parts"] if crit else [str(cat.get("criterion"))],
             "increase": fmt_change(cat.get("increase_pct"), "+"),
             "decrease": fmt_change(cat.get("decrease_pct"), "−"),
             "smallest_value": value,
@@ -409,12 +506,13 @@ def _appeals(appeals: list[dict], names: _Names, lang: str) -> list[dict]:
         out.append({
             "id": str(a.get("id")),
             "team": names(a.get("team")),
-            "filed_at": str(a.get("filed_at") or DASH),
+            "team_parts": names.parts(a.get("team")),
+            "filed_at": fmt_time(a.get("filed_at")),
             "status": str(status),
             "status_label": label(key, lang) if key in LABELS else str(status or DASH),
-            "grounds": str(a.get("grounds") or DASH),
-            "resolved_at": str(a.get("resolved_at") or DASH),
-            "resolution": str(a.get("resolution") or DASH),
+            "grounds": _text(a.get("grounds")),
+            "resolved_at": fmt_time(a.get("resolved_at")),
+            "resolution": _text(a.get("resolution")),
             "new_decision": f"#{new_id}" if new_id is not None else DASH,
         })
     return out
@@ -433,11 +531,11 @@ def _history(history: list[dict], decision: dict, teams: list[dict], names: _Nam
         appeal = h.get("appeal_id")
         out.append({
             "id": f"#{h.get('decision_id')}",
-            "decided_at": str(h.get("decided_at") or DASH),
+            "decided_at": fmt_time(h.get("decided_at")),
             "advanced": ", ".join(names.many(h.get("advanced"))) or DASH,
             "eliminated": ", ".join(names.many(h.get("eliminated"))) or DASH,
             "appeal": f"#{appeal}" if appeal is not None else DASH,
-            "changes": "; ".join(changes) or label("unchanged", lang),
+            "changes": changes or [label("unchanged", lang)],
         })
     return out
 
@@ -448,21 +546,22 @@ def build_view(decision: dict, appeals: list[dict], history: list[dict], lang: s
     names = _Names(teams, lang)
     criteria = _criteria(decision, lang)
     top = [c for c in criteria if c["top"]]
-    gate_ids = _gate_ids(teams)
+    gate_ids = _gate_ids(decision, teams)
+    titles = _gate_titles(decision, lang)
     return {
         "lang": lang,
         "html_lang": "en" if lang == "en" else "ko",
         "example_data": bool(decision.get("example_data")),
         "header": _header(decision, lang),
         "top": top,
-        "gate_names": [gate_name(g, lang) for g in gate_ids],
-        "gate_name_parts": [label_parts(f"gate_{g}", lang) if f"gate_{g}" in LABELS else [g] for g in gate_ids],
+        "gate_names": [SEPARATOR.join(gate_name_parts(g, lang, titles)) for g in gate_ids],
+        "gate_name_parts": [gate_name_parts(g, lang, titles) for g in gate_ids],
         "leaderboard": _leaderboard(teams, top, gate_ids, names, lang),
         "team_names": [names(t.get("team")) for t in teams],
         "team_name_parts": [names.parts(t.get("team")) for t in teams],
         "breakdown": _breakdown(teams, criteria),
-        "gate_details": _gate_details(teams, names, lang),
-        "decision": _decision(decision, teams, names, lang),
+        "gate_details": _gate_details(teams, titles, names, lang),
+        "decision": _decision(decision, teams, criteria, names, lang),
         "robustness": _robustness(decision, teams, criteria, names, lang),
         "appeals": _appeals(appeals, names, lang),
         "history": _history(history, decision, teams, names, lang),
@@ -474,25 +573,12 @@ def build_view(decision: dict, appeals: list[dict], history: list[dict], lang: s
 # ---------------------------------------------------------------- Markdown
 
 
-class _Text:
-    """Label lookup bound to one language, shared by the Markdown builder and the HTML template."""
-
-    def __init__(self, lang: str) -> None:
-        self.lang = lang
-
-    def __call__(self, key: str, **fields: Any) -> str:
-        return label(key, self.lang, **fields)
-
-    def parts(self, key: str, **fields: Any) -> list[str]:
-        return label_parts(key, self.lang, **fields)
-
-
 
 _MD_TAG = re.compile(r"<(?=[A-Za-z/!?])")
-_MD_SPECIAL = re.compile(r"([\\|`*\[])")
+_MD_SPECIAL = re.compile(r"([\\|*\[])")
 
 
-def md_escape(text: _Text) -> str:
+def md_escape(text: Any) -> str:
     """Keep untrusted strings inert in Markdown: no tables broken by pipes, no raw HTML, no links."""
     s = " ".join(str(text).split())
     s = _MD_SPECIAL.sub(r"\\\1", s)
@@ -519,8 +605,9 @@ def _md_table(header: list[str], rows: list[list[str]], align: str) -> list[str]
 def _md_header(v: dict, t: _Text) -> list[str]:
     h = v["header"]
     out = [f"# {md_escape(h['title'])}", ""]
-    out += [f"**{md_escape(s)}**" for s in h["subtitles"]]
-    out += ["", f"*{t('report_title')}*", ""]
+    if h["subtitles"]:
+        out += [*[f"**{md_escape(s)}**" for s in h["subtitles"]], ""]
+    out += [f"*{t('report_title')}*", ""]
     if v["example_data"]:
         out += [f"> **⚠ {t('example_notice')}**", *[f">\n> {p}" for p in t.parts("example_detail")], ""]
     out += [f"## {t('summary')}", ""]
@@ -531,9 +618,10 @@ def _md_header(v: dict, t: _Text) -> list[str]:
 def _md_leaderboard(v: dict, t: _Text) -> list[str]:
     header = [t("rank"), t("team"), t("total"), *[c["name"] for c in v["top"]], *v["gate_names"], t("status")]
     align = "rlr" + "r" * len(v["top"]) + "c" * len(v["gate_names"]) + "l"
-    rows = [[r["rank"], r["name"], r["total"], *r["cells"], *[g["mark"] for g in r["gates"]], r["status_label"]]
-            for r in v["leaderboard"]]
-    return [f"## {t('leaderboard')}", "", *_md_table(header, rows, align), "", *_md_paragraphs(t.parts("leaderboard_note"))]
+    rows = [[r["rank"], r["name"], r["total"], *r["cells"], *[g["mark"] for g in r["gates"]],
+             r["status_label"]] for r in v["leaderboard"]]
+    note = _md_paragraphs(t.parts("leaderboard_note"))
+    return [f"## {t('leaderboard')}", "", *_md_table(header, rows, align), "", *note]
 
 
 def _md_breakdown(v: dict, t: _Text) -> list[str]:
@@ -556,7 +644,9 @@ def _md_gates(v: dict, t: _Text) -> list[str]:
             out += [t("no_gates"), ""]
             continue
         for g in team["items"]:
-            out.append(f"- {g['mark']} **{md_escape(g['name'])}** ({g['result']}): {md_escape(g['evidence'])}")
+            name, evidence = md_escape(g["name"]), md_escape(g["evidence"])
+            result = f"{g['result']}, {t('example_mark')}" if g["example"] else g["result"]
+            out.append(f"- {g['mark']} **{name}** ({result}): {evidence}")
             extra = [f"{t('source')}: {md_escape(g['source'])}" if g["source"] else "",
                      f"{t('link')}: {md_escape(g['link'])}" if g["link"] else ""]
             if any(extra):
@@ -579,7 +669,7 @@ def _md_decision(v: dict, t: _Text) -> list[str]:
     out.append(f"- **{t('appeal_deadline')}**: {md_escape(d['appeal_deadline'])}")
     if d["rules"]:
         out.append(f"- **{t('elimination_rule')}**:")
-        out += ["  - " + "\n    ".join(rule) for rule in d["rules"]]
+        out += ["  - " + "\n    ".join(md_escape(line) for line in rule) for rule in d["rules"]]
     for name, text in d["tie_breaks"]:
         out.append(f"- **{t('tie_breaks')}** — {md_escape(name)}: {md_escape(text)}")
     return [*out, ""]
@@ -600,7 +690,8 @@ def _md_robustness(v: dict, t: _Text) -> list[str]:
         if res["note"]:
             out.append(f"- {t('note')}: {md_escape(res['note'])}")
         rows = [[x["name"], x["status_label"], x["p_flip"], x["p_rank"]] for x in res["teams"]]
-        out += ["", *_md_table([t("team"), t("status"), t("p_status_flip"), t("p_rank_change")], rows, "llrr"), ""]
+        header = [t("team"), t("status"), t("p_status_flip"), t("p_rank_change")]
+        out += ["", *_md_table(header, rows, "llrr"), ""]
     out += _md_weights(r["weights"], t)
     out += [f"### {t('cuts')}", ""]
     if r["cuts"] is None:
@@ -628,7 +719,8 @@ def _md_appeals(v: dict, t: _Text) -> list[str]:
     if not v["appeals"]:
         return [*out, t("no_appeals"), ""]
     for a in v["appeals"]:
-        out += [f"### {t('appeal')} #{md_escape(a['id'])} — {md_escape(a['team'])} — {a['status_label']}", ""]
+        title = f"{t('appeal')} #{a['id']} — {a['team']} — {a['status_label']}"
+        out += [f"### {md_escape(title)}", ""]
         out += [
             f"- **{t('filed_at')}**: {md_escape(a['filed_at'])}",
             f"- **{t('grounds')}**: {md_escape(a['grounds'])}",
@@ -646,7 +738,7 @@ def _md_history(v: dict, t: _Text) -> list[str]:
         return [*out, t("no_history"), ""]
     header = [t("decision_id"), t("decided_at"), t("advancing_teams"), t("eliminated_teams"), t("appeal"),
               t("changes_since")]
-    rows = [[h["id"], h["decided_at"], h["advanced"], h["eliminated"], h["appeal"], h["changes"]]
+    rows = [[h["id"], h["decided_at"], h["advanced"], h["eliminated"], h["appeal"], "; ".join(h["changes"])]
             for h in v["history"]]
     return [*out, *_md_table(header, rows, "llllll"), ""]
 
@@ -678,16 +770,21 @@ def _environment() -> jinja2.Environment:
 
 
 def _plot_markup(view: dict) -> dict[str, Markup | None]:
-    """Charts as inline SVG; matplotlib escapes every text node, so the markup is safe to embed."""
+    """Charts as inline SVG; matplotlib escapes every text node, so the markup is safe to embed.
+
+    matplotlib is imported here, not at module level, so commands that never draw start quickly.
+    """
+    from simsa.report import plots
+
     lang = view["lang"]
-    points = plots.points_chart(_points_rows(view), [(c["name"], c["max"]) for c in view["top"]], lang)
+    points = plots.points_chart(_points_rows(view), [(c["name_parts"], c["max"]) for c in view["top"]], lang)
     rob = view["robustness"]
     flips = None
     if rob["resampling"] is not None:
         flips = [(x["name"], x["p_flip_value"]) for x in rob["resampling"]["teams"]]
     weights = None
     if rob["weights"] is not None:
-        weights = [(x["name"], x["smallest_value"], x["smallest"]) for x in rob["weights"]["rows"]]
+        weights = [(x["name_parts"], x["smallest_value"], x["smallest"]) for x in rob["weights"]["rows"]]
     searched = rob["weights"]["searched_value"] if rob["weights"] else 100.0
     robustness = plots.robustness_chart(flips, weights, searched, lang)
     return {"points": Markup(points), "robustness": Markup(robustness) if robustness else None}
