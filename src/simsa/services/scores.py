@@ -67,8 +67,8 @@ def validate(program: Program, item: ScoreInput) -> None:
         if leaf.source == item.source and leaf.norm == "absolute":
             low, high = leaf.raw_range or (0.0, 1.0)
             if not low <= item.value <= high:
-                raise InputError(f"{at}{item.source} value {item.value:g} is outside criterion {leaf.id!r}'s range "
-                                 f"[{low:g}, {high:g}]")
+                raise InputError(f"{at}{item.source} value {item.value:g} is outside the range [{low:g}, {high:g}] "
+                                 f"of criterion {leaf.id!r}")
         if leaf.source == item.source and leaf.norm == "relative_to_best" and item.value < 0:
             raise InputError(f"{at}{item.source} value {item.value:g} is negative; relative_to_best needs values ≥ 0")
 
