@@ -394,7 +394,8 @@ class Run:
 
 def _cli_env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SIMSA_", "FORCE_COLOR", "CLICOLOR"))}
-    env.update(NO_COLOR="1", COLUMNS="400", TERM="dumb", PYTHONIOENCODING="utf-8")
+    env.update(NO_COLOR="1", COLUMNS="400", TERM="dumb", PYTHONIOENCODING="utf-8", OPENBLAS_NUM_THREADS="1",
+               OMP_NUM_THREADS="1")
     return env
 
 
@@ -493,12 +494,11 @@ def test_cli_json_error_object(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     assert ANSI.sub("", err) == f"error: {load_error(path)}\n"
 
 
-@pytest.mark.xfail(strict=True, reason="cli/output.py prints the message as Rich markup, so a value such as "
-                                       "'[/x]' crashes the CLI with a MarkupError instead of printing it")
-def test_cli_prints_brackets_in_values_verbatim(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+@pytest.mark.parametrize("value", ["[/x]", "[bold]x"])
+def test_cli_prints_brackets_in_values_verbatim(value: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                 capsys: pytest.CaptureFixture[str]) -> None:
     path = tmp_path / "program.toml"
-    path.write_text(mutate('id = "alpha"', 'id = "[/x]"'), encoding="utf-8")
+    path.write_text(mutate('id = "alpha"', f'id = "{value}"'), encoding="utf-8")
     message = load_error(path)
     assert _run_main(monkeypatch, "program", "check", str(path)) == 2
     assert ANSI.sub("", capsys.readouterr().err) == f"error: {message}\n"

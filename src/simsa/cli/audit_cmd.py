@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from simsa.audit import log as audit_log
 from simsa.audit.chain import verify_chain
@@ -47,7 +48,7 @@ def verify(
         more = f" (and {len(result['problems']) - 1} more problems)" if len(result["problems"]) > 1 else ""
         if not as_json:
             for p in result["problems"]:
-                console.print(f"[red]✗[/] {p['message']}", highlight=False)
+                console.print(f"[red]✗[/] {escape(p['message'])}", highlight=False)
         raise CheckFailed(f"audit verification failed: {first['message']}{more}")
     if not as_json:
         console.print(f"[green]✓[/] audit log intact: {result['entries']} entries, head {result['head']}; "

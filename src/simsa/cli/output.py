@@ -7,6 +7,7 @@ import sys
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 
 console = Console()
 err_console = Console(stderr=True)
@@ -22,5 +23,5 @@ def fail(message: str, code: int = 2, as_json: bool = False) -> None:
     """Print a one-line error (and a JSON error object when --json was asked for) and exit."""
     if as_json:
         emit_json({"error": message, "exit_code": code})
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, markup=True, soft_wrap=True)
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, markup=True, soft_wrap=True)
     raise SystemExit(code)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from simsa.cli.context import STATE
@@ -30,11 +31,11 @@ def summary(loaded: LoadedProgram) -> dict:
 
 def _print(loaded: LoadedProgram, verb: str) -> None:
     p = loaded.program
-    console.print(f"[green]✓[/] {verb} [bold]{p.program.name}[/] ({p.program.id}) — {len(p.teams)} teams, "
+    console.print(f"[green]✓[/] {verb} [bold]{escape(p.program.name)}[/] ({p.program.id}) — {len(p.teams)} teams, "
                   f"{len(p.stages)} stages, sha256 {loaded.sha256[:12]}")
     for stage in p.stages:
-        table = Table(title=f"{stage.id}: {stage.name} ({stage.start} → {stage.end}, appeal {stage.appeal_days} days)",
-                      title_justify="left")
+        title = f"{stage.id}: {escape(stage.name)} ({stage.start} → {stage.end}, appeal {stage.appeal_days} days)"
+        table = Table(title=title, title_justify="left")
         table.add_column("criterion")
         table.add_column("points", justify="right")
         table.add_column("source")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from simsa.cli.context import STATE
@@ -97,7 +98,7 @@ def list_(
         return
     table = Table("id", "stage", "team", "source", "rater", "value", "stderr", "current", "recorded", "by")
     for r in out:
-        table.add_row(str(r["id"]), r["stage"], r["team"], r["source"], r["rater"], f"{r['value']:g}",
+        table.add_row(str(r["id"]), r["stage"], r["team"], r["source"], escape(r["rater"]), f"{r['value']:g}",
                       "" if r["stderr"] is None else f"{r['stderr']:g}", "yes" if r["current"] else "superseded",
                       r["recorded_at"][:19], r["recorded_by"])
     console.print(table)

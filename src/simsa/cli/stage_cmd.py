@@ -6,6 +6,7 @@ import datetime as dt
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from simsa.cli.context import STATE
@@ -40,15 +41,15 @@ def print_decision(d: dict) -> None:
     """Leaderboard, gates, decision and robustness as tables."""
     tops = [c for c in d["criteria"] if c["depth"] == 0]
     flag = " [bold yellow](EXAMPLE DATA)[/]" if d.get("example_data") else ""
-    console.print(f"[bold]{d['program']['name']} — {d['stage_name']}[/] decision {d['decision_id'] or '(dry run)'}"
-                  f" at {d['decided_at']}{flag}")
+    title = f"{escape(d['program']['name'])} — {escape(d['stage_name'])}"
+    console.print(f"[bold]{title}[/] decision {d['decision_id'] or '(dry run)'} at {d['decided_at']}{flag}")
     table = Table("rank", "team", "total", *[f"{c['id']} /{c['points']:g}" for c in tops], "gates", "status",
                   "reason")
     for t in d["teams"]:
         gates = " ".join(f"{'✓' if g['passed'] else '✗'}{gid}" for gid, g in t["gates"].items())
         status = "[green]advanced[/]" if t["status"] == "advanced" else "[red]eliminated[/]"
-        table.add_row(str(t["rank"]), t["name"], f"{t['total']:.2f}",
-                      *[f"{t['breakdown'][c['id']]['points']:.2f}" for c in tops], gates, status, t["reason"])
+        table.add_row(str(t["rank"]), escape(t["name"]), f"{t['total']:.2f}",
+                      *[f"{t['breakdown'][c['id']]['points']:.2f}" for c in tops], gates, status, escape(t["reason"]))
     console.print(table)
     rob = d["robustness"]
     res = rob["resampling"]
@@ -167,5 +168,5 @@ def list_appeals(program: ProgramArg, stage: StageArg, as_json: JsonOpt = False)
     table = Table("id", "decision", "team", "filed", "status", "new decision", "grounds")
     for a in items:
         table.add_row(str(a["id"]), str(a["decision_id"]), a["team"], a["filed_at"], a["status"],
-                      str(a["new_decision_id"] or ""), a["grounds"])
+                      str(a["new_decision_id"] or ""), escape(a["grounds"]))
     console.print(table)

@@ -8,7 +8,6 @@ and does not influence the other teams' normalisation.
 from __future__ import annotations
 
 import numpy as np
-from scipy.stats import rankdata
 
 from simsa.program.schema import Criterion
 
@@ -47,6 +46,8 @@ def minmax(values: np.ndarray, higher_is_better: bool) -> np.ndarray:
 
 def rank(values: np.ndarray, higher_is_better: bool) -> np.ndarray:
     """(n − rank) / (n − 1) with average ranks for ties; the best gets 1, the last 0."""
+    from scipy.stats import rankdata  # scipy is slow to import; only rank normalisation needs it
+
     sign = -1.0 if higher_is_better else 1.0
     present = ~np.isnan(values)
     keyed = np.where(present, sign * values, np.inf)

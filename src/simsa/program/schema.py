@@ -8,6 +8,7 @@ never silently change who is cut.
 from __future__ import annotations
 
 import datetime as dt
+import math
 import re
 from collections.abc import Iterator
 from typing import Literal
@@ -83,6 +84,8 @@ class Criterion(_Strict):
     @field_validator("raw_range")
     @classmethod
     def _range_order(cls, v: tuple[float, float] | None) -> tuple[float, float] | None:
+        if v is not None and not (math.isfinite(v[0]) and math.isfinite(v[1])):
+            raise ValueError(f"raw_range bounds must be finite numbers, got {list(v)}")
         if v is not None and not v[0] < v[1]:
             raise ValueError(f"raw_range must be [low, high] with low < high, got {list(v)}")
         return v
@@ -185,7 +188,7 @@ class Stage(_Strict):
     start: dt.date
     end: dt.date
     appeal_days: int = Field(default=10, ge=0, le=365)
-    total_points: float | None = Field(default=None, gt=0)
+    total_points: float | None = Field(default=None, gt=0, allow_inf_nan=False)
     precision: int = Field(default=2, ge=0, le=6)
     criteria: list[Criterion] = Field(min_length=1)
     gates: list[Gate] = Field(default_factory=list)
