@@ -11,9 +11,9 @@ import datetime as dt
 import math
 import re
 from collections.abc import Iterator
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 ID_PATTERN = r"^[a-z0-9][a-z0-9_\-]{0,62}$"
 SOURCE_RE = re.compile(
@@ -22,6 +22,15 @@ SOURCE_RE = re.compile(
 SOURCE_HELP = "bench:<suite>, panel:expert, panel:user, ecosystem:<metric>, manual or manual:<name>"
 
 Normalisation = Literal["absolute", "relative_to_best", "minmax", "rank"]
+
+
+def _check_source(v: str | None) -> str | None:
+    if v is not None and not SOURCE_RE.match(v):
+        raise ValueError(f"unknown score source {v!r}; expected {SOURCE_HELP}")
+    return v
+
+
+ScoreSource = Annotated[str | None, AfterValidator(_check_source)]
 
 
 class _Strict(BaseModel):
@@ -67,19 +76,12 @@ class Criterion(_Strict):
     name: str = Field(min_length=1)
     name_ko: str | None = None
     points: float = Field(gt=0, allow_inf_nan=False)
-    source: str | None = None
+    source: ScoreSource = None
     normalisation: Normalisation | None = None
     raw_range: tuple[float, float] | None = None
     higher_is_better: bool = True
     missing: Literal["error", "zero"] = "error"
     children: list[Criterion] = Field(default_factory=list)
-
-    @field_validator("source")
-    @classmethod
-    def _source_kind(cls, v: str | None) -> str | None:
-        if v is not None and not SOURCE_RE.match(v):
-            raise ValueError(f"unknown score source {v!r}; expected {SOURCE_HELP}")
-        return v
 
     @field_validator("raw_range")
     @classmethod
@@ -133,17 +135,10 @@ class Gate(_Strict):
     name_ko: str | None = None
     kind: Literal["recorded", "min_score", "licence"]
     description: str | None = None
-    source: str | None = None
+    source: ScoreSource = None
     threshold: float | None = Field(default=None, allow_inf_nan=False)
     allowed_licences: list[str] | None = None
     require_credit: bool = True
-
-    @field_validator("source")
-    @classmethod
-    def _source_kind(cls, v: str | None) -> str | None:
-        if v is not None and not SOURCE_RE.match(v):
-            raise ValueError(f"unknown score source {v!r}; expected {SOURCE_HELP}")
-        return v
 
     @model_validator(mode="after")
     def _fields_for_kind(self) -> Gate:
