@@ -11,13 +11,12 @@ from sqlalchemy.orm import Session
 from simsa.audit.chain import GENESIS, Entry, Problem, canonical, compare_state, entry_hash, replay, verify_chain
 from simsa.store.db import head_revision
 from simsa.store.models import DOMAIN_TABLES, AuditEntry, Base
+from simsa.timeutil import as_utc
 
 
 def utc_iso(value: dt.datetime) -> str:
     """One text form for instants whatever the backend returns (SQLite drops the zone; values are UTC)."""
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=dt.UTC)
-    return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return as_utc(value).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def _plain(value: object) -> object:

@@ -12,6 +12,7 @@ from simsa.errors import InputError
 from simsa.program.loader import LoadedProgram
 from simsa.services import decisions
 from simsa.store.models import Appeal, AppealResolution, Decision
+from simsa.timeutil import as_utc
 
 
 def file(session: Session, loaded: LoadedProgram, stage_id: str, team_id: str, grounds: str, actor: str,
@@ -25,7 +26,7 @@ def file(session: Session, loaded: LoadedProgram, stage_id: str, team_id: str, g
         raise InputError("an appeal needs grounds")
     when = at or now_utc()
     deadline = dt.date.fromisoformat(body["appeal_deadline"])
-    if when.astimezone(dt.UTC).date() > deadline:
+    if as_utc(when).date() > deadline:
         raise InputError(f"the appeal window of stage {stage_id!r} closed on {deadline.isoformat()} "
                          f"({loaded.program.stage(stage_id).appeal_days} days after decision {decision.id})")
     row = Appeal(decision_id=decision.id, team_id=team_id, grounds=grounds.strip(), filed_at=when, filed_by=actor)
@@ -79,6 +80,4 @@ def listing(session: Session, key: str, stage_id: str) -> list[dict]:
 
 
 def _iso(value: dt.datetime) -> str:
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=dt.UTC)
-    return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return as_utc(value).strftime("%Y-%m-%dT%H:%M:%SZ")
