@@ -112,3 +112,14 @@ def db_url(request: pytest.FixtureRequest) -> str:
     if request.param == "sqlite":
         return request.getfixturevalue("sqlite_url")
     return request.getfixturevalue("pg_database_url")
+
+
+# --------------------------------------------------------------------------- lineage zoo
+
+
+@pytest.fixture(scope="session")
+def lineage_zoo(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """Tiny models trained on CPU (hard negatives and derived models), built once per test session."""
+    from lineage_zoo import build_zoo, zoo_root
+
+    return build_zoo(zoo_root(tmp_path_factory.getbasetemp()))

@@ -37,3 +37,7 @@ class CheckFailed(SimsaError):
     """A verification ran and found a problem (audit tampering, invalid state)."""
 
     exit_code = 1
+
+
+class CheckpointError(SimsaError):
+    """A model checkpoint is missing, malformed, hostile or in a format we refuse to read (pickles)."""

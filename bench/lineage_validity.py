@@ -1,0 +1,106 @@
+"""Validity table of `simsa lineage compare` on the tiny-model zoo, with time and peak memory per pair.
+
+    .venv/bin/python bench/lineage_validity.py [--zoo DIR] [--json]
+
+Builds the zoo once (cached in DIR, default: simsa-lineage-zoo in the system temp directory), then runs every pair
+through the real CLI in a fresh process, so each pair's peak RSS is its own (os.wait4), and prints one row per pair,
+the KS test of the hard negatives' p-values against uniform, and totals.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from rich.console import Console  # noqa: E402
+from rich.table import Table  # noqa: E402
+from tests.lineage_validity import check_pair, ks_uniform, negative_pvalues, table_rows  # noqa: E402
+from tests.lineage_zoo import build_zoo  # noqa: E402
+
+
+def run_pair(cand: Path, ref: Path) -> tuple[dict, float, float]:
+    """The CLI's JSON result, wall seconds and peak RSS (MiB) of the process that computed it."""
+    started = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, "-m", "simsa.cli.main", "lineage", "compare", str(cand), str(ref),
+                             "--json"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    out = proc.stdout.read() if proc.stdout else b""
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    wall = time.perf_counter() - started
+    if proc.returncode != 0:
+        raise SystemExit(f"compare failed for {cand} vs {ref}: exit {proc.returncode}")
+    return json.loads(out), wall, usage.ru_maxrss / 1024.0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--zoo", type=Path, default=Path(tempfile.gettempdir()) / "simsa-lineage-zoo")
+    parser.add_argument("--json", action="store_true", help="print the figures as JSON")
+    args = parser.parse_args()
+    console = Console(stderr=args.json)
+    t0 = time.perf_counter()
+    zoo = build_zoo(args.zoo, progress=lambda msg: console.print(f"[dim]{msg}[/]"))
+    build_s = time.perf_counter() - t0
+    results, walls, rss, compute = [], {}, {}, {}
+    for pair in zoo.pairs:
+        result, wall, peak = run_pair(zoo.models[pair.candidate], zoo.models[pair.reference])
+        results.append((pair, result))
+        walls[pair.name], rss[pair.name], compute[pair.name] = wall, peak, result["seconds"]
+    pvals = negative_pvalues(results)
+    ks = {name: ks_uniform(v) for name, v in pvals.items() if len(v) >= 5}
+    failures = {p.name: probs for p, r in results if (probs := check_pair(p, r))}
+    derived = [(p, r) for p, r in results if p.kind != "negative"]
+    summary = {
+        "pairs": len(results),
+        "hard_negatives": len(pvals["overall"]),
+        "hard_negatives_called_derived": sum(1 for p, r in results if p.kind == "negative"
+                                             and r["verdict"] in ("derived", "identical")),
+        "derived_pairs": len(derived),
+        "derived_pairs_correct": sum(1 for p, _ in derived if p.name not in failures),
+        "min_derived_minus_log10_p": min((-r["log10_p"] for p, r in derived if p.kind == "derived"), default=None),
+        "ks_overall": {"statistic": ks["overall"][0], "p": ks["overall"][1]},
+        "ks_per_component": {k: {"statistic": v[0], "p": v[1], "n": len(pvals[k])} for k, v in ks.items()
+                             if k != "overall"},
+        "failures": failures,
+        "zoo_build_seconds": round(build_s, 1),
+        "compute_seconds_per_pair_mean": round(sum(compute.values()) / len(compute), 3),
+        "wall_seconds_per_pair_mean": round(sum(walls.values()) / len(walls), 3),
+        "peak_rss_mib_max": round(max(rss.values()), 1),
+    }
+    if args.json:
+        rows = [{"pair": p.name, "kind": p.kind, "derivation": p.derivation, "verdict": r["verdict"],
+                 "log10_p": r["log10_p"], "seconds": compute[p.name], "wall_seconds": round(walls[p.name], 3),
+                 "peak_rss_mib": round(rss[p.name], 1), "problems": failures.get(p.name, [])} for p, r in results]
+        print(json.dumps({"summary": summary, "pairs": rows}, indent=2))
+        return
+    table = Table("pair", "kind", "derivation", "verdict", "log10 p", "layer map (cand←ref)", "compute s", "check",
+                  title="Lineage validity (tiny models trained on CPU)")
+    for row in table_rows(results, compute):
+        table.add_row(*row)
+    console.print(table)
+    console.print(f"hard negatives: {summary['hard_negatives']}, called derived: "
+                  f"{summary['hard_negatives_called_derived']}; KS vs uniform: D={ks['overall'][0]:.3f}, "
+                  f"p={ks['overall'][1]:.3f}")
+    for name, v in summary["ks_per_component"].items():
+        console.print(f"  {name}: D={v['statistic']:.3f}, p={v['p']:.3f} over {v['n']} pairs")
+    console.print(f"derived/identical pairs correct: {summary['derived_pairs_correct']}/{summary['derived_pairs']}; "
+                  f"weakest derived −log10 p = {summary['min_derived_minus_log10_p']}")
+    console.print(f"time per pair: {summary['compute_seconds_per_pair_mean']} s compute, "
+                  f"{summary['wall_seconds_per_pair_mean']} s wall (process start included); "
+                  f"peak RSS max {summary['peak_rss_mib_max']} MiB; zoo build {summary['zoo_build_seconds']} s")
+    if failures:
+        console.print(f"[red]{len(failures)} pair(s) wrong[/]")
+        raise SystemExit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,127 @@
+"""`simsa lineage inspect|compare`: what a checkpoint holds, and whether one model descends from another."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from simsa.cli.output import console, emit_json, err_console
+
+app = typer.Typer(help="Weight lineage: inspect checkpoints and test whether a model descends from another.",
+                  no_args_is_help=True)
+
+
+@app.command("inspect")
+def inspect(
+    model: Annotated[str, typer.Argument(help="Model directory (Hugging Face layout) or .safetensors file.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Show how tensors map to roles, parameters per component, and what stayed unmapped."""
+    from simsa.lineage.adapters import describe
+    from simsa.lineage.compare import open_side
+
+    side = open_side(model)
+    try:
+        info = describe(side.amap)
+        info["path"] = model
+        info["parameters"] = int(side.ckpt.total_parameters())
+        info["tokenizer_files"] = sorted(side.ckpt.tokenizer_files)
+    finally:
+        side.ckpt.close()
+    if as_json:
+        emit_json(info)
+        return
+    console.print(f"[bold]{escape(model)}[/] — {escape(str(info.get('model_type')))} "
+                  f"(adapter {escape(str(info.get('adapter')))}), {info['parameters']:,} parameters")
+    for name, stack in (info.get("stacks") or {}).items():
+        console.print(f"  stack {escape(name)}: hidden size {stack['hidden_size']}, {stack['num_layers']} layers")
+    table = Table("component", "tensors", "parameters", title="Components")
+    for name, comp in sorted((info.get("components") or {}).items()):
+        table.add_row(escape(name), str(comp.get("tensors", "")), f"{comp.get('parameters', 0):,}")
+    console.print(table)
+    unmapped = info.get("unmapped") or []
+    console.print(f"Unmapped tensors: {len(unmapped)}" + (": " + escape(", ".join(unmapped[:20])) if unmapped else ""))
+    for note in info.get("notes") or []:
+        console.print(f"  note: {escape(note)}")
+
+
+@app.command("compare")
+def compare(
+    candidate: Annotated[str, typer.Argument(help="Candidate model directory or .safetensors file.")],
+    reference: Annotated[str, typer.Argument(help="Reference model directory or .safetensors file.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON (documented schema).")] = False,
+    report: Annotated[Path | None, typer.Option("--report", help="Also write an HTML report to this file.")] = None,
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="Also write the JSON result here.")] = None,
+    units: Annotated[int, typer.Option(help="Candidate hidden units sampled per unit group.")] = 256,
+    ref_units: Annotated[int, typer.Option(help="Reference hidden units kept per unit group.")] = 8192,
+    coords: Annotated[int, typer.Option(help="Residual coordinates used.")] = 1024,
+    draws: Annotated[int, typer.Option(help="Coordinate permutations drawn for the null.")] = 32,
+    seed: Annotated[int, typer.Option(help="Seed for all sampling (results are reproducible per seed).")] = 0,
+    derived_threshold: Annotated[float, typer.Option(help="Derived when -log10 p is at least this.")] = 6.0,
+    independent_threshold: Annotated[float, typer.Option(help="Independent when -log10 p is below this.")] = 2.0,
+) -> None:
+    """Test whether CANDIDATE was initialised from REFERENCE's weights, where, and how strongly.
+
+    Exit code 0 whatever the verdict; 2 for unreadable or refused checkpoints.
+    """
+    from simsa.errors import InputError
+    from simsa.lineage.compare import compare as run_compare
+    from simsa.lineage.compare import open_side
+    from simsa.lineage.correspondence import SamplingSettings
+    from simsa.lineage.verdict import Thresholds
+
+    if min(units, ref_units, coords) < 1 or draws < 2:
+        raise InputError("--units, --ref-units and --coords must be positive and --draws at least 2")
+    settings = SamplingSettings(units=units, ref_units=ref_units, coords=coords, draws=draws, seed=seed)
+    thresholds = Thresholds(derived_log10=derived_threshold, independent_log10=independent_threshold)
+    cand, ref = open_side(candidate), open_side(reference)
+    try:
+        with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                      TimeElapsedColumn(), console=err_console, transient=True) as bar:
+            tasks: dict[str, int] = {}
+
+            def progress(label: str, done: int, total: int) -> None:
+                key = label.split(" ", 1)[0]
+                if key not in tasks:
+                    tasks[key] = bar.add_task(label, total=total)
+                bar.update(tasks[key], completed=done, total=total, description=escape(label))
+
+            result = run_compare(cand, ref, settings, thresholds, progress)
+    finally:
+        cand.ckpt.close()
+        ref.ckpt.close()
+    result["candidate"]["path"], result["reference"]["path"] = candidate, reference
+    if output:
+        import json
+
+        output.write_text(json.dumps(result, ensure_ascii=False, indent=2), encoding="utf-8")
+    if report:
+        from simsa.report.lineage_report import render_lineage_html
+
+        report.write_text(render_lineage_html(result), encoding="utf-8")
+    if as_json:
+        emit_json(result)
+        return
+    _print_result(result, report)
+
+
+def _print_result(result: dict, report: Path | None) -> None:
+    colors = {"identical": "bold red", "derived": "red", "independent": "green", "inconclusive": "yellow"}
+    v = result["verdict"]
+    console.print(f"Verdict: [{colors.get(v, 'white')}]{v}[/]   log10 p = {result['log10_p']:.2f}")
+    table = Table("component", "verdict", "log10 p", "layer map (cand←ref)", "no evidence", "identical")
+    for c in result["components"]:
+        lm = ", ".join(f"{a}←{b}" for a, b, _ in c["layer_map"][:10]) + (" …" if len(c["layer_map"]) > 10 else "")
+        table.add_row(escape(c["name"]), f"[{colors.get(c['verdict'], 'white')}]{c['verdict']}[/]",
+                      "—" if c["log10_p"] is None else f"{c['log10_p']:.1f}", escape(lm) or "—",
+                      escape(", ".join(map(str, c.get("unmapped_layers", [])))) or "—",
+                      f"{c['identity']['identical']}/{c['identity']['tensors']}")
+    console.print(table)
+    console.print(escape(result["summary"]))
+    if report:
+        console.print(f"[green]✓[/] wrote HTML report to {escape(str(report))}")

@@ -1,0 +1,477 @@
+"""``simsa lineage compare``: candidate vs reference, end to end.
+
+This module is the adapter layer between checkpoints on disk and the pure statistics: it decides which tensors to
+read (sampled units, sampled coordinates), reads them lazily, and assembles the documented result
+(docs/lineage.md). The statistics live in ``correspondence``, ``localise``, ``pvalues`` and ``verdict``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import time
+import zlib
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from simsa.lineage import naive
+from simsa.lineage.adapters import map_architecture
+from simsa.lineage.architecture import compare_configs
+from simsa.lineage.checkpoint import Checkpoint
+from simsa.lineage.correspondence import (
+    CoordinateDraws,
+    PairEvidence,
+    SamplingSettings,
+    best_match,
+    coordinate_draws,
+    evidence,
+    paired_match,
+    prepare_candidate,
+    prepare_reference,
+)
+from simsa.lineage.dtypes import round_to_bf16
+from simsa.lineage.localise import combine_layers, monotone_map
+from simsa.lineage.pvalues import sidak_log10
+from simsa.lineage.roles import ArchitectureMap
+from simsa.lineage.tokenizer_info import Vocabulary, compare_vocabularies, load_vocabulary, token_alignment
+from simsa.lineage.units import ComponentUnits, UnitGroup, read_units, unit_groups
+from simsa.lineage.verdict import (
+    IDENTICAL,
+    INDEPENDENT,
+    Thresholds,
+    component_verdict,
+    overall_verdict,
+)
+
+SCHEMA = "simsa.lineage.compare/1"
+Progress = Callable[[str, int, int], None]
+_QUICK_FULL_BYTES = 8 << 20  # tensors up to this size are digested whole in the identity pre-check
+MIN_DISTINCT_VALUES = 16
+
+
+@dataclass
+class Side:
+    """One model opened for comparison: the checkpoint, its role map, unit groups and vocabulary."""
+
+    label: str
+    ckpt: Checkpoint
+    amap: ArchitectureMap
+    comps: dict[str, ComponentUnits]
+    vocab: Vocabulary | None
+
+    def describe(self) -> dict:
+        return {
+            "path": self.label,
+            "model_type": self.amap.model_type,
+            "adapter": self.amap.adapter,
+            "parameters": int(self.ckpt.total_parameters()),
+            "tensors": len(self.ckpt.names()),
+            "stacks": {k: asdict(v) for k, v in self.amap.stacks.items()},
+        }
+
+
+def open_side(path: str | Path) -> Side:
+    """Open a checkpoint (headers only) and map its tensors."""
+    ckpt = Checkpoint.open(path)
+    shapes = {n: tuple(ckpt.shape(n)) for n in ckpt.names()}
+    amap = map_architecture(shapes, ckpt.config)
+    return Side(str(path), ckpt, amap, unit_groups(amap), load_vocabulary(ckpt.tokenizer_files))
+
+
+def _rng(settings: SamplingSettings, *key: object) -> np.random.Generator:
+    """A generator seeded by the settings' seed and a stable key, so each sample is reproducible on its own."""
+    return np.random.default_rng([settings.seed, zlib.crc32(repr(key).encode())])
+
+
+# --- identity
+
+
+def _bf16_hash(values: np.ndarray) -> str:
+    rounded = round_to_bf16(np.asarray(values, dtype=np.float32))
+    return hashlib.sha256(np.ascontiguousarray(rounded).tobytes()).hexdigest()
+
+
+def _quick_key(ckpt: Checkpoint, name: str) -> tuple[tuple, bool]:
+    """Shape plus a digest of a few rows at bf16 precision, and whether the tensor is informative.
+
+    Equal keys are necessary for identical tensors and cheap to compute. A tensor with fewer than
+    ``MIN_DISTINCT_VALUES`` distinct values in the sample (zeros, ones, an untouched bias) is equal in unrelated models
+    too, so its identity is no evidence of copying.
+    """
+    shape = tuple(ckpt.shape(name))
+    if ckpt.nbytes(name) <= _QUICK_FULL_BYTES or len(shape) not in (2, 3):
+        values = ckpt.read(name, allow_integer=True)
+    else:
+        expert = 0 if len(shape) == 3 else None
+        n_rows = shape[1] if expert is not None else shape[0]
+        rows = np.unique(np.linspace(0, n_rows - 1, 8).astype(np.int64))
+        values = ckpt.read_index(name, rows, axis=0, expert=expert, allow_integer=True)
+    informative = np.unique(values).size >= MIN_DISTINCT_VALUES
+    return (shape, _bf16_hash(values)), informative
+
+
+def identity_matches(cand: Side, ref: Side, progress: Progress | None = None) -> dict[str, tuple[str, str, bool]]:
+    """Candidate tensor → (reference tensor, "bit" | "bf16", informative) for every tensor equal to a reference one."""
+    index: dict[tuple, list[str]] = {}
+    ref_names = ref.ckpt.names()
+    cand_names = cand.ckpt.names()
+    total = len(ref_names) + len(cand_names)
+    for i, name in enumerate(ref_names):
+        key, _ = _quick_key(ref.ckpt, name)
+        index.setdefault(key, []).append(name)
+        if progress:
+            progress("identity", i + 1, total)
+    full_cache: dict[tuple[int, str], str] = {}
+
+    def full(side: Side, name: str) -> str:
+        key = (id(side), name)
+        if key not in full_cache:
+            full_cache[key] = side.ckpt.digest(name, "bf16")
+        return full_cache[key]
+
+    found: dict[str, tuple[str, str, bool]] = {}
+    used: set[str] = set()
+    for i, name in enumerate(cand_names):
+        key, informative = _quick_key(cand.ckpt, name)
+        others = sorted(index.get(key, []), key=lambda o: (o in used, o != name))  # prefer same name, unused
+        for other in others:
+            if full(cand, name) == full(ref, other):
+                bit = cand.ckpt.dtype(name) == ref.ckpt.dtype(other) and cand.ckpt.digest(
+                    name, "exact") == ref.ckpt.digest(other, "exact")
+                found[name] = (other, "bit" if bit else "bf16", informative)
+                used.add(other)
+                break
+        if progress:
+            progress("identity", len(ref_names) + i + 1, total)
+    return found
+
+
+# --- unit evidence
+
+
+class _Prepared:
+    """Caches each side's prepared unit arrays so every layer is read once per comparison."""
+
+    def __init__(self, cand: Side, ref: Side, settings: SamplingSettings) -> None:
+        self.cand, self.ref, self.settings = cand, ref, settings
+        self.draws: dict[str, CoordinateDraws] = {}
+        self.cand_cache: dict[tuple, np.ndarray] = {}
+        self.ref_cache: dict[tuple, np.ndarray] = {}
+        self.alignment: list[tuple[int, int]] | None = None
+        if cand.vocab is not None and ref.vocab is not None:
+            self.alignment = token_alignment(cand.vocab, ref.vocab)
+
+    def coords(self, stack: str, width: int) -> CoordinateDraws:
+        if stack not in self.draws:
+            self.draws[stack] = coordinate_draws(width, self.settings, _rng(self.settings, "coords", stack))
+        return self.draws[stack]
+
+    def _pairs(self, comp: str, layer, cg: UnitGroup, rg: UnitGroup) -> tuple[np.ndarray, np.ndarray]:
+        """Paired unit indices (candidate, reference) for embedding-like groups."""
+        nc, nr = cg.n_units, rg.n_units
+        if cg.key in ("embed.tokens", "head") and self.alignment:
+            pairs = np.array([(c, r) for c, r in self.alignment if c < nc and r < nr], dtype=np.int64)
+        else:
+            n = min(nc, nr)
+            pairs = np.stack([np.arange(n), np.arange(n)], axis=1)
+        if len(pairs) > self.settings.units:
+            pick = _rng(self.settings, "pairs", comp, layer, cg.key).choice(len(pairs), self.settings.units,
+                                                                            replace=False)
+            pairs = pairs[np.sort(pick)]
+        return pairs[:, 0], pairs[:, 1]
+
+    def group_scores(self, comp: str, stack: str, width: int, ca, cg: UnitGroup, rb, rg: UnitGroup) -> np.ndarray:
+        draws = self.coords(stack, width)
+        if cg.paired:
+            ckey = ("paired", comp, ca, cg.key, rb)
+            if ckey not in self.cand_cache:
+                ci, ri = self._pairs(comp, ca, cg, rg)
+                self.cand_cache[ckey] = prepare_candidate([read_units(self.cand.ckpt, p, ci) for p in cg.parts], draws)
+                self.ref_cache[ckey] = prepare_reference(
+                    [read_units(self.ref.ckpt, p, ri)[:, draws.reference] for p in rg.parts])
+            return paired_match(self.ref_cache[ckey], self.cand_cache[ckey])
+        ckey = (comp, ca, cg.key)
+        if ckey not in self.cand_cache:
+            n = cg.n_units
+            idx = np.arange(n)
+            if n > self.settings.units:
+                idx = np.sort(_rng(self.settings, "cand", comp, ca, cg.key).choice(n, self.settings.units,
+                                                                                   replace=False))
+            self.cand_cache[ckey] = prepare_candidate([read_units(self.cand.ckpt, p, idx) for p in cg.parts], draws)
+        rkey = (comp, rb, rg.key)
+        if rkey not in self.ref_cache:
+            n = rg.n_units
+            idx = np.arange(n)
+            if n > self.settings.ref_units:
+                idx = np.sort(_rng(self.settings, "ref", comp, rb, rg.key).choice(n, self.settings.ref_units,
+                                                                                  replace=False))
+            self.ref_cache[rkey] = prepare_reference(
+                [read_units(self.ref.ckpt, p, idx)[:, draws.reference] for p in rg.parts])
+        return best_match(self.ref_cache[rkey], self.cand_cache[ckey])
+
+    def drop_candidate_layer(self, comp: str, layer) -> None:
+        for key in [k for k in self.cand_cache if k[0] == comp and k[1] == layer]:
+            del self.cand_cache[key]
+
+
+def _pair_evidence(prep: _Prepared, comp: str, stack: str, width: int, ca, cgroups: dict[str, UnitGroup], rb,
+                   rgroups: dict[str, UnitGroup]) -> PairEvidence | None:
+    scores = [prep.group_scores(comp, stack, width, ca, g, rb, rgroups[key])
+              for key, g in sorted(cgroups.items()) if key in rgroups]
+    scores = [s for s in scores if s.size]
+    return evidence(scores) if scores else None
+
+
+def _width(side: Side, stack: str) -> int | None:
+    info = side.amap.stacks.get(stack)
+    return int(info.hidden_size) if info else None
+
+
+def component_evidence(prep: _Prepared, name: str, progress: Progress | None, step: list[int], total: int) -> dict:
+    """The unit test for one component: evidence matrix, layer map and combined p-value."""
+    cc, rc = prep.cand.comps[name], prep.ref.comps[name]
+    stack = name.split(".", 1)[0]
+    wc, wr = _width(prep.cand, stack), _width(prep.ref, stack)
+    if not wc or wc != wr:
+        return {"tested": False, "reason": f"residual widths differ ({wc} vs {wr}); not comparable unit by unit"}
+    cand_layers = sorted(k for k in cc.layers if k is not None) or [None]
+    ref_layers = sorted(k for k in rc.layers if k is not None) or [None]
+    matrix = np.zeros((len(cand_layers), len(ref_layers)))
+    details: dict[tuple, PairEvidence] = {}
+    units = 0
+    for i, a in enumerate(cand_layers):
+        for j, b in enumerate(ref_layers):
+            ev = _pair_evidence(prep, name, stack, wc, a, cc.layers[a], b, rc.layers[b])
+            if ev is not None:
+                matrix[i, j] = ev.log10_p
+                details[(i, j)] = ev
+                units = max(units, ev.units)
+            step[0] += 1
+            if progress:
+                progress(f"units {name}", step[0], total)
+        prep.drop_candidate_layer(name, a)
+    if not details:
+        return {"tested": False, "reason": "no unit groups in common with the reference"}
+    out: dict = {"tested": True, "units": units}
+    if cand_layers == [None]:
+        ev = details[(0, 0)]
+        out.update(log10_p=ev.log10_p, layer_map=[], unmapped_layers=[], pairs=[ev.as_dict()],
+                   matched_fraction=ev.matched_fraction)
+        return out
+    lmap = monotone_map(matrix, cand_layers, ref_layers)
+    pos_c = {layer: i for i, layer in enumerate(cand_layers)}
+    pos_r = {layer: j for j, layer in enumerate(ref_layers)}
+    mapped = [details[(pos_c[a], pos_r[b])] for a, b, _ in lmap.pairs]
+    out.update(
+        log10_p=combine_layers(matrix),
+        layer_map=[[a, b, round(p, 3)] for a, b, p in lmap.pairs],
+        unmapped_layers=lmap.unmapped,
+        pair_threshold_log10=round(lmap.threshold_log10, 3),
+        candidate_layers=cand_layers,
+        reference_layers=ref_layers,
+        evidence=[[round(float(v), 3) for v in row] for row in matrix],
+        pairs=[{"candidate_layer": a, "reference_layer": b, **details[(pos_c[a], pos_r[b])].as_dict()}
+               for a, b, _ in lmap.pairs],
+        matched_fraction=float(np.mean([e.matched_fraction for e in mapped])) if mapped else 0.0,
+    )
+    return out
+
+
+# --- naive
+
+
+def _naive(cand: Side, ref: Side) -> dict:
+    def norms(side: Side) -> dict[tuple, str]:
+        return {(t.role.stack, t.role.detail, t.role.layer): t.name for t in side.amap.tensors
+                if t.role.kind == "norm" and len(t.shape) == 1 and not t.name.endswith("bias")}
+
+    nc, nr = norms(cand), norms(ref)
+    gains = []
+    for key in sorted(set(nc) & set(nr), key=repr)[:256]:
+        a, b = cand.ckpt.read(nc[key]), ref.ckpt.read(nr[key])
+        if a.shape == b.shape:
+            gains.append((nc[key], a, b))
+
+    def profile(side: Side) -> list[float]:
+        qs = sorted(((t.role.layer, t) for t in side.amap.tensors
+                     if t.role.kind == "attn.q" and t.role.stack == "text" and t.role.layer is not None
+                     and t.residual_axis is not None), key=lambda x: x[0])
+        seen, out = set(), []
+        for layer, t in qs:
+            if layer in seen:
+                continue
+            seen.add(layer)
+            n = t.n_units
+            rows = np.unique(np.linspace(0, n - 1, min(n, 64)).astype(np.int64))
+            out.append(float(read_units(side.ckpt, [t], rows).std()))
+        return out
+
+    return naive.naive_section(gains, profile(cand), profile(ref))
+
+
+# --- compare
+
+
+def compare(cand: Side, ref: Side, settings: SamplingSettings | None = None, thresholds: Thresholds | None = None,
+            progress: Progress | None = None) -> dict:
+    """Compare two opened checkpoints; returns the documented JSON-ready result."""
+    settings = settings or SamplingSettings()
+    thresholds = thresholds or Thresholds()
+    started = time.perf_counter()
+    matches = identity_matches(cand, ref, progress)
+    prep = _Prepared(cand, ref, settings)
+    common = sorted(set(cand.comps) & set(ref.comps))
+    total = sum(max(1, len([k for k in cand.comps[c].layers if k is not None]))
+                * max(1, len([k for k in ref.comps[c].layers if k is not None])) for c in common)
+    step = [0]
+    unit_results = {name: component_evidence(prep, name, progress, step, total) for name in common}
+
+    cand_by_comp: dict[str, set[str]] = {}
+    for t in cand.amap.tensors:
+        cand_by_comp.setdefault(t.role.component, set()).add(t.name)
+    ref_by_comp: dict[str, set[str]] = {}
+    for t in ref.amap.tensors:
+        ref_by_comp.setdefault(t.role.component, set()).add(t.name)
+
+    components = []
+    verdicts: dict[str, str] = {}
+    untestable: set[str] = set()
+    for name in sorted(set(cand_by_comp) | set(unit_results)):
+        names = cand_by_comp.get(name, set())
+        equal = [n for n in names if n in matches]
+        ident = [n for n in equal if matches[n][2]]
+        share = len(ident) / len(names) if names else 0.0
+        ref_names = ref_by_comp.get(name, set())
+        complete = bool(ref_names) and {matches[n][0] for n in equal} == ref_names and len(names) == len(ref_names)
+        if complete and ident:
+            share = 1.0
+        ur = unit_results.get(name, {"tested": False, "reason": "component absent from the reference"
+                                     if name not in ref.comps and name not in ref_by_comp
+                                     else "no hidden-unit test applies (norm gains, biases, kernels)"})
+        lp = ur.get("log10_p") if ur.get("tested") else None
+        verdict, rule = component_verdict(lp, int(ur.get("units", 0)), share, complete, thresholds)
+        if lp is None and verdict not in (IDENTICAL,) and share == 0:
+            untestable.add(name)
+        verdicts[name] = verdict
+        entry = {
+            "name": name,
+            "verdict": verdict,
+            "rule": rule,
+            "log10_p": None if lp is None else round(float(lp), 3),
+            "layer_map": ur.get("layer_map", []),
+            "unmapped_layers": ur.get("unmapped_layers", []),
+            "identity": {"tensors": len(names), "identical": len(ident),
+                         "bit_identical": sum(1 for n in ident if matches[n][1] == "bit")},
+            "tested": bool(ur.get("tested")),
+        }
+        if not ur.get("tested"):
+            entry["reason"] = ur.get("reason")
+        for key in ("units", "matched_fraction", "pair_threshold_log10", "candidate_layers", "reference_layers",
+                    "evidence", "pairs"):
+            if key in ur:
+                entry[key] = ur[key]
+        components.append(entry)
+
+    all_identical = bool(matches) and len(matches) == len(cand.ckpt.names()) and len(
+        {m[0] for m in matches.values()}) == len(ref.ckpt.names())
+    verdict, rule = overall_verdict(verdicts, untestable, all_identical)
+    tested = [c["log10_p"] for c in components if c["log10_p"] is not None]
+    overall_lp = sidak_log10(min(tested), len(tested)) if tested else 0.0
+    level = None
+    if matches:
+        level = "bit" if all(m[1] == "bit" for m in matches.values()) else "bf16"
+    result = {
+        "schema": SCHEMA,
+        "candidate": cand.describe(),
+        "reference": ref.describe(),
+        "verdict": verdict,
+        "rule": rule,
+        "log10_p": _finite(overall_lp),
+        "components": components,
+        "identity": {
+            "candidate_tensors": len(cand.ckpt.names()),
+            "reference_tensors": len(ref.ckpt.names()),
+            "identical": len(matches),
+            "identical_informative": sum(1 for m in matches.values() if m[2]),
+            "bit_identical": sum(1 for m in matches.values() if m[1] == "bit"),
+            "level": level,
+        },
+        "tokenizer": compare_vocabularies(cand.vocab, ref.vocab),
+        "architecture": compare_configs(cand.ckpt.config, ref.ckpt.config),
+        "naive": _naive(cand, ref),
+        "thresholds": thresholds.as_dict(),
+        "settings": asdict(settings),
+        "unmapped": {"candidate": cand.amap.unmapped, "reference": ref.amap.unmapped},
+    }
+    result["summary"] = summarise(result)
+    result["seconds"] = round(time.perf_counter() - started, 3)
+    return result
+
+
+def _finite(x: float) -> float:
+    """JSON has no -inf: a p-value below what a float can hold is reported as the smallest log10 a float can."""
+    return -1e308 if math.isinf(x) else round(float(x), 3)
+
+
+def compare_paths(candidate: str | Path, reference: str | Path, **kwargs) -> dict:
+    cand, ref = open_side(candidate), open_side(reference)
+    try:
+        return compare(cand, ref, **kwargs)
+    finally:
+        cand.ckpt.close()
+        ref.ckpt.close()
+
+
+# --- summary
+
+
+def _short(name: str) -> str:
+    return name.split(".", 1)[1].replace("_", " ") if "." in name else name
+
+
+def summarise(result: dict) -> str:
+    """A plain-language paragraph a panel member can read aloud."""
+    v = result["verdict"]
+    comps = result["components"]
+    lines = []
+    if v == IDENTICAL:
+        level = result["identity"]["level"]
+        lines.append("The candidate is the reference: every tensor is identical"
+                     + (" at bf16 precision (a dtype cast)." if level == "bf16" else ", bit for bit."))
+    elif v == "derived":
+        lines.append(f"The candidate was derived from the reference's weights (log10 p = {result['log10_p']:.1f}).")
+        for c in comps:
+            if c["verdict"] in ("derived", "identical"):
+                where = ""
+                if c["layer_map"]:
+                    where = " — layers " + ", ".join(f"{a}←{b}" for a, b, _ in c["layer_map"][:12])
+                    if len(c["layer_map"]) > 12:
+                        where += ", …"
+                ident = c["identity"]
+                extra = f"; {ident['identical']} of {ident['tensors']} tensors identical" if ident["identical"] else ""
+                lines.append(f"- {_short(c['name'])} ({c['name']}): {c['verdict']}{where}{extra}.")
+                if c.get("unmapped_layers") and c["layer_map"]:
+                    lines.append(f"  Layers with no evidence of descent (re-initialised or new): "
+                                 f"{', '.join(map(str, c['unmapped_layers']))}.")
+        indep = [c["name"] for c in comps if c["verdict"] == INDEPENDENT]
+        if indep:
+            lines.append("Parts with no evidence of descent: " + ", ".join(indep) + ".")
+    elif v == INDEPENDENT:
+        lines.append("No evidence that the candidate was initialised from the reference's weights: every tested "
+                     f"component is consistent with independent initialisation (log10 p = {result['log10_p']:.2f}).")
+    else:
+        lines.append("The weights neither show descent nor clearly rule it out: " + result["rule"] + ".")
+    tok = result["tokenizer"]
+    if tok.get("available"):
+        lines.append(f"Tokenizer (separate finding, never evidence): vocabulary overlap {tok['jaccard']:.0%}.")
+    arch = result["architecture"]
+    if arch.get("available"):
+        lines.append(f"Architecture (separate finding, never evidence): {arch['summary']}.")
+    nv = result["naive"]
+    if nv.get("mean_raw_cosine") is not None:
+        lines.append(f"Naive norm-gain cosine {nv['mean_raw_cosine']:.3f} vs centred {nv['mean_centred_cosine']:.3f}"
+                     " — not evidence either way.")
+    return "\n".join(lines)

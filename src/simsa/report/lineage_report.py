@@ -1,0 +1,135 @@
+"""The lineage comparison as one self-contained HTML page: summary, verdicts, evidence heatmaps, side findings."""
+
+from __future__ import annotations
+
+import html
+import json
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from simsa.report.plots import INK, MUTED, _quiet, to_inline_svg
+
+VERDICT_COLOR = {"identical": "#8e2c2c", "derived": "#c0504d", "independent": "#4f9a6e", "inconclusive": "#b3963c"}
+
+
+def evidence_heatmap(component: dict) -> str:
+    """−log10 p for every (candidate layer, reference layer) pair, with the chosen layer map outlined."""
+    matrix = -np.asarray(component["evidence"], dtype=float)
+    cand, ref = component["candidate_layers"], component["reference_layers"]
+    with _quiet(component["name"]):
+        fig = Figure(figsize=(min(9.0, 2.2 + 0.32 * len(ref)), min(9.0, 1.6 + 0.3 * len(cand))))
+        ax = fig.add_subplot()
+        shown = np.log10(1.0 + np.clip(matrix, 0, None))
+        im = ax.imshow(shown, cmap="magma_r", aspect="auto", vmin=0, vmax=max(1.0, float(shown.max())),
+                       interpolation="nearest")
+        ax.set_xticks(range(len(ref)), [str(r) for r in ref], fontsize=8)
+        ax.set_yticks(range(len(cand)), [str(c) for c in cand], fontsize=8)
+        ax.set_xlabel("reference layer")
+        ax.set_ylabel("candidate layer")
+        pos_c = {c: i for i, c in enumerate(cand)}
+        pos_r = {r: j for j, r in enumerate(ref)}
+        for a, b, _ in component["layer_map"]:
+            ax.add_patch(_box(pos_r[b], pos_c[a]))
+        bar = fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+        ticks = [t for t in (0, 1, 2, 3, 4) if t <= shown.max() + 1e-9]
+        bar.set_ticks(ticks, labels=[f"{10 ** t - 1:g}" for t in ticks])
+        bar.set_label("−log10 p", color=INK)
+        ax.set_title(component["name"], color=INK, fontsize=10, loc="left")
+        return to_inline_svg(fig, f"Evidence heatmap for {component['name']}")
+
+
+def _box(x: int, y: int):  # type: ignore[no-untyped-def]
+    from matplotlib.patches import Rectangle
+
+    return Rectangle((x - 0.5, y - 0.5), 1, 1, fill=False, edgecolor="#2f9ad0", linewidth=1.6)
+
+
+def _fmt_p(lp: float | None) -> str:
+    if lp is None:
+        return "—"
+    return f"{lp:.1f}" if lp > -1e300 else "< −1e308"
+
+
+def _table(rows: list[list[str]], head: list[str]) -> str:
+    th = "".join(f"<th>{html.escape(h)}</th>" for h in head)
+    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)
+    return f"<table><thead><tr>{th}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _badge(verdict: str) -> str:
+    color = VERDICT_COLOR.get(verdict, MUTED)
+    return f'<span class="badge" style="background:{color}">{html.escape(verdict)}</span>'
+
+
+def render_lineage_html(result: dict) -> str:
+    """The whole page. Everything is inline (SVG plots, CSS), so the file can be archived or mailed as it is."""
+    esc = html.escape
+    comps = result["components"]
+    comp_rows = []
+    for c in comps:
+        lm = ", ".join(f"{a}←{b}" for a, b, _ in c["layer_map"][:16]) + (" …" if len(c["layer_map"]) > 16 else "")
+        ident = c["identity"]
+        comp_rows.append([
+            esc(c["name"]), _badge(c["verdict"]), _fmt_p(c["log10_p"]), esc(lm) or "—",
+            esc(", ".join(map(str, c.get("unmapped_layers", [])))) or "—",
+            f"{ident['identical']}/{ident['tensors']}",
+            f"{c['matched_fraction']:.0%}" if "matched_fraction" in c else "—",
+            esc(c["rule"]),
+        ])
+    heatmaps = "".join(f"<figure>{evidence_heatmap(c)}</figure>" for c in comps if c.get("evidence"))
+    tok = result["tokenizer"]
+    tok_html = "<p>Not available: " + esc(tok.get("note", "")) + "</p>"
+    if tok.get("available"):
+        rows = [["vocabulary sizes", f"{tok['candidate']['size']} / {tok['reference']['size']}"],
+                ["shared tokens", str(tok["shared_tokens"])], ["Jaccard", f"{tok['jaccard']:.3f}"],
+                ["same-id agreement", f"{tok['same_id_agreement']:.3f}"]]
+        if "merges" in tok:
+            rows.append(["identical merge prefix", str(tok["merges"]["identical_prefix"])])
+        tok_html = _table([[esc(a), esc(b)] for a, b in rows], ["", "value"]) + f"<p class=note>{esc(tok['note'])}</p>"
+    arch = result["architecture"]
+    arch_html = f"<p>{esc(arch.get('summary') or arch.get('note', ''))}</p>"
+    if arch.get("available") and arch["different"]:
+        arch_html += _table([[esc(k), esc(json.dumps(v["candidate"])), esc(json.dumps(v["reference"]))]
+                             for k, v in arch["different"].items()], ["field", "candidate", "reference"])
+    nv = result["naive"]
+    naive_rows = [[esc(r["tensor"]), f"{r['raw_cosine']:.4f}", f"{r['centred_cosine']:.4f}"]
+                  for r in nv["norm_gains"][:40]]
+    naive_html = (f"<p class=warn><b>{esc(nv['label'].upper())}.</b> {esc(nv['explanation'])}</p>"
+                  + (_table(naive_rows, ["norm gain", "raw cosine (naive)", "centred cosine"]) if naive_rows else "")
+                  + f"<p>Std-profile correlation: {esc(str(nv['std_profile']['correlation']))}</p>")
+    ident = result["identity"]
+    summary = "".join(f"<p>{esc(line)}</p>" for line in result["summary"].splitlines())
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>simsa lineage: {esc(result['verdict'])}</title>
+<style>
+body{{font-family:system-ui,-apple-system,"Noto Sans KR",sans-serif;color:{INK};max-width:1100px;margin:2em auto;
+padding:0 1em;line-height:1.45}}
+table{{border-collapse:collapse;margin:.6em 0;font-size:.92em}} td,th{{border-bottom:1px solid #dde3ea;
+padding:.3em .6em;text-align:left;vertical-align:top}}
+.badge{{color:#fff;border-radius:3px;padding:.1em .45em;font-weight:600}} .note{{color:{MUTED}}}
+.warn{{background:#fff6e0;padding:.5em .8em;border-left:4px solid #d08a2e}} figure{{margin:1em 0}}
+.big{{font-size:1.4em}} code{{background:#f2f4f7;padding:0 .25em}}
+</style></head><body>
+<h1>Weight lineage report</h1>
+<p class="big">Verdict: {_badge(result['verdict'])} &nbsp; log10 p = {_fmt_p(result['log10_p'])}</p>
+<p>Candidate <code>{esc(result['candidate']['path'])}</code> ({esc(result['candidate']['model_type'])},
+{result['candidate']['parameters']:,} parameters) against reference <code>{esc(result['reference']['path'])}</code>
+({esc(result['reference']['model_type'])}, {result['reference']['parameters']:,} parameters).</p>
+<h2>In plain words</h2>{summary}
+<p class=note>Rule: {esc(result['rule'])}. Thresholds: {esc('; '.join(result['thresholds'].values()))}.
+Null hypothesis: the models were initialised independently.</p>
+<h2>Components</h2>
+{_table(comp_rows, ["component", "verdict", "log10 p", "layer map (candidate←reference)", "no evidence",
+                    "identical tensors", "units matched", "rule"])}
+<p>Identical tensors overall: {ident['identical']} of {ident['candidate_tensors']}
+({ident['bit_identical']} bit for bit).</p>
+<h2>Layer-by-layer evidence</h2>
+<p class=note>Each cell is −log10 p of the hidden-unit test for a candidate layer against a reference layer;
+outlined cells are the monotone layer map.</p>
+{heatmaps or "<p>No layered component was tested.</p>"}
+<h2>Tokenizer (separate finding)</h2>{tok_html}
+<h2>Architecture (separate finding)</h2>{arch_html}
+<h2>Naive statistics</h2>{naive_html}
+</body></html>
+"""

@@ -1,0 +1,136 @@
+"""The lineage statistics on arrays: p-value arithmetic, calibration, invariances, localisation."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from simsa.lineage.correspondence import (
+    SamplingSettings,
+    best_match,
+    coordinate_draws,
+    evidence,
+    paired_match,
+    prepare_candidate,
+    prepare_reference,
+)
+from simsa.lineage.localise import combine_layers, monotone_map
+from simsa.lineage.naive import gain_similarity
+from simsa.lineage.pvalues import fisher_log10, sidak_log10, t_log10_sf
+
+
+def test_fisher_matches_scipy_where_scipy_does_not_underflow() -> None:
+    for lps in ([-0.3], [-1.0, -2.0, -0.5], [-4.0] * 10, [-0.01] * 50):
+        x = -2 * math.log(10) * sum(lps)
+        expected = stats.chi2.logsf(x, 2 * len(lps)) / math.log(10)
+        assert fisher_log10(lps) == pytest.approx(expected, rel=1e-9, abs=1e-12)
+
+
+def test_fisher_stays_finite_and_monotone_far_in_the_tail() -> None:
+    a, b = fisher_log10([-300.0] * 32), fisher_log10([-400.0] * 32)
+    assert math.isfinite(a) and math.isfinite(b) and b < a < -9000
+    assert fisher_log10([]) == 0.0
+
+
+def test_sidak_is_exact_and_never_underflows() -> None:
+    p, k = 0.01, 7
+    assert 10 ** sidak_log10(math.log10(p), k) == pytest.approx(1 - (1 - p) ** k)
+    assert sidak_log10(-500.0, 10) == pytest.approx(-499.0)
+    assert sidak_log10(-0.0001, 1000) <= 0.0
+
+
+def test_t_tail_reaches_tiny_pvalues() -> None:
+    assert t_log10_sf(1e6, 31) < -150
+    assert t_log10_sf(-3.0, 31) > -0.01
+    assert t_log10_sf(math.inf, 31) == -math.inf
+
+
+def _model(rng: np.random.Generator, d: int = 64, n: int = 128) -> list[np.ndarray]:
+    """Unit views with the per-coordinate scale structure trained models have (a few huge coordinates)."""
+    scale = np.exp(rng.normal(0, 1, d))
+    scale[rng.integers(d)] = 20.0
+    return [rng.normal(size=(n, d)) * scale for _ in range(3)]
+
+
+def _test(ref: list[np.ndarray], cand: list[np.ndarray], rng: np.random.Generator, settings: SamplingSettings):
+    draws = coordinate_draws(ref[0].shape[1], settings, rng)
+    prepared_ref = prepare_reference([p[:, draws.reference] for p in ref])
+    return evidence([best_match(prepared_ref, prepare_candidate(cand, draws))])
+
+
+def test_null_pvalues_are_uniform() -> None:
+    """Independent pairs: the calibrated p-values must not pile up near 0 (KS against uniform)."""
+    rng = np.random.default_rng(11)
+    settings = SamplingSettings(units=128, draws=24)
+    ps = [10 ** _test(_model(rng), _model(rng), rng, settings).log10_p for _ in range(120)]
+    assert stats.kstest(ps, "uniform").pvalue > 0.01
+    assert np.mean(np.array(ps) < 0.05) < 0.12
+
+
+def test_noisy_permuted_copy_is_detected() -> None:
+    rng = np.random.default_rng(3)
+    ref = _model(rng)
+    perm = rng.permutation(128)
+    cand = [p[perm] + rng.normal(size=p.shape) * 2 * p.std() for p in ref]
+    ev = _test(ref, cand, rng, SamplingSettings(units=128, draws=32))
+    assert ev.log10_p < -10
+    assert ev.p_monte_carlo == pytest.approx(1 / 33)
+
+
+def test_statistic_ignores_unit_order_and_folded_gains() -> None:
+    """Permuting candidate neurons or folding a positive per-coordinate gain into them changes nothing."""
+    rng = np.random.default_rng(5)
+    ref, cand = _model(rng), _model(rng)
+    settings = SamplingSettings(units=256, draws=8)
+    draws = coordinate_draws(64, settings, np.random.default_rng(0))
+    prepared_ref = prepare_reference([p[:, draws.reference] for p in ref])
+    base = best_match(prepared_ref, prepare_candidate(cand, draws)).mean(axis=1)
+    perm = rng.permutation(128)
+    gains = np.exp(rng.normal(0, 0.5, 64))
+    moved = best_match(prepared_ref, prepare_candidate([p[perm] * gains for p in cand], draws)).mean(axis=1)
+    np.testing.assert_allclose(base, moved, rtol=1e-5)
+
+
+def test_paired_rows_compare_token_with_token() -> None:
+    rng = np.random.default_rng(8)
+    ref = rng.normal(size=(200, 64))
+    cand = ref + rng.normal(size=ref.shape)
+    draws = coordinate_draws(64, SamplingSettings(draws=16), rng)
+    scores = paired_match(prepare_reference([ref[:, draws.reference]]), prepare_candidate([cand], draws))
+    assert scores.shape == (17, 200)
+    assert scores[0].mean() > 0.6 > 0.2 > abs(scores[1:].mean())
+    assert evidence([scores]).log10_p < -10
+
+
+def test_monotone_map_skips_dropped_layers_and_names_new_ones() -> None:
+    e = np.full((4, 5), -0.2)
+    e[0, 0], e[1, 1], e[2, 3], e[3, 4] = -80, -70, -60, -65  # reference layer 2 was dropped
+    lm = monotone_map(e, [0, 1, 2, 3], [0, 1, 2, 3, 4])
+    assert [(a, b) for a, b, _ in lm.pairs] == [(0, 0), (1, 1), (2, 3), (3, 4)]
+    e = np.full((4, 4), -0.2)
+    e[0, 0], e[2, 2], e[3, 3] = -50, -40, -60
+    e[1, 3] = -30  # out of order: using it would cost 2←2
+    lm = monotone_map(e, [0, 1, 2, 3], [0, 1, 2, 3])
+    assert [(a, b) for a, b, _ in lm.pairs] == [(0, 0), (2, 2), (3, 3)] and lm.unmapped == [1]
+
+
+def test_monotone_map_allows_duplicated_layers() -> None:
+    e = np.full((3, 2), -0.1)
+    e[0, 0], e[1, 0], e[2, 1] = -30, -30, -30
+    assert [(a, b) for a, b, _ in monotone_map(e, [0, 1, 2], [0, 1]).pairs] == [(0, 0), (1, 0), (2, 1)]
+
+
+def test_weak_pairs_are_not_mapped_and_combination_stays_null_like() -> None:
+    e = np.full((6, 6), -1.5)  # p ≈ 0.03 everywhere: not significant after looking at 36 pairs
+    assert monotone_map(e, list(range(6)), list(range(6))).pairs == []
+    assert combine_layers(np.full((6, 6), -0.3)) > -1
+
+
+def test_naive_gain_cosine_is_high_for_unrelated_gains() -> None:
+    rng = np.random.default_rng(1)
+    a, b = 1 + 0.05 * rng.normal(size=512), 1 + 0.05 * rng.normal(size=512)
+    sim = gain_similarity(a, b)
+    assert sim["raw_cosine"] > 0.99 and abs(sim["centred_cosine"]) < 0.2
