@@ -41,14 +41,16 @@ from transformers import (
 )
 from transformers.utils import logging as hf_logging
 
-ZOO_VERSION = "lineage-zoo-1"
+ZOO_VERSION = "lineage-zoo-2"
 ZOO_FILE = "ZOO.json"
 # Set to a directory to keep one zoo across test sessions (bump ZOO_VERSION when the recipe changes).
 ZOO_DIR_ENV = "SIMSA_LINEAGE_ZOO_DIR"
+# torch threads used while building (default 1, see _quiet_and_threads).
+ZOO_THREADS_ENV = "SIMSA_LINEAGE_ZOO_THREADS"
 
 PairKind = Literal["negative", "derived", "identical"]
 
-# Shapes: small enough that the whole zoo trains in about two minutes on two CPU cores.
+# Shapes: small enough that the whole zoo trains in about two minutes on one CPU core.
 HIDDEN = 64
 LAYERS = 4
 HEADS = 4
@@ -80,7 +82,13 @@ SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "<s>", "</s>"]
 
 @dataclass
 class Pair:
-    """One (candidate, reference) question for the lineage test and the answer it must give."""
+    """One (candidate, reference) question for the lineage test and the answer it must give.
+
+    ``expect`` keys: ``layer_map`` ([candidate_layer, reference_layer] pairs that must be found),
+    ``new_layers`` (candidate layers with no parent: the re-initialised layer, and every layer of a
+    negative or of an embeddings-reused model), ``derived_components`` and ``independent_components``
+    (names from COMPONENTS).
+    """
 
     name: str
     family: str
@@ -357,8 +365,8 @@ def _config(family: str, sp: _Specials, layers: int = LAYERS) -> Any:
             vocab_size=sp.vocab,
             hidden_size=HIDDEN,
             intermediate_size=128,
-            moe_intermediate_size=32,
-            num_experts=4,
+            moe_intermediate_size=16,
+            num_experts=16,  # enough router rows for a unit-level router test
             num_experts_per_tok=2,
             norm_topk_prob=True,
             num_hidden_layers=layers,
@@ -569,12 +577,24 @@ def _derived_expect(family: str, layer_map: list[list[int]], new_layers: list[in
 # --------------------------------------------------------------------------- building
 
 
+def _build_threads() -> int:
+    try:
+        return max(1, int(os.environ.get(ZOO_THREADS_ENV, "1")))
+    except ValueError:
+        return 1
+
+
 @contextlib.contextmanager
 def _quiet_and_threads() -> Iterator[None]:
-    """Two threads (the CI box has two cores) and no per-save progress bars; restore both after."""
+    """Few torch threads and no per-save progress bars; restore both after.
+
+    One thread by default: these matrices are tiny, so a second thread gains little on an idle 2-core box,
+    while with any other torch process running (parallel test runs) 2 threads spin-wait on each other
+    and steps got 10-40x slower (measured: 1 thread 32-49 ms/step, 2 threads 300-1300 ms/step under load).
+    """
     threads = torch.get_num_threads()
     bars = hf_logging.is_progress_bar_enabled()
-    torch.set_num_threads(2)
+    torch.set_num_threads(_build_threads())
     hf_logging.disable_progress_bar()
     try:
         yield
@@ -777,6 +797,7 @@ def _build(root: Path, say: Callable[[str], None]) -> Zoo:
     manifest = {
         "version": ZOO_VERSION,
         "build_seconds": seconds,
+        "build_threads": torch.get_num_threads(),
         "tokenizer": {"path": "tokenizer/tokenizer.json", "vocab_size": sp.vocab},
         "corpora": {k: {"train_tokens": len(c.train), "held_out_tokens": len(c.held_out)} for k, c in corpora.items()},
         "models": info,

@@ -50,6 +50,7 @@ SCHEMA = "simsa.lineage.compare/1"
 Progress = Callable[[str, int, int], None]
 _QUICK_FULL_BYTES = 8 << 20  # tensors up to this size are digested whole in the identity pre-check
 MIN_DISTINCT_VALUES = 16
+MIN_GROUP_UNITS = 16  # fewer units (a 4-expert router) cannot separate copied units from shared structure
 
 
 @dataclass
@@ -220,7 +221,8 @@ class _Prepared:
 def _pair_evidence(prep: _Prepared, comp: str, stack: str, width: int, ca, cgroups: dict[str, UnitGroup], rb,
                    rgroups: dict[str, UnitGroup]) -> PairEvidence | None:
     scores = [prep.group_scores(comp, stack, width, ca, g, rb, rgroups[key])
-              for key, g in sorted(cgroups.items()) if key in rgroups]
+              for key, g in sorted(cgroups.items())
+              if key in rgroups and min(g.n_units, rgroups[key].n_units) >= MIN_GROUP_UNITS]
     scores = [s for s in scores if s.size]
     return evidence(scores) if scores else None
 
@@ -254,7 +256,8 @@ def component_evidence(prep: _Prepared, name: str, progress: Progress | None, st
                 progress(f"units {name}", step[0], total)
         prep.drop_candidate_layer(name, a)
     if not details:
-        return {"tested": False, "reason": "no unit groups in common with the reference"}
+        return {"tested": False, "reason": f"no unit groups with at least {MIN_GROUP_UNITS} units in common with "
+                                           "the reference"}
     out: dict = {"tested": True, "units": units}
     if cand_layers == [None]:
         ev = details[(0, 0)]
@@ -352,7 +355,8 @@ def compare(cand: Side, ref: Side, settings: SamplingSettings | None = None, thr
                                      if name not in ref.comps and name not in ref_by_comp
                                      else "no hidden-unit test applies (norm gains, biases, kernels)"})
         lp = ur.get("log10_p") if ur.get("tested") else None
-        verdict, rule = component_verdict(lp, int(ur.get("units", 0)), share, complete, thresholds)
+        verdict, rule = component_verdict(lp, int(ur.get("units", 0)), share, complete, thresholds,
+                                          float(ur.get("matched_fraction", 0.0)))
         if lp is None and verdict not in (IDENTICAL,) and share == 0:
             untestable.add(name)
         verdicts[name] = verdict

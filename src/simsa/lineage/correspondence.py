@@ -33,6 +33,7 @@ from simsa.lineage.pvalues import monte_carlo_p, t_log10_sf
 
 # Fewer units than this and standardising coordinates across units is noise, not normalisation.
 MIN_UNITS_FOR_COLUMN_STANDARDISATION = 16
+STRUCTURE_EDGE_FACTOR = 1.05  # margin over the Marchenko–Pastur edge before a direction counts as structure
 NULL_QUANTILE = 0.999  # a unit "has a counterpart" when its best cosine beats this quantile of the null
 _BLOCK = 2048
 
@@ -81,6 +82,36 @@ def _standardise_columns(x: np.ndarray) -> np.ndarray:
     return (x - mu) / sd
 
 
+def remove_shared_structure(x: np.ndarray) -> np.ndarray:
+    """Project out the directions in which a layer's units are *structured* rather than random.
+
+    Training moves every unit of a layer along the few directions in which its inputs vary most (gradients are
+    outer products with the residual stream). Two unrelated models that read the same residual basis (a reused
+    embedding, a re-initialised layer trained inside its parent) therefore share those directions without sharing
+    any initialisation. Singular directions above the Marchenko–Pastur edge of an i.i.d. matrix of the same size and
+    noise level are that structure; the rest (the random part, where initialisation noise lives and where a copied
+    unit keeps its fingerprint) is what the test compares. Each model's projection is computed from its own units,
+    so it commutes with permuting residual coordinates and the null stays exact.
+    """
+    n, d = x.shape
+    if min(n, d) < MIN_UNITS_FOR_COLUMN_STANDARDISATION:
+        return x
+    _, s, vt = np.linalg.svd(x, full_matrices=False)
+    k = 0
+    for _ in range(8):
+        rest = s[k:]
+        sigma = math.sqrt(float((rest**2).sum()) / max(1, (n - k) * (d - k)))
+        edge = sigma * (math.sqrt(n - k) + math.sqrt(d - k)) * STRUCTURE_EDGE_FACTOR
+        new_k = min(int(np.count_nonzero(s > edge)), min(n, d) // 2)
+        if new_k == k:
+            break
+        k = new_k
+    if k == 0:
+        return x
+    v = vt[:k]
+    return x - (x @ v.T) @ v
+
+
 def _unit_rows(x: np.ndarray) -> np.ndarray:
     """Centre and normalise each row over the last axis."""
     x = x - x.mean(axis=-1, keepdims=True)
@@ -95,13 +126,14 @@ def prepare_reference(parts: list[np.ndarray]) -> np.ndarray:
     Parts are different views of the same units (for an MLP neuron: its gate row, up row and down column); each is
     standardised and normalised on its own and the concatenation is scaled back to unit length.
     """
-    views = [_unit_rows(_standardise_columns(np.asarray(p, dtype=np.float32))) for p in parts]
+    views = [_unit_rows(remove_shared_structure(_standardise_columns(np.asarray(p, dtype=np.float32))))
+             for p in parts]
     return (np.concatenate(views, axis=1) / math.sqrt(len(views))).astype(np.float32)
 
 
 def prepare_candidate(parts: list[np.ndarray], draws: CoordinateDraws) -> np.ndarray:
     """Candidate units with all residual coordinates: ``(m, d)`` parts → ``(draws + 1, m, P)``."""
-    std = [_standardise_columns(np.asarray(p, dtype=np.float32)) for p in parts]
+    std = [remove_shared_structure(_standardise_columns(np.asarray(p, dtype=np.float32))) for p in parts]
     out = []
     for idx in draws.index:
         views = [_unit_rows(p[:, idx]) for p in std]

@@ -58,6 +58,8 @@ def unit_groups(amap: ArchitectureMap) -> dict[str, ComponentUnits]:
         kind = t.role.kind
         if kind in _MLP_PART:
             key, part = comp.split(".", 1)[1], _MLP_PART[kind]
+        elif kind == "head" and t.role.detail:  # pooler, classifier, MLM transform: not vocabulary rows
+            key, part = f"head.{t.role.detail}", 0
         else:
             key, part = kind, 0
         parts = buckets.setdefault((comp, t.role.layer, key), [[], [], []])

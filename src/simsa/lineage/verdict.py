@@ -3,7 +3,10 @@
 Per component:
 - ``identical``: every candidate tensor of the component equals a reference tensor (bit for bit, or after rounding
   both to bf16 so a dtype cast cannot hide a copy) and the component has the same tensors as the reference's;
-- ``derived``: the hidden-unit test gives −log10 p ≥ ``derived_log10`` (default 6), or some tensors are identical;
+- ``derived``: the hidden-unit test gives −log10 p ≥ ``derived_log10`` (default 6) *and* at least ``min_matched``
+  (default 10 %) of the sampled units have an individually recognisable counterpart, or some tensors are identical.
+  A significant but diffuse similarity (few units recognisable) is what parts trained from scratch inside a shared
+  residual basis show — a new output head on a reused embedding — and is reported as inconclusive, not derived;
 - ``independent``: the test ran with enough units and gives −log10 p < ``independent_log10`` (default 2);
 - ``inconclusive``: anything between, or no unit-level test was possible (norm gains, biases, shape mismatch).
 
@@ -24,17 +27,19 @@ class Thresholds:
     derived_log10: float = 6.0  # derived when −log10 p ≥ this
     independent_log10: float = 2.0  # independent when −log10 p < this (and the test had units to work with)
     min_units: int = 16  # a test on fewer candidate units is not strong enough to call "independent"
+    min_matched: float = 0.10  # share of units with a recognisable counterpart needed to call "derived"
 
     def as_dict(self) -> dict:
         return {
-            "derived_when": f"-log10_p >= {self.derived_log10:g}",
+            "derived_when": f"-log10_p >= {self.derived_log10:g} and matched_fraction >= {self.min_matched:g}",
             "independent_when": f"-log10_p < {self.independent_log10:g} with at least {self.min_units} units tested",
             "identical_when": "every tensor equal bit for bit or at bf16 precision",
         }
 
 
 def component_verdict(
-    log10_p: float | None, units: int, identical_share: float, complete: bool, th: Thresholds
+    log10_p: float | None, units: int, identical_share: float, complete: bool, th: Thresholds,
+    matched_fraction: float = 1.0,
 ) -> tuple[str, str]:
     """Verdict and the rule that produced it, for one component."""
     if identical_share >= 1.0 and complete:
@@ -43,8 +48,13 @@ def component_verdict(
         return DERIVED, f"{identical_share:.0%} of its tensors are identical to reference tensors"
     if log10_p is None:
         return INCONCLUSIVE, "no hidden-unit test applies to this component (identity checked only)"
+    if -log10_p >= th.derived_log10 and matched_fraction >= th.min_matched:
+        return DERIVED, (f"-log10 p = {-log10_p:.1f} >= {th.derived_log10:g}; {matched_fraction:.0%} of units have a "
+                         "counterpart")
     if -log10_p >= th.derived_log10:
-        return DERIVED, f"-log10 p = {-log10_p:.1f} >= {th.derived_log10:g}"
+        return INCONCLUSIVE, (f"significant (-log10 p = {-log10_p:.1f}) but diffuse: only {matched_fraction:.1%} of "
+                              f"units have a recognisable counterpart (< {th.min_matched:.0%}); typical of parts "
+                              "trained from scratch in a shared residual basis, not of copied weights")
     if -log10_p < th.independent_log10 and units >= th.min_units:
         return INDEPENDENT, f"-log10 p = {-log10_p:.2f} < {th.independent_log10:g} over {units} units"
     if -log10_p < th.independent_log10:
