@@ -51,6 +51,10 @@ Progress = Callable[[str, int, int], None]
 _QUICK_FULL_BYTES = 8 << 20  # tensors up to this size are digested whole in the identity pre-check
 MIN_DISTINCT_VALUES = 16
 MIN_GROUP_UNITS = 16  # fewer units (a 4-expert router) cannot separate copied units from shared structure
+FULL_GRID_PAIRS = 64  # up to this many layer pairs every pair gets the full test; beyond, screen first
+SCREEN_KEEP = 3
+SCREEN_UNITS = 64
+SCREEN_REF_UNITS = 2048
 
 
 @dataclass
@@ -194,24 +198,44 @@ class _Prepared:
                 self.ref_cache[ckey] = prepare_reference(
                     [read_units(self.ref.ckpt, p, ri)[:, draws.reference] for p in rg.parts])
             return paired_match(self.ref_cache[ckey], self.cand_cache[ckey])
-        ckey = (comp, ca, cg.key)
-        if ckey not in self.cand_cache:
-            n = cg.n_units
+        return best_match(self.reference(comp, rb, rg, draws), self.candidate(comp, ca, cg, draws))
+
+    def candidate(self, comp: str, layer, group: UnitGroup, draws: CoordinateDraws) -> np.ndarray:
+        """Sampled candidate units, all draws: ``(draws + 1, m, P)``."""
+        key = (comp, layer, group.key)
+        if key not in self.cand_cache:
+            n = group.n_units
             idx = np.arange(n)
             if n > self.settings.units:
-                idx = np.sort(_rng(self.settings, "cand", comp, ca, cg.key).choice(n, self.settings.units,
-                                                                                   replace=False))
-            self.cand_cache[ckey] = prepare_candidate([read_units(self.cand.ckpt, p, idx) for p in cg.parts], draws)
-        rkey = (comp, rb, rg.key)
-        if rkey not in self.ref_cache:
-            n = rg.n_units
+                idx = np.sort(_rng(self.settings, "cand", comp, layer, group.key).choice(n, self.settings.units,
+                                                                                         replace=False))
+            self.cand_cache[key] = prepare_candidate([read_units(self.cand.ckpt, p, idx) for p in group.parts], draws)
+        return self.cand_cache[key]
+
+    def reference(self, comp: str, layer, group: UnitGroup, draws: CoordinateDraws) -> np.ndarray:
+        """Reference units on the reference coordinates: ``(n, P)``."""
+        key = (comp, layer, group.key)
+        if key not in self.ref_cache:
+            n = group.n_units
             idx = np.arange(n)
             if n > self.settings.ref_units:
-                idx = np.sort(_rng(self.settings, "ref", comp, rb, rg.key).choice(n, self.settings.ref_units,
-                                                                                  replace=False))
-            self.ref_cache[rkey] = prepare_reference(
-                [read_units(self.ref.ckpt, p, idx)[:, draws.reference] for p in rg.parts])
-        return best_match(self.ref_cache[rkey], self.cand_cache[ckey])
+                idx = np.sort(_rng(self.settings, "ref", comp, layer, group.key).choice(n, self.settings.ref_units,
+                                                                                        replace=False))
+            self.ref_cache[key] = prepare_reference(
+                [read_units(self.ref.ckpt, p, idx)[:, draws.reference] for p in group.parts])
+        return self.ref_cache[key]
+
+    def screen(self, comp: str, stack: str, width: int, ca, cgroups: dict[str, UnitGroup], rb,
+               rgroups: dict[str, UnitGroup]) -> float:
+        """A cheap look (observed statistic only, few units) used to choose which layer pairs get the full test."""
+        draws = self.coords(stack, width)
+        vals = []
+        for key, g in sorted(cgroups.items()):
+            if key in rgroups and min(g.n_units, rgroups[key].n_units) >= MIN_GROUP_UNITS:
+                cand = self.candidate(comp, ca, g, draws)[:1, :SCREEN_UNITS]
+                ref = self.reference(comp, rb, rgroups[key], draws)[:SCREEN_REF_UNITS]
+                vals.append(float(best_match(ref, cand).mean()))
+        return float(np.mean(vals)) if vals else float("nan")
 
     def drop_candidate_layer(self, comp: str, layer) -> None:
         for key in [k for k in self.cand_cache if k[0] == comp and k[1] == layer]:
@@ -232,6 +256,31 @@ def _width(side: Side, stack: str) -> int | None:
     return int(info.hidden_size) if info else None
 
 
+def _pairs_to_test(prep: _Prepared, name: str, stack: str, width: int, cc: ComponentUnits, rc: ComponentUnits,
+                   cand_layers: list, ref_layers: list) -> set[tuple[int, int]]:
+    """Which (candidate, reference) layer pairs get the full test.
+
+    Small models: all of them. Deep models: a screen of every pair (observed statistic on a few units) keeps, per
+    candidate layer, the ``SCREEN_KEEP`` most similar reference layers plus the one at the same relative depth.
+    Pairs left out count as no evidence, which can only make a p-value larger (conservative).
+    """
+    n_c, n_r = len(cand_layers), len(ref_layers)
+    everything = {(i, j) for i in range(n_c) for j in range(n_r)}
+    if n_c * n_r <= FULL_GRID_PAIRS:
+        return everything
+    grid = np.full((n_c, n_r), np.nan)
+    for i, a in enumerate(cand_layers):
+        for j, b in enumerate(ref_layers):
+            grid[i, j] = prep.screen(name, stack, width, a, cc.layers[a], b, rc.layers[b])
+        prep.drop_candidate_layer(name, a)
+    chosen = set()
+    for i in range(n_c):
+        row = np.nan_to_num(grid[i], nan=-np.inf)
+        chosen.update((i, int(j)) for j in np.argsort(-row)[:SCREEN_KEEP])
+        chosen.add((i, round(i * (n_r - 1) / max(1, n_c - 1))))
+    return chosen
+
+
 def component_evidence(prep: _Prepared, name: str, progress: Progress | None, step: list[int], total: int) -> dict:
     """The unit test for one component: evidence matrix, layer map and combined p-value."""
     cc, rc = prep.cand.comps[name], prep.ref.comps[name]
@@ -244,8 +293,11 @@ def component_evidence(prep: _Prepared, name: str, progress: Progress | None, st
     matrix = np.zeros((len(cand_layers), len(ref_layers)))
     details: dict[tuple, PairEvidence] = {}
     units = 0
+    chosen = _pairs_to_test(prep, name, stack, wc, cc, rc, cand_layers, ref_layers)
     for i, a in enumerate(cand_layers):
         for j, b in enumerate(ref_layers):
+            if (i, j) not in chosen:
+                continue
             ev = _pair_evidence(prep, name, stack, wc, a, cc.layers[a], b, rc.layers[b])
             if ev is not None:
                 matrix[i, j] = ev.log10_p
@@ -275,7 +327,9 @@ def component_evidence(prep: _Prepared, name: str, progress: Progress | None, st
         pair_threshold_log10=round(lmap.threshold_log10, 3),
         candidate_layers=cand_layers,
         reference_layers=ref_layers,
-        evidence=[[round(float(v), 3) for v in row] for row in matrix],
+        evidence=[[round(float(matrix[i, j]), 3) if (i, j) in details else None for j in range(len(ref_layers))]
+                  for i in range(len(cand_layers))],
+        pairs_tested=len(details),
         pairs=[{"candidate_layer": a, "reference_layer": b, **details[(pos_c[a], pos_r[b])].as_dict()}
                for a, b, _ in lmap.pairs],
         matched_fraction=float(np.mean([e.matched_fraction for e in mapped])) if mapped else 0.0,
@@ -374,7 +428,7 @@ def compare(cand: Side, ref: Side, settings: SamplingSettings | None = None, thr
         if not ur.get("tested"):
             entry["reason"] = ur.get("reason")
         for key in ("units", "matched_fraction", "pair_threshold_log10", "candidate_layers", "reference_layers",
-                    "evidence", "pairs"):
+                    "evidence", "pairs_tested", "pairs"):
             if key in ur:
                 entry[key] = ur[key]
         components.append(entry)

@@ -15,13 +15,14 @@ VERDICT_COLOR = {"identical": "#8e2c2c", "derived": "#c0504d", "independent": "#
 
 def evidence_heatmap(component: dict) -> str:
     """−log10 p for every (candidate layer, reference layer) pair, with the chosen layer map outlined."""
-    matrix = -np.asarray(component["evidence"], dtype=float)
+    matrix = -np.array([[np.nan if v is None else v for v in row] for row in component["evidence"]], dtype=float)
     cand, ref = component["candidate_layers"], component["reference_layers"]
     with _quiet(component["name"]):
         fig = Figure(figsize=(min(9.0, 2.2 + 0.32 * len(ref)), min(9.0, 1.6 + 0.3 * len(cand))))
         ax = fig.add_subplot()
         shown = np.log10(1.0 + np.clip(matrix, 0, None))
-        im = ax.imshow(shown, cmap="magma_r", aspect="auto", vmin=0, vmax=max(1.0, float(shown.max())),
+        top = max(1.0, float(np.nanmax(shown))) if np.isfinite(shown).any() else 1.0
+        im = ax.imshow(shown, cmap="magma_r", aspect="auto", vmin=0, vmax=top,
                        interpolation="nearest")
         ax.set_xticks(range(len(ref)), [str(r) for r in ref], fontsize=8)
         ax.set_yticks(range(len(cand)), [str(c) for c in cand], fontsize=8)
@@ -32,7 +33,7 @@ def evidence_heatmap(component: dict) -> str:
         for a, b, _ in component["layer_map"]:
             ax.add_patch(_box(pos_r[b], pos_c[a]))
         bar = fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
-        ticks = [t for t in (0, 1, 2, 3, 4) if t <= shown.max() + 1e-9]
+        ticks = [t for t in (0, 1, 2, 3, 4) if t <= top + 1e-9]
         bar.set_ticks(ticks, labels=[f"{10 ** t - 1:g}" for t in ticks])
         bar.set_label("−log10 p", color=INK)
         ax.set_title(component["name"], color=INK, fontsize=10, loc="left")
