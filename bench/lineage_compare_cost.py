@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import struct
-import subprocess
 import sys
 import tempfile
 import time
@@ -25,24 +24,11 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT))
+
+from bench.lineage_child import compare_in_child  # noqa: E402
 
 from simsa.lineage.dtypes import bf16_bits  # noqa: E402
-
-CHILD = """
-import sys
-from simsa.cli.main import main
-sys.argv = ["simsa", "lineage", "compare", sys.argv[1], sys.argv[2], "--json"]
-try:
-    main()
-except SystemExit as exc:
-    code = exc.code or 0
-else:
-    code = 0
-sys.stdout.flush()
-hwm = next(line for line in open("/proc/self/status") if line.startswith("VmHWM"))
-print(int(hwm.split()[1]) / 1024.0, file=sys.stderr)
-sys.exit(code)
-"""
 
 
 def shapes(hidden: int, ffn: int, layers: int, vocab: int) -> dict[str, tuple[int, ...]]:
@@ -107,14 +93,6 @@ def build(root: Path, hidden: int, ffn: int, layers: int, vocab: int) -> dict[st
     return paths
 
 
-def run(cand: Path, ref: Path) -> tuple[dict, float, float]:
-    started = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-c", CHILD, str(cand), str(ref)], capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise SystemExit(proc.stderr)
-    return json.loads(proc.stdout), time.perf_counter() - started, float(proc.stderr.strip().splitlines()[-1])
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--hidden", type=int, default=2048)
@@ -130,7 +108,7 @@ def main() -> None:
     built = time.perf_counter() - t0
     rows = []
     for cand in ("derived", "independent"):
-        result, wall, rss = run(paths[cand], paths["reference"])
+        result, wall, rss = compare_in_child(paths[cand], paths["reference"])
         rows.append({"pair": f"{cand} vs reference", "verdict": result["verdict"], "log10_p": result["log10_p"],
                      "compute_seconds": result["seconds"], "wall_seconds": round(wall, 1),
                      "peak_rss_mib": round(rss), "parameters": result["candidate"]["parameters"]})

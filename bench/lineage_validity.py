@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import tempfile
 import time
@@ -20,38 +19,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.lineage_child import compare_in_child  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 from tests.lineage_validity import check_pair, ks_uniform, negative_pvalues, table_rows  # noqa: E402
 from tests.lineage_zoo import build_zoo  # noqa: E402
-
-# Runs the real CLI in the child and reports the child's own high-water mark. (ru_maxrss from wait4 would include
-# the parent's image copied at fork, before exec, which here holds torch from building the zoo.)
-CHILD = """
-import sys
-from simsa.cli.main import main
-sys.argv = ["simsa", "lineage", "compare", sys.argv[1], sys.argv[2], "--json"]
-try:
-    main()
-except SystemExit as exc:
-    code = exc.code or 0
-else:
-    code = 0
-sys.stdout.flush()
-hwm = next(line for line in open("/proc/self/status") if line.startswith("VmHWM"))
-print(int(hwm.split()[1]) / 1024.0, file=sys.stderr)
-sys.exit(code)
-"""
-
-
-def run_pair(cand: Path, ref: Path) -> tuple[dict, float, float]:
-    """The CLI's JSON result, wall seconds and peak RSS (MiB) of the process that computed it."""
-    started = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-c", CHILD, str(cand), str(ref)], capture_output=True, text=True)
-    wall = time.perf_counter() - started
-    if proc.returncode != 0:
-        raise SystemExit(f"compare failed for {cand} vs {ref}: exit {proc.returncode}: {proc.stderr.strip()}")
-    return json.loads(proc.stdout), wall, float(proc.stderr.strip().splitlines()[-1])
 
 
 def main() -> None:
@@ -65,7 +37,7 @@ def main() -> None:
     build_s = time.perf_counter() - t0
     results, walls, rss, compute = [], {}, {}, {}
     for pair in zoo.pairs:
-        result, wall, peak = run_pair(zoo.models[pair.candidate], zoo.models[pair.reference])
+        result, wall, peak = compare_in_child(zoo.models[pair.candidate], zoo.models[pair.reference])
         results.append((pair, result))
         walls[pair.name], rss[pair.name], compute[pair.name] = wall, peak, result["seconds"]
     pvals = negative_pvalues(results)

@@ -200,15 +200,17 @@ class _Prepared:
             return paired_match(self.ref_cache[ckey], self.cand_cache[ckey])
         return best_match(self.reference(comp, rb, rg, draws), self.candidate(comp, ca, cg, draws))
 
+    def _sample(self, n: int, limit: int, *key: object) -> np.ndarray:
+        """All ``n`` unit indices, or a seeded sorted sample of ``limit`` of them."""
+        if n <= limit:
+            return np.arange(n)
+        return np.sort(_rng(self.settings, *key).choice(n, limit, replace=False))
+
     def candidate(self, comp: str, layer, group: UnitGroup, draws: CoordinateDraws) -> np.ndarray:
         """Sampled candidate units, all draws: ``(draws + 1, m, P)``."""
         key = (comp, layer, group.key)
         if key not in self.cand_cache:
-            n = group.n_units
-            idx = np.arange(n)
-            if n > self.settings.units:
-                idx = np.sort(_rng(self.settings, "cand", comp, layer, group.key).choice(n, self.settings.units,
-                                                                                         replace=False))
+            idx = self._sample(group.n_units, self.settings.units, "cand", *key)
             self.cand_cache[key] = prepare_candidate([read_units(self.cand.ckpt, p, idx) for p in group.parts], draws)
         return self.cand_cache[key]
 
@@ -216,11 +218,7 @@ class _Prepared:
         """Reference units on the reference coordinates: ``(n, P)``."""
         key = (comp, layer, group.key)
         if key not in self.ref_cache:
-            n = group.n_units
-            idx = np.arange(n)
-            if n > self.settings.ref_units:
-                idx = np.sort(_rng(self.settings, "ref", comp, layer, group.key).choice(n, self.settings.ref_units,
-                                                                                        replace=False))
+            idx = self._sample(group.n_units, self.settings.ref_units, "ref", *key)
             self.ref_cache[key] = prepare_reference(
                 [read_units(self.ref.ckpt, p, idx)[:, draws.reference] for p in group.parts])
         return self.ref_cache[key]
