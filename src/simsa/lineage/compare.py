@@ -51,7 +51,7 @@ Progress = Callable[[str, int, int], None]
 _QUICK_FULL_BYTES = 8 << 20  # tensors up to this size are digested whole in the identity pre-check
 MIN_DISTINCT_VALUES = 16
 MIN_GROUP_UNITS = 16  # fewer units (a 4-expert router) cannot separate copied units from shared structure
-FULL_GRID_PAIRS = 64  # up to this many layer pairs every pair gets the full test; beyond, screen first
+FULL_GRID_PAIRS = 16  # up to this many layer pairs every pair gets the full test; beyond, screen first
 SCREEN_KEEP = 3
 SCREEN_UNITS = 64
 SCREEN_REF_UNITS = 2048
@@ -219,8 +219,9 @@ class _Prepared:
         key = (comp, layer, group.key)
         if key not in self.ref_cache:
             idx = self._sample(group.n_units, self.settings.ref_units, "ref", *key)
+            # Kept in float16: every reference layer stays cached for the whole grid, and cosines need no more.
             self.ref_cache[key] = prepare_reference(
-                [read_units(self.ref.ckpt, p, idx)[:, draws.reference] for p in group.parts])
+                [read_units(self.ref.ckpt, p, idx)[:, draws.reference] for p in group.parts]).astype(np.float16)
         return self.ref_cache[key]
 
     def screen(self, comp: str, stack: str, width: int, ca, cgroups: dict[str, UnitGroup], rb,
@@ -242,11 +243,17 @@ class _Prepared:
 
 def _pair_evidence(prep: _Prepared, comp: str, stack: str, width: int, ca, cgroups: dict[str, UnitGroup], rb,
                    rgroups: dict[str, UnitGroup]) -> PairEvidence | None:
-    scores = [prep.group_scores(comp, stack, width, ca, g, rb, rgroups[key])
-              for key, g in sorted(cgroups.items())
-              if key in rgroups and min(g.n_units, rgroups[key].n_units) >= MIN_GROUP_UNITS]
-    scores = [s for s in scores if s.size]
-    return evidence(scores) if scores else None
+    keys = [key for key, g in sorted(cgroups.items())
+            if key in rgroups and min(g.n_units, rgroups[key].n_units) >= MIN_GROUP_UNITS]
+    scores, coverage = [], []
+    for key in keys:
+        sc = prep.group_scores(comp, stack, width, ca, cgroups[key], rb, rgroups[key])
+        if sc.size:
+            scores.append(sc)
+            searched = rgroups[key].n_units if cgroups[key].paired else min(rgroups[key].n_units,
+                                                                             prep.settings.ref_units)
+            coverage.append(searched / rgroups[key].n_units)
+    return evidence(scores, coverage) if scores else None
 
 
 def _width(side: Side, stack: str) -> int | None:

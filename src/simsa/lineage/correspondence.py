@@ -34,6 +34,7 @@ from simsa.lineage.pvalues import monte_carlo_p, t_log10_sf
 # Fewer units than this and standardising coordinates across units is noise, not normalisation.
 MIN_UNITS_FOR_COLUMN_STANDARDISATION = 16
 STRUCTURE_ROWS = 2048  # units used to estimate the structured directions of a large group
+STRUCTURE_MAX_DIRECTIONS = 64  # at most this many structured directions are removed
 STRUCTURE_EDGE_FACTOR = 1.05  # margin over the Marchenko–Pastur edge before a direction counts as structure
 NULL_QUANTILE = 0.999  # a unit "has a counterpart" when its best cosine beats this quantile of the null
 _BLOCK = 2048
@@ -45,8 +46,8 @@ class SamplingSettings:
 
     units: int = 256  # candidate units sampled per unit group
     ref_units: int = 8192  # reference units kept per unit group
-    coords: int = 1024  # residual coordinates used
-    draws: int = 32  # coordinate permutations drawn for the null
+    coords: int = 512  # residual coordinates used
+    draws: int = 24  # coordinate permutations drawn for the null
     seed: int = 0
 
 
@@ -100,20 +101,40 @@ def remove_shared_structure(x: np.ndarray) -> np.ndarray:
     # A large group's structure is estimated on evenly spaced units: bounded cost, the same directions.
     sample = x[np.linspace(0, n - 1, STRUCTURE_ROWS).astype(np.int64)] if n > STRUCTURE_ROWS else x
     n = sample.shape[0]
-    _, s, vt = np.linalg.svd(sample, full_matrices=False)
+    s, vt = _top_singular(sample.astype(np.float64), min(STRUCTURE_MAX_DIRECTIONS, min(n, d) // 2))
+    total = float(np.einsum("ij,ij->", sample, sample, dtype=np.float64))
     k = 0
     for _ in range(8):
-        rest = s[k:]
-        sigma = math.sqrt(float((rest**2).sum()) / max(1, (n - k) * (d - k)))
+        rest = max(0.0, total - float((s[:k] ** 2).sum()))
+        sigma = math.sqrt(rest / max(1, (n - k) * (d - k)))
         edge = sigma * (math.sqrt(n - k) + math.sqrt(d - k)) * STRUCTURE_EDGE_FACTOR
-        new_k = min(int(np.count_nonzero(s > edge)), min(n, d) // 2)
+        new_k = int(np.count_nonzero(s > edge))
         if new_k == k:
             break
         k = new_k
     if k == 0:
         return x
-    v = vt[:k]
+    v = vt[:k].astype(np.float32)
     return x - (x @ v.T) @ v
+
+
+def _top_singular(x: np.ndarray, k: int, iterations: int = 4) -> tuple[np.ndarray, np.ndarray]:
+    """Top-k singular values and right singular vectors by subspace iteration started in *unit* space.
+
+    Starting from random combinations of units (not of coordinates) keeps every step equivariant to permuting the
+    residual coordinates, so the projection is exactly as symmetric as the null requires; a full SVD would cost
+    O(n·d·min(n, d)) where this costs O(n·d·k).
+    """
+    n, _ = x.shape
+    width = min(n, k + 8)
+    start = np.random.default_rng(0).standard_normal((n, width))
+    z = x.T @ start
+    for _ in range(iterations):
+        z, _ = np.linalg.qr(z)
+        z = x.T @ (x @ z)
+    z, _ = np.linalg.qr(z)
+    _, s, vt_small = np.linalg.svd(x @ z, full_matrices=False)
+    return s[:k], (vt_small @ z.T)[:k]
 
 
 def _unit_rows(x: np.ndarray) -> np.ndarray:
@@ -148,10 +169,11 @@ def prepare_candidate(parts: list[np.ndarray], draws: CoordinateDraws) -> np.nda
 def best_match(reference: np.ndarray, candidate: np.ndarray) -> np.ndarray:
     """Best cosine of every candidate unit over all reference units, per draw: ``(draws + 1, m)``."""
     n_draws, m, p = candidate.shape
-    flat = candidate.reshape(n_draws * m, p).T
+    flat = np.ascontiguousarray(candidate.reshape(n_draws * m, p).T)
     best = np.full(n_draws * m, -np.inf, dtype=np.float32)
     for start in range(0, reference.shape[0], _BLOCK):
-        np.maximum(best, (reference[start:start + _BLOCK] @ flat).max(axis=0), out=best)
+        block = np.asarray(reference[start:start + _BLOCK], dtype=np.float32)
+        np.maximum(best, (block @ flat).max(axis=0), out=best)
     return best.reshape(n_draws, m)
 
 
@@ -170,7 +192,7 @@ class PairEvidence:
     null_mean: float
     null_sd: float
     t: float
-    matched_fraction: float  # share of sampled units whose best cosine beats the null's 99.9 % quantile
+    matched_fraction: float  # share of units with a counterpart beyond the null's 99.9 % quantile (coverage-scaled)
     units: int  # candidate units tested
 
     def as_dict(self) -> dict:
@@ -186,11 +208,13 @@ class PairEvidence:
         }
 
 
-def evidence(per_group: list[np.ndarray]) -> PairEvidence:
+def evidence(per_group: list[np.ndarray], coverage: list[float] | None = None) -> PairEvidence:
     """Combine the per-unit scores of a component's unit groups into one test.
 
     Each array is ``(draws + 1, m_g)``: row 0 observed, rows 1.. null. The component statistic is the mean over
     groups of the mean over units, computed identically for every draw, so observed and null stay exchangeable.
+    ``coverage`` is, per group, the share of reference units searched; the matched fraction is scaled by it so it
+    estimates the share of candidate units with a counterpart in the whole reference layer.
     """
     if not per_group:
         raise ValueError("no unit groups to test")
@@ -201,9 +225,12 @@ def evidence(per_group: list[np.ndarray]) -> PairEvidence:
     scale = sd * math.sqrt(1.0 + 1.0 / b) if b else 0.0
     t = (observed - mean) / scale if scale > 0 else (math.inf if observed > mean else 0.0)
     matched = []
-    for g in per_group:
+    for i, g in enumerate(per_group):
         threshold = float(np.quantile(g[1:], NULL_QUANTILE)) if g.shape[0] > 1 else math.inf
-        matched.append(float(np.mean(g[0] > threshold)))
+        share = float(np.mean(g[0] > threshold))
+        # Only a sample of reference units was searched: a copied unit finds its partner with that probability.
+        cover = coverage[i] if coverage else 1.0
+        matched.append(min(1.0, share / cover) if cover > 0 else share)
     return PairEvidence(
         log10_p=t_log10_sf(t, max(1, b - 1)),
         p_monte_carlo=monte_carlo_p(observed, null),
