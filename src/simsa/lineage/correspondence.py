@@ -169,11 +169,11 @@ def prepare_candidate(parts: list[np.ndarray], draws: CoordinateDraws) -> np.nda
 def best_match(reference: np.ndarray, candidate: np.ndarray) -> np.ndarray:
     """Best cosine of every candidate unit over all reference units, per draw: ``(draws + 1, m)``."""
     n_draws, m, p = candidate.shape
-    flat = np.ascontiguousarray(candidate.reshape(n_draws * m, p).T)
+    rows = candidate.reshape(n_draws * m, p)  # a view: no copy of the (draws + 1)·m candidate vectors
     best = np.full(n_draws * m, -np.inf, dtype=np.float32)
     for start in range(0, reference.shape[0], _BLOCK):
         block = np.asarray(reference[start:start + _BLOCK], dtype=np.float32)
-        np.maximum(best, (block @ flat).max(axis=0), out=best)
+        np.maximum(best, (rows @ block.T).max(axis=1), out=best)
     return best.reshape(n_draws, m)
 
 
