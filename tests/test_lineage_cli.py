@@ -28,12 +28,17 @@ def test_inspect_json_maps_every_tensor(lineage_zoo) -> None:  # type: ignore[no
         assert info["stacks"]["text"]["num_layers"] >= 3
         assert sum(c["parameters"] for c in info["components"].values()) == info["parameters"]
         assert "tokenizer.json" in info["tokenizer_files"]
+        kinds = {(t["kind"], t["layer"]) for t in info["tensors"]}
+        assert ("attn.q", 0) in kinds and ("embed.tokens", None) in kinds
+        if name == "moe-s0":
+            assert any(t["kind"] == "moe.expert.up" and t["expert"] == 15 for t in info["tensors"])
 
 
 def test_inspect_table(lineage_zoo) -> None:  # type: ignore[no-untyped-def]
-    out = simsa("lineage", "inspect", str(lineage_zoo.models["moe-s0"]))
+    out = simsa("lineage", "inspect", str(lineage_zoo.models["moe-s0"]), "--tensors")
     assert out.returncode == 0, out.stderr
     assert "text.experts" in out.stdout and "text.router" in out.stdout and "Unmapped tensors: 0" in out.stdout
+    assert "moe.router" in out.stdout and "Tensor roles" in out.stdout
 
 
 def _pair(zoo, derivation: str):  # type: ignore[no-untyped-def]

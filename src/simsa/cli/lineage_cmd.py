@@ -19,7 +19,8 @@ app = typer.Typer(help="Weight lineage: inspect checkpoints and test whether a m
 @app.command("inspect")
 def inspect(
     model: Annotated[str, typer.Argument(help="Model directory (Hugging Face layout) or .safetensors file.")],
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON (always with the per-tensor map).")] = False,
+    tensors: Annotated[bool, typer.Option("--tensors", help="Also list every tensor with its role.")] = False,
 ) -> None:
     """Show how tensors map to roles, parameters per component, and what stayed unmapped."""
     from simsa.lineage.adapters import describe
@@ -31,6 +32,7 @@ def inspect(
         info["path"] = model
         info["parameters"] = int(side.ckpt.total_parameters())
         info["tokenizer_files"] = sorted(side.ckpt.tokenizer_files)
+        info["tensors"] = [_tensor_row(t) for t in side.amap.tensors]
     finally:
         side.ckpt.close()
     if as_json:
@@ -44,10 +46,29 @@ def inspect(
     for name, comp in sorted((info.get("components") or {}).items()):
         table.add_row(escape(name), str(comp.get("tensors", "")), f"{comp.get('parameters', 0):,}")
     console.print(table)
+    if tensors:
+        listing = Table("tensor", "stack", "layer", "kind", "expert", "detail", "units (axis)", title="Tensor roles")
+        for row in info["tensors"]:
+            units = "—" if row["residual_axis"] is None else f"{row['units']} ({row['residual_axis']})"
+            listing.add_row(escape(row["name"]), row["stack"], _s(row["layer"]), row["kind"], _s(row["expert"]),
+                            escape(row["detail"]), units)
+        console.print(listing)
     unmapped = info.get("unmapped") or []
     console.print(f"Unmapped tensors: {len(unmapped)}" + (": " + escape(", ".join(unmapped[:20])) if unmapped else ""))
     for note in info.get("notes") or []:
         console.print(f"  note: {escape(note)}")
+
+
+def _s(value: object) -> str:
+    return "—" if value is None else str(value)
+
+
+def _tensor_row(t) -> dict:  # type: ignore[no-untyped-def]
+    """One mapped tensor (or slice of a fused tensor) as JSON."""
+    return {"name": t.name, "stack": t.role.stack, "layer": t.role.layer, "kind": t.role.kind,
+            "expert": t.role.expert, "detail": t.role.detail, "shape": list(t.shape),
+            "residual_axis": t.residual_axis, "unit_range": list(t.unit_range) if t.unit_range else None,
+            "units": t.n_units}
 
 
 @app.command("compare")
