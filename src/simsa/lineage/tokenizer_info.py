@@ -27,6 +27,16 @@ def _merge_text(m: object) -> str:
     return " ".join(m) if isinstance(m, list) else str(m)
 
 
+def _read_json_object(path: Path, what: str) -> dict:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CheckpointError(f"{path.name}: not a readable {what}: {exc}") from exc
+    if not isinstance(data, dict):
+        raise CheckpointError(f"{path.name}: not a readable {what}: expected a JSON object")
+    return data
+
+
 def load_vocabulary(files: dict[str, Path]) -> Vocabulary | None:
     """Read the vocabulary from ``tokenizer.json`` or ``vocab.json``/``merges.txt`` or ``vocab.txt``.
 
@@ -34,11 +44,8 @@ def load_vocabulary(files: dict[str, Path]) -> Vocabulary | None:
     """
     if "tokenizer.json" in files:
         path = files["tokenizer.json"]
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise CheckpointError(f"{path.name}: not a readable tokenizer file: {exc}") from exc
-        model = data.get("model") or {}
+        data = _read_json_object(path, "tokenizer file")
+        model = data.get("model") if isinstance(data.get("model"), dict) else {}
         kind = str(model.get("type") or "")
         vocab = model.get("vocab")
         tokens: dict[str, int] = {}
@@ -47,19 +54,18 @@ def load_vocabulary(files: dict[str, Path]) -> Vocabulary | None:
         elif isinstance(vocab, list):  # Unigram: [[piece, score], ...]
             tokens = {str(item[0]): i for i, item in enumerate(vocab) if isinstance(item, list) and item}
         special = []
-        for added in data.get("added_tokens") or []:
-            if isinstance(added, dict) and "content" in added and "id" in added:
+        added_tokens = data.get("added_tokens")
+        for added in added_tokens if isinstance(added_tokens, list) else []:
+            if isinstance(added, dict) and "content" in added and isinstance(added.get("id"), int):
                 tokens.setdefault(str(added["content"]), int(added["id"]))
                 if added.get("special"):
                     special.append(str(added["content"]))
-        merges = [_merge_text(m) for m in model.get("merges") or []]
+        raw_merges = model.get("merges")
+        merges = [_merge_text(m) for m in raw_merges] if isinstance(raw_merges, list) else []
         return Vocabulary(tokens, merges, sorted(special), kind or "tokenizer.json", path.name)
     if "vocab.json" in files:
         path = files["vocab.json"]
-        try:
-            raw = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise CheckpointError(f"{path.name}: not a readable vocabulary: {exc}") from exc
+        raw = _read_json_object(path, "vocabulary")
         tokens = {str(k): int(v) for k, v in raw.items() if isinstance(v, int)}
         merges: list[str] = []
         if "merges.txt" in files:
