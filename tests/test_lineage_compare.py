@@ -121,3 +121,20 @@ def test_constant_tensors_are_not_evidence(tmp_path: Path) -> None:
     result = compare_paths(tmp_path / "a.safetensors", tmp_path / "b.safetensors", settings=SamplingSettings(draws=8))
     assert result["identity"]["identical"] == 1 and result["identity"]["identical_informative"] == 0
     assert result["verdict"] != "derived"
+
+
+def test_non_finite_weights_do_not_break_the_test(deep: dict[str, Path], tmp_path: Path) -> None:
+    from safetensors import safe_open
+
+    with safe_open(str(deep["parent"] / "model.safetensors"), "np") as f:
+        tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118
+    bad = tensors["model.layers.0.mlp.up_proj.weight"].copy()
+    bad[0, :5] = [np.nan, np.inf, -np.inf, np.nan, 1e38]
+    tensors["model.layers.0.mlp.up_proj.weight"] = bad
+    out = tmp_path / "nan"
+    out.mkdir()
+    save_file(tensors, str(out / "model.safetensors"))
+    (out / "config.json").write_text((deep["parent"] / "config.json").read_text())
+    result = compare_paths(out, deep["parent"], settings=SamplingSettings(draws=8))
+    assert result["verdict"] == "derived"
+    json.dumps(result, allow_nan=False)

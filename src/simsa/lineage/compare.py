@@ -368,7 +368,7 @@ def _naive(cand: Side, ref: Side) -> dict:
             seen.add(layer)
             n = t.n_units
             rows = np.unique(np.linspace(0, n - 1, min(n, 64)).astype(np.int64))
-            out.append(float(read_units(side.ckpt, [t], rows).std()))
+            out.append(float(read_units(side.ckpt, [t], rows).std(dtype=np.float64)))
         return out
 
     return naive.naive_section(gains, profile(cand), profile(ref))

@@ -78,10 +78,10 @@ def _standardise_columns(x: np.ndarray) -> np.ndarray:
     """Standardise each coordinate (last axis) across units (first axis)."""
     if x.shape[0] < MIN_UNITS_FOR_COLUMN_STANDARDISATION:
         return x
-    mu = x.mean(axis=0, keepdims=True)
-    sd = x.std(axis=0, keepdims=True)
-    sd[sd == 0] = 1.0
-    return (x - mu) / sd
+    mu = x.mean(axis=0, keepdims=True, dtype=np.float64)
+    sd = x.std(axis=0, keepdims=True, dtype=np.float64)
+    sd[(sd == 0) | ~np.isfinite(sd)] = 1.0
+    return ((x - mu) / sd).astype(np.float32)
 
 
 def remove_shared_structure(x: np.ndarray) -> np.ndarray:

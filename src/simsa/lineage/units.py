@@ -78,7 +78,11 @@ def unit_groups(amap: ArchitectureMap) -> dict[str, ComponentUnits]:
 
 
 def read_units(ckpt, tensors: list[MappedTensor], index: np.ndarray) -> np.ndarray:
-    """Units ``index`` (into the concatenation of ``tensors``' units) as rows ``(len(index), residual width)``."""
+    """Units ``index`` (into the concatenation of ``tensors``' units) as rows ``(len(index), residual width)``.
+
+    Non-finite values (a corrupt or overflowed checkpoint) are read as 0 so one bad weight cannot derail the
+    linear algebra; identity checks still see the raw bytes.
+    """
     out: list[np.ndarray] = []
     order: list[np.ndarray] = []
     offset = 0
@@ -94,7 +98,7 @@ def read_units(ckpt, tensors: list[MappedTensor], index: np.ndarray) -> np.ndarr
         offset += n
     if not out:
         return np.zeros((0, 0), dtype=np.float32)
-    rows = np.concatenate(out, axis=0)
+    rows = np.nan_to_num(np.concatenate(out, axis=0), nan=0.0, posinf=0.0, neginf=0.0)
     result = np.empty_like(rows)
     result[np.concatenate(order)] = rows
     return result
