@@ -301,6 +301,7 @@ def component_evidence(prep: _Prepared, name: str, progress: Progress | None, st
     chosen = _pairs_to_test(prep, name, stack, wc, cc, rc, cand_layers, ref_layers)
     for i, a in enumerate(cand_layers):
         for j, b in enumerate(ref_layers):
+            step[0] += 1
             if (i, j) not in chosen:
                 continue
             ev = _pair_evidence(prep, name, stack, wc, a, cc.layers[a], b, rc.layers[b])
@@ -308,7 +309,6 @@ def component_evidence(prep: _Prepared, name: str, progress: Progress | None, st
                 matrix[i, j] = ev.log10_p
                 details[(i, j)] = ev
                 units = max(units, ev.units)
-            step[0] += 1
             if progress:
                 progress(f"units {name}", step[0], total)
         prep.drop_candidate_layer(name, a)
