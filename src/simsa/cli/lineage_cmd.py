@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
+from rich.table import Column, Table
 
 from simsa.cli.output import console, emit_json, err_console
 
@@ -135,7 +135,8 @@ def _print_result(result: dict, report: Path | None) -> None:
     colors = {"identical": "bold red", "derived": "red", "independent": "green", "inconclusive": "yellow"}
     v = result["verdict"]
     console.print(f"Verdict: [{colors.get(v, 'white')}]{v}[/]   log10 p = {result['log10_p']:.2f}")
-    table = Table("component", "verdict", "log10 p", "layer map (cand←ref)", "no evidence", "identical")
+    table = Table(Column("component", no_wrap=True), Column("verdict", no_wrap=True), "log10 p",
+                  "layer map (cand←ref)", "no evidence", "identical")
     for c in result["components"]:
         lm = ", ".join(f"{a}←{b}" for a, b, _ in c["layer_map"][:10]) + (" …" if len(c["layer_map"]) > 10 else "")
         table.add_row(escape(c["name"]), f"[{colors.get(c['verdict'], 'white')}]{c['verdict']}[/]",

@@ -21,8 +21,10 @@ def evidence_heatmap(component: dict) -> str:
         fig = Figure(figsize=(min(9.0, 2.2 + 0.32 * len(ref)), min(9.0, 1.6 + 0.3 * len(cand))))
         ax = fig.add_subplot()
         shown = np.log10(1.0 + np.clip(matrix, 0, None))
-        top = max(1.0, float(np.nanmax(shown))) if np.isfinite(shown).any() else 1.0
-        im = ax.imshow(shown, cmap="magma_r", aspect="auto", vmin=0, vmax=top,
+        # The scale always reaches −log10 p = 20, so chance-level cells (p ~ 0.01–0.5) stay pale.
+        floor = float(np.log10(21.0))
+        top = max(floor, float(np.nanmax(shown))) if np.isfinite(shown).any() else floor
+        im = ax.imshow(shown, cmap="Reds", aspect="auto", vmin=0, vmax=top,
                        interpolation="nearest")
         ax.set_xticks(range(len(ref)), [str(r) for r in ref], fontsize=8)
         ax.set_yticks(range(len(cand)), [str(c) for c in cand], fontsize=8)
@@ -33,8 +35,8 @@ def evidence_heatmap(component: dict) -> str:
         for a, b, _ in component["layer_map"]:
             ax.add_patch(_box(pos_r[b], pos_c[a]))
         bar = fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
-        ticks = [t for t in (0, 1, 2, 3, 4) if t <= top + 1e-9]
-        bar.set_ticks(ticks, labels=[f"{10 ** t - 1:g}" for t in ticks])
+        values = [v for v in (0, 1, 10, 100, 1000, 10000) if np.log10(1 + v) <= top + 1e-9]
+        bar.set_ticks([float(np.log10(1 + v)) for v in values], labels=[str(v) for v in values])
         bar.set_label("−log10 p", color=INK)
         ax.set_title(component["name"], color=INK, fontsize=10, loc="left")
         return to_inline_svg(fig, f"Evidence heatmap for {component['name']}")
@@ -125,7 +127,7 @@ Null hypothesis: the models were initialised independently.</p>
                     "identical tensors", "units matched", "rule"])}
 <p>Identical tensors overall: {ident['identical']} of {ident['candidate_tensors']}
 ({ident['bit_identical']} bit for bit).</p>
-<h2>Layer-by-layer evidence</h2>
+<h2 id="evidence">Layer-by-layer evidence</h2>
 <p class=note>Each cell is −log10 p of the hidden-unit test for a candidate layer against a reference layer;
 outlined cells are the monotone layer map.</p>
 {heatmaps or "<p>No layered component was tested.</p>"}
