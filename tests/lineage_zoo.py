@@ -812,6 +812,8 @@ def _build(root: Path, say: Callable[[str], None]) -> Zoo:
 
 if __name__ == "__main__":
     import sys
+    import tempfile
 
-    zoo = build_zoo(Path(sys.argv[1] if len(sys.argv) > 1 else "/tmp/lineage-zoo"), progress=print)
+    default = Path(tempfile.gettempdir()) / "simsa-lineage-zoo"
+    zoo = build_zoo(Path(sys.argv[1]) if len(sys.argv) > 1 else default, progress=print)
     print(f"{len(zoo.models)} models, {len(zoo.pairs)} pairs, {zoo.build_seconds}s")
