@@ -689,9 +689,7 @@ def parameters_by_component(amap: ArchitectureMap) -> dict[str, int]:
 def describe(amap: ArchitectureMap) -> dict:
     """JSON-ready summary for ``simsa lineage inspect``: what was recognised, how big, and what was not."""
     params = parameters_by_component(amap)
-    names: dict[str, set[str]] = {}
-    for t in amap.tensors:
-        names.setdefault(t.role.component, set()).add(t.name)
+    names = amap.names_by_component()
     return {
         "model_type": amap.model_type,
         "adapter": amap.adapter,

@@ -114,3 +114,7 @@ class ArchitectureMap:
         for t in self.tensors:
             out.setdefault(t.role.component, []).append(t)
         return out
+
+    def names_by_component(self) -> dict[str, set[str]]:
+        """Tensor names per component (a fused tensor's name appears once per component it feeds)."""
+        return {comp: {t.name for t in ts} for comp, ts in self.by_component().items()}
