@@ -138,3 +138,16 @@ def test_non_finite_weights_do_not_break_the_test(deep: dict[str, Path], tmp_pat
     result = compare_paths(out, deep["parent"], settings=SamplingSettings(draws=8))
     assert result["verdict"] == "derived"
     json.dumps(result, allow_nan=False)
+
+
+def test_dtype_cast_of_a_mid_sized_tensor_is_found(tmp_path: Path) -> None:
+    """3.2M elements: 13 MB in F32 but 6.5 MB in BF16 — both sides must take the same identity path."""
+    from safetensors.torch import save_file as save_torch
+
+    weights = {"model.embed_tokens.weight": torch.randn(1800, 1800),
+               "model.layers.0.mlp.up_proj.weight": torch.randn(256, 1800)}
+    save_torch(weights, str(tmp_path / "f32.safetensors"))
+    save_torch({k: v.to(torch.bfloat16) for k, v in weights.items()}, str(tmp_path / "bf16.safetensors"))
+    result = compare_paths(tmp_path / "bf16.safetensors", tmp_path / "f32.safetensors",
+                           settings=SamplingSettings(draws=8, coords=64))
+    assert result["verdict"] == "identical" and result["identity"]["level"] == "bf16"

@@ -48,7 +48,7 @@ from simsa.lineage.verdict import (
 
 SCHEMA = "simsa.lineage.compare/1"
 Progress = Callable[[str, int, int], None]
-_QUICK_FULL_BYTES = 8 << 20  # tensors up to this size are digested whole in the identity pre-check
+_QUICK_FULL_ELEMENTS = 2 << 20  # tensors up to this many elements are digested whole in the identity check
 MIN_DISTINCT_VALUES = 16
 MIN_GROUP_UNITS = 16  # fewer units (a 4-expert router) cannot separate copied units from shared structure
 FULL_GRID_PAIRS = 16  # up to this many layer pairs every pair gets the full test; beyond, screen first
@@ -99,15 +99,17 @@ def _bf16_hash(values: np.ndarray) -> str:
     return hashlib.sha256(np.ascontiguousarray(rounded).tobytes()).hexdigest()
 
 
-def _quick_key(ckpt: Checkpoint, name: str) -> tuple[tuple, bool]:
-    """Shape plus a digest of a few rows at bf16 precision, and whether the tensor is informative.
+def _quick_key(ckpt: Checkpoint, name: str) -> tuple[tuple, bool, bool]:
+    """Shape plus a bf16-precision digest of the tensor or of a few rows; informative; whether it was whole.
 
-    Equal keys are necessary for identical tensors and cheap to compute. A tensor with fewer than
-    ``MIN_DISTINCT_VALUES`` distinct values in the sample (zeros, ones, an untouched bias) is equal in unrelated models
-    too, so its identity is no evidence of copying.
+    Equal keys are necessary for identical tensors and cheap to compute; for a tensor digested whole they are also
+    sufficient. Whether to digest whole depends on the shape only, so a tensor and its dtype cast take the same path.
+    A tensor with fewer than ``MIN_DISTINCT_VALUES`` distinct values in the sample (zeros, ones, an untouched bias) is
+    equal in unrelated models too, so its identity is no evidence of copying.
     """
     shape = tuple(ckpt.shape(name))
-    if ckpt.nbytes(name) <= _QUICK_FULL_BYTES or len(shape) not in (2, 3):
+    whole = math.prod(shape) <= _QUICK_FULL_ELEMENTS or len(shape) not in (2, 3)
+    if whole:
         values = ckpt.read(name, allow_integer=True)
     else:
         expert = 0 if len(shape) == 3 else None
@@ -115,7 +117,7 @@ def _quick_key(ckpt: Checkpoint, name: str) -> tuple[tuple, bool]:
         rows = np.unique(np.linspace(0, n_rows - 1, 8).astype(np.int64))
         values = ckpt.read_index(name, rows, axis=0, expert=expert, allow_integer=True)
     informative = np.unique(values).size >= MIN_DISTINCT_VALUES
-    return (shape, _bf16_hash(values)), informative
+    return (shape, whole, _bf16_hash(values)), informative, whole
 
 
 def identity_matches(cand: Side, ref: Side, progress: Progress | None = None) -> dict[str, tuple[str, str, bool]]:
@@ -125,7 +127,7 @@ def identity_matches(cand: Side, ref: Side, progress: Progress | None = None) ->
     cand_names = cand.ckpt.names()
     total = len(ref_names) + len(cand_names)
     for i, name in enumerate(ref_names):
-        key, _ = _quick_key(ref.ckpt, name)
+        key, _, _ = _quick_key(ref.ckpt, name)
         index.setdefault(key, []).append(name)
         if progress:
             progress("identity", i + 1, total)
@@ -140,10 +142,10 @@ def identity_matches(cand: Side, ref: Side, progress: Progress | None = None) ->
     found: dict[str, tuple[str, str, bool]] = {}
     used: set[str] = set()
     for i, name in enumerate(cand_names):
-        key, informative = _quick_key(cand.ckpt, name)
+        key, informative, whole = _quick_key(cand.ckpt, name)
         others = sorted(index.get(key, []), key=lambda o: (o in used, o != name))  # prefer same name, unused
         for other in others:
-            if full(cand, name) == full(ref, other):
+            if whole or full(cand, name) == full(ref, other):
                 bit = cand.ckpt.dtype(name) == ref.ckpt.dtype(other) and cand.ckpt.digest(
                     name, "exact") == ref.ckpt.digest(other, "exact")
                 found[name] = (other, "bit" if bit else "bf16", informative)
@@ -391,12 +393,8 @@ def compare(cand: Side, ref: Side, settings: SamplingSettings | None = None, thr
     step = [0]
     unit_results = {name: component_evidence(prep, name, progress, step, total) for name in common}
 
-    cand_by_comp: dict[str, set[str]] = {}
-    for t in cand.amap.tensors:
-        cand_by_comp.setdefault(t.role.component, set()).add(t.name)
-    ref_by_comp: dict[str, set[str]] = {}
-    for t in ref.amap.tensors:
-        ref_by_comp.setdefault(t.role.component, set()).add(t.name)
+    cand_by_comp = cand.amap.names_by_component()
+    ref_by_comp = ref.amap.names_by_component()
 
     components = []
     verdicts: dict[str, str] = {}
