@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -14,6 +16,31 @@ from simsa.cli.output import console, emit_json, err_console
 
 app = typer.Typer(help="Weight lineage: inspect checkpoints and test whether a model descends from another.",
                   no_args_is_help=True)
+
+
+@contextmanager
+def progress_bar() -> Iterator[Callable[[str, int, int], None]]:
+    """A Rich progress display on stderr; the callback takes (label, done, total), one bar per label's first word."""
+    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                  TimeElapsedColumn(), console=err_console, transient=True) as bar:
+        tasks: dict[str, int] = {}
+
+        def progress(label: str, done: int, total: int) -> None:
+            key = label.split(" ", 1)[0]
+            if key not in tasks:
+                tasks[key] = bar.add_task(label, total=total)
+            bar.update(tasks[key], completed=done, total=total, description=escape(label))
+
+        yield progress
+
+
+def _settings(units: int, ref_units: int, coords: int, draws: int, seed: int):  # type: ignore[no-untyped-def]
+    from simsa.errors import InputError
+    from simsa.lineage.correspondence import SamplingSettings
+
+    if min(units, ref_units, coords) < 1 or draws < 2:
+        raise InputError("--units, --ref-units and --coords must be positive and --draws at least 2")
+    return SamplingSettings(units=units, ref_units=ref_units, coords=coords, draws=draws, seed=seed)
 
 
 @app.command("inspect")
@@ -90,28 +117,15 @@ def compare(
 
     Exit code 0 whatever the verdict; 2 for unreadable or refused checkpoints.
     """
-    from simsa.errors import InputError
     from simsa.lineage.compare import compare as run_compare
     from simsa.lineage.compare import open_side
-    from simsa.lineage.correspondence import SamplingSettings
     from simsa.lineage.verdict import Thresholds
 
-    if min(units, ref_units, coords) < 1 or draws < 2:
-        raise InputError("--units, --ref-units and --coords must be positive and --draws at least 2")
-    settings = SamplingSettings(units=units, ref_units=ref_units, coords=coords, draws=draws, seed=seed)
+    settings = _settings(units, ref_units, coords, draws, seed)
     thresholds = Thresholds(derived_log10=derived_threshold, independent_log10=independent_threshold)
     cand, ref = open_side(candidate), open_side(reference)
     try:
-        with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                      TimeElapsedColumn(), console=err_console, transient=True) as bar:
-            tasks: dict[str, int] = {}
-
-            def progress(label: str, done: int, total: int) -> None:
-                key = label.split(" ", 1)[0]
-                if key not in tasks:
-                    tasks[key] = bar.add_task(label, total=total)
-                bar.update(tasks[key], completed=done, total=total, description=escape(label))
-
+        with progress_bar() as progress:
             result = run_compare(cand, ref, settings, thresholds, progress)
     finally:
         cand.ckpt.close()
@@ -147,3 +161,55 @@ def _print_result(result: dict, report: Path | None) -> None:
     console.print(escape(result["summary"]))
     if report:
         console.print(f"[green]✓[/] wrote HTML report to {escape(str(report))}")
+
+
+@app.command("selftest")
+def selftest(
+    model: Annotated[str, typer.Argument(help="Model directory or .safetensors file to disguise.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    control: Annotated[str | None, typer.Option(help="An independent model of the same architecture to use as "
+                                                     "the control (default: fresh Gaussian weights).")] = None,
+    disguise: Annotated[list[str] | None, typer.Option("--disguise", help="Only this disguise (repeatable).")] = None,
+    units: Annotated[int, typer.Option(help="Candidate hidden units sampled per unit group.")] = 256,
+    ref_units: Annotated[int, typer.Option(help="Reference hidden units kept per unit group.")] = 8192,
+    coords: Annotated[int, typer.Option(help="Residual coordinates used.")] = 512,
+    draws: Annotated[int, typer.Option(help="Coordinate permutations drawn for the null.")] = 24,
+    seed: Annotated[int, typer.Option(help="Seed for the disguises and the sampling.")] = 0,
+    workdir: Annotated[Path | None, typer.Option(help="Write disguised copies here (default: a temporary "
+                                                      "directory, removed after).")] = None,
+) -> None:
+    """Disguise MODEL in every output-preserving way and check compare still finds it derived.
+
+    Also disguises an independent control and checks its verdict does not change. Exit code 1 when any disguise
+    changes a verdict, 2 for unreadable input.
+    """
+    from simsa.errors import InputError
+    from simsa.lineage.selftest import selftest as run_selftest
+
+    settings = _settings(units, ref_units, coords, draws, seed)
+    try:
+        with progress_bar() as progress:
+            result = run_selftest(model, control=control, disguises=disguise, settings=settings, seed=seed,
+                                  workdir=workdir, progress=progress)
+    except ValueError as exc:
+        raise InputError(str(exc)) from exc
+    if as_json:
+        emit_json(result)
+    else:
+        table = Table(Column("disguise", no_wrap=True), "disguised copy", "control", "result")
+        for row in result["disguises"]:
+            if not row["applicable"]:
+                table.add_row(row["disguise"], "[dim]not applicable[/]", "", escape(row["reason"]))
+                continue
+            d, c = row["disguised"], row["control"]
+            table.add_row(row["disguise"], f"{d['verdict']} ({d['log10_p']:.1f}, basis {d['alignment']})",
+                          f"{c['verdict']} ({c['log10_p']:.2f})",
+                          "[green]pass[/]" if row["passed"] else f"[red]FAIL[/] {escape(row['problem'])}")
+        console.print(table)
+        base = result["control_baseline"]
+        console.print(f"Control undisguised: {base['verdict']} (log10 p {base['log10_p']:.2f}). "
+                      f"{result['applied']} disguises applied in {result['seconds']:.1f} s: "
+                      + ("[green]all verdicts held[/]" if result["passed"] else
+                         f"[red]failed: {escape(', '.join(result['failed']) or 'control')}[/]"))
+    if not result["passed"]:
+        raise typer.Exit(1)

@@ -19,6 +19,7 @@ import numpy as np
 
 from simsa.lineage import naive
 from simsa.lineage.adapters import map_architecture
+from simsa.lineage.alignment import FIT_ROWS_PER_WIDTH, HELD_OUT_ROWS, Alignment, fit_alignment
 from simsa.lineage.architecture import compare_configs
 from simsa.lineage.checkpoint import Checkpoint
 from simsa.lineage.correspondence import (
@@ -167,9 +168,56 @@ class _Prepared:
         self.draws: dict[str, CoordinateDraws] = {}
         self.cand_cache: dict[tuple, np.ndarray] = {}
         self.ref_cache: dict[tuple, np.ndarray] = {}
-        self.alignment: list[tuple[int, int]] | None = None
+        self.token_pairs: list[tuple[int, int]] | None = None
+        self.alignments: dict[str, Alignment] = {}
         if cand.vocab is not None and ref.vocab is not None:
-            self.alignment = token_alignment(cand.vocab, ref.vocab)
+            self.token_pairs = token_alignment(cand.vocab, ref.vocab)
+
+    def stack_alignment(self, stack: str) -> Alignment:
+        """The map from the candidate's residual basis of ``stack`` into the reference's (fitted once)."""
+        if stack not in self.alignments:
+            self.alignments[stack] = self._fit_alignment(stack)
+        return self.alignments[stack]
+
+    def _anchor_pairs(self, stack: str) -> tuple[list, list, np.ndarray, np.ndarray] | None:
+        """Anchor rows of a stack: token embeddings paired by token string, else position embeddings by index."""
+        comp = f"{stack}.embedding"
+        cc, rc = self.cand.comps.get(comp), self.ref.comps.get(comp)
+        if cc is None or rc is None or None not in cc.layers or None not in rc.layers:
+            return None
+        cgs, rgs = cc.layers[None], rc.layers[None]
+        for key in ("embed.tokens", "embed.positions"):
+            if key in cgs and key in rgs:
+                cg, rg = cgs[key], rgs[key]
+                nc, nr = cg.n_units, rg.n_units
+                if key == "embed.tokens" and self.token_pairs:
+                    pairs = np.array([(c, r) for c, r in self.token_pairs if c < nc and r < nr], dtype=np.int64)
+                else:
+                    n = min(nc, nr)
+                    pairs = np.stack([np.arange(n), np.arange(n)], axis=1)
+                if len(pairs):
+                    return cg.parts[0], rg.parts[0], pairs[:, 0], pairs[:, 1]
+        return None
+
+    def _fit_alignment(self, stack: str) -> Alignment:
+        wc, wr = _width(self.cand, stack) or 0, _width(self.ref, stack) or 0
+        anchors = self._anchor_pairs(stack)
+        if anchors is None:
+            kind = "identity" if wc == wr else "none"
+            return Alignment(kind, wc, wr, float("nan"), float("nan"), 0, "no anchor rows (embeddings) in common")
+        cparts, rparts, ci, ri = anchors
+        limit = HELD_OUT_ROWS + FIT_ROWS_PER_WIDTH * max(wc, wr)
+        if len(ci) > limit:
+            pick = np.sort(_rng(self.settings, "anchors", stack).choice(len(ci), limit, replace=False))
+            ci, ri = ci[pick], ri[pick]
+        cand = read_units(self.cand.ckpt, cparts, ci)
+        ref = read_units(self.ref.ckpt, rparts, ri)
+        return fit_alignment(cand, ref, _rng(self.settings, "alignment", stack))
+
+    def _read_candidate(self, stack: str, parts: list, index: np.ndarray) -> list[np.ndarray]:
+        """Candidate unit parts, mapped into the reference's residual basis when an alignment was accepted."""
+        align = self.stack_alignment(stack)
+        return [align.apply(read_units(self.cand.ckpt, p, index)) for p in parts]
 
     def coords(self, stack: str, width: int) -> CoordinateDraws:
         if stack not in self.draws:
@@ -179,8 +227,8 @@ class _Prepared:
     def _pairs(self, comp: str, layer, cg: UnitGroup, rg: UnitGroup) -> tuple[np.ndarray, np.ndarray]:
         """Paired unit indices (candidate, reference) for embedding-like groups."""
         nc, nr = cg.n_units, rg.n_units
-        if cg.key in ("embed.tokens", "head") and self.alignment:
-            pairs = np.array([(c, r) for c, r in self.alignment if c < nc and r < nr], dtype=np.int64)
+        if cg.key in ("embed.tokens", "head") and self.token_pairs:
+            pairs = np.array([(c, r) for c, r in self.token_pairs if c < nc and r < nr], dtype=np.int64)
         else:
             n = min(nc, nr)
             pairs = np.stack([np.arange(n), np.arange(n)], axis=1)
@@ -196,11 +244,11 @@ class _Prepared:
             ckey = ("paired", comp, ca, cg.key, rb)
             if ckey not in self.cand_cache:
                 ci, ri = self._pairs(comp, ca, cg, rg)
-                self.cand_cache[ckey] = prepare_candidate([read_units(self.cand.ckpt, p, ci) for p in cg.parts], draws)
+                self.cand_cache[ckey] = prepare_candidate(self._read_candidate(stack, cg.parts, ci), draws)
                 self.ref_cache[ckey] = prepare_reference(
                     [read_units(self.ref.ckpt, p, ri)[:, draws.reference] for p in rg.parts])
             return paired_match(self.ref_cache[ckey], self.cand_cache[ckey])
-        return best_match(self.reference(comp, rb, rg, draws), self.candidate(comp, ca, cg, draws))
+        return best_match(self.reference(comp, rb, rg, draws), self.candidate(comp, stack, ca, cg, draws))
 
     def _sample(self, n: int, limit: int, *key: object) -> np.ndarray:
         """All ``n`` unit indices, or a seeded sorted sample of ``limit`` of them."""
@@ -208,12 +256,12 @@ class _Prepared:
             return np.arange(n)
         return np.sort(_rng(self.settings, *key).choice(n, limit, replace=False))
 
-    def candidate(self, comp: str, layer, group: UnitGroup, draws: CoordinateDraws) -> np.ndarray:
+    def candidate(self, comp: str, stack: str, layer, group: UnitGroup, draws: CoordinateDraws) -> np.ndarray:
         """Sampled candidate units, all draws: ``(draws + 1, m, P)``."""
         key = (comp, layer, group.key)
         if key not in self.cand_cache:
             idx = self._sample(group.n_units, self.settings.units, "cand", *key)
-            self.cand_cache[key] = prepare_candidate([read_units(self.cand.ckpt, p, idx) for p in group.parts], draws)
+            self.cand_cache[key] = prepare_candidate(self._read_candidate(stack, group.parts, idx), draws)
         return self.cand_cache[key]
 
     def reference(self, comp: str, layer, group: UnitGroup, draws: CoordinateDraws) -> np.ndarray:
@@ -233,7 +281,7 @@ class _Prepared:
         vals = []
         for key, g in sorted(cgroups.items()):
             if key in rgroups and min(g.n_units, rgroups[key].n_units) >= MIN_GROUP_UNITS:
-                cand = self.candidate(comp, ca, g, draws)[:1, :SCREEN_UNITS]
+                cand = self.candidate(comp, stack, ca, g, draws)[:1, :SCREEN_UNITS]
                 ref = self.reference(comp, rb, rgroups[key], draws)[:SCREEN_REF_UNITS]
                 vals.append(float(best_match(ref, cand).mean()))
         return float(np.mean(vals)) if vals else float("nan")
@@ -293,8 +341,12 @@ def component_evidence(prep: _Prepared, name: str, progress: Progress | None, st
     cc, rc = prep.cand.comps[name], prep.ref.comps[name]
     stack = name.split(".", 1)[0]
     wc, wr = _width(prep.cand, stack), _width(prep.ref, stack)
-    if not wc or wc != wr:
-        return {"tested": False, "reason": f"residual widths differ ({wc} vs {wr}); not comparable unit by unit"}
+    if not wc or not wr:
+        return {"tested": False, "reason": "no residual width known for this stack"}
+    if wc != wr and not prep.stack_alignment(stack).transforms:
+        return {"tested": False, "reason": f"residual widths differ ({wc} vs {wr}) and no basis map from the "
+                                           "candidate's to the reference's could be established from the embeddings"}
+    wc = wr  # units are compared in the reference's basis
     cand_layers = sorted(k for k in cc.layers if k is not None) or [None]
     ref_layers = sorted(k for k in rc.layers if k is not None) or [None]
     matrix = np.zeros((len(cand_layers), len(ref_layers)))
@@ -460,6 +512,7 @@ def compare(cand: Side, ref: Side, settings: SamplingSettings | None = None, thr
             "bit_identical": sum(1 for m in matches.values() if m[1] == "bit"),
             "level": level,
         },
+        "alignment": {stack: a.as_dict() for stack, a in sorted(prep.alignments.items())},
         "tokenizer": compare_vocabularies(cand.vocab, ref.vocab),
         "architecture": compare_configs(cand.ckpt.config, ref.ckpt.config),
         "naive": _naive(cand, ref),
