@@ -112,9 +112,21 @@ def test_monotone_map_skips_dropped_layers_and_names_new_ones() -> None:
     assert [(a, b) for a, b, _ in lm.pairs] == [(0, 0), (1, 1), (2, 3), (3, 4)]
     e = np.full((4, 4), -0.2)
     e[0, 0], e[2, 2], e[3, 3] = -50, -40, -60
-    e[1, 3] = -30  # out of order: using it would cost 2←2
+    e[1, 3] = -8  # significant but out of order: not worth breaking the run (it would cost 2←2 and a restart)
     lm = monotone_map(e, [0, 1, 2, 3], [0, 1, 2, 3])
     assert [(a, b) for a, b, _ in lm.pairs] == [(0, 0), (2, 2), (3, 3)] and lm.unmapped == [1]
+
+
+def test_map_restarts_for_depth_upscaling() -> None:
+    # 4 → 6 layers, SOLAR-style: candidate layers 0..5 copy reference layers 0, 1, 2, 1, 2, 3.
+    e = np.full((6, 4), -0.3)
+    for a, b in enumerate([0, 1, 2, 1, 2, 3]):
+        e[a, b] = -40
+    e[3, 2] = e[4, 1] = -9  # adjacent copies resemble each other a little
+    lm = monotone_map(e, list(range(6)), list(range(4)))
+    assert [(a, b) for a, b, _ in lm.pairs] == [(0, 0), (1, 1), (2, 2), (3, 1), (4, 2), (5, 3)]
+    assert lm.segments == [[0, 2, 0, 2], [3, 5, 1, 3]] and lm.reused_reference_layers == [1, 2]
+    assert lm.unmapped == []
 
 
 def test_monotone_map_allows_duplicated_layers() -> None:

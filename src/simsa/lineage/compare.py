@@ -34,7 +34,7 @@ from simsa.lineage.correspondence import (
     prepare_reference,
 )
 from simsa.lineage.dtypes import round_to_bf16
-from simsa.lineage.localise import combine_layers, monotone_map
+from simsa.lineage.localise import PAIR_ALPHA_LOG10, combine_layers, monotone_map
 from simsa.lineage.pvalues import sidak_log10
 from simsa.lineage.roles import ArchitectureMap
 from simsa.lineage.tokenizer_info import Vocabulary, compare_vocabularies, load_vocabulary, token_alignment
@@ -336,9 +336,23 @@ def _pairs_to_test(prep: _Prepared, name: str, stack: str, width: int, cc: Compo
     return chosen
 
 
-def component_evidence(prep: _Prepared, name: str, progress: Progress | None, step: list[int], total: int) -> dict:
-    """The unit test for one component: evidence matrix, layer map and combined p-value."""
-    cc, rc = prep.cand.comps[name], prep.ref.comps[name]
+def _renamed(groups: dict[str, UnitGroup], key_map: dict[str, str] | None) -> dict[str, UnitGroup]:
+    """Reference groups under the candidate's keys (an upcycled expert pool is tested against the dense MLP)."""
+    if not key_map:
+        return groups
+    return {ck: groups[rk] for ck, rk in key_map.items() if rk in groups}
+
+
+def component_evidence(prep: _Prepared, name: str, progress: Progress | None, step: list[int], total: int,
+                       ref_name: str | None = None, key_map: dict[str, str] | None = None) -> dict:
+    """The unit test for one component: evidence matrix, layer map and combined p-value.
+
+    ``ref_name`` tests the candidate component against a *different* reference component (``key_map`` says which
+    reference unit group stands for which candidate group): the experts of a sparsely upcycled MoE against the
+    dense MLP they were copied from.
+    """
+    ref_name = ref_name or name
+    cc, rc = prep.cand.comps[name], prep.ref.comps[ref_name]
     stack = name.split(".", 1)[0]
     wc, wr = _width(prep.cand, stack), _width(prep.ref, stack)
     if not wc or not wr:
@@ -352,6 +366,8 @@ def component_evidence(prep: _Prepared, name: str, progress: Progress | None, st
     matrix = np.zeros((len(cand_layers), len(ref_layers)))
     details: dict[tuple, PairEvidence] = {}
     units = 0
+    if key_map:
+        rc = ComponentUnits(ref_name, {k: _renamed(v, key_map) for k, v in rc.layers.items()})
     chosen = _pairs_to_test(prep, name, stack, wc, cc, rc, cand_layers, ref_layers)
     for i, a in enumerate(cand_layers):
         for j, b in enumerate(ref_layers):
@@ -383,6 +399,8 @@ def component_evidence(prep: _Prepared, name: str, progress: Progress | None, st
         log10_p=combine_layers(matrix),
         layer_map=[[a, b, round(p, 3)] for a, b, p in lmap.pairs],
         unmapped_layers=lmap.unmapped,
+        segments=lmap.segments,
+        reused_reference_layers=lmap.reused_reference_layers,
         pair_threshold_log10=round(lmap.threshold_log10, 3),
         candidate_layers=cand_layers,
         reference_layers=ref_layers,
@@ -394,6 +412,49 @@ def component_evidence(prep: _Prepared, name: str, progress: Progress | None, st
         matched_fraction=float(np.mean([e.matched_fraction for e in mapped])) if mapped else 0.0,
     )
     return out
+
+
+# --- sparse upcycling
+
+
+def _upcycled(cand: Side, ref: Side) -> dict[str, tuple[str, dict[str, str]]]:
+    """Candidate expert components whose reference has a dense MLP instead: test them against it."""
+    out = {}
+    for stack in {c.split(".", 1)[0] for c in cand.comps}:
+        dense = f"{stack}.mlp"
+        if dense not in ref.comps:
+            continue
+        for comp, key in ((f"{stack}.experts", "experts"), (f"{stack}.shared_experts", "shared_experts")):
+            if comp in cand.comps and comp not in ref.comps:
+                out[comp] = (dense, {key: "mlp"})
+    return out
+
+
+def _per_expert(prep: _Prepared, name: str, parent: str, key_map: dict[str, str], ur: dict) -> dict:
+    """Which experts descend from the dense MLP: each expert tested alone at the first mapped layer pair."""
+    if not ur.get("layer_map"):
+        return {"tested": False, "reason": "no layer pair mapped"}
+    a, b, _ = ur["layer_map"][0]
+    stack = name.split(".", 1)[0]
+    width = _width(prep.ref, stack) or 0
+    (ckey, rkey), = key_map.items()
+    group, rgroup = prep.cand.comps[name].layers[a].get(ckey), prep.ref.comps[parent].layers[b].get(rkey)
+    if group is None or rgroup is None:
+        return {"tested": False, "reason": "no expert units in that layer"}
+    experts = sorted({t.role.expert for part in group.parts for t in part if t.role.expert is not None})
+    rows = []
+    draws = prep.coords(stack, width)
+    for e in experts:
+        sub = UnitGroup(f"{ckey}.{e}", [[t for t in part if t.role.expert == e] for part in group.parts])
+        if sub.n_units < MIN_GROUP_UNITS // 2 or any(not p for p in sub.parts):
+            continue
+        scores = best_match(prep.reference(name, b, rgroup, draws), prep.candidate(name, stack, a, sub, draws))
+        ev = evidence([scores], [min(rgroup.n_units, prep.settings.ref_units) / rgroup.n_units])
+        rows.append({"expert": e, "log10_p": round(ev.log10_p, 3), "matched_fraction": round(ev.matched_fraction, 4)})
+    prep.drop_candidate_layer(name, a)
+    cut = PAIR_ALPHA_LOG10 - math.log10(max(1, len(rows)))
+    return {"tested": True, "candidate_layer": a, "reference_layer": b, "experts": rows,
+            "from_parent": sum(1 for r in rows if r["log10_p"] <= cut), "significance_log10": round(cut, 3)}
 
 
 # --- naive
@@ -440,10 +501,18 @@ def compare(cand: Side, ref: Side, settings: SamplingSettings | None = None, thr
     matches = identity_matches(cand, ref, progress)
     prep = _Prepared(cand, ref, settings)
     common = sorted(set(cand.comps) & set(ref.comps))
+    upcycled = _upcycled(cand, ref)
+    pairs = [(c, c) for c in common] + [(c, r) for c, (r, _) in upcycled.items()]
     total = sum(max(1, len([k for k in cand.comps[c].layers if k is not None]))
-                * max(1, len([k for k in ref.comps[c].layers if k is not None])) for c in common)
+                * max(1, len([k for k in ref.comps[r].layers if k is not None])) for c, r in pairs)
     step = [0]
     unit_results = {name: component_evidence(prep, name, progress, step, total) for name in common}
+    for name, (parent, key_map) in upcycled.items():
+        ur = component_evidence(prep, name, progress, step, total, ref_name=parent, key_map=key_map)
+        if ur.get("tested"):
+            ur["parent_component"] = parent
+            ur["experts"] = _per_expert(prep, name, parent, key_map, ur)
+        unit_results[name] = ur
 
     cand_by_comp = cand.amap.names_by_component()
     ref_by_comp = ref.amap.names_by_component()
@@ -483,7 +552,8 @@ def compare(cand: Side, ref: Side, settings: SamplingSettings | None = None, thr
         if not ur.get("tested"):
             entry["reason"] = ur.get("reason")
         for key in ("units", "matched_fraction", "pair_threshold_log10", "candidate_layers", "reference_layers",
-                    "evidence", "pairs_tested", "pairs"):
+                    "evidence", "pairs_tested", "pairs", "segments", "reused_reference_layers", "parent_component",
+                    "experts"):
             if key in ur:
                 entry[key] = ur[key]
         components.append(entry)

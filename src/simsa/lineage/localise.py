@@ -10,13 +10,14 @@ descent: they were re-initialised or trained independently.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from simsa.lineage.pvalues import fisher_log10, sidak_log10
 
 PAIR_ALPHA_LOG10 = -3.0  # a single layer pair must reach p ≤ 1e-3 after correction to be mapped
+RESTART_COST = 3.0  # starting a new run back at an earlier reference layer costs this many threshold-level pairs
 
 
 @dataclass(frozen=True)
@@ -24,43 +25,67 @@ class LayerMap:
     pairs: list[tuple[int, int, float]]  # (candidate layer, reference layer, log10 p of that pair)
     unmapped: list[int]  # candidate layers with no significant parent
     threshold_log10: float  # per-pair significance needed to be mapped
+    segments: list[list[int]] = field(default_factory=list)  # [first cand, last cand, first ref, last ref] per run
+    reused_reference_layers: list[int] = field(default_factory=list)  # reference layers that parent several layers
 
 
 def monotone_map(log10_p: np.ndarray, cand_layers: list[int], ref_layers: list[int]) -> LayerMap:
-    """Best monotone map through significant pairs, by dynamic programming over the evidence matrix."""
+    """Best piecewise-monotone map through significant pairs, by dynamic programming over the evidence matrix.
+
+    Within a run the map is monotone (candidate layers in order take reference layers in non-decreasing order, so
+    dropped layers are skipped and a duplicated layer may share its parent). A new run may start *back* at an
+    earlier reference layer — depth up-scaling stacks copies of the same span (layers 0–23 then 8–31) — but each
+    restart costs the evidence of ``RESTART_COST`` just-significant pairs, so a stray significant pair never breaks a
+    monotone map into pieces.
+    """
     n_c, n_r = log10_p.shape
     threshold = PAIR_ALPHA_LOG10 - math.log10(max(1, n_c * n_r))
     gain = np.where(log10_p <= threshold, -log10_p, -np.inf)
+    penalty = RESTART_COST * -threshold
     best = np.full((n_c, n_r), -np.inf)
     back: dict[tuple[int, int], tuple[int, int] | None] = {}
-    # prefix[a][b] = best score of a path ending at some (a' ≤ a, b' ≤ b), with its end point
-    prefix_val = np.zeros((n_c + 1, n_r + 1))
-    prefix_arg: dict[tuple[int, int], tuple[int, int] | None] = {}
+    # Over rows processed so far: prefix[b] = best path ending in a column <= b; overall = best path anywhere.
+    prefix_val = np.zeros(n_r)
+    prefix_arg: list[tuple[int, int] | None] = [None] * n_r
+    overall_val, overall_arg = 0.0, None
     for a in range(n_c):
+        row_best = [(best[a, b], (a, b)) for b in range(n_r)]
         for b in range(n_r):
-            if np.isfinite(gain[a, b]):
-                prev_val = prefix_val[a, b + 1]  # paths ending at rows < a, columns ≤ b
-                prev_arg = prefix_arg.get((a, b + 1))
-                best[a, b] = gain[a, b] + prev_val
-                back[(a, b)] = prev_arg
-            # prefix over rows ≤ a and columns ≤ b
-            cands = [(prefix_val[a, b + 1], prefix_arg.get((a, b + 1))),
-                     (prefix_val[a + 1, b], prefix_arg.get((a + 1, b)))]
-            if np.isfinite(best[a, b]):
-                cands.append((best[a, b], (a, b)))
-            val, arg = max(cands, key=lambda c: c[0])
-            prefix_val[a + 1, b + 1] = val
-            prefix_arg[(a + 1, b + 1)] = arg
+            if not np.isfinite(gain[a, b]):
+                continue
+            stay, restart = prefix_val[b], overall_val - penalty
+            prev_val, prev_arg = (stay, prefix_arg[b]) if stay >= restart else (restart, overall_arg)
+            best[a, b] = gain[a, b] + prev_val
+            back[(a, b)] = prev_arg
+            row_best[b] = (best[a, b], (a, b))
+        running_val, running_arg = -np.inf, None
+        for b in range(n_r):  # fold this row into the prefix maxima (paths may end in any earlier row)
+            if row_best[b][0] > running_val:
+                running_val, running_arg = row_best[b]
+            if running_val > prefix_val[b]:
+                prefix_val[b], prefix_arg[b] = running_val, running_arg
+            elif b > 0 and prefix_val[b - 1] > prefix_val[b]:
+                prefix_val[b], prefix_arg[b] = prefix_val[b - 1], prefix_arg[b - 1]
+            if prefix_val[b] > overall_val:
+                overall_val, overall_arg = prefix_val[b], prefix_arg[b]
     path: list[tuple[int, int]] = []
-    node = prefix_arg.get((n_c, n_r))
+    node = overall_arg
     while node is not None:
         path.append(node)
         node = back.get(node)
     path.reverse()
     pairs = [(cand_layers[a], ref_layers[b], float(log10_p[a, b])) for a, b in path]
     mapped = {a for a, _ in path}
+    segments: list[list[int]] = []
+    for a, b in path:
+        if segments and b >= segments[-1][3]:
+            segments[-1][1], segments[-1][3] = cand_layers[a], ref_layers[b]
+        else:
+            segments.append([cand_layers[a], cand_layers[a], ref_layers[b], ref_layers[b]])
+    used = [ref_layers[b] for _, b in path]
     return LayerMap(pairs=pairs, unmapped=[cand_layers[a] for a in range(n_c) if a not in mapped],
-                    threshold_log10=threshold)
+                    threshold_log10=threshold, segments=segments,
+                    reused_reference_layers=sorted({r for r in used if used.count(r) > 1}))
 
 
 def per_candidate_layer(log10_p: np.ndarray) -> np.ndarray:
