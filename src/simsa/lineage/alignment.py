@@ -94,15 +94,37 @@ def _agreement(cand: np.ndarray, ref: np.ndarray) -> float:
 
 
 def _signed_permutation(cross: np.ndarray, cand_sd: np.ndarray, ref_sd: np.ndarray) -> np.ndarray | None:
-    """The signed (partial) permutation that the cross-covariance points to, if it is one-to-one."""
+    """The signed (partial) permutation that the cross-covariance points to, if it is one-to-one.
+
+    Each coordinate of the narrower side picks its best-correlated coordinate on the wider side (a pruned model
+    keeps a subset of its parent's coordinates; a reference seen only on sampled coordinates maps to a subset of
+    the candidate's).
+    """
     corr = cross / np.outer(np.maximum(cand_sd, 1e-12), np.maximum(ref_sd, 1e-12))
-    target = np.abs(corr).argmax(axis=1)
-    if len(np.unique(target)) != len(target):
-        return None
     m = np.zeros(cross.shape, dtype=np.float32)
-    rows = np.arange(cross.shape[0])
-    m[rows, target] = np.sign(corr[rows, target])
+    if cross.shape[0] <= cross.shape[1]:
+        rows = np.arange(cross.shape[0])
+        cols = np.abs(corr).argmax(axis=1)
+    else:
+        cols = np.arange(cross.shape[1])
+        rows = np.abs(corr).argmax(axis=0)
+    if len(np.unique(rows)) != len(rows) or len(np.unique(cols)) != len(cols):
+        return None
+    m[rows, cols] = np.sign(corr[rows, cols])
     return m
+
+
+def _least_squares(cand: np.ndarray, ref: np.ndarray) -> np.ndarray:
+    """The linear map ``cand @ A ≈ ref`` (lightly ridge-regularised).
+
+    Used when the reference is known only on a subset of its coordinates (a fingerprint): there the map is a few
+    columns of the orthogonal matrix, which orthogonal Procrustes on the subset does not recover when the embedding
+    is anisotropic, but least squares does.
+    """
+    c = cand.astype(np.float64)
+    gram = c.T @ c
+    gram[np.diag_indices_from(gram)] += 1e-6 * np.trace(gram) / max(1, gram.shape[0])
+    return np.linalg.solve(gram, c.T @ ref.astype(np.float64)).astype(np.float32)
 
 
 def _orthogonal(cross: np.ndarray) -> np.ndarray:
@@ -111,40 +133,45 @@ def _orthogonal(cross: np.ndarray) -> np.ndarray:
     return (u @ vt).astype(np.float32)
 
 
-def fit_alignment(cand: np.ndarray, ref: np.ndarray, rng: np.random.Generator) -> Alignment:
+def fit_alignment(cand: np.ndarray, ref: np.ndarray, rng: np.random.Generator,
+                  ref_coords: np.ndarray | None = None, ref_width: int | None = None) -> Alignment:
     """Find the map from the candidate's residual basis to the reference's from paired anchor rows.
 
-    ``cand`` ``(n, d_c)`` and ``ref`` ``(n, d_r)`` hold the same n anchors (row i of both is the same token).
+    ``cand`` ``(n, d_c)`` and ``ref`` ``(n, d_r)`` hold the same n anchors (row i of both is the same token). When
+    the reference is known only on some coordinates (``ref_coords`` of its ``ref_width``; a fingerprint), ``ref``
+    holds just those columns and the map goes into them.
     """
     n, d_c = cand.shape
     d_r = ref.shape[1]
+    full_width = ref_width or d_r
     if n < MIN_ANCHORS:
-        return Alignment("none", d_c, d_r, float("nan"), float("nan"), n,
+        return Alignment("none", d_c, full_width, float("nan"), float("nan"), n,
                          f"only {n} anchor rows in common (need {MIN_ANCHORS})")
     order = rng.permutation(n)
     n_test = min(HELD_OUT_ROWS, n // 4)
     test, fit = order[:n_test], order[n_test:n_test + FIT_ROWS_PER_WIDTH * max(d_c, d_r)]
     c = _centre(np.asarray(cand, dtype=np.float32))
     r = _centre(np.asarray(ref, dtype=np.float32))
-    identity = _agreement(c[test], r[test]) if d_c == d_r else float("nan")
+    same = c[:, ref_coords] if ref_coords is not None and d_c == full_width else (c if d_c == d_r else None)
+    identity = _agreement(same[test], r[test]) if same is not None else float("nan")
     if identity >= ACCEPT_AGREEMENT:
-        return Alignment("identity", d_c, d_r, identity, identity, n, "anchor rows agree in the same basis")
+        return Alignment("identity", d_c, full_width, identity, identity, n, "anchor rows agree in the same basis")
     cross = c[fit].T.astype(np.float64) @ r[fit].astype(np.float64)  # (d_c, d_r)
     options: list[tuple[float, str, np.ndarray]] = []
     perm = _signed_permutation(cross, c[fit].std(axis=0), r[fit].std(axis=0))
     if perm is not None:
         options.append((_agreement(c[test] @ perm, r[test]), "signed_permutation", perm))
-    rot = _orthogonal(cross)
+    rot = _orthogonal(cross) if ref_coords is None else _least_squares(c[fit], r[fit])
     options.append((_agreement(c[test] @ rot, r[test]), "orthogonal", rot))
     best = max(options, key=lambda o: o[0])
     if perm is not None and options[0][0] >= best[0] - PERMUTATION_SLACK:
         best = options[0]
     agreement, kind, matrix = best
     if not agreement >= ACCEPT_AGREEMENT:
-        return Alignment("none", d_c, d_r, agreement, identity, n,
+        return Alignment("none", d_c, full_width, agreement, identity, n,
                          f"no basis map makes the anchor rows agree (best held-out agreement {agreement:.3f} < "
                          f"{ACCEPT_AGREEMENT})")
     what = "a signed permutation" if kind == "signed_permutation" else "an orthogonal map"
-    shape = "" if d_c == d_r else f" from width {d_c} into width {d_r}"
-    return Alignment(kind, d_c, d_r, agreement, identity, n,
+    shape = "" if d_c == full_width else f" from width {d_c} into width {full_width}"
+    return Alignment(kind, d_c, full_width, agreement, identity, n,
                      f"the candidate's residual stream is {what} of the reference's{shape}", matrix)

@@ -12,11 +12,12 @@ import math
 import time
 import zlib
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
+from simsa.errors import CheckpointError
 from simsa.lineage import naive
 from simsa.lineage.adapters import map_architecture
 from simsa.lineage.alignment import FIT_ROWS_PER_WIDTH, HELD_OUT_ROWS, Alignment, fit_alignment
@@ -34,6 +35,8 @@ from simsa.lineage.correspondence import (
     prepare_reference,
 )
 from simsa.lineage.dtypes import round_to_bf16
+from simsa.lineage.fingerprint import SUFFIX as FP_SUFFIX
+from simsa.lineage.fingerprint import Fingerprint, FingerprintCheckpoint, fingerprint_units, group_id
 from simsa.lineage.localise import PAIR_ALPHA_LOG10, combine_layers, monotone_map
 from simsa.lineage.pvalues import sidak_log10
 from simsa.lineage.roles import ArchitectureMap
@@ -67,6 +70,7 @@ class Side:
     amap: ArchitectureMap
     comps: dict[str, ComponentUnits]
     vocab: Vocabulary | None
+    fingerprint: Fingerprint | None = None  # set when the reference is a stored fingerprint, not weights
 
     def describe(self) -> dict:
         return {
@@ -80,16 +84,31 @@ class Side:
 
 
 def open_side(path: str | Path) -> Side:
-    """Open a checkpoint (headers only) and map its tensors."""
+    """Open a checkpoint (headers only) and map its tensors; a ``.simsa-fp`` file opens as a fingerprint."""
+    if str(path).endswith(FP_SUFFIX):
+        return fingerprint_side(Fingerprint.load(path), str(path))
     ckpt = Checkpoint.open(path)
     shapes = {n: tuple(ckpt.shape(n)) for n in ckpt.names()}
     amap = map_architecture(shapes, ckpt.config)
     return Side(str(path), ckpt, amap, unit_groups(amap), load_vocabulary(ckpt.tokenizer_files))
 
 
-def _rng(settings: SamplingSettings, *key: object) -> np.random.Generator:
+def fingerprint_side(fp: Fingerprint, label: str | None = None) -> Side:
+    """A reference side served from a fingerprint."""
+    amap, comps = fingerprint_units(fp)
+    return Side(label or fp.name, FingerprintCheckpoint(fp, label), amap, comps, fp.vocabulary(), fp)  # type: ignore[arg-type]
+
+
+def sample_rng(settings: SamplingSettings, *key: object) -> np.random.Generator:
     """A generator seeded by the settings' seed and a stable key, so each sample is reproducible on its own."""
     return np.random.default_rng([settings.seed, zlib.crc32(repr(key).encode())])
+
+
+def sample_units(n: int, limit: int, settings: SamplingSettings, *key: object) -> np.ndarray:
+    """All ``n`` unit indices, or a seeded sorted sample of ``limit`` of them."""
+    if n <= limit:
+        return np.arange(n)
+    return np.sort(sample_rng(settings, *key).choice(n, limit, replace=False))
 
 
 # --- identity
@@ -100,7 +119,7 @@ def _bf16_hash(values: np.ndarray) -> str:
     return hashlib.sha256(np.ascontiguousarray(rounded).tobytes()).hexdigest()
 
 
-def _quick_key(ckpt: Checkpoint, name: str) -> tuple[tuple, bool, bool]:
+def quick_key(ckpt: Checkpoint, name: str) -> tuple[tuple, bool, bool]:
     """Shape plus a bf16-precision digest of the tensor or of a few rows; informative; whether it was whole.
 
     Equal keys are necessary for identical tensors and cheap to compute; for a tensor digested whole they are also
@@ -127,8 +146,14 @@ def identity_matches(cand: Side, ref: Side, progress: Progress | None = None) ->
     ref_names = ref.ckpt.names()
     cand_names = cand.ckpt.names()
     total = len(ref_names) + len(cand_names)
+    stored = ref.fingerprint.meta.get("identity_keys", {}) if ref.fingerprint is not None else None
     for i, name in enumerate(ref_names):
-        key, _, _ = _quick_key(ref.ckpt, name)
+        if stored is not None:
+            if name not in stored:
+                continue
+            key = (tuple(ref.ckpt.shape(name)), bool(stored[name][2]), stored[name][0])
+        else:
+            key, _, _ = quick_key(ref.ckpt, name)
         index.setdefault(key, []).append(name)
         if progress:
             progress("identity", i + 1, total)
@@ -143,11 +168,11 @@ def identity_matches(cand: Side, ref: Side, progress: Progress | None = None) ->
     found: dict[str, tuple[str, str, bool]] = {}
     used: set[str] = set()
     for i, name in enumerate(cand_names):
-        key, informative, whole = _quick_key(cand.ckpt, name)
+        key, informative, whole = quick_key(cand.ckpt, name)
         others = sorted(index.get(key, []), key=lambda o: (o in used, o != name))  # prefer same name, unused
         for other in others:
-            if whole or full(cand, name) == full(ref, other):
-                bit = cand.ckpt.dtype(name) == ref.ckpt.dtype(other) and cand.ckpt.digest(
+            if whole or stored is not None or full(cand, name) == full(ref, other):
+                bit = stored is None and cand.ckpt.dtype(name) == ref.ckpt.dtype(other) and cand.ckpt.digest(
                     name, "exact") == ref.ckpt.digest(other, "exact")
                 found[name] = (other, "bit" if bit else "bf16", informative)
                 used.add(other)
@@ -170,6 +195,10 @@ class _Prepared:
         self.ref_cache: dict[tuple, np.ndarray] = {}
         self.token_pairs: list[tuple[int, int]] | None = None
         self.alignments: dict[str, Alignment] = {}
+        self.fp = ref.fingerprint
+        if self.fp is not None:  # the fingerprint's own sample sizes decide the reference side
+            self.settings = settings = replace(settings, ref_units=self.fp.settings.ref_units,
+                                               coords=self.fp.settings.coords, seed=self.fp.settings.seed)
         if cand.vocab is not None and ref.vocab is not None:
             self.token_pairs = token_alignment(cand.vocab, ref.vocab)
 
@@ -201,6 +230,8 @@ class _Prepared:
 
     def _fit_alignment(self, stack: str) -> Alignment:
         wc, wr = _width(self.cand, stack) or 0, _width(self.ref, stack) or 0
+        if self.fp is not None:
+            return self._fit_fingerprint_alignment(stack, wc, wr)
         anchors = self._anchor_pairs(stack)
         if anchors is None:
             kind = "identity" if wc == wr else "none"
@@ -208,11 +239,39 @@ class _Prepared:
         cparts, rparts, ci, ri = anchors
         limit = HELD_OUT_ROWS + FIT_ROWS_PER_WIDTH * max(wc, wr)
         if len(ci) > limit:
-            pick = np.sort(_rng(self.settings, "anchors", stack).choice(len(ci), limit, replace=False))
+            pick = np.sort(sample_rng(self.settings, "anchors", stack).choice(len(ci), limit, replace=False))
             ci, ri = ci[pick], ri[pick]
         cand = read_units(self.cand.ckpt, cparts, ci)
         ref = read_units(self.ref.ckpt, rparts, ri)
-        return fit_alignment(cand, ref, _rng(self.settings, "alignment", stack))
+        return fit_alignment(cand, ref, sample_rng(self.settings, "alignment", stack))
+
+    def _fit_fingerprint_alignment(self, stack: str, wc: int, wr: int) -> Alignment:
+        """As ``_fit_alignment``, against the anchor rows a fingerprint keeps (on its sampled coordinates)."""
+        assert self.fp is not None
+        stored = self.fp.anchors(stack)
+        emb = self.cand.comps.get(f"{stack}.embedding")
+        if stored is None or emb is None or None not in emb.layers:
+            kind = "identity" if wc == wr else "none"
+            return Alignment(kind, wc, wr, float("nan"), float("nan"), 0, "no anchor rows (embeddings) in common")
+        ids, rows = stored
+        by_tokens = int(self.fp.arrays.get(f"anchor_key|{stack}", np.zeros(1))[0]) == 0
+        group = emb.layers[None].get("embed.tokens" if by_tokens else "embed.positions")
+        if group is None:
+            return Alignment("none", wc, wr, float("nan"), float("nan"), 0, "the candidate has no such embedding")
+        if by_tokens and self.token_pairs:
+            to_cand = {r: c for c, r in self.token_pairs}
+            keep = [(i, to_cand[int(r)]) for i, r in enumerate(ids) if int(r) in to_cand and to_cand[int(r)]
+                    < group.n_units]
+        else:
+            keep = [(i, int(r)) for i, r in enumerate(ids) if int(r) < group.n_units]
+        if not keep:
+            return Alignment("none", wc, wr, float("nan"), float("nan"), 0, "no anchor tokens in common")
+        sel, cand_ids = np.array([k[0] for k in keep]), np.array([k[1] for k in keep], dtype=np.int64)
+        order = np.argsort(cand_ids, kind="stable")
+        cand = read_units(self.cand.ckpt, group.parts[0], cand_ids[order])
+        return fit_alignment(cand, np.asarray(rows, dtype=np.float32)[sel[order]],
+                             sample_rng(self.settings, "alignment", stack), ref_coords=self.fp.coords(stack),
+                             ref_width=wr)
 
     def _read_candidate(self, stack: str, parts: list, index: np.ndarray) -> list[np.ndarray]:
         """Candidate unit parts, mapped into the reference's residual basis when an alignment was accepted."""
@@ -220,8 +279,17 @@ class _Prepared:
         return [align.apply(read_units(self.cand.ckpt, p, index)) for p in parts]
 
     def coords(self, stack: str, width: int) -> CoordinateDraws:
+        """The reference coordinates (row 0) and the null's random candidate coordinates (rows 1..)."""
         if stack not in self.draws:
-            self.draws[stack] = coordinate_draws(width, self.settings, _rng(self.settings, "coords", stack))
+            rng = sample_rng(self.settings, "coords", stack)
+            if self.fp is None:
+                self.draws[stack] = coordinate_draws(width, self.settings, rng)
+            else:  # the fingerprint fixed the reference coordinates; a mapped candidate lives on exactly those
+                kept = self.fp.coords(stack)
+                space = len(kept) if self.stack_alignment(stack).transforms else width
+                null = coordinate_draws(space, replace(self.settings, coords=len(kept)), rng).index[1:]
+                first = np.arange(len(kept)) if space == len(kept) else kept
+                self.draws[stack] = CoordinateDraws(np.concatenate([first[None, :], null]).astype(np.int64))
         return self.draws[stack]
 
     def _pairs(self, comp: str, layer, cg: UnitGroup, rg: UnitGroup) -> tuple[np.ndarray, np.ndarray]:
@@ -232,8 +300,12 @@ class _Prepared:
         else:
             n = min(nc, nr)
             pairs = np.stack([np.arange(n), np.arange(n)], axis=1)
+        if self.fp is not None:  # only the rows the fingerprint kept can be compared
+            stored = self.fp.paired_ids(_group_id(rg, layer))
+            kept = set(stored.tolist()) if stored is not None else set()
+            pairs = pairs[[int(r) in kept for r in pairs[:, 1]]] if len(pairs) else pairs
         if len(pairs) > self.settings.units:
-            pick = _rng(self.settings, "pairs", comp, layer, cg.key).choice(len(pairs), self.settings.units,
+            pick = sample_rng(self.settings, "pairs", comp, layer, cg.key).choice(len(pairs), self.settings.units,
                                                                             replace=False)
             pairs = pairs[np.sort(pick)]
         return pairs[:, 0], pairs[:, 1]
@@ -245,16 +317,18 @@ class _Prepared:
             if ckey not in self.cand_cache:
                 ci, ri = self._pairs(comp, ca, cg, rg)
                 self.cand_cache[ckey] = prepare_candidate(self._read_candidate(stack, cg.parts, ci), draws)
-                self.ref_cache[ckey] = prepare_reference(
-                    [read_units(self.ref.ckpt, p, ri)[:, draws.reference] for p in rg.parts])
+                if self.fp is not None:
+                    gid = _group_id(rg, rb)
+                    row_of = {int(r): i for i, r in enumerate(self.fp.paired_ids(gid))}
+                    self.ref_cache[ckey] = self.fp.group(gid)[[row_of[int(r)] for r in ri]].astype(np.float32)
+                else:
+                    self.ref_cache[ckey] = prepare_reference(
+                        [read_units(self.ref.ckpt, p, ri)[:, draws.reference] for p in rg.parts])
             return paired_match(self.ref_cache[ckey], self.cand_cache[ckey])
         return best_match(self.reference(comp, rb, rg, draws), self.candidate(comp, stack, ca, cg, draws))
 
     def _sample(self, n: int, limit: int, *key: object) -> np.ndarray:
-        """All ``n`` unit indices, or a seeded sorted sample of ``limit`` of them."""
-        if n <= limit:
-            return np.arange(n)
-        return np.sort(_rng(self.settings, *key).choice(n, limit, replace=False))
+        return sample_units(n, limit, self.settings, *key)
 
     def candidate(self, comp: str, stack: str, layer, group: UnitGroup, draws: CoordinateDraws) -> np.ndarray:
         """Sampled candidate units, all draws: ``(draws + 1, m, P)``."""
@@ -267,6 +341,11 @@ class _Prepared:
     def reference(self, comp: str, layer, group: UnitGroup, draws: CoordinateDraws) -> np.ndarray:
         """Reference units on the reference coordinates: ``(n, P)``."""
         key = (comp, layer, group.key)
+        if key not in self.ref_cache and self.fp is not None:
+            stored = self.fp.group(_group_id(group, layer))
+            if stored is None:
+                raise CheckpointError(f"fingerprint {self.fp.name}: no stored units for {_group_id(group, layer)}")
+            self.ref_cache[key] = stored
         if key not in self.ref_cache:
             idx = self._sample(group.n_units, self.settings.ref_units, "ref", *key)
             # Kept in float16: every reference layer stays cached for the whole grid, and cosines need no more.
@@ -304,6 +383,11 @@ def _pair_evidence(prep: _Prepared, comp: str, stack: str, width: int, ca, cgrou
                                                                              prep.settings.ref_units)
             coverage.append(searched / rgroups[key].n_units)
     return evidence(scores, coverage) if scores else None
+
+
+def _group_id(group: UnitGroup, layer: int | None) -> str:
+    """The fingerprint name of a reference unit group (its own component, whatever candidate group it faces)."""
+    return group_id(group.parts[0][0].role.component, layer, group)
 
 
 def _width(side: Side, stack: str) -> int | None:
@@ -460,33 +544,49 @@ def _per_expert(prep: _Prepared, name: str, parent: str, key_map: dict[str, str]
 # --- naive
 
 
-def _naive(cand: Side, ref: Side) -> dict:
-    def norms(side: Side) -> dict[tuple, str]:
-        return {(t.role.stack, t.role.detail, t.role.layer): t.name for t in side.amap.tensors
-                if t.role.kind == "norm" and len(t.shape) == 1 and not t.name.endswith("bias")}
+MAX_NAIVE_GAINS = 256
 
-    nc, nr = norms(cand), norms(ref)
+
+def _norm_gains(side: Side) -> dict[tuple, str]:
+    return {(t.role.stack, t.role.detail, t.role.layer): t.name for t in side.amap.tensors
+            if t.role.kind == "norm" and len(t.shape) == 1 and not t.name.endswith("bias")}
+
+
+def _std_profile(side: Side) -> list[float]:
+    """Per-layer std of sampled query rows (a naive statistic, reported as such)."""
+    if side.fingerprint is not None:
+        return list(side.fingerprint.meta.get("std_profile", []))
+    qs = sorted(((t.role.layer, t) for t in side.amap.tensors
+                 if t.role.kind == "attn.q" and t.role.stack == "text" and t.role.layer is not None
+                 and t.residual_axis is not None), key=lambda x: x[0])
+    seen, out = set(), []
+    for layer, t in qs:
+        if layer in seen:
+            continue
+        seen.add(layer)
+        n = t.n_units
+        rows = np.unique(np.linspace(0, n - 1, min(n, 64)).astype(np.int64))
+        out.append(float(read_units(side.ckpt, [t], rows).std(dtype=np.float64)))
+    return out
+
+
+def naive_inputs(side: Side) -> tuple[dict[str, np.ndarray], list[float]]:
+    """The norm gains and std profile the naive section needs (what a fingerprint keeps of them)."""
+    names = sorted(_norm_gains(side).items(), key=lambda kv: repr(kv[0]))[:MAX_NAIVE_GAINS]
+    return {name: side.ckpt.read(name) for _, name in names}, _std_profile(side)
+
+
+def _naive(cand: Side, ref: Side) -> dict:
+    nc, nr = _norm_gains(cand), _norm_gains(ref)
     gains = []
-    for key in sorted(set(nc) & set(nr), key=repr)[:256]:
-        a, b = cand.ckpt.read(nc[key]), ref.ckpt.read(nr[key])
+    for key in sorted(set(nc) & set(nr), key=repr)[:MAX_NAIVE_GAINS]:
+        try:
+            a, b = cand.ckpt.read(nc[key]), ref.ckpt.read(nr[key])
+        except CheckpointError:  # a fingerprint keeps a bounded number of gains
+            continue
         if a.shape == b.shape:
             gains.append((nc[key], a, b))
-
-    def profile(side: Side) -> list[float]:
-        qs = sorted(((t.role.layer, t) for t in side.amap.tensors
-                     if t.role.kind == "attn.q" and t.role.stack == "text" and t.role.layer is not None
-                     and t.residual_axis is not None), key=lambda x: x[0])
-        seen, out = set(), []
-        for layer, t in qs:
-            if layer in seen:
-                continue
-            seen.add(layer)
-            n = t.n_units
-            rows = np.unique(np.linspace(0, n - 1, min(n, 64)).astype(np.int64))
-            out.append(float(read_units(side.ckpt, [t], rows).std(dtype=np.float64)))
-        return out
-
-    return naive.naive_section(gains, profile(cand), profile(ref))
+    return naive.naive_section(gains, _std_profile(cand), _std_profile(ref))
 
 
 # --- compare

@@ -1,0 +1,301 @@
+"""Fingerprints: what a comparison needs from a *reference*, kept without its weights.
+
+``compare`` never uses all of the reference: per unit group it keeps a seeded sample of units on a seeded subset of
+residual coordinates, prepared (standardised, structure removed, normalised); per embedding a sample of token rows;
+a few hundred anchor rows for basis alignment; a digest of every tensor for the identity check; the norm gains and
+std profile for the naive section; config and vocabulary for the priors. A fingerprint stores exactly that, so a
+later comparison against it gives the same statistics as against the checkpoint (with the fingerprint's sampling
+sizes), and an agency can publish a registry of fingerprints instead of hundreds of gigabytes of weights.
+
+Size: about ``units × coords × parts × 2`` bytes per unit group plus the vocabulary — see ``docs/lineage.md`` for
+bytes per billion parameters. Stored as one safetensors file (arrays) whose header metadata holds the JSON
+description; loading it never runs code.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from simsa.errors import CheckpointError
+from simsa.lineage.adapters import map_architecture
+from simsa.lineage.alignment import FIT_ROWS_PER_WIDTH, HELD_OUT_ROWS
+from simsa.lineage.correspondence import SamplingSettings, coordinate_draws, prepare_reference
+from simsa.lineage.roles import ArchitectureMap
+from simsa.lineage.safetensors_io import SafetensorsFile
+from simsa.lineage.safetensors_write import TensorSpec, encode, write_safetensors
+from simsa.lineage.tokenizer_info import Vocabulary
+from simsa.lineage.units import ComponentUnits, UnitGroup, read_units, unit_groups
+
+SCHEMA = "simsa.lineage.fingerprint/1"
+SUFFIX = ".simsa-fp"
+META_KEY = "simsa"
+
+
+@dataclass(frozen=True)
+class FingerprintSettings:
+    """Sampling sizes of a fingerprint; they bound its size whatever the model size."""
+
+    ref_units: int = 512  # reference units kept per unit group
+    coords: int = 256  # residual coordinates kept
+    paired: int = 1024  # embedding / head rows kept (paired by token string)
+    seed: int = 0
+
+    def sampling(self, units: int = 256, draws: int = 24) -> SamplingSettings:
+        """The comparison settings that reproduce this fingerprint's reference sample."""
+        return SamplingSettings(units=units, ref_units=self.ref_units, coords=self.coords, draws=draws,
+                                seed=self.seed)
+
+
+def group_id(comp: str, layer: int | None, group: UnitGroup) -> str:
+    """A stable name for one unit group of one model."""
+    return f"{comp}|{'-' if layer is None else layer}|{group.key}"
+
+
+@dataclass
+class Fingerprint:
+    meta: dict
+    arrays: dict[str, np.ndarray] = field(default_factory=dict)
+
+    @property
+    def settings(self) -> FingerprintSettings:
+        return FingerprintSettings(**self.meta["settings"])
+
+    @property
+    def name(self) -> str:
+        return str(self.meta.get("name") or "")
+
+    def coords(self, stack: str) -> np.ndarray:
+        return self.arrays[f"coords|{stack}"]
+
+    def group(self, gid: str) -> np.ndarray | None:
+        return self.arrays.get(f"units|{gid}")
+
+    def paired_ids(self, gid: str) -> np.ndarray | None:
+        return self.arrays.get(f"ids|{gid}")
+
+    def anchors(self, stack: str) -> tuple[np.ndarray, np.ndarray] | None:
+        ids, rows = self.arrays.get(f"anchor_ids|{stack}"), self.arrays.get(f"anchors|{stack}")
+        return (ids, rows) if ids is not None and rows is not None else None
+
+    def vocabulary(self) -> Vocabulary | None:
+        v = self.meta.get("vocabulary")
+        if not v:
+            return None
+        return Vocabulary(tokens=dict(v["tokens"]), merges=list(v.get("merges", [])),
+                          special=list(v.get("special", [])), kind=v.get("kind", ""), source="fingerprint",
+                          added=list(v.get("added", [])), pipeline=v.get("pipeline"))
+
+    @property
+    def nbytes(self) -> int:
+        return int(sum(a.nbytes for a in self.arrays.values()))
+
+    # ------------------------------------------------------------------ files
+
+    def save(self, path: str | Path) -> int:
+        """Write to ``path`` (one safetensors file); returns its size in bytes."""
+        names = sorted(self.arrays)
+        stored = {n: _storage_dtype(self.arrays[n]) for n in names}
+        specs = [TensorSpec(n, stored[n], tuple(self.arrays[n].shape)) for n in names]
+
+        def produce(spec: TensorSpec) -> np.ndarray:
+            a = self.arrays[spec.name]
+            return a.astype("<i8") if spec.dtype == "I64" else encode(a, spec.dtype)
+
+        meta = dict(self.meta)
+        meta["arrays_sha256"] = _arrays_digest(self.arrays)
+        return write_safetensors(path, specs, produce, {META_KEY: json.dumps(meta, ensure_ascii=False)})
+
+    @classmethod
+    def load(cls, path: str | Path) -> Fingerprint:
+        """Read a fingerprint written by ``save``; anything else is refused with one clear line."""
+        with SafetensorsFile(path) as f:
+            raw = f.metadata.get(META_KEY)
+            if raw is None:
+                raise CheckpointError(f"{path}: not a simsa fingerprint (no '{META_KEY}' metadata)")
+            try:
+                meta = json.loads(raw)
+            except json.JSONDecodeError as exc:
+                raise CheckpointError(f"{path}: fingerprint metadata is not valid JSON: {exc}") from None
+            if not isinstance(meta, dict) or meta.get("schema") != SCHEMA:
+                got = meta.get("schema") if isinstance(meta, dict) else None
+                raise CheckpointError(f"{path}: fingerprint schema {got!r} is not {SCHEMA!r}")
+            arrays = {}
+            for n in f.names():
+                dtype = f.info(n).dtype
+                arrays[n] = (f.read(n, allow_integer=True).astype(np.int64) if dtype == "I64"
+                             else f.read(n).astype(np.float16 if dtype == "F16" else np.float32))
+        fp = cls(meta, arrays)
+        want = meta.get("arrays_sha256")
+        if want and want != _arrays_digest(arrays):
+            raise CheckpointError(f"{path}: fingerprint arrays do not match their recorded digest (corrupted)")
+        for key in ("settings", "shapes", "stacks"):
+            if not isinstance(meta.get(key), dict):
+                raise CheckpointError(f"{path}: fingerprint metadata lacks '{key}'")
+        return fp
+
+
+def _storage_dtype(a: np.ndarray) -> str:
+    if np.issubdtype(a.dtype, np.integer):
+        return "I64"
+    return "F16" if a.dtype == np.float16 else "F32"
+
+
+def _arrays_digest(arrays: dict[str, np.ndarray]) -> str:
+    h = hashlib.sha256()
+    for n in sorted(arrays):
+        a = arrays[n]
+        h.update(n.encode())
+        h.update(np.ascontiguousarray(a.astype("<i8") if np.issubdtype(a.dtype, np.integer)
+                                      else a.astype(np.float16 if a.dtype == np.float16 else "<f4")).tobytes())
+    return h.hexdigest()
+
+
+class FingerprintCheckpoint:
+    """The read-only face of a fingerprint where the comparison expects a checkpoint (shapes, config, names)."""
+
+    def __init__(self, fp: Fingerprint, path: str | Path | None = None) -> None:
+        self.fingerprint = fp
+        self.path = Path(path) if path else Path(fp.name or "fingerprint")
+        self.config: dict = fp.meta.get("config") or {}
+        self.tokenizer_files: dict[str, Path] = {}
+        self.notes: list[str] = ["reference is a fingerprint: identity of large tensors is checked on sampled rows"]
+        self._shapes = {n: tuple(s) for n, s in fp.meta["shapes"].items()}
+        self._dtypes: dict[str, str] = fp.meta.get("dtypes", {})
+
+    def names(self) -> list[str]:
+        return sorted(self._shapes)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._shapes
+
+    def shape(self, name: str) -> tuple[int, ...]:
+        return self._shapes[name]
+
+    def dtype(self, name: str) -> str:
+        return self._dtypes.get(name, "BF16")
+
+    def total_parameters(self) -> int:
+        return int(self.fingerprint.meta.get("parameters", 0))
+
+    def read(self, name: str, *, allow_integer: bool = False) -> np.ndarray:
+        a = self.fingerprint.arrays.get(f"tensor|{name}")
+        if a is None:
+            raise CheckpointError(f"{self.path}: the fingerprint does not keep tensor {name!r}")
+        return a.astype(np.float32)
+
+    def close(self) -> None:
+        return None
+
+
+def _vocab_meta(vocab: Vocabulary | None) -> dict | None:
+    if vocab is None:
+        return None
+    return {"tokens": vocab.tokens, "merges": vocab.merges, "special": vocab.special, "kind": vocab.kind,
+            "added": list(getattr(vocab, "added", []) or []), "pipeline": getattr(vocab, "pipeline", None)}
+
+
+def _seeded(settings: FingerprintSettings, *key: object) -> np.random.Generator:
+    from simsa.lineage.compare import sample_rng
+
+    return sample_rng(settings.sampling(), *key)
+
+
+def build_fingerprint(side, settings: FingerprintSettings | None = None, *,  # type: ignore[no-untyped-def]
+                      name: str | None = None, progress: Callable[[str, int, int], None] | None = None
+                      ) -> Fingerprint:
+    """Read what a comparison needs from an opened model (a ``compare.Side``) into a fingerprint."""
+    from simsa.lineage.compare import naive_inputs, quick_key, sample_units
+
+    settings = settings or FingerprintSettings()
+    started = time.perf_counter()
+    ckpt, amap = side.ckpt, side.amap
+    arrays: dict[str, np.ndarray] = {}
+    coords: dict[str, np.ndarray] = {}
+    for stack, info in amap.stacks.items():
+        draws = coordinate_draws(int(info.hidden_size), SamplingSettings(coords=settings.coords, draws=0),
+                                 _seeded(settings, "coords", stack))
+        coords[stack] = draws.reference
+        arrays[f"coords|{stack}"] = draws.reference.astype(np.int64)
+    jobs = [(comp, layer, g) for comp, cu in sorted(side.comps.items())
+            for layer, groups in sorted(cu.layers.items(), key=lambda kv: (kv[0] is not None, kv[0] or 0))
+            for g in groups.values()]
+    names = ckpt.names()
+    total = len(jobs) + len(names)
+    for i, (comp, layer, g) in enumerate(jobs):
+        stack = comp.split(".", 1)[0]
+        if stack not in coords:
+            continue
+        gid = group_id(comp, layer, g)
+        if g.paired:
+            ids = sample_units(g.n_units, settings.paired, settings.sampling(), "fp-paired", gid)
+            arrays[f"ids|{gid}"] = ids.astype(np.int64)
+        else:
+            ids = sample_units(g.n_units, settings.ref_units, settings.sampling(), "ref", comp, layer, g.key)
+        arrays[f"units|{gid}"] = prepare_reference(
+            [read_units(ckpt, p, ids)[:, coords[stack]] for p in g.parts]).astype(np.float16)
+        if progress:
+            progress("fingerprint units", i + 1, total)
+    _anchors(side, settings, coords, arrays)
+    shapes, dtypes, keys = {}, {}, {}
+    for j, n in enumerate(names):
+        shapes[n] = list(ckpt.shape(n))
+        dtypes[n] = ckpt.dtype(n)
+        key, informative, whole = quick_key(ckpt, n)
+        keys[n] = [key[2], informative, whole]
+        if progress:
+            progress("fingerprint digests", len(jobs) + j + 1, total)
+    gains, profile = naive_inputs(side)
+    for n, values in gains.items():
+        arrays[f"tensor|{n}"] = np.asarray(values, dtype=np.float32)
+    meta = {
+        "schema": SCHEMA,
+        "name": name or Path(str(side.label)).name,
+        "source": str(side.label),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "model_type": amap.model_type,
+        "adapter": amap.adapter,
+        "parameters": int(ckpt.total_parameters()),
+        "stacks": {k: asdict(v) for k, v in amap.stacks.items()},
+        "settings": asdict(settings),
+        "config": ckpt.config,
+        "shapes": shapes,
+        "dtypes": dtypes,
+        "identity_keys": keys,
+        "std_profile": profile,
+        "group_units": {group_id(c, layer, g): g.n_units for c, layer, g in jobs},
+        "vocabulary": _vocab_meta(side.vocab),
+        "seconds": round(time.perf_counter() - started, 3),
+    }
+    return Fingerprint(meta, arrays)
+
+
+def _anchors(side, settings: FingerprintSettings, coords: dict[str, np.ndarray],  # type: ignore[no-untyped-def]
+             arrays: dict[str, np.ndarray]) -> None:
+    """Token-embedding rows (on the kept coordinates) for fitting a basis map at comparison time."""
+    for stack, cu in side.comps.items():
+        if not stack.endswith(".embedding") or None not in cu.layers:
+            continue
+        st = stack.split(".", 1)[0]
+        groups = cu.layers[None]
+        g = groups.get("embed.tokens") or groups.get("embed.positions")
+        if g is None or st not in coords:
+            continue
+        width = int(side.amap.stacks[st].hidden_size)
+        n = min(g.n_units, HELD_OUT_ROWS + FIT_ROWS_PER_WIDTH * width)
+        ids = np.sort(_seeded(settings, "anchors", st).choice(g.n_units, n, replace=False))
+        arrays[f"anchor_ids|{st}"] = ids.astype(np.int64)
+        arrays[f"anchors|{st}"] = read_units(side.ckpt, g.parts[0], ids)[:, coords[st]].astype(np.float16)
+        arrays[f"anchor_key|{st}"] = np.array([0 if g.key == "embed.tokens" else 1], dtype=np.int64)
+
+
+def fingerprint_units(fp: Fingerprint) -> tuple[ArchitectureMap, dict[str, ComponentUnits]]:
+    """The reference's role map and unit groups, rebuilt from the stored shapes and config."""
+    amap = map_architecture({n: tuple(s) for n, s in fp.meta["shapes"].items()}, fp.meta.get("config") or {})
+    return amap, unit_groups(amap)
