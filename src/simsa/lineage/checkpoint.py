@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -20,6 +20,7 @@ import numpy as np
 
 from simsa.errors import CheckpointError
 from simsa.lineage.dtypes import FLOAT_DTYPES, INTEGER_DTYPES, bf16_bits
+from simsa.lineage.gguf_io import GGUFCheckpoint, is_gguf
 from simsa.lineage.safetensors_io import (
     DEFAULT_MAX_HEADER_BYTES,
     SafetensorsFile,
@@ -200,6 +201,8 @@ class Checkpoint:
             return cls._open_directory(path, max_header_bytes)
         if not path.is_file():
             raise CheckpointError(f"{path}: is neither a regular file nor a directory")
+        if is_gguf(path):
+            return GGUFCheckpoint(path)  # type: ignore[return-value]  # the same reading interface
         if _is_pickle_name(path.name) or (not path.name.endswith(".safetensors") and _looks_pickled(path)):
             raise pickle_refusal(str(path), [path.name])
         file = SafetensorsFile(path, max_header_bytes)
@@ -215,6 +218,27 @@ class Checkpoint:
         if not entries:
             raise CheckpointError(f"{path}: is an empty directory")
         top = {p.name: p for p in entries if p.is_file()}
+
+        def nested() -> list[str]:
+            return sorted(d.name for d in entries if d.is_dir() and any(d.glob("*.safetensors")))
+
+        return cls.from_listing(path, top, max_header_bytes=max_header_bytes, nested=nested)
+
+    @classmethod
+    def from_listing(
+        cls,
+        path: Path,
+        top: Mapping[str, Path],
+        *,
+        max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES,
+        open_file: Callable[[Path, int], SafetensorsFile] = SafetensorsFile,
+        nested: Callable[[], list[str]] | None = None,
+    ) -> Checkpoint:
+        """A checkpoint from the top-level files of a directory or a hub repository (`top`: file name -> path).
+
+        Config, tokenizer and index files must be readable local paths; safetensors files are opened with
+        `open_file(path, max_header_bytes)`, which may read them from elsewhere (see ``simsa.lineage.hub``).
+        """
         notes: list[str] = []
         config: dict[str, Any] = {}
         if "config.json" in top:
@@ -231,10 +255,15 @@ class Checkpoint:
             notes.append(f"several shard indexes ({', '.join(indexes)}) and none is {INDEX_NAME}; read every shard")
 
         if not shards and index is None:
+            ggufs = sorted(n for n in top if n.endswith(".gguf"))
+            if len(ggufs) == 1:
+                return GGUFCheckpoint(top[ggufs[0]])  # type: ignore[return-value]
+            if ggufs:
+                raise CheckpointError(f"{path}: holds several GGUF files ({', '.join(ggufs)}); open one directly")
             if pickles:
                 raise pickle_refusal(str(path), pickles)
-            nested = sorted(d.name for d in entries if d.is_dir() and any(d.glob("*.safetensors")))
-            hint = f"; subfolders {', '.join(nested)} hold some (open one of them directly)" if nested else ""
+            subfolders = nested() if nested is not None else []
+            hint = f"; subfolders {', '.join(subfolders)} hold some (open one of them directly)" if subfolders else ""
             raise CheckpointError(f"{path}: no .safetensors files in this directory{hint}")
         if pickles:
             notes.append(f"ignored pickled files {', '.join(pickles)} (safetensors present)")
@@ -242,11 +271,11 @@ class Checkpoint:
         files: dict[Path, SafetensorsFile] = {}
         try:
             if index is not None:
-                where = cls._open_indexed(path, top, index, shards, files, notes, max_header_bytes)
+                where = cls._open_indexed(path, top, index, shards, files, notes, max_header_bytes, open_file)
             else:
                 where = {}
                 for shard in shards:
-                    file = files[top[shard]] = SafetensorsFile(top[shard], max_header_bytes)
+                    file = files[top[shard]] = open_file(top[shard], max_header_bytes)
                     cls._add(where, file, path)
             if not where:
                 notes.append("checkpoint holds no tensors")
@@ -270,12 +299,13 @@ class Checkpoint:
     def _open_indexed(
         cls,
         path: Path,
-        top: dict[str, Path],
+        top: Mapping[str, Path],
         index: str,
         shards: list[str],
         files: dict[Path, SafetensorsFile],
         notes: list[str],
         max_header_bytes: int,
+        open_file: Callable[[Path, int], SafetensorsFile] = SafetensorsFile,
     ) -> dict[str, SafetensorsFile]:
         index_path = top[index]
         data = _load_json(index_path, index)
@@ -300,7 +330,7 @@ class Checkpoint:
         where: dict[str, SafetensorsFile] = {}
         by_shard: dict[str, SafetensorsFile] = {}
         for shard in sorted(first_tensor):
-            file = files[top[shard]] = by_shard[shard] = SafetensorsFile(top[shard], max_header_bytes)
+            file = files[top[shard]] = by_shard[shard] = open_file(top[shard], max_header_bytes)
             cls._add(where, file, path)
         for tensor, shard in weight_map.items():
             if tensor not in by_shard[shard]:
@@ -456,6 +486,24 @@ class Checkpoint:
                 values *= self._chunk_factors(plan, scale, info.shape, m0, m1, c0, c1)
             h.update(bf16_bits(values).tobytes())
         return h.hexdigest()
+
+    def io_stats(self) -> dict[str, Any]:
+        """Bytes read so far against the checkpoint's total size, so a report can say how little it needed.
+
+        ``{"remote", "bytes_read", "bytes_total", "requests"}``; remote files count the exact bytes fetched, local
+        ones the bytes copied by positional reads (not `raw` views).
+        """
+        totals: dict[str, Any] = {"remote": False, "bytes_read": 0, "bytes_total": 0, "requests": 0}
+        for file in self._files.values():
+            stats = getattr(file, "io_stats", None)  # readers of other formats may not count
+            if stats is None:
+                continue
+            s = stats()
+            totals["remote"] = totals["remote"] or s.remote
+            totals["bytes_read"] += s.bytes_read
+            totals["bytes_total"] += s.bytes_total
+            totals["requests"] += s.requests
+        return totals
 
     # ------------------------------------------------------------------ lifetime
 

@@ -7,6 +7,9 @@ Checkpoints handed to a lineage audit may be malformed or hostile, and may be fa
 * every problem raises one `CheckpointError` naming the file, the tensor and what is wrong;
 * tensor data is never copied wholesale: `raw` is a read-only view of a memory map, and decoding reads only the
   byte ranges it needs, in bounded chunks, so reading a few rows of a huge tensor costs a few rows of memory.
+
+Bytes come from a `ByteSource`: `LocalSource` (positional reads, a memory map for `raw`) or a remote one that fetches
+byte ranges over HTTP (``simsa.lineage.remote``). Validation is the same whichever source the bytes come from.
 """
 
 from __future__ import annotations
@@ -16,11 +19,12 @@ import json
 import math
 import mmap
 import os
+import threading
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any, BinaryIO, NoReturn
+from typing import Any, BinaryIO, NoReturn, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -122,37 +126,169 @@ def normalise_index(index: Any, length: int, what: str) -> np.ndarray:
     return np.where(arr < 0, arr + length, arr).astype(np.intp, copy=False)
 
 
-class SafetensorsFile:
-    """One safetensors file, header validated at open, data memory-mapped and decoded on demand.
+@dataclass
+class IOStats:
+    """Bytes a source has read and what the file holds, so a report can say how little of a checkpoint it needed."""
 
-    `raw` gives zero-copy views of the map. The decoding reads (`read`, `read_flat`, `read_index`, `iter_bytes`)
-    instead copy just the needed byte ranges with positional reads into small buffers, so the process never maps
-    more of the file than it asked for (the kernel may map whole large page-cache folios on a single mmap fault,
-    which would make a sparse row read look like a whole-file read). Reads may run concurrently; `close` may not.
+    remote: bool
+    bytes_read: int
+    bytes_total: int
+    requests: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@runtime_checkable
+class ByteSource(Protocol):
+    """Random access to the bytes of one file, wherever they live.
+
+    `read_at` fills `out` (a C-contiguous uint8 array of exactly `nbytes`) with bytes offset..offset+nbytes, or raises
+    `CheckpointError`; `read_many` does several such reads at once, so a remote source can batch and overlap them.
     """
 
-    def __init__(self, path: str | os.PathLike[str], max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES) -> None:
-        self.path = Path(path)
+    @property
+    def label(self) -> str: ...
+
+    @property
+    def size(self) -> int: ...
+
+    def read_at(self, offset: int, nbytes: int, out: np.ndarray) -> None: ...
+
+    def read_many(self, reads: Sequence[tuple[int, np.ndarray]]) -> None: ...
+
+    def stats(self) -> IOStats: ...
+
+    def close(self) -> None: ...
+
+
+class LocalSource:
+    """A local file read with positional reads; `map` gives the read-only memory map behind `SafetensorsFile.raw`.
+
+    Opening only takes the size; the map is made by `map`, which `SafetensorsFile` calls once the header has passed
+    validation. OSErrors propagate so the caller can word them.
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
         self._label = str(path)
         self._mm: mmap.mmap | None = None
-        self._fh: BinaryIO | None = None
+        self._lock = threading.Lock()  # only for the seek+read fallback on platforms without pread
+        self._bytes = self._reads = 0
+        fh = open(path, "rb", buffering=0)  # noqa: SIM115 -- kept open for positional reads until close()
+        try:
+            self._size = os.fstat(fh.fileno()).st_size
+        except BaseException:
+            fh.close()
+            raise
+        self._fh: BinaryIO | None = fh
+
+    @property
+    def label(self) -> str:
+        return self._label
+
+    @property
+    def size(self) -> int:
+        return self._size
+
+    def map(self) -> mmap.mmap:
+        """The file's read-only memory map, made on first use; fails if the file no longer has its opening size."""
+        if self._mm is None:
+            fh = self._handle()
+            mm = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+            if len(mm) != self._size:
+                mm.close()
+                raise CheckpointError(
+                    f"{self._label}: file changed size while being opened ({self._size} -> {len(mm)} bytes)"
+                )
+            self._mm = mm
+        return self._mm
+
+    def _handle(self) -> BinaryIO:
+        if self._fh is None:
+            raise CheckpointError(f"{self._label}: file is closed")
+        return self._fh
+
+    def read_at(self, offset: int, nbytes: int, out: np.ndarray) -> None:
+        """Copy file bytes into `out` without mapping them (a mapped read can fault in whole page-cache folios)."""
+        fh = self._handle()
+        self._reads += 1
+        self._bytes += nbytes
+        if not hasattr(os, "preadv"):
+            if self._mm is not None:
+                out[:] = np.frombuffer(self._mm, dtype=np.uint8, count=nbytes, offset=offset)
+                return
+            with self._lock:
+                fh.seek(offset)
+                got = fh.readinto(memoryview(out))
+            if got != nbytes:
+                at = offset + (got or 0)
+                raise CheckpointError(f"{self._label}: file shrank while being read (truncated at {at})")
+            return
+        done = 0
+        while done < nbytes:
+            got = os.preadv(fh.fileno(), [memoryview(out[done:])], offset + done)
+            if got <= 0:
+                raise CheckpointError(f"{self._label}: file shrank while being read (truncated at {offset + done})")
+            done += got
+
+    def read_many(self, reads: Sequence[tuple[int, np.ndarray]]) -> None:
+        for offset, out in reads:
+            self.read_at(offset, out.size, out)
+
+    def stats(self) -> IOStats:
+        return IOStats(remote=False, bytes_read=self._bytes, bytes_total=self._size, requests=self._reads)
+
+    def close(self) -> None:
+        """Close the file and unmap it; views of the map keep it alive until they are dropped."""
+        mm, self._mm = self._mm, None
+        fh, self._fh = self._fh, None
+        if fh is not None:
+            fh.close()
+        if mm is not None:
+            with contextlib.suppress(BufferError):
+                mm.close()
+
+    @property
+    def closed(self) -> bool:
+        return self._fh is None
+
+
+class SafetensorsFile:
+    """One safetensors file, header validated at open, data decoded on demand.
+
+    `path` is a local file (read through `LocalSource`) or any `ByteSource` (a remote file, say). For a local file
+    `raw` gives zero-copy views of a memory map. The decoding reads (`read`, `read_flat`, `read_index`, `iter_bytes`)
+    instead copy just the needed byte ranges into small buffers, so the process never maps more of the file than it
+    asked for (the kernel may map whole large page-cache folios on a single mmap fault, which would make a sparse row
+    read look like a whole-file read) and a remote file is fetched only where it is read. Reads may run concurrently;
+    `close` may not.
+    """
+
+    def __init__(
+        self, path: str | os.PathLike[str] | ByteSource, max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES
+    ) -> None:
+        given = path if isinstance(path, ByteSource) else None
+        self._label = given.label if given is not None else str(path)
+        self.path = Path(self._label)
+        self._source: ByteSource | None = None
+        self._closed_stats = IOStats(remote=False, bytes_read=0, bytes_total=0, requests=0)
         self._tensors: dict[str, TensorInfo] = {}
         self.metadata: dict[str, str] = {}
-        fh = None
+        source = given
         try:
-            fh = open(self.path, "rb", buffering=0)  # noqa: SIM115 -- kept open for positional reads until close()
-            size = os.fstat(fh.fileno()).st_size
-            header = self._read_header(fh, size, max_header_bytes)
+            if source is None:
+                source = LocalSource(self.path)
+            size = source.size
+            header = self._read_header(source, size, max_header_bytes)
             self._header_len = len(header)
             self._data_start = 8 + self._header_len
             self._data_size = size - self._data_start
             self._parse_header(header)
-            # The header checks are done; only now map the file. Mapping costs address space, not memory.
-            mm = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
-            if len(mm) != size:
-                mm.close()
-                self._fail(f"file changed size while being opened ({size} -> {len(mm)} bytes)")
-            self._mm, self._fh = mm, fh
+            del header
+            # The header checks are done; only now map a local file. Mapping costs address space, not memory.
+            if isinstance(source, LocalSource):
+                source.map()
+            self._source = source
         except IsADirectoryError:
             self._fail("is a directory, not a safetensors file")
         except FileNotFoundError:
@@ -160,8 +296,8 @@ class SafetensorsFile:
         except OSError as exc:
             self._fail(f"cannot read file: {exc.strerror or exc}")
         finally:
-            if fh is not None and self._fh is None:
-                fh.close()
+            if source is not None and self._source is None:
+                source.close()
 
     # ------------------------------------------------------------------ validation
 
@@ -169,22 +305,24 @@ class SafetensorsFile:
         where = f"{self._label}: tensor {quote(tensor)}: " if tensor is not None else f"{self._label}: "
         raise CheckpointError(where + message)
 
-    def _read_header(self, fh: BinaryIO, size: int, limit: int) -> bytes:
+    def _read_header(self, source: ByteSource, size: int, limit: int) -> np.ndarray:
         if size < 8:
             self._fail(f"file is {size} bytes, shorter than the 8-byte header length of a safetensors file")
-        length = int.from_bytes(fh.read(8), "little")
+        prefix = np.empty(8, dtype=np.uint8)
+        source.read_at(0, 8, prefix)
+        length = int.from_bytes(prefix.tobytes(), "little")
         if length > limit:
             self._fail(f"header length {length} bytes exceeds the limit of {limit} bytes")
         if 8 + length > size:
             self._fail(f"header length {length} bytes extends beyond the end of the file ({size} bytes)")
-        header = fh.read(length)
-        if len(header) != length:
-            self._fail("file changed size while being read")
+        header = np.empty(length, dtype=np.uint8)  # only now: the length passed both checks
+        if length:
+            source.read_at(8, length, header)
         return header
 
-    def _parse_header(self, header: bytes) -> None:
+    def _parse_header(self, header: np.ndarray) -> None:
         try:
-            text = header.decode("utf-8")
+            text = str(memoryview(header), "utf-8")
         except UnicodeDecodeError as exc:
             self._fail(f"header is not valid UTF-8 (byte {exc.start})")
         try:
@@ -283,16 +421,32 @@ class SafetensorsFile:
         except KeyError:
             raise CheckpointError(f"{self._label}: no tensor named {quote(name)}") from None
 
-    def _map(self) -> mmap.mmap:
-        if self._mm is None:
+    def _open_source(self) -> ByteSource:
+        if self._source is None:
             raise CheckpointError(f"{self._label}: file is closed")
-        return self._mm
+        return self._source
+
+    @property
+    def source(self) -> ByteSource:
+        """Where the bytes come from (a `LocalSource` for a file on disk)."""
+        return self._open_source()
+
+    def io_stats(self) -> IOStats:
+        """Bytes read from the source so far, and the file's size (exact for remote sources); kept after close."""
+        source = self._source
+        return source.stats() if source is not None else self._closed_stats
 
     def raw(self, name: str) -> np.ndarray:
-        """Read-only view of the stored elements (BF16 as uint16, 8-bit floats and BOOL as uint8), no copy."""
+        """Read-only view of the stored elements (BF16 as uint16, 8-bit floats and BOOL as uint8), no copy.
+
+        Local files only: a view of a remote file would have to download it whole.
+        """
         info = self.info(name)
         storage = STORAGE[info.dtype]
-        mm = self._map()
+        source = self._open_source()
+        if not isinstance(source, LocalSource):
+            raise CheckpointError(f"{self._label}: raw() needs a local file; this one is read remotely (use read)")
+        mm = source.map()
         if info.numel == 0:
             empty = np.empty(info.shape, dtype=storage)
             empty.flags.writeable = False
@@ -300,23 +454,20 @@ class SafetensorsFile:
         flat = np.frombuffer(mm, dtype=storage, count=info.numel, offset=self._data_start + info.begin)
         return flat.reshape(info.shape)
 
-    def _pread(self, offset: int, nbytes: int, out: np.ndarray | None = None) -> np.ndarray:
-        """Copy file bytes offset..offset+nbytes into `out` (or a new uint8 array) without mapping them."""
+    @staticmethod
+    def _bytes_of(out: np.ndarray | None, nbytes: int) -> np.ndarray:
+        """`out` as a flat uint8 view of exactly `nbytes` (or a new buffer)."""
         if out is not None and not out.flags.c_contiguous:
             raise ValueError("read buffer must be C-contiguous")
         buf = np.empty(nbytes, dtype=np.uint8) if out is None else out.reshape(-1).view(np.uint8)
         if buf.size != nbytes:
             raise ValueError("buffer size does not match the byte count")
-        fh, mm = self._fh, self._map()
-        if fh is None or not hasattr(os, "preadv"):
-            buf[:] = np.frombuffer(mm, dtype=np.uint8, count=nbytes, offset=offset)
-            return buf
-        done = 0
-        while done < nbytes:
-            got = os.preadv(fh.fileno(), [memoryview(buf[done:])], offset + done)
-            if got <= 0:
-                raise CheckpointError(f"{self._label}: file shrank while being read (truncated at {offset + done})")
-            done += got
+        return buf
+
+    def _pread(self, offset: int, nbytes: int, out: np.ndarray | None = None) -> np.ndarray:
+        """Copy file bytes offset..offset+nbytes into `out` (or a new uint8 array) without mapping them."""
+        buf = self._bytes_of(out, nbytes)
+        self._open_source().read_at(offset, nbytes, buf)
         return buf
 
     def _read_elements(self, info: TensorInfo, start: int, stop: int) -> np.ndarray:
@@ -386,10 +537,14 @@ class SafetensorsFile:
             for j0 in range(0, idx.size, step):
                 part = idx[j0:j0 + step]
                 buf = np.empty((part.size, cols), dtype=storage)
-                # one positional read per run of consecutive rows
+                # one positional read per run of consecutive rows, handed over together so they can be batched
                 breaks = np.flatnonzero(np.diff(part) != 1) + 1
-                for lo, hi in zip(np.r_[0, breaks], np.r_[breaks, part.size], strict=True):
-                    self._pread(base + int(part[lo]) * row_bytes, int(hi - lo) * row_bytes, buf[lo:hi])
+                reads = [
+                    (base + int(part[lo]) * row_bytes, self._bytes_of(buf[lo:hi], int(hi - lo) * row_bytes))
+                    for lo, hi in zip(np.r_[0, breaks], np.r_[breaks, part.size], strict=True)
+                ]
+                if row_bytes:
+                    self._open_source().read_many(reads)
                 decode(buf, info.dtype, out=out[j0:j0 + part.size], allow_integer=allow_integer)
         else:
             idx = normalise_index(index, cols, "column")
@@ -425,19 +580,15 @@ class SafetensorsFile:
     # ------------------------------------------------------------------ lifetime
 
     def close(self) -> None:
-        """Unmap the file. Views returned by `raw` keep the map alive until they are dropped."""
-        mm, self._mm = self._mm, None
-        fh, self._fh = self._fh, None
-        if fh is not None:
-            fh.close()
-        if mm is not None:
-            # A raw() view may still export the buffer; then the map goes when the last view does.
-            with contextlib.suppress(BufferError):
-                mm.close()
+        """Close the source. Views returned by `raw` keep the map alive until they are dropped."""
+        source, self._source = self._source, None
+        if source is not None:
+            self._closed_stats = source.stats()
+            source.close()
 
     @property
     def closed(self) -> bool:
-        return self._mm is None
+        return self._source is None
 
     def __enter__(self) -> SafetensorsFile:
         return self
