@@ -213,3 +213,175 @@ def selftest(
                          f"[red]failed: {escape(', '.join(result['failed']) or 'control')}[/]"))
     if not result["passed"]:
         raise typer.Exit(1)
+
+
+@app.command("fingerprint")
+def fingerprint(
+    model: Annotated[str, typer.Argument(help="Model directory, .safetensors/.gguf file or hub reference.")],
+    registry: Annotated[Path | None, typer.Option(help="Registry directory to store it in (default: "
+                                                       "$SIMSA_LINEAGE_REGISTRY or the user cache).")] = None,
+    name: Annotated[str | None, typer.Option(help="Name in the registry (default: the model's folder name).")] = None,
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="Write the fingerprint to this file "
+                                                                       "instead of a registry.")] = None,
+    ref_units: Annotated[int, typer.Option(help="Units kept per unit group.")] = 512,
+    coords: Annotated[int, typer.Option(help="Residual coordinates kept.")] = 256,
+    seed: Annotated[int, typer.Option(help="Sampling seed.")] = 0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print what was stored as JSON.")] = False,
+) -> None:
+    """Store a compact fingerprint of MODEL, enough to compare candidates with it later without its weights."""
+    from simsa.errors import InputError
+    from simsa.lineage.compare import open_side
+    from simsa.lineage.fingerprint import FingerprintSettings, build_fingerprint
+    from simsa.lineage.registry import Registry, default_registry
+
+    if min(ref_units, coords) < 16:
+        raise InputError("--ref-units and --coords must be at least 16")
+    side = open_side(model)
+    try:
+        with progress_bar() as progress:
+            fp = build_fingerprint(side, FingerprintSettings(ref_units=ref_units, coords=coords, seed=seed),
+                                   name=name or Path(model.rstrip("/")).name.split("@")[0], progress=progress)
+        io = side.ckpt.io_stats() if hasattr(side.ckpt, "io_stats") else None
+    finally:
+        side.ckpt.close()
+    if output:
+        size = fp.save(output)
+        info = {"file": str(output), "bytes": size}
+    else:
+        reg = Registry.open(registry or default_registry(), create=True)
+        info = reg.add(fp, name or fp.name)
+        info["registry"] = str(reg.root)
+    params = int(fp.meta.get("parameters") or 0)
+    info.update(parameters=params, seconds=fp.meta["seconds"],
+                bytes_per_billion_parameters=round(info["bytes"] / params * 1e9) if params else None, io=io)
+    if as_json:
+        emit_json(info)
+        return
+    where = info.get("file") or f"registry {info['registry']} as {info['name']}"
+    console.print(f"[green]✓[/] fingerprint of {escape(model)} ({params:,} parameters) stored in {escape(where)}: "
+                  f"{info['bytes'] / 2**20:.2f} MiB in {info['seconds']:.1f} s")
+
+
+@app.command("scan")
+def scan(
+    candidate: Annotated[str, typer.Argument(help="Candidate model directory, file or hub reference.")],
+    registry: Annotated[Path | None, typer.Option(help="Registry directory (default: $SIMSA_LINEAGE_REGISTRY or "
+                                                       "the user cache).")] = None,
+    correction: Annotated[str, typer.Option(help="Multiple-testing correction: holm (family-wise) or bh "
+                                                 "(false discovery rate).")] = "holm",
+    keep: Annotated[int, typer.Option(help="Fully compare this many best matches (layer maps, components).")] = 3,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    derived_threshold: Annotated[float, typer.Option(help="Derived when adjusted -log10 p is at least this.")] = 6.0,
+    independent_threshold: Annotated[float, typer.Option(help="Independent when adjusted -log10 p is below "
+                                                               "this.")] = 2.0,
+) -> None:
+    """Test CANDIDATE against every reference fingerprint in a registry; matches best first, p-values adjusted."""
+    from simsa.errors import InputError
+    from simsa.lineage.compare import open_side
+    from simsa.lineage.registry import Registry, default_registry
+    from simsa.lineage.scan import CORRECTIONS
+    from simsa.lineage.scan import scan as run_scan
+    from simsa.lineage.verdict import Thresholds
+
+    if correction not in CORRECTIONS:
+        raise InputError(f"--correction must be one of {', '.join(CORRECTIONS)}")
+    reg = Registry.open(registry or default_registry())
+    cand = open_side(candidate)
+    try:
+        with progress_bar() as progress:
+            result = run_scan(cand, reg, correction=correction, keep=keep, progress=progress,
+                              thresholds=Thresholds(derived_log10=derived_threshold,
+                                                    independent_log10=independent_threshold))
+    finally:
+        cand.ckpt.close()
+    result["candidate"]["path"] = candidate
+    if as_json:
+        emit_json(result)
+        return
+    colors = {"identical": "bold red", "derived": "red", "independent": "green", "inconclusive": "yellow"}
+    table = Table("reference", "verdict", "adjusted log10 p", "screen log10 p", "layer map (cand←ref)")
+    for m in result["matches"][:20]:
+        lm = ""
+        for c in m.get("compare", {}).get("components", []):
+            if c["layer_map"]:
+                lm = f"{c['name']}: " + ", ".join(f"{a}←{b}" for a, b, _ in c["layer_map"][:8])
+                break
+        table.add_row(escape(m["reference"]), f"[{colors.get(m['verdict'], 'white')}]{m['verdict']}[/]",
+                      f"{m['adjusted_log10_p']:.1f}", f"{m['screen_log10_p']:.1f}", escape(lm) or "—")
+    console.print(table)
+    console.print(f"{result['tested']} of {result['references']} references tested ({result['correction']} "
+                  f"correction) in {result['seconds']['total']:.1f} s; descends from: "
+                  + (escape(", ".join(result["derived"])) or "none of them"))
+
+
+registry_app = typer.Typer(help="Fingerprint registries: list, export, import, remove.", no_args_is_help=True)
+app.add_typer(registry_app, name="registry")
+
+
+@registry_app.command("list")
+def registry_list(
+    registry: Annotated[Path | None, typer.Option(help="Registry directory.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """List the references in a registry."""
+    from simsa.lineage.registry import Registry, default_registry, registry_bytes
+
+    reg = Registry.open(registry or default_registry())
+    entries = sorted(reg.entries.values(), key=lambda e: e["name"])
+    if as_json:
+        emit_json({"registry": str(reg.root), "entries": entries, "bytes": registry_bytes(reg)})
+        return
+    table = Table("name", "model type", "parameters", "size", "source")
+    for e in entries:
+        table.add_row(escape(e["name"]), escape(str(e.get("model_type"))), f"{int(e.get('parameters') or 0):,}",
+                      f"{int(e.get('bytes') or 0) / 2**20:.2f} MiB", escape(str(e.get("source"))))
+    console.print(table)
+
+
+@registry_app.command("export")
+def registry_export(
+    archive: Annotated[Path, typer.Argument(help="Tar file to write.")],
+    registry: Annotated[Path | None, typer.Option(help="Registry directory.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Write the whole registry as one file an agency can publish."""
+    from simsa.lineage.registry import Registry, default_registry
+
+    n = Registry.open(registry or default_registry()).export(archive)
+    if as_json:
+        emit_json({"archive": str(archive), "fingerprints": n})
+    else:
+        console.print(f"[green]✓[/] exported {n} fingerprints to {escape(str(archive))}")
+
+
+@registry_app.command("import")
+def registry_import(
+    archive: Annotated[Path, typer.Argument(help="Tar file written by 'registry export'.")],
+    registry: Annotated[Path | None, typer.Option(help="Registry directory (created if missing).")] = None,
+    replace: Annotated[bool, typer.Option(help="Replace entries of the same name.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Check and merge a published registry into this one."""
+    from simsa.lineage.registry import Registry, default_registry
+
+    added = Registry.open(registry or default_registry(), create=True).import_archive(archive, replace=replace)
+    if as_json:
+        emit_json({"archive": str(archive), "added": added})
+    else:
+        console.print(f"[green]✓[/] imported {len(added)} fingerprints: {escape(', '.join(added)) or '—'}")
+
+
+@registry_app.command("remove")
+def registry_remove(
+    name: Annotated[str, typer.Argument(help="Entry to remove.")],
+    registry: Annotated[Path | None, typer.Option(help="Registry directory.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Remove one reference from a registry."""
+    from simsa.lineage.registry import Registry, default_registry
+
+    Registry.open(registry or default_registry()).remove(name)
+    if as_json:
+        emit_json({"removed": name})
+    else:
+        console.print(f"[green]✓[/] removed {escape(name)}")

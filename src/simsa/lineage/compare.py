@@ -37,6 +37,7 @@ from simsa.lineage.correspondence import (
 from simsa.lineage.dtypes import round_to_bf16
 from simsa.lineage.fingerprint import SUFFIX as FP_SUFFIX
 from simsa.lineage.fingerprint import Fingerprint, FingerprintCheckpoint, fingerprint_units, group_id
+from simsa.lineage.hub import open_model
 from simsa.lineage.localise import PAIR_ALPHA_LOG10, combine_layers, monotone_map
 from simsa.lineage.pvalues import sidak_log10
 from simsa.lineage.roles import ArchitectureMap
@@ -87,10 +88,13 @@ def open_side(path: str | Path) -> Side:
     """Open a checkpoint (headers only) and map its tensors; a ``.simsa-fp`` file opens as a fingerprint."""
     if str(path).endswith(FP_SUFFIX):
         return fingerprint_side(Fingerprint.load(path), str(path))
-    ckpt = Checkpoint.open(path)
+    ckpt = open_model(path)
     shapes = {n: tuple(ckpt.shape(n)) for n in ckpt.names()}
     amap = map_architecture(shapes, ckpt.config)
-    return Side(str(path), ckpt, amap, unit_groups(amap), load_vocabulary(ckpt.tokenizer_files))
+    vocab = load_vocabulary(ckpt.tokenizer_files)
+    if vocab is None and hasattr(ckpt, "vocabulary"):  # a GGUF file carries its token list in the header
+        vocab = ckpt.vocabulary()
+    return Side(str(path), ckpt, amap, unit_groups(amap), vocab)
 
 
 def fingerprint_side(fp: Fingerprint, label: str | None = None) -> Side:
@@ -345,7 +349,7 @@ class _Prepared:
             stored = self.fp.group(_group_id(group, layer))
             if stored is None:
                 raise CheckpointError(f"fingerprint {self.fp.name}: no stored units for {_group_id(group, layer)}")
-            self.ref_cache[key] = stored
+            self.ref_cache[key] = stored[: self.settings.ref_units]  # a sorted random sample: any prefix is one
         if key not in self.ref_cache:
             idx = self._sample(group.n_units, self.settings.ref_units, "ref", *key)
             # Kept in float16: every reference layer stays cached for the whole grid, and cosines need no more.
@@ -359,7 +363,7 @@ class _Prepared:
         draws = self.coords(stack, width)
         vals = []
         for key, g in sorted(cgroups.items()):
-            if key in rgroups and min(g.n_units, rgroups[key].n_units) >= MIN_GROUP_UNITS:
+            if comparable(g, rgroups.get(key)):
                 cand = self.candidate(comp, stack, ca, g, draws)[:1, :SCREEN_UNITS]
                 ref = self.reference(comp, rb, rgroups[key], draws)[:SCREEN_REF_UNITS]
                 vals.append(float(best_match(ref, cand).mean()))
@@ -370,10 +374,17 @@ class _Prepared:
             del self.cand_cache[key]
 
 
+def comparable(cand: UnitGroup, ref: UnitGroup | None) -> bool:
+    """Whether two unit groups can be compared: same views of their units, and enough units on both sides.
+
+    A GELU MLP neuron (up row, down column) and a gated one (gate, up, down) are different vectors.
+    """
+    return ref is not None and len(cand.parts) == len(ref.parts) and min(cand.n_units, ref.n_units) >= MIN_GROUP_UNITS
+
+
 def _pair_evidence(prep: _Prepared, comp: str, stack: str, width: int, ca, cgroups: dict[str, UnitGroup], rb,
                    rgroups: dict[str, UnitGroup]) -> PairEvidence | None:
-    keys = [key for key, g in sorted(cgroups.items())
-            if key in rgroups and min(g.n_units, rgroups[key].n_units) >= MIN_GROUP_UNITS]
+    keys = [key for key, g in sorted(cgroups.items()) if comparable(g, rgroups.get(key))]
     scores, coverage = [], []
     for key in keys:
         sc = prep.group_scores(comp, stack, width, ca, cgroups[key], rb, rgroups[key])

@@ -603,6 +603,62 @@ def fp8_block_dequantise(codes: np.ndarray, scale: np.ndarray, block: int = FP8_
     return (values * factors).astype(np.float32)
 
 
+class _GGUFRoundTrip(Disguise):
+    """Convert to GGUF as llama.cpp would, quantising the matrices; the copy is read back through ``gguf``."""
+
+    quant = ""
+
+    def applicable(self, model: Model) -> str | None:
+        from simsa.lineage.gguf_io import WRITABLE_MODEL_TYPES
+
+        if model.amap.model_type not in WRITABLE_MODEL_TYPES:
+            return f"GGUF writing supports {', '.join(sorted(WRITABLE_MODEL_TYPES))}, not {model.amap.model_type!r}"
+        if self.quantised_share(model) == 0:
+            block = {"Q8_0": 32, "Q4_K": 256}[self.quant]
+            return (f"no matrix row of this model is a multiple of {block} values long, so {self.quant} "
+                    "quantises nothing")
+        return None
+
+    def write(self, model: Model, out: Path, rng: np.random.Generator) -> None:
+        from simsa.lineage.gguf_io import write_gguf
+        from simsa.lineage.tokenizer_info import load_vocabulary
+
+        self.prepare(model, rng)
+        vocab = load_vocabulary(model.ckpt.tokenizer_files)
+        tokens = None
+        if vocab is not None and vocab.tokens:
+            by_id = {i: t for t, i in vocab.tokens.items()}
+            tokens = [by_id.get(i, f"<unused{i}>") for i in range(max(by_id) + 1)]
+        out.mkdir(parents=True, exist_ok=True)
+        tensors = {n: np.asarray(model.ckpt.read(n), dtype=np.float32) for n in model.ckpt.names()
+                   if model.ckpt.dtype(n) in ("F32", "F16", "BF16") or model.ckpt.dtype(n).startswith("F8")}
+        write_gguf(out / "model.gguf", tensors, model.config, tokens, self.quant)
+
+    def quantised_share(self, model: Model) -> float:
+        """Share of parameters whose rows fit this format's blocks (the rest stay F16/F32, as llama.cpp does)."""
+        block = {"Q8_0": 32, "Q4_K": 256}[self.quant]
+        total = fit = 0
+        for n in model.ckpt.names():
+            shape = model.ckpt.shape(n)
+            size = math.prod(shape)
+            total += size
+            if len(shape) >= 2 and shape[-1] % block == 0 and _is_matrix(model, n):
+                fit += size
+        return fit / total if total else 0.0
+
+
+class GGUFQ8(_GGUFRoundTrip):
+    name = "gguf_q8_0"
+    description = "convert to GGUF with Q8_0 matrices and read it back through the gguf package"
+    quant = "Q8_0"
+
+
+class GGUFQ4K(_GGUFRoundTrip):
+    name = "gguf_q4_k"
+    description = "convert to GGUF with Q4_K matrices and read it back through the gguf package"
+    quant = "Q4_K"
+
+
 ALL: list[type[Disguise]] = [ResidualPermutation, ResidualRotation, GainFolding, UnitRescaling, HeadPermutation,
-                             NeuronPermutation, Int8RoundTrip, Fp8BlockScaled]
+                             NeuronPermutation, Int8RoundTrip, Fp8BlockScaled, GGUFQ8, GGUFQ4K]
 

@@ -95,6 +95,8 @@ def selftest(model_path: str | Path, *, control: str | Path | None = None, disgu
             ctl = compare_paths(root / f"{disguise.name}-control", model_path, **kwargs)
             kept = got["verdict"] in DESCENT
             control_kept = ctl["verdict"] == baseline["verdict"] and ctl["verdict"] not in DESCENT
+            if hasattr(disguise, "quantised_share"):
+                row["quantised_share"] = round(disguise.quantised_share(model), 4)
             rows.append({**row, "applicable": True, "disguised": _summary(got), "control": _summary(ctl),
                          "passed": kept and control_kept,
                          "problem": None if kept and control_kept else
