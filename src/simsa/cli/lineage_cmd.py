@@ -112,18 +112,31 @@ def compare(
     seed: Annotated[int, typer.Option(help="Seed for all sampling (results are reproducible per seed).")] = 0,
     derived_threshold: Annotated[float, typer.Option(help="Derived when -log10 p is at least this.")] = 6.0,
     independent_threshold: Annotated[float, typer.Option(help="Independent when -log10 p is below this.")] = 2.0,
+    views: Annotated[str, typer.Option(help="Unit views compared: all, input (rows that read the residual "
+                                            "stream: contiguous, cheap remotely), or auto (input when the "
+                                            "candidate is remote).")] = "auto",
 ) -> None:
     """Test whether CANDIDATE was initialised from REFERENCE's weights, where, and how strongly.
 
+    CANDIDATE and REFERENCE are model directories, .safetensors or .gguf files, hub references org/name[@rev]
+    (read by HTTP range requests), and REFERENCE may be a .simsa-fp fingerprint.
+
     Exit code 0 whatever the verdict; 2 for unreadable or refused checkpoints.
     """
+    from dataclasses import replace
+
+    from simsa.errors import InputError
     from simsa.lineage.compare import compare as run_compare
     from simsa.lineage.compare import open_side
     from simsa.lineage.verdict import Thresholds
 
+    if views not in ("auto", "all", "input"):
+        raise InputError("--views must be auto, all or input")
     settings = _settings(units, ref_units, coords, draws, seed)
     thresholds = Thresholds(derived_log10=derived_threshold, independent_log10=independent_threshold)
     cand, ref = open_side(candidate), open_side(reference)
+    remote = bool(getattr(cand.ckpt, "io_stats", lambda: {})().get("remote"))
+    settings = replace(settings, views="input" if views == "input" or (views == "auto" and remote) else "all")
     try:
         with progress_bar() as progress:
             result = run_compare(cand, ref, settings, thresholds, progress)
@@ -159,6 +172,12 @@ def _print_result(result: dict, report: Path | None) -> None:
                       f"{c['identity']['identical']}/{c['identity']['tensors']}")
     console.print(table)
     console.print(escape(result["summary"]))
+    for side in ("candidate", "reference"):
+        io = (result.get("io") or {}).get(side)
+        if io and io.get("remote"):
+            share = 100 * io["bytes_read"] / max(1, io["bytes_total"])
+            console.print(f"{side} read remotely: {io['bytes_read'] / 2**20:.1f} MiB of "
+                          f"{io['bytes_total'] / 2**30:.2f} GiB ({share:.2f} %) in {io['requests']} requests")
     if report:
         console.print(f"[green]✓[/] wrote HTML report to {escape(str(report))}")
 

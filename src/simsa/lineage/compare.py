@@ -277,6 +277,9 @@ class _Prepared:
                              sample_rng(self.settings, "alignment", stack), ref_coords=self.fp.coords(stack),
                              ref_width=wr)
 
+    def _parts(self, group: UnitGroup) -> list:
+        return [group.parts[i] for i in view_parts(group, self.settings)]
+
     def _read_candidate(self, stack: str, parts: list, index: np.ndarray) -> list[np.ndarray]:
         """Candidate unit parts, mapped into the reference's residual basis when an alignment was accepted."""
         align = self.stack_alignment(stack)
@@ -339,7 +342,7 @@ class _Prepared:
         key = (comp, layer, group.key)
         if key not in self.cand_cache:
             idx = self._sample(group.n_units, self.settings.units, "cand", *key)
-            self.cand_cache[key] = prepare_candidate(self._read_candidate(stack, group.parts, idx), draws)
+            self.cand_cache[key] = prepare_candidate(self._read_candidate(stack, self._parts(group), idx), draws)
         return self.cand_cache[key]
 
     def reference(self, comp: str, layer, group: UnitGroup, draws: CoordinateDraws) -> np.ndarray:
@@ -349,12 +352,16 @@ class _Prepared:
             stored = self.fp.group(_group_id(group, layer))
             if stored is None:
                 raise CheckpointError(f"fingerprint {self.fp.name}: no stored units for {_group_id(group, layer)}")
-            self.ref_cache[key] = stored[: self.settings.ref_units]  # a sorted random sample: any prefix is one
+            width = stored.shape[1] // len(group.parts)
+            cols = np.concatenate([np.arange(i * width, (i + 1) * width) for i in view_parts(group, self.settings)])
+            # A sorted random sample: any prefix of it is one too.
+            self.ref_cache[key] = stored[: self.settings.ref_units][:, cols]
         if key not in self.ref_cache:
             idx = self._sample(group.n_units, self.settings.ref_units, "ref", *key)
             # Kept in float16: every reference layer stays cached for the whole grid, and cosines need no more.
             self.ref_cache[key] = prepare_reference(
-                [read_units(self.ref.ckpt, p, idx)[:, draws.reference] for p in group.parts]).astype(np.float16)
+                [read_units(self.ref.ckpt, p, idx)[:, draws.reference] for p in self._parts(group)]
+            ).astype(np.float16)
         return self.ref_cache[key]
 
     def screen(self, comp: str, stack: str, width: int, ca, cgroups: dict[str, UnitGroup], rb,
@@ -363,7 +370,7 @@ class _Prepared:
         draws = self.coords(stack, width)
         vals = []
         for key, g in sorted(cgroups.items()):
-            if comparable(g, rgroups.get(key)):
+            if comparable(g, rgroups.get(key), self.settings):
                 cand = self.candidate(comp, stack, ca, g, draws)[:1, :SCREEN_UNITS]
                 ref = self.reference(comp, rb, rgroups[key], draws)[:SCREEN_REF_UNITS]
                 vals.append(float(best_match(ref, cand).mean()))
@@ -374,17 +381,31 @@ class _Prepared:
             del self.cand_cache[key]
 
 
-def comparable(cand: UnitGroup, ref: UnitGroup | None) -> bool:
+def view_parts(group: UnitGroup, settings: SamplingSettings) -> list[int]:
+    """Which parts (views) of a group's units are compared.
+
+    ``views="input"`` keeps only rows that *read* the residual stream (query/key/value/gate/up rows, embedding and
+    head rows): each is one contiguous run of bytes, while an output-side unit is a strided column. A remote
+    comparison then fetches a small fraction of the weights. Any fixed choice of views leaves the null exact.
+    """
+    if settings.views == "all":
+        return list(range(len(group.parts)))
+    return [i for i, p in enumerate(group.parts) if p and p[0].residual_axis == 1]
+
+
+def comparable(cand: UnitGroup, ref: UnitGroup | None, settings: SamplingSettings | None = None) -> bool:
     """Whether two unit groups can be compared: same views of their units, and enough units on both sides.
 
     A GELU MLP neuron (up row, down column) and a gated one (gate, up, down) are different vectors.
     """
-    return ref is not None and len(cand.parts) == len(ref.parts) and min(cand.n_units, ref.n_units) >= MIN_GROUP_UNITS
+    if ref is None or len(cand.parts) != len(ref.parts) or min(cand.n_units, ref.n_units) < MIN_GROUP_UNITS:
+        return False
+    return bool(view_parts(cand, settings or SamplingSettings()))
 
 
 def _pair_evidence(prep: _Prepared, comp: str, stack: str, width: int, ca, cgroups: dict[str, UnitGroup], rb,
                    rgroups: dict[str, UnitGroup]) -> PairEvidence | None:
-    keys = [key for key, g in sorted(cgroups.items()) if comparable(g, rgroups.get(key))]
+    keys = [key for key, g in sorted(cgroups.items()) if comparable(g, rgroups.get(key), prep.settings)]
     scores, coverage = [], []
     for key in keys:
         sc = prep.group_scores(comp, stack, width, ca, cgroups[key], rb, rgroups[key])
@@ -694,6 +715,7 @@ def compare(cand: Side, ref: Side, settings: SamplingSettings | None = None, thr
             "level": level,
         },
         "alignment": {stack: a.as_dict() for stack, a in sorted(prep.alignments.items())},
+        "io": {"candidate": _io(cand), "reference": _io(ref)},
         "tokenizer": compare_vocabularies(cand.vocab, ref.vocab),
         "architecture": compare_configs(cand.ckpt.config, ref.ckpt.config),
         "naive": _naive(cand, ref),
@@ -704,6 +726,11 @@ def compare(cand: Side, ref: Side, settings: SamplingSettings | None = None, thr
     result["summary"] = summarise(result)
     result["seconds"] = round(time.perf_counter() - started, 3)
     return result
+
+
+def _io(side: Side) -> dict | None:
+    """Bytes read vs held (exact for remote files, where it matters)."""
+    return side.ckpt.io_stats() if hasattr(side.ckpt, "io_stats") else None
 
 
 def _finite(x: float) -> float:

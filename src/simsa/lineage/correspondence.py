@@ -49,6 +49,7 @@ class SamplingSettings:
     coords: int = 512  # residual coordinates used
     draws: int = 24  # coordinate permutations drawn for the null
     seed: int = 0
+    views: str = "all"  # "all" views of each unit, or only "input"-side rows (cheap to read remotely)
 
 
 @dataclass(frozen=True)

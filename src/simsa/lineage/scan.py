@@ -93,7 +93,7 @@ def screen(prep: _Prepared) -> dict:
                 window = ref_layers[max(0, centre - SCREEN_WINDOW):centre + SCREEN_WINDOW + 1]
             best = 0.0
             for b in window:
-                groups = {k: g for k, g in cc.layers[a].items() if comparable(g, rc.layers[b].get(k))}
+                groups = {k: g for k, g in cc.layers[a].items() if comparable(g, rc.layers[b].get(k), prep.settings)}
                 if not groups:
                     continue
                 ev = _pair_evidence(prep, name, stack, width, a, groups, b, rc.layers[b])
