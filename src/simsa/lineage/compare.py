@@ -40,6 +40,7 @@ from simsa.lineage.fingerprint import Fingerprint, FingerprintCheckpoint, finger
 from simsa.lineage.hub import open_model
 from simsa.lineage.localise import PAIR_ALPHA_LOG10, combine_layers, monotone_map
 from simsa.lineage.pvalues import sidak_log10
+from simsa.lineage.reuse import relative_differences, reuse_label, reuse_summary
 from simsa.lineage.roles import ArchitectureMap
 from simsa.lineage.tokenizer_info import Vocabulary, compare_vocabularies, load_vocabulary, token_alignment
 from simsa.lineage.units import ComponentUnits, UnitGroup, read_units, unit_groups
@@ -648,6 +649,7 @@ def compare(cand: Side, ref: Side, settings: SamplingSettings | None = None, thr
 
     cand_by_comp = cand.amap.names_by_component()
     ref_by_comp = ref.amap.names_by_component()
+    diffs = relative_differences(cand.ckpt, cand.amap, ref.ckpt, ref.amap)
 
     components = []
     verdicts: dict[str, str] = {}
@@ -681,6 +683,9 @@ def compare(cand: Side, ref: Side, settings: SamplingSettings | None = None, thr
                          "bit_identical": sum(1 for n in ident if matches[n][1] == "bit")},
             "tested": bool(ur.get("tested")),
         }
+        reuse = reuse_summary(names, set(equal), diffs)
+        reuse["label"] = reuse_label(verdict, reuse)
+        entry["reuse"] = reuse
         if not ur.get("tested"):
             entry["reason"] = ur.get("reason")
         for key in ("units", "matched_fraction", "pair_threshold_log10", "candidate_layers", "reference_layers",
@@ -714,6 +719,7 @@ def compare(cand: Side, ref: Side, settings: SamplingSettings | None = None, thr
             "bit_identical": sum(1 for m in matches.values() if m[1] == "bit"),
             "level": level,
         },
+        "reuse": _stack_reuse(components, cand_by_comp, set(matches), diffs),
         "alignment": {stack: a.as_dict() for stack, a in sorted(prep.alignments.items())},
         "io": {"candidate": _io(cand), "reference": _io(ref)},
         "tokenizer": compare_vocabularies(cand.vocab, ref.vocab),
@@ -726,6 +732,25 @@ def compare(cand: Side, ref: Side, settings: SamplingSettings | None = None, thr
     result["summary"] = summarise(result)
     result["seconds"] = round(time.perf_counter() - started, 3)
     return result
+
+
+def _stack_reuse(components: list[dict], by_comp: dict[str, set[str]], identical: set[str],
+                 diffs: dict[str, float]) -> dict:
+    """Per stack of the candidate (language model, vision tower, ...): was it reused, and how much was changed."""
+    out = {}
+    for stack in sorted({c["name"].split(".", 1)[0] for c in components}):
+        comps = [c for c in components if c["name"].split(".", 1)[0] == stack]
+        descended = [c for c in comps if c["verdict"] in (IDENTICAL, "derived")]
+        if not descended:
+            in_ref = any(c["tested"] or c["identity"]["identical"] for c in comps)
+            out[stack] = {"reused": False, "label": None, "in_reference": in_ref}
+            continue
+        names = set().union(*(by_comp.get(c["name"], set()) for c in comps))
+        summary = reuse_summary(names, identical & names, diffs)
+        verdict = IDENTICAL if all(c["verdict"] == IDENTICAL for c in comps) else "derived"
+        out[stack] = {"reused": True, "in_reference": True, "components": [c["name"] for c in descended], **summary,
+                      "label": reuse_label(verdict, summary)}
+    return out
 
 
 def _io(side: Side) -> dict | None:
@@ -748,6 +773,10 @@ def compare_paths(candidate: str | Path, reference: str | Path, **kwargs) -> dic
 
 
 # --- summary
+
+
+STACK_NAMES = {"text": "language model", "vision": "vision tower", "audio": "audio encoder",
+               "projector": "multimodal projector"}
 
 
 def _short(name: str) -> str:
@@ -786,6 +815,10 @@ def summarise(result: dict) -> str:
                      f"component is consistent with independent initialisation (log10 p = {result['log10_p']:.2f}).")
     else:
         lines.append("The weights neither show descent nor clearly rule it out: " + result["rule"] + ".")
+    for stack, info in (result.get("reuse") or {}).items():
+        if info.get("reused") and info.get("label"):
+            lines.append(f"The {STACK_NAMES.get(stack, stack)} is {info['label']}: {info['identical_share']:.0%} of "
+                         f"its {info['tensors']} tensors identical, {info['within_10pct_share']:.0%} within 10 %.")
     tok = result["tokenizer"]
     if tok.get("available"):
         lines.append(f"Tokenizer (separate finding, never evidence): vocabulary overlap {tok['jaccard']:.0%}.")
