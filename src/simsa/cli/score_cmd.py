@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 from rich.markup import escape
-from rich.table import Table
+from rich.table import Column, Table
 
 from simsa.cli.context import STATE
 from simsa.cli.output import console, emit_json
@@ -128,3 +128,79 @@ def record(
         emit_json(out)
     else:
         console.print(f"[green]✓[/] gate {gate} for {team}: {'passed' if passed else 'FAILED'} (record {out['id']})")
+
+
+def _print_originality(summary: dict) -> None:
+    colors = {"pass": "green", "fail": "red", "needs review": "yellow"}
+    table = Table("criterion", "status", "reasons")
+    for cid, c in summary["criteria"].items():
+        status = c["status"]
+        table.add_row(cid, f"[{colors[status]}]{status}[/]", escape("; ".join(c["reasons"])))
+    console.print(table)
+    comps = Table(Column("component", no_wrap=True), "lineage", "finding", "weights", "log10 p", "identical")
+    for e in summary["components"]:
+        comps.add_row(escape(e["name"]), e["verdict"], e["finding"], e["weights"] or "—",
+                      "—" if e["log10_p"] is None else f"{e['log10_p']:.1f}",
+                      f"{e['identity']['identical']}/{e['identity']['tensors']}")
+    console.print(comps)
+    priors = summary["priors"]
+    for key in ("tokenizer", "architecture"):
+        if priors[key]:
+            console.print(f"{key} ({priors['label']}): {escape(priors[key])}")
+    rec = summary["recommendation"]
+    console.print(f"Recommendation: [{colors[rec]}]{rec}[/]")
+
+
+@gate_app.command("from-lineage")
+def from_lineage(
+    program: ProgramArg,
+    lineage: Annotated[str, typer.Argument(help="A saved `simsa lineage compare --json` result (.json).")],
+    stage: Annotated[str, typer.Option(help="Stage id.")],
+    team: Annotated[str, typer.Option(help="Team id.")],
+    gate: Annotated[str, typer.Option(help="Gate id (a gate of kind 'recorded').")] = "originality",
+    report: Annotated[str | None, typer.Option(help="Path or URL of the lineage HTML report, recorded as the link "
+                                                    "(default: the JSON file's path).")] = None,
+    override: Annotated[str | None, typer.Option(help="Record 'pass' or 'fail' after review, whatever the "
+                                                      "recommendation (needs --reason).")] = None,
+    reason: Annotated[str | None, typer.Option(help="Why the reviewer decided as they did (with --override).")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show the summary; record nothing.")] = False,
+    example: Annotated[bool, typer.Option(help="Mark as example data.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Decide a gate from a lineage comparison against the team's declaration and the gate's originality rules.
+
+    Records pass or fail as recommended; a result that needs review is recorded only with --override and --reason.
+    """
+    from simsa.errors import InputError
+
+    if override not in (None, "pass", "fail"):
+        raise InputError(f"--override must be pass or fail, got {override!r}")
+    decided = None if override is None else override == "pass"
+    result, digest = gate_service.read_lineage_result(lineage)
+    link = report or lineage
+    with STATE.store().session() as session:
+        loaded = programs.resolve(session, program)
+        if dry_run:
+            summary = gate_service.lineage_summary(loaded.program, stage_id=stage, team_id=team, gate_id=gate,
+                                                   lineage=result)
+            out = {"recorded": None, "summary": summary}
+        else:
+            version, _ = programs.register(session, loaded, STATE.who())
+            row, summary = gate_service.record_from_lineage(
+                session, version, loaded.program, stage_id=stage, team_id=team, gate_id=gate, lineage=result,
+                lineage_sha256=digest, link=link, actor=STATE.who(), override=decided, reason=reason,
+                example=example)
+            out = {"recorded": {"id": row.id, "stage": stage, "team": team, "gate": gate, "passed": row.passed,
+                                "evidence": row.evidence, "link": row.link, "supersedes": row.supersedes_id},
+                   "summary": summary}
+    out["lineage_sha256"] = digest
+    if as_json:
+        emit_json(out)
+        return
+    _print_originality(out["summary"])
+    rec = out["recorded"]
+    if rec is None:
+        console.print("(dry run: nothing recorded)")
+    else:
+        console.print(f"[green]✓[/] gate {gate} for {team}: {'passed' if rec['passed'] else 'FAILED'} "
+                      f"(record {rec['id']})")

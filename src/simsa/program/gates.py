@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from simsa.lineage.originality import OriginalityRules, originality_summary
 from simsa.program.schema import Gate, Team
 
 
@@ -54,3 +55,22 @@ def min_score_gate(gate: Gate, value: float | None) -> GateOutcome:
     ok = value >= gate.threshold
     rel = "≥" if ok else "<"
     return GateOutcome(ok, f"{gate.source} = {value:.4g} {rel} threshold {gate.threshold:g}", source=gate.source)
+
+
+def originality_rules(gate: Gate) -> OriginalityRules:
+    """The gate's `originality` table as rules; a gate without one allows no reuse (the 2026 rule)."""
+    settings = gate.originality
+    if settings is None:
+        return OriginalityRules()
+    return OriginalityRules.from_mapping(settings.model_dump())
+
+
+def team_declaration(team: Team) -> dict:
+    """What the team declared in the program file, as the plain data the originality summary reads."""
+    return {"team": team.id, "models": list(team.models), "licence": team.licence,
+            "borrowed": [b.model_dump() for b in team.borrowed]}
+
+
+def originality_from_lineage(gate: Gate, team: Team, lineage: dict) -> dict:
+    """The originality summary of a lineage result against the team's declaration and the gate's rules."""
+    return originality_summary(lineage, team_declaration(team), originality_rules(gate))

@@ -171,6 +171,8 @@ _REFINE: list[tuple[re.Pattern[str], _Refine]] = [
     (re.compile(r"^gate '.+' of kind min_score needs both "), _first_absent("source", "threshold")),
     (re.compile(r"^gate '.+' of kind \S+ takes no source or threshold"), _first_present("source", "threshold")),
     (re.compile(r"^gate '.+': allowed_licences applies only"), _fixed("allowed_licences")),
+    (re.compile(r"^gate '.+': originality applies only"), _fixed("originality")),
+    (re.compile(r"^borrowed '.+' covers lineage components but declares weights"), _fixed("weights")),
 ]
 
 

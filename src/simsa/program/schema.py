@@ -15,6 +15,8 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from simsa.lineage.originality import check_component_pattern
+
 ID_PATTERN = r"^[a-z0-9][a-z0-9_\-]{0,62}$"
 SOURCE_RE = re.compile(
     r"^(bench:[A-Za-z0-9_.\-]+|panel:(expert|user)|ecosystem:[A-Za-z0-9_.\-]+|manual(:[A-Za-z0-9_.\-]+)?)$"
@@ -31,6 +33,8 @@ def _check_source(v: str | None) -> str | None:
 
 
 ScoreSource = Annotated[str | None, AfterValidator(_check_source)]
+# A stack or component of a lineage comparison: "vision", "vision.attention", "text.embedding".
+LineageComponent = Annotated[str, AfterValidator(check_component_pattern)]
 
 
 class _Strict(BaseModel):
@@ -46,13 +50,26 @@ class ProgramInfo(_Strict):
 
 
 class Borrowed(_Strict):
-    """An open-source component a team declares it used (credit and licence compliance)."""
+    """An open-source component a team declares it used (credit and licence compliance).
+
+    `covers` ties the declaration to what a lineage comparison reports (stacks or STACK.GROUP components), so the
+    originality gate can check that every reuse the weights show is declared, licensed and credited.
+    """
 
     component: str = Field(min_length=1)
     source: str = Field(min_length=1)
     licence: str | None = None
     credited: bool = False
+    attribution: str | None = Field(default=None, min_length=1)
     weights: Literal["none", "reinitialised", "reused_frozen", "reused_tuned"] = "none"
+    covers: list[LineageComponent] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _covers_need_weights(self) -> Borrowed:
+        if self.covers and self.weights == "none":
+            raise ValueError(f"borrowed {self.component!r} covers lineage components but declares weights = "
+                             '"none"; declare "reinitialised", "reused_frozen" or "reused_tuned"')
+        return self
 
 
 class Team(_Strict):
@@ -123,11 +140,24 @@ class Criterion(_Strict):
             yield from child.walk(depth + 1, self.id)
 
 
+class OriginalitySettings(_Strict):
+    """`[stages.gates.originality]`: what an originality gate accepts when it is decided from a lineage comparison.
+
+    The default is the 2026 rule: every component trained from re-initialised weights, no reuse at all.
+    """
+
+    allow_reuse: list[LineageComponent] = Field(default_factory=list)
+    allow_frozen: bool = False
+    allowed_licences: list[str] | None = None
+    require_credit: bool = True
+
+
 class Gate(_Strict):
     """A pass/fail condition that eliminates regardless of points.
 
-    kinds: `recorded` (a result with evidence is recorded per team, e.g. originality from a lineage check),
-    `min_score` (a score source must reach `threshold`), `licence` (computed from the teams' declarations).
+    kinds: `recorded` (a result with evidence is recorded per team, e.g. originality from a lineage check; its
+    optional `originality` table sets what `simsa gate from-lineage` accepts), `min_score` (a score source must reach
+    `threshold`), `licence` (computed from the teams' declarations).
     """
 
     id: str = Field(pattern=ID_PATTERN)
@@ -139,6 +169,7 @@ class Gate(_Strict):
     threshold: float | None = Field(default=None, allow_inf_nan=False)
     allowed_licences: list[str] | None = None
     require_credit: bool = True
+    originality: OriginalitySettings | None = None
 
     @model_validator(mode="after")
     def _fields_for_kind(self) -> Gate:
@@ -149,6 +180,8 @@ class Gate(_Strict):
             raise ValueError(f"gate {self.id!r} of kind {self.kind} takes no source or threshold")
         if self.kind != "licence" and self.allowed_licences is not None:
             raise ValueError(f"gate {self.id!r}: allowed_licences applies only to kind licence")
+        if self.kind != "recorded" and self.originality is not None:
+            raise ValueError(f"gate {self.id!r}: originality applies only to kind recorded")
         return self
 
 

@@ -1,23 +1,35 @@
-"""Recorded gate results (e.g. originality), kept with their evidence; a new record supersedes the old."""
+"""Recorded gate results (e.g. originality), kept with their evidence; a new record supersedes the old.
+
+An originality gate can also be decided from a saved lineage comparison (`record_from_lineage`): the result is read
+against the team's declaration and the gate's rules, and recorded through the same audited path as a hand-written
+result, with the summary as evidence.
+"""
 
 from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from simsa.audit.log import append, now_utc
 from simsa.errors import InputError
-from simsa.program.gates import GateOutcome
-from simsa.program.schema import Program
+from simsa.lineage.originality import check_compare_result, evidence_text
+from simsa.program.gates import GateOutcome, originality_from_lineage
+from simsa.program.schema import Gate, Program, Team
 from simsa.store.models import GateResult, ProgramVersion
 
+MAX_LINEAGE_BYTES = 64 << 20
+MAX_LINK_CHARS = 2048  # the column's width
 
-def record(session: Session, version: ProgramVersion, program: Program, *, stage_id: str, team_id: str,
-           gate_id: str, passed: bool, evidence: str, link: str | None, actor: str,
-           example: bool = False) -> GateResult:
+
+def recorded_gate(program: Program, stage_id: str, team_id: str, gate_id: str) -> tuple[Gate, Team]:
+    """The stage's gate of kind `recorded` and the team, or a one-line error naming what is wrong."""
     try:
         stage = program.stage(stage_id)
-        program.team(team_id)
+        team = program.team(team_id)
     except KeyError as exc:
         raise InputError(f"unknown stage or team {exc.args[0]!r}") from None
     gate = next((g for g in stage.gates if g.id == gate_id), None)
@@ -26,8 +38,17 @@ def record(session: Session, version: ProgramVersion, program: Program, *, stage
                          f"{', '.join(g.id for g in stage.gates) or 'none'})")
     if gate.kind != "recorded":
         raise InputError(f"gate {gate_id!r} is of kind {gate.kind}: its result is computed, not recorded")
+    return gate, team
+
+
+def record(session: Session, version: ProgramVersion, program: Program, *, stage_id: str, team_id: str,
+           gate_id: str, passed: bool, evidence: str, link: str | None, actor: str,
+           example: bool = False) -> GateResult:
+    recorded_gate(program, stage_id, team_id, gate_id)
     if not evidence.strip():
         raise InputError("a gate result needs evidence (what was checked and what was found)")
+    if link is not None and len(link) > MAX_LINK_CHARS:
+        raise InputError(f"--link is {len(link)} characters; at most {MAX_LINK_CHARS}")
     previous = _current(session, version.program_key, stage_id).get((team_id, gate_id))
     row = GateResult(program_key=version.program_key, stage_id=stage_id, team_id=team_id, gate_id=gate_id,
                      passed=passed, evidence=evidence.strip(), link=link, example=example, recorded_at=now_utc(),
@@ -35,6 +56,73 @@ def record(session: Session, version: ProgramVersion, program: Program, *, stage
     session.add(row)
     append(session, actor=actor, action="gate.supersede" if previous else "gate.record", row=row)
     return row
+
+
+# --- originality from a lineage comparison
+
+
+def read_lineage_result(path: str | Path) -> tuple[dict, str]:
+    """A saved `simsa lineage compare --json` result, validated, and the sha256 of the file's bytes."""
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(f"{path}: file not found")
+    if p.stat().st_size > MAX_LINEAGE_BYTES:
+        raise InputError(f"{path}: file is larger than {MAX_LINEAGE_BYTES} bytes")
+    raw = p.read_bytes()
+    try:
+        data = json.loads(raw.decode("utf-8-sig"))
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{path}: not valid UTF-8 (offset {exc.start})") from None
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{path}:{exc.lineno}: malformed JSON: {exc.msg}") from None
+    except (ValueError, RecursionError):
+        raise InputError(f"{path}: not a readable JSON document") from None
+    try:
+        check_compare_result(data)
+    except InputError as exc:
+        raise InputError(f"{path}: {exc}") from None
+    return data, hashlib.sha256(raw).hexdigest()
+
+
+def lineage_summary(program: Program, *, stage_id: str, team_id: str, gate_id: str, lineage: dict) -> dict:
+    """The originality summary of a lineage result for one team and gate (nothing is written)."""
+    gate, team = recorded_gate(program, stage_id, team_id, gate_id)
+    return originality_from_lineage(gate, team, lineage)
+
+
+def lineage_decision(summary: dict, *, lineage_sha256: str | None, override: bool | None,
+                     reason: str | None) -> tuple[bool, str]:
+    """(passed, evidence) to record: the recommendation, or a reviewer's decision with its reason.
+
+    "needs review" is never turned into a pass or fail silently; a person decides, and the evidence says so.
+    """
+    text = evidence_text(summary, lineage_sha256)
+    if override is None:
+        if summary["passed"] is None:
+            first = summary["reasons"][0] if summary["reasons"] else "see the summary"
+            raise InputError(f"the lineage evidence needs review ({first}); nothing recorded — decide after review "
+                             "with --override pass|fail --reason TEXT")
+        return bool(summary["passed"]), text
+    if not (reason or "").strip():
+        raise InputError("--override needs --reason (why the reviewer decided as they did)")
+    decided = "PASS" if override else "FAIL"
+    return override, (f"Decided {decided} after review: {reason.strip()} (lineage recommendation: "
+                      f"{summary['recommendation']}). {text}")
+
+
+def record_from_lineage(session: Session, version: ProgramVersion, program: Program, *, stage_id: str, team_id: str,
+                        gate_id: str, lineage: dict, lineage_sha256: str | None, link: str | None, actor: str,
+                        override: bool | None = None, reason: str | None = None,
+                        example: bool = False) -> tuple[GateResult, dict]:
+    """Decide a recorded gate from a lineage result and record it (audited, superseding the previous result)."""
+    summary = lineage_summary(program, stage_id=stage_id, team_id=team_id, gate_id=gate_id, lineage=lineage)
+    passed, evidence = lineage_decision(summary, lineage_sha256=lineage_sha256, override=override, reason=reason)
+    row = record(session, version, program, stage_id=stage_id, team_id=team_id, gate_id=gate_id, passed=passed,
+                 evidence=evidence, link=link, actor=actor, example=example)
+    return row, summary
+
+
+# --- reading
 
 
 def _current(session: Session, key: str, stage_id: str) -> dict[tuple[str, str], GateResult]:
