@@ -42,7 +42,7 @@ from simsa.lineage.localise import PAIR_ALPHA_LOG10, combine_layers, monotone_ma
 from simsa.lineage.pvalues import sidak_log10
 from simsa.lineage.reuse import relative_differences, reuse_label, reuse_summary
 from simsa.lineage.roles import ArchitectureMap
-from simsa.lineage.tokenizer_info import Vocabulary, compare_vocabularies, load_vocabulary, token_alignment
+from simsa.lineage.tokenizer_info import Vocabulary, compare_vocabularies, read_vocabulary, token_alignment
 from simsa.lineage.units import ComponentUnits, UnitGroup, read_units, unit_groups
 from simsa.lineage.verdict import (
     IDENTICAL,
@@ -73,6 +73,7 @@ class Side:
     comps: dict[str, ComponentUnits]
     vocab: Vocabulary | None
     fingerprint: Fingerprint | None = None  # set when the reference is a stored fingerprint, not weights
+    vocab_reason: str | None = None  # why there is no vocabulary (unreadable tokenizer file), if there is none
 
     def describe(self) -> dict:
         return {
@@ -92,10 +93,10 @@ def open_side(path: str | Path) -> Side:
     ckpt = open_model(path)
     shapes = {n: tuple(ckpt.shape(n)) for n in ckpt.names()}
     amap = map_architecture(shapes, ckpt.config)
-    vocab = load_vocabulary(ckpt.tokenizer_files)
+    vocab, why = read_vocabulary(ckpt.tokenizer_files)  # a broken tokenizer file must not stop the weight test
     if vocab is None and hasattr(ckpt, "vocabulary"):  # a GGUF file carries its token list in the header
-        vocab = ckpt.vocabulary()
-    return Side(str(path), ckpt, amap, unit_groups(amap), vocab)
+        vocab, why = ckpt.vocabulary(), None
+    return Side(str(path), ckpt, amap, unit_groups(amap), vocab, vocab_reason=why)
 
 
 def fingerprint_side(fp: Fingerprint, label: str | None = None) -> Side:
@@ -722,7 +723,8 @@ def compare(cand: Side, ref: Side, settings: SamplingSettings | None = None, thr
         "reuse": _stack_reuse(components, cand_by_comp, set(matches), diffs),
         "alignment": {stack: a.as_dict() for stack, a in sorted(prep.alignments.items())},
         "io": {"candidate": _io(cand), "reference": _io(ref)},
-        "tokenizer": compare_vocabularies(cand.vocab, ref.vocab),
+        "tokenizer": compare_vocabularies(cand.vocab, ref.vocab, reasons={"candidate": cand.vocab_reason,
+                                                                           "reference": ref.vocab_reason}),
         "architecture": compare_configs(cand.ckpt.config, ref.ckpt.config),
         "naive": _naive(cand, ref),
         "thresholds": thresholds.as_dict(),
@@ -821,7 +823,8 @@ def summarise(result: dict) -> str:
                          f"its {info['tensors']} tensors identical, {info['within_10pct_share']:.0%} within 10 %.")
     tok = result["tokenizer"]
     if tok.get("available"):
-        lines.append(f"Tokenizer (separate finding, never evidence): vocabulary overlap {tok['jaccard']:.0%}.")
+        lines.append("Tokenizer (separate finding, never evidence): "
+                     + str(tok.get("summary") or f"vocabulary overlap {tok['jaccard']:.0%}").rstrip(".") + ".")
     arch = result["architecture"]
     if arch.get("available"):
         lines.append(f"Architecture (separate finding, never evidence): {arch['summary']}.")
