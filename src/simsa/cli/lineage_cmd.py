@@ -404,3 +404,45 @@ def registry_remove(
         emit_json({"removed": name})
     else:
         console.print(f"[green]✓[/] removed {escape(name)}")
+
+
+@app.command("attribute")
+def attribute(
+    candidate: Annotated[str, typer.Argument(help="Candidate model (directory, file or hub reference).")],
+    parents: Annotated[list[str], typer.Argument(help="Two or more possible parents (models or .simsa-fp).")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the attribution as JSON.")] = False,
+    seed: Annotated[int, typer.Option(help="Sampling seed.")] = 0,
+) -> None:
+    """Attribute each candidate layer to its parent(s): for merges of several models."""
+    from simsa.errors import InputError
+    from simsa.lineage.attribution import attribute as run_attribute
+    from simsa.lineage.compare import compare as run_compare
+    from simsa.lineage.compare import open_side
+    from simsa.lineage.correspondence import SamplingSettings
+
+    if len(parents) < 2:
+        raise InputError("give at least two parents (for one, use 'simsa lineage compare')")
+    cand = open_side(candidate)
+    results = {}
+    try:
+        with progress_bar() as progress:
+            for i, parent in enumerate(parents):
+                progress("parents", i, len(parents))
+                ref = open_side(parent)
+                try:
+                    results[parent] = run_compare(cand, ref, SamplingSettings(seed=seed))
+                finally:
+                    ref.ckpt.close()
+    finally:
+        cand.ckpt.close()
+    out = run_attribute(results)
+    out["candidate"] = candidate
+    if as_json:
+        emit_json(out)
+        return
+    for name, p in out["parents"].items():
+        console.print(f"{escape(name)}: {p['verdict']} (log10 p {p['log10_p']:.1f})")
+    table = Table("component", "layers by parent")
+    for comp, info in sorted(out["components"].items()):
+        table.add_row(escape(comp), escape(info["summary"]))
+    console.print(table)
