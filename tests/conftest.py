@@ -123,3 +123,17 @@ def lineage_zoo(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-un
     from lineage_zoo import build_zoo, zoo_root
 
     return build_zoo(zoo_root(tmp_path_factory.getbasetemp()))
+
+
+# --------------------------------------------------------------------------- lineage derivations
+
+
+@pytest.fixture(scope="session")
+def lineage_derivations(lineage_zoo, tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """Width/depth-changed, upcycled, re-tokenised, merged and multimodal models built on the zoo, once per session.
+
+    Kept under ``$SIMSA_LINEAGE_DERIVATIONS_DIR`` when set (reused across sessions), else in the session's basetemp.
+    """
+    from lineage_derivations import build_derivations, derivations_root
+
+    return build_derivations(derivations_root(tmp_path_factory.getbasetemp()), lineage_zoo)

@@ -223,9 +223,12 @@ def _learn_bpe(sentences: list[str], vocab_size: int) -> tuple[dict[str, int], l
     return vocab, merges
 
 
-def _train_tokenizer(sentences: list[str]) -> Tokenizer:
-    """Classic BPE with an end-of-word suffix, learnt once on corpus A and shared by every model."""
-    vocab, merges = _learn_bpe(sentences, VOCAB_TARGET)
+def _train_tokenizer(sentences: list[str], vocab_size: int = VOCAB_TARGET) -> Tokenizer:
+    """Classic BPE with an end-of-word suffix, learnt once on corpus A and shared by every model.
+
+    Other sizes or sentences give the derived tokenizers of ``lineage_derivations`` (extended or replaced vocabulary).
+    """
+    vocab, merges = _learn_bpe(sentences, vocab_size)
     tok = Tokenizer(models.BPE(vocab=vocab, merges=merges, unk_token="[UNK]", end_of_word_suffix=EOW))
     tok.pre_tokenizer = pre_tokenizers.Whitespace()
     tok.decoder = decoders.BPEDecoder(suffix=EOW)
@@ -640,6 +643,61 @@ def _load_manifest(root: Path) -> Zoo | None:
     )
 
 
+# --------------------------------------------------------------------------- data for fixtures built on the zoo
+
+
+@dataclass
+class ZooData:
+    """The zoo's tokenizer, special ids, token streams and raw sentences (for fixtures that build on the zoo)."""
+
+    tokenizer: Tokenizer
+    specials: _Specials
+    corpora: dict[str, _Corpus]
+    sentences: dict[str, dict[str, list[str]]]  # corpus name → {"train": [...], "held_out": [...]}
+
+
+def corpus_sentences() -> dict[str, dict[str, list[str]]]:
+    """The zoo's two synthetic corpora as sentences: A (training and tokenizer corpus) and B (fine-tuning)."""
+    words = _lexicon()
+    lang_a, lang_b = _language(words, seed=11), _language(words, seed=22)
+    return {
+        "A": {"train": lang_a.sentences(12000, seed=101), "held_out": lang_a.sentences(600, seed=102)},
+        "B": {"train": lang_b.sentences(6000, seed=201), "held_out": lang_b.sentences(600, seed=202)},
+    }
+
+
+def specials_of(tok: Tokenizer, vocab: int | None = None) -> _Specials:
+    """Special-token ids of a tokenizer with the zoo's special tokens; ``vocab`` overrides its size."""
+    return _Specials(
+        pad=tok.token_to_id("[PAD]"),
+        cls=tok.token_to_id("[CLS]"),
+        sep=tok.token_to_id("[SEP]"),
+        mask=tok.token_to_id("[MASK]"),
+        bos=tok.token_to_id("<s>"),
+        eos=tok.token_to_id("</s>"),
+        vocab=tok.get_vocab_size() if vocab is None else vocab,
+    )
+
+
+def tokenize_corpora(tok: Tokenizer, sentences: dict[str, dict[str, list[str]]]) -> dict[str, _Corpus]:
+    """Token streams of every corpus under ``tok`` (the zoo's, or another tokenizer for vocabulary changes)."""
+    return {
+        name: _Corpus(name, _stream(tok, parts["train"]), _stream(tok, parts["held_out"]))
+        for name, parts in sentences.items()
+    }
+
+
+def zoo_data(root: Path | None = None) -> ZooData:
+    """The zoo's data: its saved tokenizer under ``root`` when there is one, else the same tokenizer learnt anew."""
+    sentences = corpus_sentences()
+    path = Path(root) / "tokenizer" / "tokenizer.json" if root is not None else None
+    if path is not None and path.is_file():
+        tok = Tokenizer.from_file(str(path))
+    else:
+        tok = _train_tokenizer(sentences["A"]["train"])
+    return ZooData(tok, specials_of(tok), tokenize_corpora(tok, sentences), sentences)
+
+
 def zoo_root(basetemp: Path) -> Path:
     """Where a test session keeps its zoo: one fixed path, so every fixture that asks shares one build."""
     override = os.environ.get(ZOO_DIR_ENV, "").strip()
@@ -667,28 +725,13 @@ def _build(root: Path, say: Callable[[str], None]) -> Zoo:
         shutil.rmtree(models_dir)
     models_dir.mkdir()
 
-    words = _lexicon()
-    lang_a, lang_b = _language(words, seed=11), _language(words, seed=22)
-    sent_a = lang_a.sentences(12000, seed=101)
-    tok = _train_tokenizer(sent_a)
+    sentences = corpus_sentences()
+    tok = _train_tokenizer(sentences["A"]["train"])
     tok_dir = root / "tokenizer"
     tok_dir.mkdir(exist_ok=True)
     tok.save(str(tok_dir / "tokenizer.json"))
-    sp = _Specials(
-        pad=tok.token_to_id("[PAD]"),
-        cls=tok.token_to_id("[CLS]"),
-        sep=tok.token_to_id("[SEP]"),
-        mask=tok.token_to_id("[MASK]"),
-        bos=tok.token_to_id("<s>"),
-        eos=tok.token_to_id("</s>"),
-        vocab=tok.get_vocab_size(),
-    )
-    corpora = {
-        "A": _Corpus("A", _stream(tok, sent_a), _stream(tok, lang_a.sentences(600, seed=102))),
-        "B": _Corpus(
-            "B", _stream(tok, lang_b.sentences(6000, seed=201)), _stream(tok, lang_b.sentences(600, seed=202))
-        ),
-    }
+    sp = specials_of(tok)
+    corpora = tokenize_corpora(tok, sentences)
     say(f"zoo: tokenizer vocab {sp.vocab}, corpus A {len(corpora['A'].train)} tokens, B {len(corpora['B'].train)}")
 
     models: dict[str, Path] = {}
