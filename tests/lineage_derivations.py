@@ -46,7 +46,7 @@ if __package__:
 else:
     import lineage_zoo as lz
 
-DERIVATIONS_VERSION = "lineage-derivations-1"
+DERIVATIONS_VERSION = "lineage-derivations-2"
 DERIVATIONS_FILE = "DERIVATIONS.json"
 # Set to a directory to keep one build across test sessions (bump DERIVATIONS_VERSION when the recipe changes).
 DERIVATIONS_DIR_ENV = "SIMSA_LINEAGE_DERIVATIONS_DIR"
@@ -809,7 +809,7 @@ def _build(root: Path, zoo: lz.Zoo, say: Callable[[str], None]) -> Derivations:
     stream = data.corpora["A"].train
     not_text = {"independent": list(VISION_COMPONENTS), "new_layers": list(range(V_LAYERS)), "stack": "vision"}
     variants = [  # name, derivation, kind vs vision_ref, vision tower, vision lr (None: frozen), seed
-        ("llava_reused_frozen", "vision-reused-frozen", "identical", vision_ref, None, 9200),
+        ("llava_reused_frozen", "vision-reused-frozen", "derived", vision_ref, None, 9200),
         ("llava_reused_tuned", "vision-reused-tuned", "derived", vision_ref, LLAVA_VISION_TUNE_LR, 9300),
         ("llava_independent", "vision-independent", "negative", _fresh_vision(9400), LR, 9500),
     ]
