@@ -101,6 +101,23 @@ def render_lineage_html(result: dict) -> str:
     naive_html = (f"<p class=warn><b>{esc(nv['label'].upper())}.</b> {esc(nv['explanation'])}</p>"
                   + (_table(naive_rows, ["norm gain", "raw cosine (naive)", "centred cosine"]) if naive_rows else "")
                   + f"<p>Std-profile correlation: {esc(str(nv['std_profile']['correlation']))}</p>")
+    reuse_rows = [[esc(stack), esc(info.get("label") or ("not in the reference" if not info.get("in_reference", True)
+                                                        else "not reused")),
+                   f"{info['identical_share']:.0%}" if info.get("reused") else "—",
+                   f"{info['within_10pct_share']:.0%}" if info.get("reused") else "—",
+                   esc(str(info.get("median_relative_difference"))) if info.get("reused") else "—"]
+                  for stack, info in (result.get("reuse") or {}).items()]
+    reuse_html = _table(reuse_rows, ["stack", "reuse", "tensors identical", "within 10 %",
+                                     "median relative difference"]) if reuse_rows else ""
+    align_rows = [[esc(stack), esc(a["kind"]), f"{a['candidate_width']} → {a['reference_width']}",
+                   esc(str(a.get("agreement"))), esc(a["reason"])]
+                  for stack, a in (result.get("alignment") or {}).items()]
+    align_html = (_table(align_rows, ["stack", "basis map", "widths", "held-out agreement", "why"])
+                  + "<p class=note>A map is used only when the held-out agreement of the anchor rows reaches "
+                  f"{esc(str(next(iter(result['alignment'].values()))['accept_agreement']))}.</p>"
+                  if align_rows else "<p>No layered component needed a basis.</p>")
+    if tok.get("summary"):
+        tok_html = f"<p>{esc(str(tok['summary']))}</p>" + tok_html
     ident = result["identity"]
     summary = "".join(f"<p>{esc(line)}</p>" for line in result["summary"].splitlines())
     return f"""<!doctype html>
@@ -127,9 +144,11 @@ Null hypothesis: the models were initialised independently.</p>
                     "identical tensors", "units matched", "rule"])}
 <p>Identical tensors overall: {ident['identical']} of {ident['candidate_tensors']}
 ({ident['bit_identical']} bit for bit).</p>
+<h2>Reuse by stack</h2>{reuse_html}
+<h2>Residual basis</h2>{align_html}
 <h2 id="evidence">Layer-by-layer evidence</h2>
 <p class=note>Each cell is −log10 p of the hidden-unit test for a candidate layer against a reference layer;
-outlined cells are the monotone layer map.</p>
+outlined cells are the layer map (monotone runs; a depth-upscaled model restarts a run).</p>
 {heatmaps or "<p>No layered component was tested.</p>"}
 <h2>Tokenizer (separate finding)</h2>{tok_html}
 <h2>Architecture (separate finding)</h2>{arch_html}
