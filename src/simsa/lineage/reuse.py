@@ -53,9 +53,13 @@ def relative_differences(cand_ckpt, cand_map: ArchitectureMap, ref_ckpt,  # type
             continue
         if a.shape != b.shape:
             continue
+        a, b = np.nan_to_num(a, posinf=0.0, neginf=0.0), np.nan_to_num(b, posinf=0.0, neginf=0.0)  # as read_units
         norm = float(np.linalg.norm(b))
         diff = float(np.linalg.norm(a - b))
-        out[name] = diff / norm if norm > 0 else (0.0 if diff == 0 else float("inf"))
+        if norm > 0 and np.isfinite(diff / norm):
+            out[name] = diff / norm
+        elif diff == 0:
+            out[name] = 0.0
     return out
 
 
