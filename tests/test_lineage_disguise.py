@@ -21,7 +21,8 @@ from simsa.lineage.compare import compare_paths
 from simsa.lineage.disguise import ALL, Model, ResidualRotation
 from simsa.lineage.selftest import selftest
 
-EXACT = [d for d in ALL if d.name not in ("int8_round_trip", "fp8_block_round_trip", "gguf_q8_0", "gguf_q4_k")]
+EXACT = [d for d in ALL if d.name not in ("int8_round_trip", "fp8_block_round_trip", "gguf_q8_0", "gguf_q4_k",
+                                         "combined")]
 # Control: same family, different seed, independent of seed 0 (llama-s1 vs s0 is the zoo's one borderline pair).
 CONTROL = {"llama": "llama-s2", "moe": "moe-s2", "bert": "bert-s2"}
 

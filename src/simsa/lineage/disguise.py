@@ -659,6 +659,35 @@ class GGUFQ4K(_GGUFRoundTrip):
     quant = "Q4_K"
 
 
+class Combined(Disguise):
+    """Every applicable exact disguise in turn, then an int8 round trip: what a determined copier would do."""
+
+    name = "combined"
+    description = "rotation (or permutation), gain folding, rescaling, head and neuron permutation, then int8"
+    steps: tuple[type[Disguise], ...] = (ResidualRotation, ResidualPermutation, UnitRescaling, HeadPermutation,
+                                         NeuronPermutation, Int8RoundTrip)
+
+    def applicable(self, model: Model) -> str | None:
+        if not [s for s in self.steps if s().applicable(model) is None]:
+            return "no disguise applies to this architecture"
+        return None
+
+    def write(self, model: Model, out: Path, rng: np.random.Generator) -> None:
+        import tempfile
+
+        with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
+            current, source = model, None
+            steps = [s for s in self.steps if s().applicable(model) is None]
+            for i, step in enumerate(steps):
+                target = out if i == len(steps) - 1 else Path(tmp) / f"step{i}"
+                step().write(current, target, rng)
+                if source is not None:
+                    source.ckpt.close()
+                current = source = Model.open(target)
+            if source is not None:
+                source.ckpt.close()
+
+
 ALL: list[type[Disguise]] = [ResidualPermutation, ResidualRotation, GainFolding, UnitRescaling, HeadPermutation,
-                             NeuronPermutation, Int8RoundTrip, Fp8BlockScaled, GGUFQ8, GGUFQ4K]
+                             NeuronPermutation, Int8RoundTrip, Fp8BlockScaled, GGUFQ8, GGUFQ4K, Combined]
 
