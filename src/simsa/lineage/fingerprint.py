@@ -135,10 +135,67 @@ class Fingerprint:
         want = meta.get("arrays_sha256")
         if want and want != _arrays_digest(arrays):
             raise CheckpointError(f"{path}: fingerprint arrays do not match their recorded digest (corrupted)")
-        for key in ("settings", "shapes", "stacks"):
-            if not isinstance(meta.get(key), dict):
-                raise CheckpointError(f"{path}: fingerprint metadata lacks '{key}'")
+        problem = _problem(meta, arrays)
+        if problem:
+            raise CheckpointError(f"{path}: malformed fingerprint: {problem}")
         return fp
+
+
+def _is_int(v: object, low: int = 0) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v >= low
+
+
+def _problem(meta: dict, arrays: dict[str, np.ndarray]) -> str | None:
+    """What is wrong with a fingerprint's contents (a well-formed file can still hold nonsense), or None."""
+    for key in ("settings", "shapes", "stacks"):
+        if not isinstance(meta.get(key), dict):
+            return f"metadata lacks '{key}'"
+    settings = meta["settings"]
+    if set(settings) - {"ref_units", "coords", "paired", "seed"} or not all(_is_int(v) for v in settings.values()):
+        return "settings must be non-negative integers ref_units, coords, paired, seed"
+    if not all(isinstance(n, str) and isinstance(v, list) and all(_is_int(d) for d in v)
+               for n, v in meta["shapes"].items()):
+        return "shapes must map tensor names to lists of non-negative integers"
+    for key, kind in (("config", dict), ("dtypes", dict), ("identity_keys", dict), ("group_units", dict),
+                      ("std_profile", list)):
+        if key in meta and not isinstance(meta[key], kind):
+            return f"'{key}' must be a {kind.__name__}"
+    for name, key in meta.get("identity_keys", {}).items():
+        if not (isinstance(key, list) and len(key) == 3 and isinstance(key[0], str)):
+            return f"identity key of {name!r} is malformed"
+    vocab = meta.get("vocabulary")
+    if vocab is not None and not (isinstance(vocab, dict) and isinstance(vocab.get("tokens"), dict)
+                                  and all(isinstance(t, str) and _is_int(i) for t, i in vocab["tokens"].items())
+                                  and all(isinstance(vocab.get(k, []), list) for k in ("merges", "special", "added"))):
+        return "vocabulary must hold a token → id table and lists of merges and special tokens"
+    for stack, info in meta["stacks"].items():
+        if not (isinstance(info, dict) and _is_int(info.get("hidden_size"), 1) and _is_int(info.get("num_layers"))):
+            return f"stack {stack!r} lacks a positive hidden_size"
+        coords = arrays.get(f"coords|{stack}")
+        if coords is None or coords.ndim != 1 or not np.issubdtype(coords.dtype, np.integer) or coords.size == 0:
+            return f"no coordinate sample for stack {stack!r}"
+        if coords.min() < 0 or coords.max() >= info["hidden_size"] or np.unique(coords).size != coords.size:
+            return f"coordinate sample of stack {stack!r} is out of range or repeats"
+        anchors, ids = arrays.get(f"anchors|{stack}"), arrays.get(f"anchor_ids|{stack}")
+        if (anchors is None) != (ids is None):
+            return f"anchors of stack {stack!r} come without their ids (or the reverse)"
+        if anchors is not None and (anchors.ndim != 2 or anchors.shape != (ids.size, coords.size) or ids.min() < 0):
+            return f"anchors of stack {stack!r} do not match their ids and coordinates"
+    for key, a in arrays.items():
+        kind, _, gid = key.partition("|")
+        if kind == "units":
+            stack = gid.split(".", 1)[0]
+            coords = arrays.get(f"coords|{stack}")
+            if coords is None or a.ndim != 2 or a.shape[1] % coords.size or not np.isfinite(a).all():
+                return f"unit group {gid!r} has a shape or values that do not fit its stack"
+            ids = arrays.get(f"ids|{gid}")
+            if ids is not None and (ids.ndim != 1 or ids.size != a.shape[0] or (ids.size and ids.min() < 0)):
+                return f"paired rows of {gid!r} do not match their ids"
+    try:
+        fingerprint_units(Fingerprint(meta, arrays))
+    except Exception as exc:
+        return f"its shapes and config do not map to an architecture ({type(exc).__name__})"
+    return None
 
 
 def _storage_dtype(a: np.ndarray) -> str:

@@ -43,6 +43,10 @@ def safe_name(name: str) -> str:
     return cleaned
 
 
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())[:200]
+
+
 def _sha256(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as fh:
@@ -57,9 +61,10 @@ class Registry:
     entries: dict[str, dict]
 
     @classmethod
-    def open(cls, root: str | Path, *, create: bool = False) -> Registry:
+    def open(cls, root: str | Path, *, create: bool = False, label: str | None = None) -> Registry:
         root = Path(root)
         index = root / INDEX
+        where = label or str(index)
         if not index.exists():
             if not create:
                 raise CheckpointError(f"{root}: no fingerprint registry here (no {INDEX}); create one with "
@@ -69,15 +74,24 @@ class Registry:
         try:
             data = json.loads(index.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise CheckpointError(f"{index}: unreadable registry index: {exc}") from None
+            raise CheckpointError(f"{where}: unreadable registry index: {_one_line(exc)}") from None
         if not isinstance(data, dict) or data.get("schema") != SCHEMA or not isinstance(data.get("entries"), list):
-            raise CheckpointError(f"{index}: not a {SCHEMA} index")
-        entries = {}
+            raise CheckpointError(f"{where}: not a {SCHEMA} index")
+        entries: dict[str, dict] = {}
         for e in data["entries"]:
             if not isinstance(e, dict) or not isinstance(e.get("name"), str) or not isinstance(e.get("file"), str):
-                raise CheckpointError(f"{index}: malformed entry {str(e)[:80]!r}")
-            if Path(e["file"]).name != e["file"] or not e["file"].endswith(SUFFIX):
-                raise CheckpointError(f"{index}: entry {e['name']!r} points outside the registry ({e['file']!r})")
+                raise CheckpointError(f"{where}: malformed entry {str(e)[:80]!r}")
+            try:
+                valid = safe_name(e["name"]) == e["name"]
+            except CheckpointError:
+                valid = False
+            if not valid:
+                raise CheckpointError(f"{where}: invalid entry name {e['name'][:80]!r}")
+            if e["file"] != f"{e['name']}{SUFFIX}":
+                raise CheckpointError(f"{where}: entry {e['name']!r} must be stored as {e['name']}{SUFFIX}, not "
+                                      f"{e['file'][:80]!r}")
+            if e["name"] in entries:
+                raise CheckpointError(f"{where}: entry {e['name']!r} listed twice")
             entries[e["name"]] = e
         return cls(root, entries)
 
@@ -113,7 +127,9 @@ class Registry:
         self._write_index()
 
     def load(self, name: str, *, verify: bool = False) -> Fingerprint:
-        entry = self.entries[name]
+        entry = self.entries.get(name)
+        if entry is None:
+            raise CheckpointError(f"{self.root}: registry holds no {name!r}")
         path = self.root / entry["file"]
         if verify and _sha256(path) != entry.get("sha256"):
             raise CheckpointError(f"{path}: does not match the digest in the registry index (changed or corrupted)")
@@ -132,7 +148,7 @@ class Registry:
         try:
             tar = tarfile.open(archive, "r:*")  # noqa: SIM115 -- closed by the with-block below
         except (OSError, tarfile.TarError) as exc:
-            raise CheckpointError(f"{archive}: not a readable registry archive: {exc}") from None
+            raise CheckpointError(f"{archive}: not a readable registry archive ({_one_line(exc)})") from None
         with tar:
             members = {m.name: m for m in tar.getmembers()}
             for m in members.values():
@@ -147,7 +163,11 @@ class Registry:
             tmp_root.mkdir(parents=True)
             try:
                 (tmp_root / INDEX).write_bytes(index_bytes)
-                incoming = Registry.open(tmp_root)
+                incoming = Registry.open(tmp_root, label=f"{archive}: {INDEX}")
+                listed = {INDEX} | {e["file"] for e in incoming.entries.values()}
+                unlisted = sorted(set(members) - listed)
+                if unlisted:
+                    raise CheckpointError(f"{archive}: members not listed in its index: {', '.join(unlisted)[:200]}")
                 for e in incoming.entries.values():
                     if e["file"] not in members:
                         raise CheckpointError(f"{archive}: index lists {e['file']!r}, which the archive lacks")
