@@ -259,7 +259,7 @@ def fingerprint(
     try:
         with progress_bar() as progress:
             fp = build_fingerprint(side, FingerprintSettings(ref_units=ref_units, coords=coords, seed=seed),
-                                   name=name or Path(model.rstrip("/")).name.split("@")[0], progress=progress)
+                                   name=name or _default_name(model), progress=progress)
         io = side.ckpt.io_stats() if hasattr(side.ckpt, "io_stats") else None
     finally:
         side.ckpt.close()
@@ -279,6 +279,15 @@ def fingerprint(
     where = info.get("file") or f"registry {info['registry']} as {info['name']}"
     console.print(f"[green]✓[/] fingerprint of {escape(model)} ({params:,} parameters) stored in {escape(where)}: "
                   f"{info['bytes'] / 2**20:.2f} MiB in {info['seconds']:.1f} s")
+
+
+def _default_name(model: str) -> str:
+    """A registry name for a model: ``org/name`` for a hub reference, else the folder or file name."""
+    from simsa.lineage.hub import parse_model_ref
+
+    ref = parse_model_ref(model) if not Path(model).exists() else None
+    return ref.repo_id if ref else Path(model.rstrip("/")).stem if model.endswith(".gguf") else \
+        Path(model.rstrip("/")).name
 
 
 @app.command("scan")

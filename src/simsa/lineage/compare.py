@@ -809,6 +809,14 @@ def summarise(result: dict) -> str:
                 if c.get("unmapped_layers") and c["layer_map"]:
                     lines.append(f"  Layers with no evidence of descent (re-initialised or new): "
                                  f"{', '.join(map(str, c['unmapped_layers']))}.")
+                if len(c.get("segments") or []) > 1:
+                    runs = "; ".join(f"{a}–{b} ← {x}–{y}" for a, b, x, y in c["segments"])
+                    lines.append(f"  Reference layers are used more than once (depth up-scaling): {runs}.")
+                if c.get("parent_component"):
+                    ex = c.get("experts") or {}
+                    lines.append(f"  Upcycled from the reference's {c['parent_component']}"
+                                 + (f": {ex['from_parent']} of {len(ex['experts'])} experts tested at layer "
+                                    f"{ex['candidate_layer']} descend from it." if ex.get("tested") else "."))
         indep = [c["name"] for c in comps if c["verdict"] == INDEPENDENT]
         if indep:
             lines.append("Parts with no evidence of descent: " + ", ".join(indep) + ".")

@@ -185,5 +185,6 @@ def scan(cand: Side, registry: Registry, *, correction: str = "holm", keep: int 
         "derived": [r["reference"] for r in rows if r["verdict"] in ("derived", "identical")],
         "thresholds": thresholds.as_dict(),
         "seconds": {"screen": round(screened, 3), "total": round(time.perf_counter() - started, 3)},
+        "io": cand.ckpt.io_stats() if hasattr(cand.ckpt, "io_stats") else None,
     }
 
