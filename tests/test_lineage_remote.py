@@ -13,7 +13,6 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -398,9 +397,7 @@ def test_compare_reads_a_hub_model_like_a_local_one(
     settings = SamplingSettings(draws=16)
 
     local = compare_module.compare_paths(child_dir, parent_dir, settings=settings)
-    # open_side as the lead will wire it: hub references through open_model
-    monkeypatch.setattr(compare_module, "Checkpoint", SimpleNamespace(open=open_model), raising=False)
-    cand = compare_module.open_side("org/child")
+    cand = compare_module.open_side("org/child")  # a hub reference: opened through open_model, read by ranges
     ref = compare_module.open_side(parent_dir)
     try:
         remote_result = compare_module.compare(cand, ref, settings=settings)
@@ -411,10 +408,11 @@ def test_compare_reads_a_hub_model_like_a_local_one(
     assert stats["remote"] and 0 < stats["bytes_read"] <= stats["bytes_total"]
 
     def strip(result: dict) -> dict:
-        return {k: v for k, v in result.items() if k not in ("seconds", "candidate")}
+        return {k: v for k, v in result.items() if k not in ("seconds", "candidate", "io")}
 
     assert remote_result["verdict"] == local["verdict"] == "derived"
     assert json.dumps(strip(remote_result), sort_keys=True) == json.dumps(strip(local), sort_keys=True)
+    assert remote_result["io"]["candidate"]["remote"] is True and local["io"]["candidate"]["remote"] is False
 
 
 def test_file_replaced_under_a_branch_url_is_caught(hub: FakeHub, pushed: str, local_model: Path) -> None:
