@@ -71,6 +71,9 @@ def main() -> None:
         "alignment_agreement_max_negatives": max((a["agreement"] for p, r in results if p.kind == "negative"
                                                   for a in r.get("alignment", {}).values()
                                                   if a.get("agreement") is not None), default=None),
+        "gram_agreement_max_negatives": max((a["gram_agreement"] for p, r in results if p.kind == "negative"
+                                             for a in r.get("alignment", {}).values()
+                                             if a.get("gram_agreement") is not None), default=None),
         "zoo_build_seconds": round(build_s, 1),
         "compute_seconds_per_pair_mean": round(sum(compute.values()) / len(compute), 3),
         "wall_seconds_per_pair_mean": round(sum(walls.values()) / len(walls), 3),
@@ -108,8 +111,9 @@ def main() -> None:
     console.print(f"time per pair: {summary['compute_seconds_per_pair_mean']} s compute, "
                   f"{summary['wall_seconds_per_pair_mean']} s wall (process start included); "
                   f"peak RSS max {summary['peak_rss_mib_max']} MiB; zoo build {summary['zoo_build_seconds']} s")
-    console.print(f"basis alignment: largest held-out agreement of any hard negative "
-                  f"{summary['alignment_agreement_max_negatives']} (a map is used from 0.25)")
+    console.print(f"basis alignment, hard negatives: largest anchor-Gram correlation "
+                  f"{summary['gram_agreement_max_negatives']} (a map is tried from 0.1), largest held-out agreement of "
+                  f"a fitted map {summary['alignment_agreement_max_negatives']} (used from 0.25)")
     for family, st in summary.get("selftest", {}).items():
         table = Table("disguise", "disguised copy", "control", title=f"selftest {family} ({st['seconds']} s, "
                       f"{'passed' if st['passed'] else 'FAILED'})")

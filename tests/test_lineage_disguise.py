@@ -16,7 +16,7 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoModelForMaskedLM, LlamaConfig, LlamaForCausalLM
 
-from simsa.lineage.alignment import ACCEPT_AGREEMENT, fit_alignment
+from simsa.lineage.alignment import ACCEPT_AGREEMENT, anchor_gram, fit_alignment, gram_agreement
 from simsa.lineage.compare import compare_paths
 from simsa.lineage.disguise import ALL, Model, ResidualRotation
 from simsa.lineage.selftest import selftest
@@ -160,5 +160,8 @@ def test_alignment_rejects_unrelated_rows_even_with_shared_structure() -> None:
     a = (shared + rng.standard_normal((2000, 48))).astype(np.float32)
     b = (shared + rng.standard_normal((2000, 48))).astype(np.float32)  # same "semantics", different noise
     result = fit_alignment(a, b, rng)
-    assert result.kind == "none" and result.agreement < ACCEPT_AGREEMENT
+    assert result.kind == "none" and "inner products disagree" in result.reason  # rejected before any fit
+    assert abs(gram_agreement(anchor_gram(a[:512]), anchor_gram(b[:512]))) < 0.05
+    q, _ = np.linalg.qr(rng.standard_normal((48, 48)))
+    assert gram_agreement(anchor_gram(a[:512] @ q.T), anchor_gram(a[:512])) > 0.99
     assert fit_alignment(a[:10], b[:10], rng).kind == "none"  # too few anchors to judge

@@ -29,6 +29,8 @@ import numpy as np
 
 from simsa.lineage.correspondence import remove_shared_structure
 
+GRAM_ROWS = 512  # anchor rows whose inner products are compared before any map is fitted
+MIN_GRAM_AGREEMENT = 0.1  # below this no map is even tried (unrelated rows: about 1/√(GRAM_ROWS²/2) ≈ 0.003)
 ACCEPT_AGREEMENT = 0.25  # median held-out cosine of unstructured anchor parts needed to use a basis map
 HELD_OUT_ROWS = 1024  # anchor rows kept out of the fit, to judge it
 FIT_ROWS_PER_WIDTH = 2  # the fit uses up to this many anchor rows per residual coordinate
@@ -48,6 +50,7 @@ class Alignment:
     anchors: int  # anchor rows used (fit + held out)
     reason: str
     matrix: np.ndarray | None = field(default=None, repr=False)  # (candidate_width, reference_width)
+    gram_agreement: float = float("nan")  # basis-free pre-check: correlation of the anchors' inner products
 
     @property
     def transforms(self) -> bool:
@@ -76,7 +79,8 @@ class Alignment:
 
         return {"kind": self.kind, "candidate_width": self.candidate_width, "reference_width": self.reference_width,
                 "agreement": r(self.agreement), "identity_agreement": r(self.identity_agreement),
-                "anchors": self.anchors, "accept_agreement": ACCEPT_AGREEMENT, "reason": self.reason}
+                "anchors": self.anchors, "accept_agreement": ACCEPT_AGREEMENT, "reason": self.reason,
+                "gram_agreement": r(self.gram_agreement), "min_gram_agreement": MIN_GRAM_AGREEMENT}
 
 
 def _centre(x: np.ndarray) -> np.ndarray:
@@ -91,6 +95,29 @@ def _agreement(cand: np.ndarray, ref: np.ndarray) -> float:
     den = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)
     ok = den > 0
     return float(np.median(num[ok] / den[ok])) if ok.any() else float("nan")
+
+
+def anchor_gram(rows: np.ndarray) -> np.ndarray:
+    """Cosines between anchor rows' unstructured parts: unchanged by any orthogonal map of the residual basis."""
+    x = remove_shared_structure(_centre(np.asarray(rows, dtype=np.float32)))
+    x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+    return (x @ x.T).astype(np.float32)
+
+
+def gram_agreement(cand_gram: np.ndarray, ref_gram: np.ndarray) -> float:
+    """Correlation of the off-diagonal entries of two anchor Gram matrices (rows paired).
+
+    A rotated, permuted or sign-flipped copy has the same Gram matrix; unrelated models' unstructured parts give
+    uncorrelated entries. Cheap (no width × width algebra), so it decides whether fitting a map is worth it.
+    """
+    n = min(len(cand_gram), len(ref_gram))
+    if n < 16:
+        return float("nan")
+    iu = np.triu_indices(n, 1)
+    a, b = cand_gram[:n, :n][iu].astype(np.float64), ref_gram[:n, :n][iu].astype(np.float64)
+    a, b = a - a.mean(), b - b.mean()
+    den = float(np.sqrt((a @ a) * (b @ b)))
+    return float(a @ b / den) if den > 0 else float("nan")
 
 
 def _signed_permutation(cross: np.ndarray, cand_sd: np.ndarray, ref_sd: np.ndarray) -> np.ndarray | None:
@@ -134,7 +161,8 @@ def _orthogonal(cross: np.ndarray) -> np.ndarray:
 
 
 def fit_alignment(cand: np.ndarray, ref: np.ndarray, rng: np.random.Generator,
-                  ref_coords: np.ndarray | None = None, ref_width: int | None = None) -> Alignment:
+                  ref_coords: np.ndarray | None = None, ref_width: int | None = None,
+                  ref_gram: np.ndarray | None = None) -> Alignment:
     """Find the map from the candidate's residual basis to the reference's from paired anchor rows.
 
     ``cand`` ``(n, d_c)`` and ``ref`` ``(n, d_r)`` hold the same n anchors (row i of both is the same token). When
@@ -156,6 +184,13 @@ def fit_alignment(cand: np.ndarray, ref: np.ndarray, rng: np.random.Generator,
     identity = _agreement(same[test], r[test]) if same is not None else float("nan")
     if identity >= ACCEPT_AGREEMENT:
         return Alignment("identity", d_c, full_width, identity, identity, n, "anchor rows agree in the same basis")
+    # Rows 0..GRAM_ROWS are the anchors' first rows in the callers' (sorted) order on both sides.
+    gram = gram_agreement(anchor_gram(cand[:GRAM_ROWS]), ref_gram if ref_gram is not None
+                          else anchor_gram(ref[:GRAM_ROWS]))
+    if not gram >= MIN_GRAM_AGREEMENT:
+        return Alignment("none", d_c, full_width, float("nan"), identity, n,
+                         f"the anchor rows' inner products disagree (correlation {gram:.3f} < {MIN_GRAM_AGREEMENT}): "
+                         "no basis map can relate them, none was fitted", gram_agreement=gram)
     cross = c[fit].T.astype(np.float64) @ r[fit].astype(np.float64)  # (d_c, d_r)
     options: list[tuple[float, str, np.ndarray]] = []
     perm = _signed_permutation(cross, c[fit].std(axis=0), r[fit].std(axis=0))
@@ -170,8 +205,8 @@ def fit_alignment(cand: np.ndarray, ref: np.ndarray, rng: np.random.Generator,
     if not agreement >= ACCEPT_AGREEMENT:
         return Alignment("none", d_c, full_width, agreement, identity, n,
                          f"no basis map makes the anchor rows agree (best held-out agreement {agreement:.3f} < "
-                         f"{ACCEPT_AGREEMENT})")
+                         f"{ACCEPT_AGREEMENT})", gram_agreement=gram)
     what = "a signed permutation" if kind == "signed_permutation" else "an orthogonal map"
     shape = "" if d_c == full_width else f" from width {d_c} into width {full_width}"
     return Alignment(kind, d_c, full_width, agreement, identity, n,
-                     f"the candidate's residual stream is {what} of the reference's{shape}", matrix)
+                     f"the candidate's residual stream is {what} of the reference's{shape}", matrix, gram)

@@ -12,7 +12,7 @@ import math
 import time
 import zlib
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -74,6 +74,7 @@ class Side:
     vocab: Vocabulary | None
     fingerprint: Fingerprint | None = None  # set when the reference is a stored fingerprint, not weights
     vocab_reason: str | None = None  # why there is no vocabulary (unreadable tokenizer file), if there is none
+    cache: dict = field(default_factory=dict)  # rows read once and reused across comparisons (a scan's anchors)
 
     def describe(self) -> dict:
         return {
@@ -273,11 +274,20 @@ class _Prepared:
         if not keep:
             return Alignment("none", wc, wr, float("nan"), float("nan"), 0, "no anchor tokens in common")
         sel, cand_ids = np.array([k[0] for k in keep]), np.array([k[1] for k in keep], dtype=np.int64)
-        order = np.argsort(cand_ids, kind="stable")
-        cand = read_units(self.cand.ckpt, group.parts[0], cand_ids[order])
+        gram = self.fp.arrays.get(f"anchor_gram|{stack}")
+        if gram is not None:  # keep the stored Gram's rows first, in its order, so the two Grams pair up
+            in_gram = sel < len(gram)
+            gram = gram.astype(np.float32)[np.ix_(sel[in_gram], sel[in_gram])]
+            order = np.concatenate([np.nonzero(in_gram)[0], np.nonzero(~in_gram)[0]])
+        else:
+            order = np.argsort(cand_ids, kind="stable")
+        key = (stack, hashlib.sha256(cand_ids[order].tobytes()).hexdigest())
+        cand = self.cand.cache.get(key)
+        if cand is None:  # a scan asks for the same rows once per reference: read them once
+            cand = self.cand.cache[key] = read_units(self.cand.ckpt, group.parts[0], cand_ids[order])
         return fit_alignment(cand, np.asarray(rows, dtype=np.float32)[sel[order]],
                              sample_rng(self.settings, "alignment", stack), ref_coords=self.fp.coords(stack),
-                             ref_width=wr)
+                             ref_width=wr, ref_gram=gram)
 
     def _parts(self, group: UnitGroup) -> list:
         return [group.parts[i] for i in view_parts(group, self.settings)]

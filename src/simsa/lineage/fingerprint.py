@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -25,7 +25,7 @@ import numpy as np
 
 from simsa.errors import CheckpointError
 from simsa.lineage.adapters import map_architecture
-from simsa.lineage.alignment import FIT_ROWS_PER_WIDTH, HELD_OUT_ROWS
+from simsa.lineage.alignment import FIT_ROWS_PER_WIDTH, GRAM_ROWS, HELD_OUT_ROWS, anchor_gram
 from simsa.lineage.correspondence import SamplingSettings, coordinate_draws, prepare_reference
 from simsa.lineage.roles import ArchitectureMap
 from simsa.lineage.safetensors_io import SafetensorsFile
@@ -113,9 +113,15 @@ class Fingerprint:
         return write_safetensors(path, specs, produce, {META_KEY: json.dumps(meta, ensure_ascii=False)})
 
     @classmethod
-    def load(cls, path: str | Path) -> Fingerprint:
-        """Read a fingerprint written by ``save``; anything else is refused with one clear line."""
-        with SafetensorsFile(path) as f:
+    def load(cls, path: str | Path, *, verify: bool = True) -> Fingerprint:
+        """Read a fingerprint written by ``save``; anything else is refused with one clear line.
+
+        ``verify=False`` (a registry whose index digest already vouches for the file) opens it lazily: only the
+        arrays a comparison touches are read, which is what lets a scan look at hundreds of references quickly.
+        Structure is checked either way; array digests and values only when verifying.
+        """
+        f = SafetensorsFile(path)
+        try:
             raw = f.metadata.get(META_KEY)
             if raw is None:
                 raise CheckpointError(f"{path}: not a simsa fingerprint (no '{META_KEY}' metadata)")
@@ -126,26 +132,66 @@ class Fingerprint:
             if not isinstance(meta, dict) or meta.get("schema") != SCHEMA:
                 got = meta.get("schema") if isinstance(meta, dict) else None
                 raise CheckpointError(f"{path}: fingerprint schema {got!r} is not {SCHEMA!r}")
-            arrays = {}
-            for n in f.names():
-                dtype = f.info(n).dtype
-                arrays[n] = (f.read(n, allow_integer=True).astype(np.int64) if dtype == "I64"
-                             else f.read(n).astype(np.float16 if dtype == "F16" else np.float32))
-        fp = cls(meta, arrays)
-        want = meta.get("arrays_sha256")
-        if want and want != _arrays_digest(arrays):
-            raise CheckpointError(f"{path}: fingerprint arrays do not match their recorded digest (corrupted)")
-        problem = _problem(meta, arrays)
-        if problem:
-            raise CheckpointError(f"{path}: malformed fingerprint: {problem}")
-        return fp
+            arrays = _StoredArrays(f)
+            if verify:
+                want = meta.get("arrays_sha256")
+                if want and want != _arrays_digest(arrays):
+                    raise CheckpointError(f"{path}: fingerprint arrays do not match their recorded digest (corrupted)")
+            problem = _problem(meta, arrays, values=verify)
+            if problem:
+                raise CheckpointError(f"{path}: malformed fingerprint: {problem}")
+        except BaseException:
+            f.close()
+            raise
+        if verify:
+            arrays = dict(arrays.items())
+            f.close()
+        return cls(meta, arrays)
+
+    def close(self) -> None:
+        if isinstance(self.arrays, _StoredArrays):
+            self.arrays.close()
+
+
+class _StoredArrays(Mapping):
+    """A fingerprint file's arrays, read on first use."""
+
+    def __init__(self, file: SafetensorsFile) -> None:
+        self._file = file
+        self._names = file.names()
+        self._cache: dict[str, np.ndarray] = {}
+
+    def __getitem__(self, key: str) -> np.ndarray:
+        if key not in self._cache:
+            if key not in self._names:
+                raise KeyError(key)
+            dtype = self._file.info(key).dtype
+            self._cache[key] = (self._file.read(key, allow_integer=True).astype(np.int64) if dtype == "I64"
+                                else self._file.read(key).astype(np.float16 if dtype == "F16" else np.float32))
+        return self._cache[key]
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        return iter(self._names)
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+    def shape(self, key: str) -> tuple[int, ...]:
+        return tuple(self._file.info(key).shape)
+
+    def close(self) -> None:
+        self._file.close()
+
+
+def _shape(arrays: Mapping, key: str) -> tuple[int, ...]:
+    return arrays.shape(key) if isinstance(arrays, _StoredArrays) else tuple(arrays[key].shape)
 
 
 def _is_int(v: object, low: int = 0) -> bool:
     return isinstance(v, int) and not isinstance(v, bool) and v >= low
 
 
-def _problem(meta: dict, arrays: dict[str, np.ndarray]) -> str | None:
+def _problem(meta: dict, arrays: Mapping, *, values: bool = True) -> str | None:
     """What is wrong with a fingerprint's contents (a well-formed file can still hold nonsense), or None."""
     for key in ("settings", "shapes", "stacks"):
         if not isinstance(meta.get(key), dict):
@@ -181,16 +227,19 @@ def _problem(meta: dict, arrays: dict[str, np.ndarray]) -> str | None:
             return f"anchors of stack {stack!r} come without their ids (or the reverse)"
         if anchors is not None and (anchors.ndim != 2 or anchors.shape != (ids.size, coords.size) or ids.min() < 0):
             return f"anchors of stack {stack!r} do not match their ids and coordinates"
-    for key, a in arrays.items():
+    for key in arrays:
         kind, _, gid = key.partition("|")
         if kind == "units":
             stack = gid.split(".", 1)[0]
             coords = arrays.get(f"coords|{stack}")
-            if coords is None or a.ndim != 2 or a.shape[1] % coords.size or not np.isfinite(a).all():
+            shape = _shape(arrays, key)
+            if coords is None or len(shape) != 2 or shape[1] % coords.size or (
+                    values and not np.isfinite(arrays[key]).all()):
                 return f"unit group {gid!r} has a shape or values that do not fit its stack"
-            ids = arrays.get(f"ids|{gid}")
-            if ids is not None and (ids.ndim != 1 or ids.size != a.shape[0] or (ids.size and ids.min() < 0)):
-                return f"paired rows of {gid!r} do not match their ids"
+            if f"ids|{gid}" in arrays:
+                ids = arrays[f"ids|{gid}"]
+                if ids.ndim != 1 or ids.size != shape[0] or (ids.size and ids.min() < 0):
+                    return f"paired rows of {gid!r} do not match their ids"
     try:
         fingerprint_units(Fingerprint(meta, arrays))
     except Exception as exc:
@@ -248,7 +297,7 @@ class FingerprintCheckpoint:
         return a.astype(np.float32)
 
     def close(self) -> None:
-        return None
+        self.fingerprint.close()
 
 
 def _vocab_meta(vocab: Vocabulary | None) -> dict | None:
@@ -348,7 +397,9 @@ def _anchors(side, settings: FingerprintSettings, coords: dict[str, np.ndarray],
         n = min(g.n_units, HELD_OUT_ROWS + FIT_ROWS_PER_WIDTH * width)
         ids = np.sort(_seeded(settings, "anchors", st).choice(g.n_units, n, replace=False))
         arrays[f"anchor_ids|{st}"] = ids.astype(np.int64)
-        arrays[f"anchors|{st}"] = read_units(side.ckpt, g.parts[0], ids)[:, coords[st]].astype(np.float16)
+        rows = read_units(side.ckpt, g.parts[0], ids)
+        arrays[f"anchors|{st}"] = rows[:, coords[st]].astype(np.float16)
+        arrays[f"anchor_gram|{st}"] = anchor_gram(rows[:GRAM_ROWS]).astype(np.float16)  # basis-free pre-check
         arrays[f"anchor_key|{st}"] = np.array([0 if g.key == "embed.tokens" else 1], dtype=np.int64)
 
 

@@ -133,7 +133,8 @@ class Registry:
         path = self.root / entry["file"]
         if verify and _sha256(path) != entry.get("sha256"):
             raise CheckpointError(f"{path}: does not match the digest in the registry index (changed or corrupted)")
-        return Fingerprint.load(path)
+        # Imported fingerprints were verified in full; added ones were written here. Read lazily unless asked.
+        return Fingerprint.load(path, verify=verify)
 
     def export(self, out: str | Path) -> int:
         """Write the whole registry as one tar file; returns the number of fingerprints."""

@@ -134,7 +134,10 @@ def scan(cand: Side, registry: Registry, *, correction: str = "holm", keep: int 
             key = (fp.settings.seed, fp.settings.coords, tuple(sorted(
                 (s, int(cand.amap.stacks[s].hidden_size)) for s in common)))
             prep.cand_cache = shared.setdefault(key, {})
-        result = screen(prep)
+        try:
+            result = screen(prep)
+        finally:
+            fp.close()
         for k in [k for k in prep.cand_cache if k[0] == "paired"]:  # paired rows depend on the reference
             del prep.cand_cache[k]
         rows.append({"reference": name, "source": fp.meta.get("source"), "model_type": fp.meta.get("model_type"),
@@ -148,8 +151,11 @@ def scan(cand: Side, registry: Registry, *, correction: str = "holm", keep: int 
         if row["screen_log10_p"] > -thresholds.independent_log10:
             continue  # nothing to localise
         fp = registry.load(row["reference"])
-        full = compare(cand, fingerprint_side(fp, row["reference"]), settings or fp.settings.sampling(),
-                       thresholds)
+        try:
+            full = compare(cand, fingerprint_side(fp, row["reference"]), settings or fp.settings.sampling(),
+                           thresholds)
+        finally:
+            fp.close()
         row["compare"] = {"verdict": full["verdict"], "log10_p": full["log10_p"], "summary": full["summary"],
                           "components": [{k2: c.get(k2) for k2 in ("name", "verdict", "log10_p", "layer_map",
                                                                      "unmapped_layers")}
