@@ -36,6 +36,7 @@ MIN_UNITS_FOR_COLUMN_STANDARDISATION = 16
 STRUCTURE_ROWS = 2048  # units used to estimate the structured directions of a large group
 STRUCTURE_MAX_DIRECTIONS = 64  # at most this many structured directions are removed
 STRUCTURE_EDGE_FACTOR = 1.05  # margin over the Marchenko–Pastur edge before a direction counts as structure
+GRAM_SVD_ROWS = 1024  # up to this many units the structure is found from the units' Gram matrix
 NULL_QUANTILE = 0.999  # a unit "has a counterpart" when its best cosine beats this quantile of the null
 _BLOCK = 2048
 
@@ -127,6 +128,13 @@ def _top_singular(x: np.ndarray, k: int, iterations: int = 4) -> tuple[np.ndarra
     O(n·d·min(n, d)) where this costs O(n·d·k).
     """
     n, _ = x.shape
+    if n <= GRAM_SVD_ROWS:
+        # Few units (a candidate sample): the exact answer from the n × n Gram matrix is cheaper than iterating in
+        # coordinate space, and the Gram matrix is unchanged by permuting coordinates, so equivariance is exact too.
+        w, u = np.linalg.eigh(x @ x.T)
+        top = np.argsort(w)[::-1][:k]
+        s = np.sqrt(np.maximum(w[top], 0.0))
+        return s, (u[:, top].T @ x) / np.maximum(s, 1e-30)[:, None]
     width = min(n, k + 8)
     start = np.random.default_rng(0).standard_normal((n, width))
     z = x.T @ start
