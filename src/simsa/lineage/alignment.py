@@ -162,7 +162,7 @@ def _orthogonal(cross: np.ndarray) -> np.ndarray:
 
 def fit_alignment(cand: np.ndarray, ref: np.ndarray, rng: np.random.Generator,
                   ref_coords: np.ndarray | None = None, ref_width: int | None = None,
-                  ref_gram: np.ndarray | None = None) -> Alignment:
+                  ref_gram: np.ndarray | None = None, cand_gram: np.ndarray | None = None) -> Alignment:
     """Find the map from the candidate's residual basis to the reference's from paired anchor rows.
 
     ``cand`` ``(n, d_c)`` and ``ref`` ``(n, d_r)`` hold the same n anchors (row i of both is the same token). When
@@ -178,19 +178,21 @@ def fit_alignment(cand: np.ndarray, ref: np.ndarray, rng: np.random.Generator,
     order = rng.permutation(n)
     n_test = min(HELD_OUT_ROWS, n // 4)
     test, fit = order[:n_test], order[n_test:n_test + FIT_ROWS_PER_WIDTH * max(d_c, d_r)]
-    c = _centre(np.asarray(cand, dtype=np.float32))
-    r = _centre(np.asarray(ref, dtype=np.float32))
-    same = c[:, ref_coords] if ref_coords is not None and d_c == full_width else (c if d_c == d_r else None)
-    identity = _agreement(same[test], r[test]) if same is not None else float("nan")
+    # The cheap checks look at the held-out rows only; the whole anchor set is touched only to fit a map.
+    ct, rt = np.asarray(cand[test], dtype=np.float32), np.asarray(ref[test], dtype=np.float32)
+    same = ct[:, ref_coords] if ref_coords is not None and d_c == full_width else (ct if d_c == d_r else None)
+    identity = _agreement(_centre(same), _centre(rt)) if same is not None else float("nan")
     if identity >= ACCEPT_AGREEMENT:
         return Alignment("identity", d_c, full_width, identity, identity, n, "anchor rows agree in the same basis")
     # Rows 0..GRAM_ROWS are the anchors' first rows in the callers' (sorted) order on both sides.
-    gram = gram_agreement(anchor_gram(cand[:GRAM_ROWS]), ref_gram if ref_gram is not None
-                          else anchor_gram(ref[:GRAM_ROWS]))
+    gram = gram_agreement(cand_gram if cand_gram is not None else anchor_gram(cand[:GRAM_ROWS]),
+                          ref_gram if ref_gram is not None else anchor_gram(ref[:GRAM_ROWS]))
     if not gram >= MIN_GRAM_AGREEMENT:
         return Alignment("none", d_c, full_width, float("nan"), identity, n,
                          f"the anchor rows' inner products disagree (correlation {gram:.3f} < {MIN_GRAM_AGREEMENT}): "
                          "no basis map can relate them, none was fitted", gram_agreement=gram)
+    c = _centre(np.asarray(cand, dtype=np.float32))
+    r = _centre(np.asarray(ref, dtype=np.float32))
     cross = c[fit].T.astype(np.float64) @ r[fit].astype(np.float64)  # (d_c, d_r)
     options: list[tuple[float, str, np.ndarray]] = []
     perm = _signed_permutation(cross, c[fit].std(axis=0), r[fit].std(axis=0))

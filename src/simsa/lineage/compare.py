@@ -20,7 +20,7 @@ import numpy as np
 from simsa.errors import CheckpointError
 from simsa.lineage import naive
 from simsa.lineage.adapters import map_architecture
-from simsa.lineage.alignment import FIT_ROWS_PER_WIDTH, HELD_OUT_ROWS, Alignment, fit_alignment
+from simsa.lineage.alignment import FIT_ROWS_PER_WIDTH, GRAM_ROWS, HELD_OUT_ROWS, Alignment, anchor_gram, fit_alignment
 from simsa.lineage.architecture import compare_configs
 from simsa.lineage.checkpoint import Checkpoint
 from simsa.lineage.correspondence import (
@@ -285,9 +285,13 @@ class _Prepared:
         cand = self.cand.cache.get(key)
         if cand is None:  # a scan asks for the same rows once per reference: read them once
             cand = self.cand.cache[key] = read_units(self.cand.ckpt, group.parts[0], cand_ids[order])
+        n_gram = len(gram) if gram is not None else GRAM_ROWS
+        gkey = (*key, "gram", n_gram)
+        if gkey not in self.cand.cache:
+            self.cand.cache[gkey] = anchor_gram(cand[:n_gram])
         return fit_alignment(cand, np.asarray(rows, dtype=np.float32)[sel[order]],
                              sample_rng(self.settings, "alignment", stack), ref_coords=self.fp.coords(stack),
-                             ref_width=wr, ref_gram=gram)
+                             ref_width=wr, ref_gram=gram, cand_gram=self.cand.cache[gkey])
 
     def _parts(self, group: UnitGroup) -> list:
         return [group.parts[i] for i in view_parts(group, self.settings)]

@@ -128,7 +128,7 @@ def _top_singular(x: np.ndarray, k: int, iterations: int = 4) -> tuple[np.ndarra
     O(n·d·min(n, d)) where this costs O(n·d·k).
     """
     n, _ = x.shape
-    if n <= GRAM_SVD_ROWS:
+    if n <= min(GRAM_SVD_ROWS, x.shape[1]):
         # Few units (a candidate sample): the exact answer from the n × n Gram matrix is cheaper than iterating in
         # coordinate space, and the Gram matrix is unchanged by permuting coordinates, so equivariance is exact too.
         w, u = np.linalg.eigh(x @ x.T)
