@@ -131,6 +131,26 @@ def instrument(ckpt: Any) -> list[float]:
     return spent
 
 
+def fingerprint_key() -> str:
+    """What makes stored fingerprints comparable with new ones: the schema and the default sampling sizes."""
+    from simsa.lineage.fingerprint import SCHEMA, FingerprintSettings
+
+    return f"{SCHEMA} {json.dumps(asdict(FingerprintSettings()), sort_keys=True)}"
+
+
+def fingerprint_is_current(path: Path) -> bool:
+    """Whether a stored fingerprint has today's schema and sampling sizes (reads its header only)."""
+    from simsa.errors import CheckpointError
+    from simsa.lineage.safetensors_io import SafetensorsFile
+
+    try:
+        with SafetensorsFile(path) as f:
+            meta = json.loads(f.metadata.get("simsa", "{}"))
+    except (CheckpointError, ValueError, OSError):
+        return False
+    return f"{meta.get('schema')} {json.dumps(meta.get('settings'), sort_keys=True)}" == fingerprint_key()
+
+
 def library_state() -> dict[str, str]:
     """sha256 (12 hex) of each lineage module at the start of the run: the library changes, the figures date."""
     return {p.name: hashlib.sha256(p.read_bytes()).hexdigest()[:12]
@@ -258,7 +278,7 @@ def child_registry(p: dict) -> dict:
     t0 = time.perf_counter()
     built = 0
     for i, (name, spec, seed) in enumerate(models):
-        if name not in reg.entries:
+        if name not in reg.entries or p["rebuild"]:
             ckpt = VirtualCheckpoint(spec, seed, {"tokenizer.json": tokenizers[spec.tokenizer]})
             fp = build_fingerprint(virtual_side(ckpt, f"virtual:{name}"), name=name)
             reg.add(fp, name)
@@ -749,7 +769,7 @@ class Bench:
 
     def ensure_fingerprint(self, m: str) -> Path:
         path = self.fp_paths[m]
-        if not path.exists():
+        if not fingerprint_is_current(path):
             self.log(f"no fingerprint of {self.specs[m].name} yet: building it (not timed here)")
             self.ensure_model(m)
             self.fps.mkdir(parents=True, exist_ok=True)
@@ -760,7 +780,7 @@ class Bench:
 
     def ensure_independent(self) -> Path:
         path = self.fp_paths["independent"]
-        if not path.exists():
+        if not fingerprint_is_current(path):
             self.fps.mkdir(parents=True, exist_ok=True)
             r = self.runner.run("virtual-fingerprint", {"seed": SEED_INDEPENDENT, "name": "independent-llama-7b",
                                                         "spec": asdict(self.specs["7b"]),
@@ -816,14 +836,16 @@ class Bench:
             manifest = json.loads(manifest_path.read_text())
         except (OSError, ValueError):
             manifest = None
-        if manifest is None or manifest.get("recipe") != self.sm.RECIPE:
+        key = fingerprint_key()
+        if manifest is None or manifest.get("recipe") != self.sm.RECIPE or manifest.get("fingerprints") != key:
             toks = {k: str(v) for k, v in self.tokenizers().items()}
             count = len(list(self.sm.registry_models(self.args.smoke)))
+            stale = manifest is not None
             r = self.runner.run("registry", {"registry": str(self.registry_dir), "tokenizers": toks,
-                                             "toy": self.args.smoke},
+                                             "toy": self.args.smoke, "rebuild": stale},
                                 f"registry: {count} virtual fingerprints", env=self.runner.env(blas_threads=1))
-            manifest = {"recipe": self.sm.RECIPE, "virtual": r["count"], "seconds": round(r["seconds"], 1),
-                        "built_this_session": r["built"]}
+            manifest = {"recipe": self.sm.RECIPE, "fingerprints": key, "virtual": r["count"],
+                        "seconds": round(r["seconds"], 1), "built_this_session": r["built"]}
             manifest_path.write_text(json.dumps(manifest))
             cached = False
         else:
@@ -943,7 +965,7 @@ class Bench:
         self.save_figures()
 
     def save_figures(self) -> None:
-        """The figures so far, in the cache (a run cut short still leaves what it measured)."""
+        """The figures so far, in DIR/last-run.json (a run cut short still leaves what it measured)."""
         data = {**self.figures, "children": self.runner.log,
                 "table": [{"measure": m, "value": v, "goal": g, "met": ok} for m, v, g, ok in self.all_rows()]}
         self.cache.mkdir(parents=True, exist_ok=True)
@@ -997,6 +1019,7 @@ def main() -> None:
     bench.figures["total_seconds"] = round(total, 1)
     bench.figures["children"] = bench.runner.log
     bench.figures["table"] = [{"measure": m, "value": v, "goal": g, "met": ok} for m, v, g, ok in bench.all_rows()]
+    bench.save_figures()
     if args.json:
         print(json.dumps(bench.figures, indent=2))
         return
