@@ -402,6 +402,14 @@ class _UnitPlan(Disguise):
             else:
                 self._edit(n, lambda x, v=values, s=start: _scale(x, 0, v, s))
 
+    def _attention(self, lt: dict, bs: dict, layer: int, op: str, per_kind: list[tuple[str, np.ndarray]]) -> None:
+        """One edit per attention projection of a layer; q/k/v biases follow their rows (o's bias is residual)."""
+        for kind, values in per_kind:
+            for t in lt.get((layer, kind), []):
+                self._units(t, op, values)
+            if kind != "attn.o":
+                self._bias(bs.get((layer, kind), []), op, values)
+
     def tensor(self, name: str, x: np.ndarray) -> np.ndarray:
         if name in self.sources:
             x = np.array(self.model.ckpt.read(self.sources[name]), dtype=np.float32)
@@ -436,11 +444,8 @@ class HeadPermutation(_UnitPlan):
             q_heads = np.concatenate([g * group + rng.permutation(group) for g in kv])
             q_rows = (q_heads[:, None] * hd + np.arange(hd)).ravel()
             kv_rows = (kv[:, None] * hd + np.arange(hd)).ravel()
-            for kind, rows in (("attn.q", q_rows), ("attn.k", kv_rows), ("attn.v", kv_rows), ("attn.o", q_rows)):
-                for t in lt.get((layer, kind), []):
-                    self._units(t, "take", rows)
-                if kind != "attn.o":
-                    self._bias(bs.get((layer, kind), []), "take", rows)
+            self._attention(lt, bs, layer, "take", [("attn.q", q_rows), ("attn.k", kv_rows), ("attn.v", kv_rows),
+                                                     ("attn.o", q_rows)])
 
 
 class UnitRescaling(_UnitPlan):
@@ -465,11 +470,8 @@ class UnitRescaling(_UnitPlan):
             c_q = np.repeat(c_qk.reshape(nkv, hd), group, axis=0).ravel()
             c_v = factors(nkv * hd)
             c_o = 1.0 / np.tile(c_v.reshape(nkv, 1, hd), (1, group, 1)).ravel()
-            for kind, f in (("attn.q", c_q), ("attn.k", 1.0 / c_qk), ("attn.v", c_v), ("attn.o", c_o)):
-                for t in lt.get((layer, kind), []):
-                    self._units(t, "scale", f)
-                if kind != "attn.o":
-                    self._bias(bs.get((layer, kind), []), "scale", f)
+            self._attention(lt, bs, layer, "scale", [("attn.q", c_q), ("attn.k", 1.0 / c_qk), ("attn.v", c_v),
+                                                      ("attn.o", c_o)])
             if model.family != "rms_decoder":
                 continue  # GELU is not homogeneous: rescaling a non-gated neuron changes the output
             for up_kind, down_kind in (("mlp.up", "mlp.down"), ("moe.expert.up", "moe.expert.down"),
