@@ -137,3 +137,22 @@ def lineage_derivations(lineage_zoo, tmp_path_factory: pytest.TempPathFactory): 
     from lineage_derivations import build_derivations, derivations_root
 
     return build_derivations(derivations_root(tmp_path_factory.getbasetemp()), lineage_zoo)
+
+
+# --------------------------------------------------------------------------- demo
+
+
+@pytest.fixture(scope="session", autouse=True)
+def demo_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The demo's tiny team models and benchmark runs, built on first use and shared by every demo in the session.
+
+    Set through $SIMSA_DEMO_CACHE (which `simsa demo` subprocesses inherit); a value already set is kept.
+    """
+    previous = os.environ.get("SIMSA_DEMO_CACHE")
+    path = Path(previous) if previous else tmp_path_factory.getbasetemp() / "demo-cache"
+    os.environ["SIMSA_DEMO_CACHE"] = str(path)
+    try:
+        yield path
+    finally:
+        if previous is None:
+            os.environ.pop("SIMSA_DEMO_CACHE", None)

@@ -285,14 +285,60 @@ class Stage(_Strict):
         return float(sum(c.points for c in self.criteria))
 
 
+TaskNormalisation = Literal["raw", "chance_rescaled", "one_minus", "one_minus_abs"]
+
+
+class SuiteTask(_Strict):
+    """One task of a benchmark suite: which metric counts, how it is put on 0–1, and its weight in the suite.
+
+    `chance_rescaled` maps chance to 0 and a perfect score to 1, (v − chance)/(1 − chance), clipped below at 0, so
+    guessing earns nothing; `one_minus` is for lower-is-better metrics on 0–1; `one_minus_abs` for signed scores
+    on −1…1 where 0 is best (e.g. KoBBQ's bias scores).
+    """
+
+    task: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.\-]+$")
+    metric: str = Field(default="acc", min_length=1)
+    normalisation: TaskNormalisation = "raw"
+    chance: float | None = Field(default=None, ge=0, lt=1)
+    weight: float = Field(default=1.0, gt=0)
+
+    @model_validator(mode="after")
+    def _chance_needed(self) -> SuiteTask:
+        if self.normalisation == "chance_rescaled" and self.chance is None:
+            raise ValueError(f"task {self.task!r}: normalisation chance_rescaled needs chance (e.g. 0.5 for two "
+                             "choices)")
+        return self
+
+
+class Suite(_Strict):
+    """A named set of benchmark tasks whose weighted, normalised metrics make one 0–1 score (source bench:<id>)."""
+
+    id: str = Field(pattern=r"^[A-Za-z0-9_.\-]+$")
+    name: str = Field(min_length=1)
+    name_ko: str | None = None
+    tasks: list[SuiteTask] = Field(min_length=1)
+    num_fewshot: int | None = Field(default=None, ge=0)
+    apply_chat_template: bool = False
+    limit: int | None = Field(default=None, ge=1)
+
+    @model_validator(mode="after")
+    def _unique_tasks(self) -> Suite:
+        seen = [(t.task, t.metric) for t in self.tasks]
+        dup = sorted({x for x in seen if seen.count(x) > 1})
+        if dup:
+            raise ValueError(f"suite {self.id!r} lists task {dup[0][0]!r} metric {dup[0][1]!r} twice")
+        return self
+
+
 class Program(_Strict):
     program: ProgramInfo
     teams: list[Team] = Field(min_length=1)
     stages: list[Stage] = Field(min_length=1)
+    suites: list[Suite] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _references(self) -> Program:
-        for kind, items in (("team", self.teams), ("stage", self.stages)):
+        for kind, items in (("team", self.teams), ("stage", self.stages), ("suite", self.suites)):
             ids = [i.id for i in items]
             dup = sorted({i for i in ids if ids.count(i) > 1})
             if dup:
@@ -312,6 +358,12 @@ class Program(_Strict):
             if s.id == stage_id:
                 return s
         raise KeyError(stage_id)
+
+    def suite(self, suite_id: str) -> Suite:
+        for s in self.suites:
+            if s.id == suite_id:
+                return s
+        raise KeyError(suite_id)
 
     def team(self, team_id: str) -> Team:
         for t in self.teams:

@@ -1,0 +1,74 @@
+"""`simsa serve-model`: serve a model directory over an OpenAI-compatible API for benchmark runs."""
+
+from __future__ import annotations
+
+import json
+import socket
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from simsa.cli.output import console
+from simsa.errors import InputError
+
+
+def bind_socket(host: str, port: int) -> socket.socket:
+    """A listening socket, bound before anything is printed so that port 0 has become a real port."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
+                                                             flags=socket.AI_PASSIVE)[0]
+    except socket.gaierror as exc:
+        raise InputError(f"--host {host}: {exc.strerror or exc}") from exc
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(2048)  # connections made as soon as the address is printed wait in the backlog
+    except OSError as exc:
+        sock.close()
+        raise InputError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
+    return sock
+
+
+def server_url(sock: socket.socket) -> str:
+    host, port = sock.getsockname()[:2]
+    return f"http://[{host}]:{port}/v1" if ":" in host else f"http://{host}:{port}/v1"
+
+
+def serve_model(
+    model_dir: Annotated[Path, typer.Argument(help="Hugging Face model directory (safetensors weights).",
+                                              show_default=False)],
+    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=0, max=65535,
+                                      help="Port; 0 picks a free one (read it from the printed line).")] = 8000,
+    name: Annotated[str | None, typer.Option("--name", help="Model name clients ask for (default: the directory's "
+                                                            "name).", show_default=False)] = None,
+    max_batch: Annotated[int, typer.Option("--max-batch", min=1,
+                                           help="Most sequences scored in one forward pass.")] = 16,
+    api_key: Annotated[str | None, typer.Option("--api-key", envvar="SIMSA_SERVE_API_KEY", show_default=False,
+                                                help="Require `Authorization: Bearer KEY` on the API.")] = None,
+    device: Annotated[str, typer.Option("--device", help="Torch device for the model (cpu, cuda, cuda:1).")] = "cpu",
+    as_json: Annotated[bool, typer.Option("--json", help="Print the address as one JSON line.")] = False,
+) -> None:
+    """Serve a model over OpenAI-compatible /v1/completions (with logprobs) and /v1/chat/completions until stopped."""
+    import uvicorn
+
+    from simsa.bench.server import create_app  # torch and transformers load only when serving
+
+    app = create_app(model_dir, name=name, max_batch=max_batch, api_key=api_key, device=device)
+    served = app.state.served
+    sock = bind_socket(host, port)
+    url = server_url(sock)
+    if as_json:
+        sys.stdout.write(json.dumps({"url": url, "model": served.name, "sha256": served.sha256}) + "\n")
+        sys.stdout.flush()
+    else:
+        console.print(f"serving [bold]{served.name}[/] at {url} (weights sha256 {served.sha256[:16]}…); "
+                      "Ctrl-C stops", highlight=False)
+    config = uvicorn.Config(app, log_level="warning", access_log=False, timeout_graceful_shutdown=10)
+    try:
+        uvicorn.Server(config).run(sockets=[sock])  # returns after SIGINT or SIGTERM
+    finally:
+        sock.close()
