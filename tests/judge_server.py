@@ -3,13 +3,13 @@
 The models are deterministic rules (the logic under test is the client and the runner, not a model), chosen by the
 request's `model`; `NAME@tag` behaves like NAME under another name, so an ensemble can hold several copies:
 
-* candidates: `ko-long` (a long Korean answer that says which turn it answers), `ko-short` (a short Korean answer),
-  `english` (answers in English), `thinker` (a `<think>` block, then Korean), `split-thinker` (reasoning returned in
-  `reasoning_content`, as vLLM's reasoning parsers do);
+* candidates: `ko-long` (a long Korean answer that says which turn it answers and repeats the question),
+  `ko-short` (a short Korean answer), `english` (answers in English), `thinker` (a `<think>` block, then Korean),
+  `split-thinker` (reasoning returned in `reasoning_content`, as vLLM's reasoning parsers do);
 * pairwise judges: `judge-a` (always `[[A]]`: pure position bias), `judge-hangul` (prefers the answer with more Hangul
   letters, ties on equal counts);
-* rubric judges: `judge-seven` (always `[[7]]`), `judge-hangul` (1 + Hangul letters / 8, capped at 10), `judge-len`
-  (1 + characters / 12, capped at 10), `judge-think` (a decoy `[[2]]` inside `<think>`, then `[[8]]`),
+* rubric judges: `judge-seven` (always `[[7]]`), `judge-hangul` (1 + Hangul letters / 25, capped at 10), `judge-len`
+  (1 + characters / 35, capped at 10), `judge-think` (a decoy `[[2]]` inside `<think>`, then `[[8]]`),
   `judge-fallback` (`점수: 6`, no brackets), `judge-garbage` (no verdict at all).
 
 The judges read the answers out of simsa's Korean judge prompts by their markers. Faults can be queued: the next
@@ -84,14 +84,15 @@ def answer(model: str, messages: list[dict[str, str]]) -> dict[str, Any] | None:
     last = messages[-1]["content"]
     pair = _pair_answers(last)
     if name == "ko-long":
-        return {"content": f"{turn}번째 질문에 답하겠습니다. 질문을 차근차근 살펴보면 다음과 같습니다: {last[:40]} "
+        return {"content": f"{turn}번째 질문에 답하겠습니다. 질문을 차근차근 살펴보면 다음과 같습니다: {last} "
                            "이 내용을 바탕으로 자세히 설명하고 결론을 정리했습니다."}
     if name == "ko-short":
         return {"content": "네, 알겠습니다."}
     if name == "english":
         return {"content": f"Here is my answer to question {turn}, written in English as usual."}
     if name == "thinker":
-        return {"content": "<think>The user writes Korean, so I answer in Korean.</think>생각을 마친 뒤의 한국어 답변입니다."}
+        return {"content": "<think>The user writes Korean, so I answer in Korean.</think>"
+                           "생각을 마친 뒤의 한국어 답변입니다."}
     if name == "split-thinker":
         return {"content": "추론을 따로 보낸 한국어 답변입니다.", "reasoning_content": "Plan the answer first."}
     if name == "judge-a":
@@ -99,14 +100,16 @@ def answer(model: str, messages: list[dict[str, str]]) -> dict[str, Any] | None:
     if name == "judge-hangul":
         if pair is not None:
             a, b = hangul(pair[0]), hangul(pair[1])
-            return {"content": "한글이 더 많은 쪽을 골랐습니다.\n" + ("[[A]]" if a > b else "[[B]]" if b > a else "[[C]]")}
-        return {"content": _score(1 + hangul(_judged_answer(last)) / 8)}
+            verdict = "[[A]]" if a > b else "[[B]]" if b > a else "[[C]]"
+            return {"content": f"한글이 더 많은 쪽을 골랐습니다.\n{verdict}"}
+        return {"content": _score(1 + hangul(_judged_answer(last)) / 25)}
     if name == "judge-len":
-        return {"content": _score(1 + len(_judged_answer(last)) / 12)}
+        return {"content": _score(1 + len(_judged_answer(last)) / 35)}
     if name == "judge-seven":
         return {"content": "무난한 답변입니다. 평점: [[7]]"}
     if name == "judge-think":
-        return {"content": "<think>처음에는 [[2]]라고 생각했지만 다시 보니 훨씬 낫다.</think>좋은 답변입니다.\n평점: [[8]]"}
+        return {"content": "<think>처음에는 [[2]]라고 생각했지만 다시 보니 훨씬 낫다.</think>"
+                           "좋은 답변입니다.\n평점: [[8]]"}
     if name == "judge-fallback":
         return {"content": "설명이 충실합니다.\n점수: 6"}
     if name == "judge-garbage":

@@ -28,6 +28,7 @@ __all__ = [
     "TASKS_DIR",
     "TaskInfo",
     "check_tasks_available",
+    "dataset_provenance",
     "is_offline",
     "list_tasks",
     "task_manager",
@@ -95,13 +96,19 @@ def _sources() -> dict[str, tuple[str, str | None]]:
     return rows
 
 
+@functools.cache
+def _n_rows(relpath: str, sha256: str) -> int:
+    """Records in a data file, cached by its hash (a changed file is counted again)."""
+    return len(task_data.read_rows(relpath))
+
+
 def _our_info(name: str, spec: _Ours) -> TaskInfo:
     """Status "ready" when every file matches its recorded sha256; n_items counted only then."""
     upstream, licence = _sources().get(spec.folder, ("see data/SOURCES.md", None))
     hashes = {f: task_data.file_sha256(task_data.DATA_DIR / f) for f in spec.files}
     ok = all(h is not None and h == task_data.expected_sha256(f) for f, h in hashes.items())
     local = "; ".join(f"{f} sha256 {h or 'missing'}" for f, h in hashes.items())
-    n_items = sum(len(task_data.read_rows(f)) for f in spec.files) if ok else None
+    n_items = sum(_n_rows(f, h) for f, h in hashes.items() if h) if ok else None
     return TaskInfo(name=name, origin="simsa", description=spec.description, source=f"{upstream}; local {local}",
                     licence=licence, n_items=n_items, status="ready" if ok else "hash mismatch")
 
@@ -331,3 +338,20 @@ def check_tasks_available(names: list[str], offline: bool = False) -> None:
                 f"{name} needs the Hugging Face dataset {what}, which is not in the local cache and the run is "
                 "offline; run once online or pre-download it"
             )
+
+
+def dataset_provenance(names: Iterable[str]) -> dict[str, dict[str, Any]]:
+    """Per task: where its data came from, for the run manifest (simsa: files with sha256; stock: HF dataset ids)."""
+    out: dict[str, dict[str, Any]] = {}
+    for name in names:
+        spec = _OURS.get(name)
+        if spec is not None:
+            upstream, licence = _sources().get(spec.folder, ("see data/SOURCES.md", None))
+            files = {f: task_data.file_sha256(task_data.DATA_DIR / f) for f in spec.files}
+            out[name] = {"origin": "simsa", "upstream": upstream, "licence": licence, "files": files,
+                         "sha256": next(iter(files.values())) if len(files) == 1 else None}
+            continue
+        data = _datasets(_leaf_configs(_resolve(name), name))
+        out[name] = {"origin": "lm-eval", "datasets": [
+            {"path": path, "name": dname, "revision": (kwargs or {}).get("revision")} for path, dname, kwargs in data]}
+    return out

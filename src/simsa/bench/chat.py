@@ -311,6 +311,7 @@ class HFChatClient:
     sampling otherwise; stop strings are honoured by truncating the decoded text. Calls run one at a time."""
 
     def __init__(self, model_dir: str | Path, device: str = "cpu", dtype: str = "float32") -> None:
+        """`dtype`: a torch dtype name ("float32", "bfloat16") or "auto" (the checkpoint's own)."""
         self.model_dir = Path(model_dir)
         self.device = device
         self.dtype = dtype
@@ -333,7 +334,8 @@ class HFChatClient:
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         self._tokenizer = AutoTokenizer.from_pretrained(self.model_dir)
-        model = AutoModelForCausalLM.from_pretrained(self.model_dir, dtype=getattr(torch, self.dtype))
+        dtype = "auto" if self.dtype == "auto" else getattr(torch, self.dtype)
+        model = AutoModelForCausalLM.from_pretrained(self.model_dir, dtype=dtype)
         self._model = model.to(self.device).eval()
 
     def complete(self, messages: Messages, settings: GenSettings) -> ChatResult:
@@ -343,21 +345,22 @@ class HFChatClient:
             self._load()
             tok, model = self._tokenizer, self._model
             prompt = tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-            enc = tok(prompt, return_tensors="pt", add_special_tokens=False).to(self.device)
+            enc = tok(prompt, return_tensors="pt", add_special_tokens=False)
+            inputs = {k: enc[k].to(self.device) for k in ("input_ids", "attention_mask")}
             kwargs: dict[str, Any] = {"max_new_tokens": settings.max_tokens, "do_sample": settings.temperature > 0}
             if settings.temperature > 0:
                 kwargs.update(temperature=settings.temperature, top_p=settings.top_p)
             pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
             with torch.random.fork_rng(devices=[]), torch.no_grad():
                 torch.manual_seed(settings.seed)
-                out = model.generate(**enc, pad_token_id=pad, **kwargs)
-            new = out[0, enc["input_ids"].shape[1]:].tolist()
+                out = model.generate(**inputs, pad_token_id=pad, **kwargs)
+            new = out[0, inputs["input_ids"].shape[1]:].tolist()
         eos = model.generation_config.eos_token_id
         eos_ids = set(eos if isinstance(eos, list) else [eos]) if eos is not None else set()
         hit_eos = bool(new) and new[-1] in eos_ids
         text, stopped = truncate_at_stop(tok.decode(new, skip_special_tokens=True), settings.stop)
         finish = "stop" if stopped or hit_eos or len(new) < settings.max_tokens else "length"
-        return ChatResult(text=text, finish_reason=finish, prompt_tokens=int(enc["input_ids"].shape[1]),
+        return ChatResult(text=text, finish_reason=finish, prompt_tokens=int(inputs["input_ids"].shape[1]),
                           completion_tokens=len(new))
 
     def complete_many(self, items: list[Messages], settings: GenSettings,

@@ -176,7 +176,7 @@ def execute(request: RunRequest, store: RunStore, progress: Progress | None = No
                   for v in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"))
     catalog.check_tasks_available(request.tasks, offline=offline)
     backend = resolve_backend(request.backend, memo=store.hash_memo)
-    manager = catalog.task_manager()
+    manager = catalog.task_manager_for(request.tasks)
     run_id = store.new_id()
     started = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     run: dict[str, Any] = {"run_id": run_id, "status": "running", "pid": os.getpid(), "started_at": started,

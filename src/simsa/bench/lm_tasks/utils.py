@@ -11,13 +11,15 @@ Every document keeps the file's original fields (strings, as in the file; KoSBi'
 KoBEST prompts, choices, targets and delimiters reproduce lm-eval's stock `kobest_*` tasks (`lm_eval/tasks/kobest`)
 on this repository's column layout, so numbers are comparable with theirs:
 
-| task     | file columns used                          | stock (skt/kobest_v1) field        |
-|----------|--------------------------------------------|------------------------------------|
-| boolq    | Text, Question, Answer (True/False, any case) | paragraph, question, label (0/1) |
-| copa     | sentence, question, 1, 2, Answer (1/2)     | premise, question, alternative_1/2, label (0/1) |
-| hellaswag| context, choice1..choice4, label (0-3)     | context, ending_1..ending_4, label |
-| sentineg | Text, Label (0 negative, 1 positive)       | sentence, label                    |
-| wic      | Target, SENTENCE1, SENTENCE2, ANSWER (True/False) | word, context_1, context_2, label |
+    task       file columns used                                  skt/kobest_v1 fields (stock)
+    boolq      Text, Question, Answer (True/False, any case)      paragraph, question, label (0/1)
+    copa       sentence, question, 1, 2, Answer (1/2)             premise, question, alternative_1/2, label (0/1)
+    hellaswag  context, choice1..choice4, label (0-3)             context, ending_1..ending_4, label
+    sentineg   Text, Label (0 negative, 1 positive)               sentence, label
+    wic        Target, SENTENCE1, SENTENCE2, ANSWER (True/False)  word, context_1, context_2, label (0/1)
+
+The only deliberate difference: stock tasks set `hf_evaluate: true` with f1, which makes lm-eval try to fetch an
+unused Hugging Face `evaluate` metric when the task loads; ours do not (the macro F1 is computed the same way).
 """
 
 from __future__ import annotations
@@ -180,7 +182,8 @@ _COPA_CONNECTORS = {"원인": " 왜냐하면", "결과": " 그래서"}  # cause:
 
 
 def copa_doc_to_text(doc: dict[str, Any]) -> str:
-    return f"{doc['sentence']}{_COPA_CONNECTORS[doc['question'].strip()]}"
+    """Premise, then the connector after two spaces: stock joins with a space a connector that starts with one."""
+    return f"{doc['sentence']} {_COPA_CONNECTORS[doc['question'].strip()]}"
 
 
 def copa_doc_to_choice(doc: dict[str, Any]) -> list[str]:
