@@ -252,3 +252,45 @@ def record(
                   f"(95% CI {s['ci95'][0]:.4f}–{s['ci95'][1]:.4f}) for team {team}, stage {stage}, run {run_id}")
     if s.get("partial"):
         err_console.print("[yellow]note:[/] the run was limited to a subset of items")
+
+
+@app.command("judge")
+def judge(
+    model: Annotated[str, typer.Option("--model", help="Candidate: model directory, hub id, or URL#MODEL of an "
+                                                       "OpenAI-compatible server.")],
+    judges: Annotated[list[str], typer.Option("--judge", help="Judge model spec; repeat for an ensemble.")],
+    mode: Annotated[str, typer.Option("--mode", help="rubric (1–10 grades) or pairwise (vs --baseline, both "
+                                                     "orders).")] = "rubric",
+    baseline: Annotated[str | None, typer.Option("--baseline", help="Baseline model spec (pairwise).")] = None,
+    questions: Annotated[Path | None, typer.Option("--questions", help="Multi-turn question file (JSONL, "
+                                                                       "KoMT-Bench/LogicKor style); default: "
+                                                                       "the shipped sample.")] = None,
+    max_tokens: Annotated[int, typer.Option("--max-tokens", help="Answer length limit per turn.")] = 512,
+    api_key: Annotated[str | None, typer.Option("--api-key", envvar="OPENAI_API_KEY", show_envvar=True,
+                                                help="Bearer token for HTTP models.")] = None,
+    concurrency: Annotated[int, typer.Option("--concurrency", help="Concurrent HTTP requests.")] = 4,
+    timeout: Annotated[float, typer.Option("--timeout", help="Seconds per HTTP request.")] = 120.0,
+    rate_limit: Annotated[float | None, typer.Option("--rate-limit", help="Requests per second at most.")] = None,
+    runs_dir: RunsDir = None,
+    as_json: Json = False,
+) -> None:
+    """LLM-as-judge on multi-turn questions: answers, reasoning stripped, Korean check, judged; cached per call."""
+    from simsa.bench.judge_runs import execute_judge
+
+    if max_tokens < 1:
+        raise InputError("--max-tokens must be ≥ 1")
+    store = _store(runs_dir)
+    with progress_bar() as progress:
+        result = execute_judge(store, candidate=model, judges=list(judges), questions=questions, mode=mode,
+                               baseline=baseline, max_tokens=max_tokens, api_key=api_key, concurrency=concurrency,
+                               timeout=timeout, rate_limit=rate_limit, argv=["simsa", *sys.argv[1:]],
+                               progress=progress)
+    if as_json:
+        emit_json(result)
+        return
+    _print_run(result)
+    summary = result["summary"]
+    counts = summary.get("counts", {})
+    console.print(f"questions {counts.get('questions')}, items {counts.get('items')}, unparseable verdicts "
+                  f"{counts.get('unparseable_verdicts')}, language failures {counts.get('language_failures')}"
+                  + (f", inconsistent swaps {counts.get('inconsistent_swaps')}" if mode == "pairwise" else ""))
