@@ -47,7 +47,8 @@ def direct_lm_eval(model: Path, tasks: list[str], limit: int) -> dict:
 
     return lm_eval.simple_evaluate(model="hf", model_args=f"pretrained={model},dtype=float32", tasks=tasks,
                                    task_manager=TaskManager(include_path=str(TASKS_DIR)), limit=limit,
-                                   device="cpu", batch_size=1, bootstrap_iters=1000, log_samples=True, verbosity="ERROR")
+                                   device="cpu", batch_size=1, bootstrap_iters=1000, log_samples=True,
+                                   verbosity="ERROR")
 
 
 def strip(results: dict) -> dict:

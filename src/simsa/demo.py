@@ -46,11 +46,11 @@ PROFILES: dict[str, tuple[float, float]] = {
 }
 # team → training steps of its tiny demo model (and a seed): more steps, a better model
 TRAINING: dict[str, tuple[int, int]] = {
-    "baekdu": (600, 1),
-    "halla": (600, 2),
-    "jiri": (300, 3),
-    "seorak": (150, 4),
-    "taebaek": (40, 5),
+    "baekdu": (400, 1),
+    "halla": (400, 2),
+    "jiri": (200, 3),
+    "seorak": (100, 4),
+    "taebaek": (30, 5),
 }
 EXPERTS = 10
 USERS = 49

@@ -58,6 +58,7 @@ class Backend:
     rate_limit: float | None = None
     needs_chat_template_for_generation: bool = False
     notes: list[str] = field(default_factory=list)
+    api_key: str | None = field(default=None, repr=False)
 
     def numeric_settings(self) -> dict[str, Any]:
         """Settings that decide the numbers (part of every cache key)."""
@@ -127,15 +128,18 @@ def _openai(opts: BackendOptions) -> Backend:
                      "URL and model name only")
     common: dict[str, Any] = {"model": name, "num_concurrent": opts.concurrency, "max_retries": opts.max_retries,
                               "timeout": int(opts.timeout)}
-    if opts.max_length:
-        common["max_length"] = opts.max_length
+    # lm-eval assumes 2048 tokens of context; a longer prompt than the server takes would fail after retries
+    max_length = opts.max_length or (served or {}).get("max_model_len") or simsa_info.get("max_model_len")
+    if max_length:
+        common["max_length"] = int(max_length)
     ll_args = {"base_url": f"{base}/completions", "tokenizer": tokenizer, "tokenizer_backend": "huggingface",
                "tokenized_requests": True, **common}
     gen_args = {"base_url": f"{base}/chat/completions", **common}
     if opts.api_key:
-        ll_args["api_key"] = gen_args["api_key"] = opts.api_key
+        notes.append("the API key is passed to lm-eval as OPENAI_API_KEY (lm-eval reads it from there only)")
     return Backend("openai", identity, ("local-completions", ll_args), ("local-chat-completions", gen_args),
-                   batch_size=1, rate_limit=opts.rate_limit, needs_chat_template_for_generation=True, notes=notes)
+                   batch_size=1, rate_limit=opts.rate_limit, needs_chat_template_for_generation=True, notes=notes,
+                   api_key=opts.api_key)
 
 
 def server_model_info(base: str, api_key: str | None, timeout: float) -> dict[str, Any] | None:

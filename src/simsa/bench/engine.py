@@ -10,6 +10,7 @@ the request in flight, and the restarted run asks the model only for what was ne
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections import defaultdict
 from collections.abc import Callable
@@ -80,6 +81,8 @@ class _Hook:
 def _build_lm(name: str, args: dict[str, Any], backend: Backend) -> Any:
     import lm_eval.api.registry as registry
 
+    if backend.api_key:
+        os.environ["OPENAI_API_KEY"] = backend.api_key  # lm-eval's API models read the key from here only
     arg_string = ",".join(f"{k}={v}" for k, v in args.items())
     lm = registry.get_model(name).create_from_arg_string(
         arg_string, {"batch_size": backend.batch_size, "max_batch_size": None, "device": backend.device})

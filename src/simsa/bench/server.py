@@ -24,7 +24,7 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,10 +33,11 @@ from typing import Any, Literal, TypeVar
 import torch
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from transformers import GenerationConfig, StoppingCriteria, StoppingCriteriaList
 
 from simsa.errors import InputError
 
@@ -152,8 +153,14 @@ class ChatRequest(_Sampling):
     top_logprobs: int | None = Field(default=None, ge=0, le=MAX_TOP_LOGPROBS)
 
 
-def _parse(cls: type[_BodyT], body: dict[str, Any]) -> _BodyT:
-    """Validate a JSON body; the client gets the first problem in one line, not pydantic's full report."""
+def _parse(cls: type[_BodyT], raw: bytes) -> _BodyT:
+    """Decode and validate a JSON body; the client gets the first problem in one line, not pydantic's report."""
+    try:
+        body = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ApiError(400, f"the body is not valid JSON: {exc}", "invalid_json") from None
+    if not isinstance(body, dict):
+        raise ApiError(400, "the body must be a JSON object", "invalid_json")
     try:
         return cls.model_validate(body)
     except ValidationError as exc:
@@ -255,7 +262,7 @@ def _template_text(tokenizer: Any) -> str | None:
 
 def load_model(model_dir: Path, name: str | None = None, dtype: str = "float32", device: str = "cpu") -> ServedModel:
     """Load a safetensors checkpoint for serving; a directory that is not one becomes an InputError."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
+    from transformers import AutoModelForCausalLM, AutoTokenizer
 
     model_dir = Path(model_dir)
     if not model_dir.is_dir():
@@ -360,7 +367,7 @@ def _log_softmax(logits: torch.Tensor) -> torch.Tensor:
     return logprobs
 
 
-class _StopOnText:
+class _StopOnText(StoppingCriteria):
     """Halts generation once a stop string appears in the text of the newest tokens."""
 
     def __init__(self, served: ServedModel, prompt_len: int, stops: list[str]) -> None:
@@ -517,14 +524,11 @@ class ModelWorker:
             _resolve(job, result=result)
 
     def _generate(self, spec: GenSpec) -> GenResult:
-        from transformers import GenerationConfig, StoppingCriteriaList
-
         sample = spec.temperature > 0
-        config = GenerationConfig(
-            max_new_tokens=spec.max_new, do_sample=sample, num_beams=1, temperature=spec.temperature if sample else 1.0,
-            top_p=spec.top_p if sample else 1.0, top_k=spec.top_k if sample else 0, repetition_penalty=1.0,
-            eos_token_id=sorted(self.served.eos_ids) or None, pad_token_id=self.served.pad_id,
-            return_dict_in_generate=True, output_logits=True)
+        sampling = {"temperature": spec.temperature, "top_p": spec.top_p, "top_k": spec.top_k} if sample else {}
+        config = GenerationConfig(max_new_tokens=spec.max_new, do_sample=sample, num_beams=1, repetition_penalty=1.0,
+                                  eos_token_id=sorted(self.served.eos_ids) or None, pad_token_id=self.served.pad_id,
+                                  return_dict_in_generate=True, output_logits=True, **sampling)
         if sample:
             torch.manual_seed(spec.seed % (1 << 63) if spec.seed is not None else secrets.randbits(63))
         prompt = torch.tensor([spec.ids], dtype=torch.long, device=self.served.device)
@@ -722,8 +726,9 @@ def _generated_text(served: ServedModel, ids: list[int], stops: list[str]) -> tu
     return (text[: min(cuts)], True) if cuts else (text, False)
 
 
-def _continuation(served: ServedModel, plan: PromptPlan, score: ScoreResult | None,
+def _continuation(served: ServedModel, score: ScoreResult | None,
                   gen: GenResult | None) -> tuple[list[int], list[float], list[TopList], bool]:
+    """The generated tokens: from `generate`, or the one greedy token a scoring pass picked, or none."""
     if gen is not None:
         return gen.ids, gen.logprobs, gen.top, gen.stopped
     if score is not None and score.next_id is not None and score.next_logprob is not None:
@@ -746,7 +751,7 @@ def render_completion(served: ServedModel, req: CompletionRequest, plans: list[P
     stops = _stops(req.stop)
     choices, completion_tokens = [], 0
     for index, (plan, score, gen) in enumerate(zip(plans, scores, gens, strict=True)):
-        new_ids, new_lps, new_tops, stopped = _continuation(served, plan, score, gen)
+        new_ids, new_lps, new_tops, stopped = _continuation(served, score, gen)
         new_text, cut = _generated_text(served, new_ids, stops)
         prompt_text = plan.text if plan.text is not None else served.decode(plan.ids)
         choice: dict[str, Any] = {"index": index, "text": (prompt_text if req.echo else "") + new_text,
@@ -803,8 +808,8 @@ class _Gate:
         if not (hmac.compare_digest(given, self._key) and scheme.lower() == "bearer"):
             raise ApiError(401, "missing or wrong API key (send Authorization: Bearer KEY)", "invalid_api_key")
 
-    async def read_json(self, request: Request) -> dict[str, Any]:
-        """The body as a JSON object, refused with 413 past the limit without reading the rest."""
+    async def read_body(self, request: Request) -> bytes:
+        """The raw body, refused with 413 past the limit without reading the rest."""
         declared = request.headers.get("content-length", "")
         if declared.isdigit() and int(declared) > self.max_body_bytes:
             raise self._too_large()
@@ -814,13 +819,7 @@ class _Gate:
             if size > self.max_body_bytes:
                 raise self._too_large()
             chunks.append(chunk)
-        try:
-            body = json.loads(b"".join(chunks))
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise ApiError(400, f"the body is not valid JSON: {exc}", "invalid_json") from None
-        if not isinstance(body, dict):
-            raise ApiError(400, "the body must be a JSON object", "invalid_json")
-        return body
+        return b"".join(chunks)
 
     def _too_large(self) -> ApiError:
         return ApiError(413, f"the request body is larger than {self.max_body_bytes} bytes", "request_too_large")
@@ -834,6 +833,15 @@ async def _run_plans(worker: ModelWorker, plans: list[PromptPlan]) -> tuple[list
     score_iter, gen_iter = iter(scored), iter(generated)
     return ([next(score_iter) if plan.score is not None else None for plan in plans],
             [next(gen_iter) if plan.gen is not None else None for plan in plans])
+
+
+async def _respond(render: Callable[..., dict[str, Any]], *args: Any) -> Response:
+    """Render and serialize off the event loop: echoed prompts with top log-probs make large bodies."""
+
+    def work() -> bytes:
+        return json.dumps(render(*args), ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode("utf-8")
+
+    return Response(await run_in_threadpool(work), media_type="application/json")
 
 
 async def _nothing() -> list[Any]:
@@ -869,21 +877,21 @@ def create_app(model_dir: Path, name: str | None = None, max_batch: int = 16, ap
         return {"object": "list", "data": [served.card()]}
 
     @app.post("/v1/completions")
-    async def completions(request: Request) -> JSONResponse:
+    async def completions(request: Request) -> Response:
         gate.authorize(request)
-        req = _parse(CompletionRequest, await gate.read_json(request))
+        req = await run_in_threadpool(_parse, CompletionRequest, await gate.read_body(request))
         served.check_model(req.model)
         plans = await run_in_threadpool(plan_completion, served, req)
         scores, gens = await _run_plans(worker, plans)
-        return JSONResponse(await run_in_threadpool(render_completion, served, req, plans, scores, gens))
+        return await _respond(render_completion, served, req, plans, scores, gens)
 
     @app.post("/v1/chat/completions")
-    async def chat_completions(request: Request) -> JSONResponse:
+    async def chat_completions(request: Request) -> Response:
         gate.authorize(request)
-        req = _parse(ChatRequest, await gate.read_json(request))
+        req = await run_in_threadpool(_parse, ChatRequest, await gate.read_body(request))
         served.check_model(req.model)
         spec = await run_in_threadpool(plan_chat, served, req)
         gen = await worker.generate(spec)
-        return JSONResponse(await run_in_threadpool(render_chat, served, req, spec, gen))
+        return await _respond(render_chat, served, req, spec, gen)
 
     return app

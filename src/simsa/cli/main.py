@@ -8,7 +8,17 @@ from typing import Annotated
 import typer
 
 from simsa import __version__
-from simsa.cli import audit_cmd, bench_cmd, demo_cmd, lineage_cmd, program_cmd, report_cmd, score_cmd, stage_cmd
+from simsa.cli import (
+    audit_cmd,
+    bench_cmd,
+    demo_cmd,
+    lineage_cmd,
+    program_cmd,
+    report_cmd,
+    score_cmd,
+    serve_cmd,
+    stage_cmd,
+)
 from simsa.cli.context import STATE
 from simsa.cli.output import fail
 from simsa.errors import SimsaError
@@ -29,6 +39,7 @@ app.add_typer(lineage_cmd.app, name="lineage")
 app.add_typer(bench_cmd.app, name="bench")
 app.command("report")(report_cmd.report)
 app.command("demo")(demo_cmd.demo)
+app.command("serve-model")(serve_cmd.serve_model)
 
 
 def _version(value: bool) -> None:

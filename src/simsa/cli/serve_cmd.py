@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import signal
 import socket
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from types import FrameType
+from typing import Annotated, Any, NoReturn
 
 import typer
 
@@ -15,7 +18,7 @@ from simsa.errors import InputError
 
 
 def bind_socket(host: str, port: int) -> socket.socket:
-    """A listening socket, bound before anything is printed so that port 0 has become a real port."""
+    """A listening socket, bound before serving so that port 0 has become a real port to print."""
     try:
         family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
                                                              flags=socket.AI_PASSIVE)[0]
@@ -25,7 +28,7 @@ def bind_socket(host: str, port: int) -> socket.socket:
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(address)
-        sock.listen(2048)  # connections made as soon as the address is printed wait in the backlog
+        sock.listen(2048)
     except OSError as exc:
         sock.close()
         raise InputError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
@@ -33,8 +36,39 @@ def bind_socket(host: str, port: int) -> socket.socket:
 
 
 def server_url(sock: socket.socket) -> str:
+    """The API base URL clients use (`.../v1`), with the port the socket really got."""
     host, port = sock.getsockname()[:2]
     return f"http://[{host}]:{port}/v1" if ":" in host else f"http://{host}:{port}/v1"
+
+
+def _terminate(signum: int, frame: FrameType | None) -> NoReturn:
+    """SIGTERM ends the process with status 0 once uvicorn has shut down (it re-raises the signal it stopped on)."""
+    raise SystemExit(0)
+
+
+def serve(app: Any, sock: socket.socket, announce: Callable[[], None]) -> None:
+    """Serve until SIGINT or SIGTERM; `announce` runs once the socket accepts requests and the app has started.
+
+    On either signal uvicorn finishes the requests in flight (10 s at most), then the app's shutdown stops the model
+    worker, and the process exits with status 0.
+    """
+    import uvicorn
+
+    class AnnouncingServer(uvicorn.Server):
+        async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+            await super().startup(sockets=sockets)
+            if not self.should_exit:
+                announce()
+
+    config = uvicorn.Config(app, log_level="warning", access_log=False, timeout_graceful_shutdown=10)
+    previous = signal.signal(signal.SIGTERM, _terminate)
+    try:
+        AnnouncingServer(config).run(sockets=[sock])
+    except KeyboardInterrupt:  # uvicorn re-raises the SIGINT it stopped on
+        pass
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        sock.close()
 
 
 def serve_model(
@@ -50,25 +84,22 @@ def serve_model(
     api_key: Annotated[str | None, typer.Option("--api-key", envvar="SIMSA_SERVE_API_KEY", show_default=False,
                                                 help="Require `Authorization: Bearer KEY` on the API.")] = None,
     device: Annotated[str, typer.Option("--device", help="Torch device for the model (cpu, cuda, cuda:1).")] = "cpu",
-    as_json: Annotated[bool, typer.Option("--json", help="Print the address as one JSON line.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the address as one JSON line when ready.")] = False,
 ) -> None:
     """Serve a model over OpenAI-compatible /v1/completions (with logprobs) and /v1/chat/completions until stopped."""
-    import uvicorn
-
     from simsa.bench.server import create_app  # torch and transformers load only when serving
 
     app = create_app(model_dir, name=name, max_batch=max_batch, api_key=api_key, device=device)
     served = app.state.served
     sock = bind_socket(host, port)
     url = server_url(sock)
-    if as_json:
-        sys.stdout.write(json.dumps({"url": url, "model": served.name, "sha256": served.sha256}) + "\n")
-        sys.stdout.flush()
-    else:
-        console.print(f"serving [bold]{served.name}[/] at {url} (weights sha256 {served.sha256[:16]}…); "
-                      "Ctrl-C stops", highlight=False)
-    config = uvicorn.Config(app, log_level="warning", access_log=False, timeout_graceful_shutdown=10)
-    try:
-        uvicorn.Server(config).run(sockets=[sock])  # returns after SIGINT or SIGTERM
-    finally:
-        sock.close()
+
+    def announce() -> None:
+        if as_json:
+            sys.stdout.write(json.dumps({"url": url, "model": served.name, "sha256": served.sha256}) + "\n")
+            sys.stdout.flush()
+        else:
+            console.print(f"serving [bold]{served.name}[/] at {url} (weights sha256 {served.sha256[:16]}…); "
+                          "Ctrl-C stops", highlight=False, soft_wrap=True)
+
+    serve(app, sock, announce)
