@@ -74,3 +74,41 @@ def test_program_suites_are_validated() -> None:
     dup = text.replace('id = "team-chosen"\nname = "Team-chosen', 'id = "nia"\nname = "Team-chosen')
     with pytest.raises(Err, match="suite id 'nia' is used twice"):
         parse_program(dup, "dup")
+
+
+def test_suite_run_is_recorded_as_a_score_with_provenance(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import os
+    import subprocess
+    import sys
+
+    from helpers import EXAMPLE
+    from simsa.bench.tinymodels import TinySpec, build_tiny_model
+
+    model = build_tiny_model(tmp_path / "tiny", TinySpec(steps=20, seed=11))
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+    db = f"sqlite:///{tmp_path / 'simsa.db'}"
+
+    def simsa(*args: str) -> dict:
+        proc = subprocess.run([sys.executable, "-m", "simsa.cli.main", "--db", db, *args, "--json"],
+                              capture_output=True, text=True, timeout=600, env=env)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        return json.loads(proc.stdout)
+
+    run = simsa("bench", "run", "--model", str(model), "--suite", "nia", "--program", str(EXAMPLE), "--limit", "12",
+                "--runs-dir", str(tmp_path / "runs"))
+    assert sorted(run["results"]) == ["simsa_kobest_boolq", "simsa_kobest_copa", "simsa_kosbi"]
+    score = run["suite_score"]
+    assert score["partial"] and 0.0 <= score["ci95"][0] <= score["value"] <= score["ci95"][1] <= 1.0
+    dry = simsa("bench", "record", str(EXAMPLE), run["run_id"], "--suite", "nia", "--stage", "stage-1",
+                "--team", "baekdu", "--dry-run", "--runs-dir", str(tmp_path / "runs"))
+    assert dry["recorded"] is None and dry["suite_score"]["value"] == pytest.approx(score["value"])
+    rec = simsa("bench", "record", str(EXAMPLE), run["run_id"], "--suite", "nia", "--stage", "stage-1",
+                "--team", "baekdu", "--runs-dir", str(tmp_path / "runs"))
+    assert rec["recorded"]["id"] >= 1
+    scores = simsa("score", "list", "k-ai-2026", "--team", "baekdu")["scores"]
+    row = next(s for s in scores if s["source"] == "bench:nia")
+    assert row["run_id"] == run["run_id"] and row["value"] == pytest.approx(score["value"])
+    assert row["stderr"] == pytest.approx(score["stderr"])
+    evidence = json.loads(row["evidence"])
+    assert evidence["model_sha256"] == run["model"]["sha256"] and len(evidence["manifest_sha256"]) == 64
+    assert {t["task"] for t in evidence["tasks"]} == {"simsa_kobest_boolq", "simsa_kobest_copa", "simsa_kosbi"}

@@ -29,10 +29,17 @@ def ok_json(result: subprocess.CompletedProcess[str]) -> dict:
 def test_full_stage_flow_through_the_cli(db_url: str, tmp_path: Path) -> None:
     scores = tmp_path / "scores.csv"
     write_example_scores(scores)
+    bench = tmp_path / "bench.json"  # benchmark results imported from elsewhere (`simsa bench record` is the other way)
+    bench.write_text(json.dumps({"scores": [
+        {"stage": "stage-1", "team": team, "source": f"bench:{suite}", "value": 0.5 + 0.05 * i - 0.01 * j,
+         "stderr": 0.02, "run_id": f"run-{team}-{suite}"}
+        for i, team in enumerate(("baekdu", "halla", "jiri", "seorak", "taebaek"))
+        for j, suite in enumerate(("nia", "global-common", "team-chosen"))]}), encoding="utf-8")
     program = str(EXAMPLE)
     assert ok_json(simsa("program", "load", program, "--json", db=db_url))["loaded"] is True
     imported = ok_json(simsa("score", "import", program, str(scores), "--json", db=db_url))
-    assert imported["imported"] == 5 * (3 + 10 + 49)
+    assert imported["imported"] == 5 * (10 + 49)
+    assert ok_json(simsa("score", "import", program, str(bench), "--json", db=db_url))["imported"] == 15
     for team in ("baekdu", "halla", "jiri", "seorak", "taebaek"):
         args = ["gate", "record", "k-ai-2026", "--stage", "stage-1", "--team", team, "--gate", "originality",
                 "--fail" if team == "jiri" else "--pass", "--evidence", "lineage check", "--json"]
@@ -65,7 +72,7 @@ def test_full_stage_flow_through_the_cli(db_url: str, tmp_path: Path) -> None:
     report = json.loads((tmp_path / "report.json").read_text(encoding="utf-8"))
     assert report["history"][0]["decision_id"] == 1 and report["appeals"][0]["status"] == "upheld"
     verified = ok_json(simsa("audit", "verify", "--json", db=db_url))
-    assert verified["ok"] and verified["entries"] == 1 + 310 + 5 + 1 + 1 + 1 + 1 + 1
+    assert verified["ok"] and verified["entries"] == 1 + 295 + 15 + 5 + 1 + 1 + 1 + 1 + 1
     export = tmp_path / "audit.json"
     ok_json(simsa("audit", "export", "-o", str(export), "--json", db=db_url))
     assert ok_json(simsa("audit", "verify", "--file", str(export), "--json"))["ok"]

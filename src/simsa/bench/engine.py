@@ -165,6 +165,7 @@ class CachedLM(LM):
         return self._serve("generate_until", requests, str)
 
     def _serve(self, method: str, requests: list[Any], decode: Callable[[Any], Any]) -> list[Any]:
+        self._total += len(requests)
         keys = [self._key(method, req.task_name, req.args) for req in requests]
         found = self.cache.get_many(keys)
         results: list[Any] = [decode(found[k]) if k in found else None for k in keys]
@@ -226,6 +227,8 @@ def run_lm_eval(tasks: list[str], backend: Backend, cache_path: Path, *, task_ma
     import lm_eval
 
     _quiet_lm_eval()
+    if progress is not None:
+        os.environ.setdefault("TQDM_DISABLE", "1")  # our progress bar replaces lm-eval's tqdm bars
     start = time.perf_counter()
     with ItemCache(cache_path) as cache:
         lm = CachedLM(backend, cache, task_manager, progress=progress)

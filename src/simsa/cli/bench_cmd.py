@@ -105,6 +105,9 @@ def run(
     device: Annotated[str, typer.Option("--device", help="Device (hf).")] = "cpu",
     batch_size: Annotated[int, typer.Option("--batch-size", help="Batch size (1 gives bit-identical resumes).")
                           ] = 1,
+    max_length: Annotated[int | None, typer.Option("--max-length", help="Context length in tokens (default: the "
+                                                                         "model's, or the server's max_model_len).")
+                          ] = None,
     limit: Annotated[float | None, typer.Option("--limit", help="Items per task (N, or a fraction < 1).")] = None,
     num_fewshot: Annotated[int | None, typer.Option("--num-fewshot", help="Few-shot examples.")] = None,
     chat: Annotated[bool, typer.Option("--apply-chat-template", help="Apply the model's chat template.")] = False,
@@ -140,6 +143,7 @@ def run(
             raise InputError("--limit must be positive")
         lim = int(limit) if limit >= 1 else float(limit)
     opts = BackendOptions(backend=backend, model=model, dtype=dtype, device=device, batch_size=batch_size,
+                          max_length=max_length,
                           base_url=base_url, tokenizer=tokenizer, concurrency=concurrency, max_retries=max_retries,
                           timeout=timeout, rate_limit=rate_limit, api_key=api_key)
     request = RunRequest(tasks=names, backend=opts, limit=lim, num_fewshot=num_fewshot, apply_chat_template=chat,

@@ -26,6 +26,8 @@ def summary(loaded: LoadedProgram) -> dict:
         "stages": [{"id": s.id, "name": s.name, "start": s.start.isoformat(), "end": s.end.isoformat(),
                     "points": s.max_points, "criteria": [c.id for c, _, _ in s.walk()],
                     "gates": [g.id for g in s.gates], "sources": s.score_sources()} for s in p.stages],
+        "suites": [{"id": s.id, "name": s.name, "limit": s.limit,
+                    "tasks": [t.model_dump() for t in s.tasks]} for s in p.suites],
     }
 
 
@@ -45,6 +47,15 @@ def _print(loaded: LoadedProgram, verb: str) -> None:
                           crit.norm if crit.is_leaf else "")
         for gate in stage.gates:
             table.add_row(f"gate {gate.id}", "", gate.source or gate.kind, "")
+        console.print(table)
+    if p.suites:
+        table = Table(title="benchmark suites (source bench:<suite>)", title_justify="left")
+        for col in ("suite", "task", "metric", "normalisation", "weight"):
+            table.add_column(col)
+        for suite in p.suites:
+            for i, task in enumerate(suite.tasks):
+                norm = task.normalisation + (f" (chance {task.chance:g})" if task.chance is not None else "")
+                table.add_row(suite.id if i == 0 else "", task.task, task.metric, norm, f"{task.weight:g}")
         console.print(table)
 
 
