@@ -16,9 +16,18 @@ from typing import Any
 import numpy as np
 
 from simsa.errors import InputError
-from simsa.program.schema import Suite, SuiteTask
+from simsa.program.schema import Program, Suite, SuiteTask
 
 BOOTSTRAP_DRAWS = 2000
+
+
+def find_suite(program: Program, suite_id: str) -> Suite:
+    """The program's suite `suite_id`, or a clear error naming the suites it has."""
+    try:
+        return program.suite(suite_id)
+    except KeyError:
+        known = ", ".join(s.id for s in program.suites) or "none"
+        raise InputError(f"program {program.program.id!r} has no suite {suite_id!r} (suites: {known})") from None
 
 
 def normalise(value: float, task: SuiteTask) -> float:

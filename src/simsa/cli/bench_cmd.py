@@ -65,13 +65,9 @@ def _parse_seeds(text: str) -> tuple[int, int, int, int]:
 
 
 def _suite_tasks(program: str, suite_id: str) -> tuple[Any, list[str]]:
-    loaded = _load_program(program)
-    try:
-        suite = loaded.program.suite(suite_id)
-    except KeyError:
-        known = ", ".join(s.id for s in loaded.program.suites) or "none"
-        raise InputError(f"program {loaded.program.program.id!r} has no suite {suite_id!r} (suites: {known})"
-                         ) from None
+    from simsa.bench.suites import find_suite
+
+    suite = find_suite(_load_program(program).program, suite_id)
     names = list(dict.fromkeys(t.task for t in suite.tasks))
     return suite, names
 
