@@ -3,7 +3,7 @@
 It serves what ``huggingface_hub`` and ``simsa.lineage.remote`` ask for:
 
 * ``GET /api/models/{org}/{name}[/revision/{rev}]``: model info with ``sha`` and ``siblings`` (sizes with
-  ``?blobs=true``); 401/404 with the ``X-Error-Code`` headers ``hf_raise_for_status`` maps to its errors;
+  ``?blobs=true``); ``GET /api/models/{org}/{name}/tree/{rev}``: the file listing; 401/404 with the ``X-Error-Code`` headers ``hf_raise_for_status`` maps to its errors;
 * ``GET|HEAD /{org}/{name}/resolve/{rev}/{file}``: the file, with ``X-Repo-Commit``, ``ETag``, ``X-Linked-Etag``,
   ``X-Linked-Size``, ``Accept-Ranges`` and byte ranges; ``.safetensors`` files (LFS on the real hub) are answered with
   a 302 to a second server, the "CDN", on another origin, as the hub does;
@@ -201,6 +201,9 @@ class _Handler(BaseHTTPRequestHandler):
     def _api(self, rest: str, query: dict[str, list[str]]) -> None:
         parts = rest.split("/")
         repo_id = "/".join(parts[:2])
+        if len(parts) > 3 and parts[2] == "tree":
+            self._tree(repo_id, "/".join(parts[3:]))
+            return
         revision = "/".join(parts[3:]) if len(parts) > 3 and parts[2] == "revision" else "main"
         repo = self._repo(repo_id)
         if repo is None:
@@ -221,6 +224,22 @@ class _Handler(BaseHTTPRequestHandler):
         info = {"_id": sha[:24], "id": repo_id, "modelId": repo_id, "sha": sha, "private": repo.token is not None,
                 "siblings": siblings, "tags": [], "downloads": 0, "likes": 0}
         self._reply(200, json.dumps(info).encode(), {"Content-Type": "application/json"})
+
+    def _tree(self, repo_id: str, revision: str) -> None:
+        """`GET /api/models/{repo}/tree/{rev}`: the file listing `snapshot_download` asks for (flat repos only)."""
+        repo = self._repo(repo_id)
+        if repo is None:
+            return
+        sha = self._commit(repo, unquote(revision))
+        if sha is None:
+            return
+        entries = []
+        for name, data in sorted(repo.commits[sha].items()):
+            entry: dict[str, Any] = {"type": "file", "path": name, "size": len(data), "oid": _git_sha1(data)}
+            if _is_lfs(name):
+                entry["lfs"] = {"oid": hashlib.sha256(data).hexdigest(), "size": len(data), "pointerSize": 134}
+            entries.append(entry)
+        self._reply(200, json.dumps(entries).encode(), {"Content-Type": "application/json"})
 
     def _resolve(self, path: str) -> None:
         match = re.fullmatch(r"/([^/]+/[^/]+)/resolve/(.+?)/([^/]+)", path)

@@ -136,8 +136,8 @@ def _resolve_hub(ref: str, memo: Path | None, offline: bool | None) -> ModelIden
                          "(run once online, or pass a local directory)") from exc
     except HfHubHTTPError as exc:
         raise InputError(f"{ref}: the hub refused it ({exc})") from exc
-    except OSError as exc:
-        raise InputError(f"{ref}: could not fetch from the hub ({exc})") from exc
+    except (OSError, ValueError, KeyError, TypeError) as exc:  # network failures and malformed hub answers
+        raise InputError(f"{ref}: could not fetch from the hub ({exc.__class__.__name__}: {exc})") from exc
     snapshot = Path(local)
     sha, files = directory_sha256(snapshot, memo)
     return ModelIdentity(ref=ref, kind="hub", sha256=sha, revision=snapshot.name, path=snapshot,

@@ -58,6 +58,10 @@ def lm_eval_command(tasks: list[str], backend: Backend, *, include_path: Path, o
     for task in tasks:
         which = "generation" if output_types.get(task) == "generate_until" else "loglikelihood"
         name, args = getattr(backend, which)
+        if backend.identity.kind == "hub" and "pretrained" in args:
+            # runs read the pinned snapshot from the local cache; the command names the repository and commit
+            args = {**args, "pretrained": backend.identity.details.get("repo"),
+                    "revision": backend.identity.revision}
         groups.setdefault((name, _arg_string(args)), []).append(task)
     commands = []
     for (name, args), names in groups.items():
