@@ -68,3 +68,16 @@ def scores(table: dict[str, dict[str, float]], stderr: float | None = None) -> d
 
 def passing(teams: list[str], gate: str = "originality", failing: tuple[str, ...] = ()) -> dict:
     return {t: {gate: GateOutcome(t not in failing, "checked")} for t in teams}
+
+
+def write_bench_scores(path: Path, teams: tuple[str, ...] = ("baekdu", "halla", "jiri", "seorak", "taebaek"),
+                       stage: str = "stage-1") -> int:
+    """Benchmark suite scores for the example programme, as a score file imported from elsewhere (JSON)."""
+    import json
+
+    suites = ("nia", "global-common", "team-chosen")
+    rows = [{"stage": stage, "team": team, "source": f"bench:{suite}", "value": 0.5 + 0.05 * i - 0.01 * j,
+             "stderr": 0.02, "run_id": f"run-{team}-{suite}"}
+            for i, team in enumerate(teams) for j, suite in enumerate(suites)]
+    path.write_text(json.dumps({"scores": rows}), encoding="utf-8")
+    return len(rows)

@@ -3,7 +3,8 @@
 It serves what ``huggingface_hub`` and ``simsa.lineage.remote`` ask for:
 
 * ``GET /api/models/{org}/{name}[/revision/{rev}]``: model info with ``sha`` and ``siblings`` (sizes with
-  ``?blobs=true``); ``GET /api/models/{org}/{name}/tree/{rev}``: the file listing; 401/404 with the ``X-Error-Code`` headers ``hf_raise_for_status`` maps to its errors;
+  ``?blobs=true``); ``GET /api/models/{org}/{name}/tree/{rev}``: the file listing; 401/404 with the
+  ``X-Error-Code`` headers ``hf_raise_for_status`` maps to its errors;
 * ``GET|HEAD /{org}/{name}/resolve/{rev}/{file}``: the file, with ``X-Repo-Commit``, ``ETag``, ``X-Linked-Etag``,
   ``X-Linked-Size``, ``Accept-Ranges`` and byte ranges; ``.safetensors`` files (LFS on the real hub) are answered with
   a 302 to a second server, the "CDN", on another origin, as the hub does;

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import EXAMPLE
+from helpers import EXAMPLE, write_bench_scores
 from simsa.demo import write_example_scores
 
 
@@ -30,11 +30,7 @@ def test_full_stage_flow_through_the_cli(db_url: str, tmp_path: Path) -> None:
     scores = tmp_path / "scores.csv"
     write_example_scores(scores)
     bench = tmp_path / "bench.json"  # benchmark results imported from elsewhere (`simsa bench record` is the other way)
-    bench.write_text(json.dumps({"scores": [
-        {"stage": "stage-1", "team": team, "source": f"bench:{suite}", "value": 0.5 + 0.05 * i - 0.01 * j,
-         "stderr": 0.02, "run_id": f"run-{team}-{suite}"}
-        for i, team in enumerate(("baekdu", "halla", "jiri", "seorak", "taebaek"))
-        for j, suite in enumerate(("nia", "global-common", "team-chosen"))]}), encoding="utf-8")
+    write_bench_scores(bench)
     program = str(EXAMPLE)
     assert ok_json(simsa("program", "load", program, "--json", db=db_url))["loaded"] is True
     imported = ok_json(simsa("score", "import", program, str(scores), "--json", db=db_url))

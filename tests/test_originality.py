@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from safetensors.numpy import save_file
 
-from helpers import EXAMPLE
+from helpers import EXAMPLE, write_bench_scores
 from simsa.demo import write_example_scores
 from simsa.errors import InputError, ProgramFileError
 from simsa.lineage.compare import compare_paths
@@ -390,6 +390,9 @@ def test_gate_from_lineage_feeds_stage_decide(db_url: str, models: dict[str, Pat
     scores = tmp_path / "scores.csv"
     write_example_scores(scores)
     ok_json(simsa("score", "import", program, str(scores), "--json", db=db_url))
+    bench = tmp_path / "bench.json"
+    write_bench_scores(bench)
+    ok_json(simsa("score", "import", program, str(bench), "--json", db=db_url))
 
     dry = ok_json(simsa("gate", "from-lineage", program, str(halla_json), "--team", "halla", "--stage", "stage-1",
                         "--dry-run", "--json", db=db_url))
