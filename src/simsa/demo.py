@@ -108,6 +108,7 @@ def run_team_benchmarks(program, cache: Path, step: Callable[[str], None]) -> di
     from simsa.bench.runs import RunRequest, RunStore, execute
     from simsa.bench.tinymodels import TinySpec, build_tiny_model
 
+    os.environ.setdefault("TQDM_DISABLE", "1")  # the demo reports its own steps; no per-library progress bars
     store = RunStore(cache / "runs")
     tasks = list(dict.fromkeys(t.task for suite in program.suites for t in suite.tasks))
     limits = [suite.limit for suite in program.suites]
