@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from simsa.bench.cache import ItemCache
-from simsa.bench.runs import RunStore, _alive
+from simsa.bench.runs import RunStore
 from simsa.errors import InputError
 
 Progress = Callable[[str, int, int], None]
@@ -87,7 +87,8 @@ def execute_judge(store: RunStore, *, candidate: str, judges: list[str], questio
                                     gen_settings=GenSettings(max_tokens=max_tokens), progress=progress)
             stats = cache.stats()
     except BaseException as exc:
-        run.update(status="failed", error=f"{exc.__class__.__name__}: {exc}",
+        run.update(status="interrupted" if isinstance(exc, KeyboardInterrupt) else "failed",
+                   error=f"{exc.__class__.__name__}: {exc}",
                    finished_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"))
         store.save(run)
         raise
@@ -121,5 +122,3 @@ def execute_judge(store: RunStore, *, candidate: str, judges: list[str], questio
     store.save(run)
     return run
 
-
-__all__ = ["CacheStore", "_alive", "execute_judge", "open_client"]

@@ -188,7 +188,8 @@ def execute(request: RunRequest, store: RunStore, progress: Progress | None = No
                              gen_kwargs=request.gen_kwargs, seeds=request.seeds,
                              bootstrap_iters=request.bootstrap_iters, progress=progress)
     except BaseException as exc:
-        run.update(status="failed", error=f"{exc.__class__.__name__}: {exc}",
+        run.update(status="interrupted" if isinstance(exc, KeyboardInterrupt) else "failed",
+                   error=f"{exc.__class__.__name__}: {exc}",
                    finished_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"))
         store.save(run)
         raise
