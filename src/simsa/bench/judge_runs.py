@@ -121,4 +121,3 @@ def execute_judge(store: RunStore, *, candidate: str, judges: list[str], questio
                          "lm_eval_command": None})
     store.save(run)
     return run
-
