@@ -21,9 +21,9 @@ from simsa.bench.chat import (
     HFChatClient,
     OpenAIChatClient,
     TokenBucket,
-    safetensors_sha256,
     truncate_at_stop,
 )
+from simsa.bench.identity import weights_sha256
 from simsa.bench.judge import (
     PROMPTS,
     QuestionFileError,
@@ -523,7 +523,7 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_hf_client_is_deterministic(tiny_model: Path, server: JudgeServer) -> None:
     client = HFChatClient(tiny_model)
     ident = client.identity()
-    assert ident["kind"] == "hf" and ident["sha256"] == safetensors_sha256(tiny_model) and len(ident["sha256"]) == 64
+    assert ident["kind"] == "hf" and ident["sha256"] == weights_sha256(tiny_model) and len(ident["sha256"]) == 64
     messages = [{"role": "user", "content": "안녕하세요? 오늘 날씨를 알려 주세요."}]
     greedy = GenSettings(max_tokens=12)
     a, b = client.complete(messages, greedy), client.complete(messages, greedy)

@@ -8,14 +8,12 @@ concurrency, rate limits) do not.
 
 from __future__ import annotations
 
-import asyncio
-import threading
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from simsa.bench.identity import ModelIdentity, resolve_local_or_hub
+from simsa.bench.ratelimit import TokenBucket
 from simsa.errors import InputError
 
 BACKENDS = ("hf", "openai", "vllm")
@@ -162,46 +160,16 @@ def server_model_info(base: str, api_key: str | None, timeout: float) -> dict[st
     return data[0] if data and isinstance(data[0], dict) else None
 
 
-class RateLimiter:
-    """A token bucket shared by every request of a run (the API's requests-per-second limit)."""
-
-    def __init__(self, rps: float, burst: int = 1) -> None:
-        self.rps = rps
-        self.capacity = float(max(1, burst))
-        self.tokens = self.capacity
-        self.stamp = time.monotonic()
-        self._lock = threading.Lock()
-
-    def delay(self) -> float:
-        """Take a token; the seconds to wait before using it."""
-        with self._lock:
-            now = time.monotonic()
-            self.tokens = min(self.capacity, self.tokens + (now - self.stamp) * self.rps)
-            self.stamp = now
-            self.tokens -= 1.0
-            return 0.0 if self.tokens >= 0 else -self.tokens / self.rps
-
-    def wait(self) -> None:
-        pause = self.delay()
-        if pause > 0:
-            time.sleep(pause)
-
-    async def await_turn(self) -> None:
-        pause = self.delay()
-        if pause > 0:
-            await asyncio.sleep(pause)
-
-
-def throttle(lm: Any, limiter: RateLimiter) -> Any:
+def throttle(lm: Any, limiter: TokenBucket) -> Any:
     """Make an lm-eval API model wait for the rate limiter before each HTTP call (sync and async paths)."""
     sync_call, async_call = lm.model_call, lm.amodel_call
 
     def model_call(*args: Any, **kwargs: Any) -> Any:
-        limiter.wait()
+        limiter.acquire()
         return sync_call(*args, **kwargs)
 
     async def amodel_call(*args: Any, **kwargs: Any) -> Any:
-        await limiter.await_turn()
+        await limiter.acquire_async()
         return await async_call(*args, **kwargs)
 
     lm.model_call = model_call

@@ -10,7 +10,6 @@ with `identity()`, which goes into cache keys and manifests: a cached answer is 
 from __future__ import annotations
 
 import email.utils
-import hashlib
 import random
 import threading
 import time
@@ -20,6 +19,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
+from simsa.bench.identity import weights_sha256
+from simsa.bench.ratelimit import TokenBucket
 from simsa.errors import SimsaError
 
 Progress = Callable[[int, int], None]
@@ -87,54 +88,10 @@ class ChatRequestError(SimsaError):
         super().__init__(f"POST {url} failed{tries}: {message}")
 
 
-def safetensors_sha256(model_dir: Path) -> str | None:
-    """One digest for a checkpoint's weights: sha256 over `NAME<TAB>SHA256(FILE)\\n` lines of its *.safetensors files,
-    sorted by name (None when there are none). Renaming the directory or adding a README does not change it."""
-    names = sorted(p.name for p in Path(model_dir).glob("*.safetensors") if p.is_file())
-    if not names:
-        return None
-    outer = hashlib.sha256()
-    for name in names:
-        inner = hashlib.sha256()
-        with open(Path(model_dir) / name, "rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                inner.update(block)
-        outer.update(f"{name}\t{inner.hexdigest()}\n".encode())
-    return outer.hexdigest()
-
-
 def truncate_at_stop(text: str, stop: Sequence[str]) -> tuple[str, bool]:
     """Cut `text` at the earliest stop string (the stop string itself is dropped, as OpenAI servers do)."""
     cuts = [i for i in (text.find(s) for s in stop if s) if i >= 0]
     return (text[:min(cuts)], True) if cuts else (text, False)
-
-
-class TokenBucket:
-    """A token bucket shared by all threads of a client (in its GCRA form: each caller reserves the next free slot).
-
-    `rate` tokens per second, at most `burst` at once; `acquire` sleeps outside the lock, so waiting callers queue in
-    arrival order without holding each other up.
-    """
-
-    def __init__(self, rate: float, burst: int = 1, clock: Callable[[], float] = time.monotonic,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
-        if rate <= 0:
-            raise ValueError("rate must be positive")
-        self.interval = 1.0 / rate
-        self.burst = max(1, burst)
-        self._tat = 0.0  # theoretical arrival time of the next request
-        self._lock = threading.Lock()
-        self._clock = clock
-        self._sleep = sleep
-
-    def acquire(self) -> None:
-        with self._lock:
-            now = self._clock()
-            tat = max(self._tat, now)
-            start = max(now, tat - (self.burst - 1) * self.interval)
-            self._tat = tat + self.interval
-        if start > now:
-            self._sleep(start - now)
 
 
 def _retry_after(value: str | None) -> float | None:
@@ -323,7 +280,7 @@ class HFChatClient:
     def identity(self) -> dict[str, Any]:
         if self._identity is None:
             self._identity = {"kind": "hf", "model": self.model_dir.name,
-                              "sha256": safetensors_sha256(self.model_dir), "device": self.device,
+                              "sha256": weights_sha256(self.model_dir), "device": self.device,
                               "dtype": self.dtype}
         return dict(self._identity)
 

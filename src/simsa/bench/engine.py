@@ -20,8 +20,9 @@ from typing import Any
 
 from lm_eval.api.model import LM
 
-from simsa.bench.backends import Backend, RateLimiter, throttle
+from simsa.bench.backends import Backend, throttle
 from simsa.bench.cache import ItemCache, canonical_json, item_key
+from simsa.bench.ratelimit import TokenBucket
 
 Progress = Callable[[str, int, int], None]
 METHODS = ("loglikelihood", "loglikelihood_rolling", "generate_until")
@@ -87,7 +88,7 @@ def _build_lm(name: str, args: dict[str, Any], backend: Backend) -> Any:
     lm = registry.get_model(name).create_from_arg_string(
         arg_string, {"batch_size": backend.batch_size, "max_batch_size": None, "device": backend.device})
     if backend.rate_limit and hasattr(lm, "amodel_call"):
-        throttle(lm, RateLimiter(backend.rate_limit))
+        throttle(lm, TokenBucket(backend.rate_limit))
     return lm
 
 

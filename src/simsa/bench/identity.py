@@ -10,6 +10,7 @@ import hashlib
 import json
 import os
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -53,6 +54,24 @@ def _file_sha256(path: Path) -> str:
         while chunk := fh.read(_HASH_CHUNK):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def weights_digest(files: Sequence[Path]) -> str:
+    """One digest over weight files: sha256 of `NAME SHA256(FILE)` lines in name order.
+
+    What `simsa serve-model` publishes and what in-process clients compute, so the same checkpoint gets the same
+    cache keys whether it is asked over HTTP or in process; renaming the directory does not change it.
+    """
+    total = hashlib.sha256()
+    for path in sorted(files, key=lambda p: p.name):
+        total.update(f"{path.name} {_file_sha256(path)}\n".encode())
+    return total.hexdigest()
+
+
+def weights_sha256(model_dir: Path) -> str | None:
+    """`weights_digest` of a directory's *.safetensors files (None when it has none)."""
+    files = [p for p in Path(model_dir).glob("*.safetensors") if p.is_file()]
+    return weights_digest(files) if files else None
 
 
 def directory_sha256(root: Path, memo: Path | None = None) -> tuple[str, dict[str, str]]:

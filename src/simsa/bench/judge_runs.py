@@ -80,18 +80,10 @@ def execute_judge(store: RunStore, *, candidate: str, judges: list[str], questio
                                        "baseline": baseline, "questions": str(questions) if questions else None,
                                        "mode": mode, "max_tokens": max_tokens, "limit": None},
                            "model": {"ref": candidate}}
-    store.save(run)
-    try:
-        with ItemCache(store.cache_path) as cache:
-            result = run_judge_task(cand, judge_clients, qs, mode=mode, baseline=base, store=CacheStore(cache),
-                                    gen_settings=GenSettings(max_tokens=max_tokens), progress=progress)
-            stats = cache.stats()
-    except BaseException as exc:
-        run.update(status="interrupted" if isinstance(exc, KeyboardInterrupt) else "failed",
-                   error=f"{exc.__class__.__name__}: {exc}",
-                   finished_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"))
-        store.save(run)
-        raise
+    with store.recording(run), ItemCache(store.cache_path) as cache:
+        result = run_judge_task(cand, judge_clients, qs, mode=mode, baseline=base, store=CacheStore(cache),
+                                gen_settings=GenSettings(max_tokens=max_tokens), progress=progress)
+        stats = cache.stats()
     data = result.to_dict()
     summary = data["summary"]
     task = f"judge_{mode}"

@@ -17,7 +17,8 @@ import math
 import os
 import re
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -84,6 +85,19 @@ class RunStore:
         tmp = folder / "run.json.tmp"
         tmp.write_text(json.dumps(run, ensure_ascii=False, indent=2, default=str) + "\n", encoding="utf-8")
         tmp.replace(folder / "run.json")
+
+    @contextmanager
+    def recording(self, run: dict[str, Any]) -> Iterator[dict[str, Any]]:
+        """Save `run` as running; if the body raises, save it as interrupted (Ctrl-C) or failed, then re-raise."""
+        self.save(run)
+        try:
+            yield run
+        except BaseException as exc:
+            run.update(status="interrupted" if isinstance(exc, KeyboardInterrupt) else "failed",
+                       error=f"{exc.__class__.__name__}: {exc}",
+                       finished_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"))
+            self.save(run)
+            raise
 
     def load(self, run_id: str) -> dict[str, Any]:
         path = self.run_dir(run_id) / "run.json"
@@ -181,18 +195,11 @@ def execute(request: RunRequest, store: RunStore, progress: Progress | None = No
     started = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     run: dict[str, Any] = {"run_id": run_id, "status": "running", "pid": os.getpid(), "started_at": started,
                            "request": request.to_dict(), "model": backend.identity.to_dict() | {"chat_template": None}}
-    store.save(run)
-    try:
+    with store.recording(run):
         result = run_lm_eval(request.tasks, backend, store.cache_path, task_manager=manager, limit=request.limit,
                              num_fewshot=request.num_fewshot, apply_chat_template=request.apply_chat_template,
                              gen_kwargs=request.gen_kwargs, seeds=request.seeds,
                              bootstrap_iters=request.bootstrap_iters, progress=progress)
-    except BaseException as exc:
-        run.update(status="interrupted" if isinstance(exc, KeyboardInterrupt) else "failed",
-                   error=f"{exc.__class__.__name__}: {exc}",
-                   finished_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"))
-        store.save(run)
-        raise
     raw = result.raw
     names = sorted(raw.get("results", {}))
     output_types = {n: str((task_config(manager, n) or {}).get("output_type") or "") for n in names}

@@ -17,7 +17,7 @@ transformers, so the CLI imports it only when serving.
 
 from simsa.bench.server.app import DEFAULT_MAX_BODY_BYTES, create_app
 from simsa.bench.server.errors import ApiError
-from simsa.bench.server.model import ServedModel, load_model, weights_sha256
+from simsa.bench.server.model import ServedModel, load_model
 from simsa.bench.server.plans import DEFAULT_COMPLETION_TOKENS, PromptPlan, plan_chat, plan_completion
 from simsa.bench.server.protocol import MAX_TOP_LOGPROBS, ChatMessage, ChatRequest, CompletionRequest
 from simsa.bench.server.render import render_chat, render_completion
@@ -56,5 +56,4 @@ __all__ = [
     "plan_completion",
     "render_chat",
     "render_completion",
-    "weights_sha256",
 ]

@@ -13,6 +13,7 @@ from typing import Any
 import torch
 from transformers import GenerationConfig
 
+from simsa.bench.identity import weights_digest
 from simsa.bench.server.errors import ApiError
 from simsa.errors import InputError
 
@@ -60,18 +61,6 @@ class ServedModel:
     def decode_each(self, batches: list[list[int]]) -> list[str]:
         with self.tok_lock:
             return self.tokenizer.batch_decode(batches, skip_special_tokens=False)
-
-
-def weights_sha256(files: Sequence[Path]) -> str:
-    """One digest over the weight files (name and content hash, in name order): what the server computes with."""
-    total = hashlib.sha256()
-    for path in sorted(files, key=lambda p: p.name):
-        digest = hashlib.sha256()
-        with path.open("rb") as fh:
-            while chunk := fh.read(8 << 20):
-                digest.update(chunk)
-        total.update(f"{path.name} {digest.hexdigest()}\n".encode())
-    return total.hexdigest()
 
 
 def _max_context(config: Any, tokenizer: Any) -> int:
@@ -122,7 +111,7 @@ def load_model(model_dir: Path, name: str | None = None, dtype: str = "float32",
     model.generation_config = GenerationConfig(eos_token_id=sorted(eos_ids) or None, pad_token_id=pad_id,
                                                bos_token_id=model.generation_config.bos_token_id)
     return ServedModel(model=model, tokenizer=tokenizer, name=name or model_dir.resolve().name,
-                       directory=model_dir.resolve(), sha256=weights_sha256(weights),
+                       directory=model_dir.resolve(), sha256=weights_digest(weights),
                        max_len=_max_context(model.config, tokenizer),
                        vocab=model.get_input_embeddings().weight.shape[0], eos_ids=frozenset(eos_ids), pad_id=pad_id,
                        chat_template=_template_text(tokenizer), device=torch.device(device))
