@@ -41,12 +41,25 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
 
 
+def _check_timezone(v: str) -> str:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(v)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone {v!r}; use an IANA name such as \"Asia/Seoul\" or \"UTC\"") from None
+    return v
+
+
 class ProgramInfo(_Strict):
+    """`[program]`. `timezone` is for display only: every stored and hashed time is UTC."""
+
     id: str = Field(pattern=ID_PATTERN)
     name: str = Field(min_length=1)
     name_ko: str | None = None
     organiser: str | None = None
     description: str | None = None
+    timezone: Annotated[str, AfterValidator(_check_timezone)] = "UTC"
 
 
 class Borrowed(_Strict):
@@ -201,9 +214,12 @@ class Elimination(_Strict):
 
 
 class Robustness(_Strict):
+    """`fragile_above`: a decision whose P(change under score uncertainty) exceeds this share is flagged fragile."""
+
     draws: int = Field(default=2000, ge=0, le=200_000)
     seed: int | None = Field(default=None, ge=0)
     max_weight_change_pct: float = Field(default=100.0, gt=0, le=1000)
+    fragile_above: float = Field(default=0.2, ge=0, le=1)
 
 
 TIE_BREAKER_RE = re.compile(r"^(criterion:[a-z0-9][a-z0-9_\-]*|team_order|lot)$")
