@@ -13,6 +13,7 @@ from simsa.store.db import Store
 class AppState:
     db_url: str | None = None
     actor: str | None = None
+    lang: str = "en"
     _store: Store | None = None
 
     def store(self) -> Store:
