@@ -30,7 +30,7 @@ def store(db_url: str):
     s.dispose()
 
 
-def _item(team: str, value: float, source: str = "panel:expert", rater: str = "") -> score_service.ScoreInput:
+def _item(team: str, value: float, source: str = "panel:expert", rater: str = "expert-1") -> score_service.ScoreInput:
     return score_service.ScoreInput(stage="stage-1", team=team, source=source, value=value, rater=rater)
 
 
@@ -157,7 +157,9 @@ def test_stage_two_needs_stage_one_and_takes_the_replacement_team(store: Store, 
         for team, v in {"baekdu": 0.8, "jiri": 0.7, "seorak": 0.6, "gaya": 0.75}.items():
             for source, value in (("bench:stage2", v), ("panel:expert", v * 100), ("panel:user", v * 90),
                                   ("bench:safety", 0.9 if team != "jiri" else 0.5)):
-                items.append(score_service.ScoreInput(stage="stage-2", team=team, source=source, value=value))
+                rater = "r1" if source.startswith("panel:") else ""
+                items.append(score_service.ScoreInput(stage="stage-2", team=team, source=source, value=value,
+                                                      rater=rater))
             gate_service.record(s, version, lp.program, stage_id="stage-2", team_id=team, gate_id="originality",
                                 passed=True, evidence="checked", link=None, actor="t")
         score_service.add(s, version, lp.program, items, "t")

@@ -106,8 +106,14 @@ def replay(entries: Iterable[Entry]) -> dict[tuple[str, int], tuple[dict, int]]:
 
 
 def compare_state(recorded: dict[tuple[str, int], tuple[dict, int]],
-                  actual: dict[tuple[str, int], dict]) -> list[Problem]:
-    """Every database row must be exactly as the log recorded it, and every recorded row must exist."""
+                  actual: dict[tuple[str, int], dict],
+                  added_columns: dict[str, dict[str, object]] | None = None) -> list[Problem]:
+    """Every database row must be exactly as the log recorded it, and every recorded row must exist.
+
+    `added_columns` (table → column → value) names columns that a later schema version added with a default: a
+    snapshot taken before they existed lacks them, and the row then must hold exactly that default.
+    """
+    added_columns = added_columns or {}
     problems: list[Problem] = []
     for key in sorted(set(recorded) | set(actual)):
         table, row_id = key
@@ -116,6 +122,7 @@ def compare_state(recorded: dict[tuple[str, int], tuple[dict, int]],
                                                     f"recorded it", table=table, row_id=row_id))
             continue
         row, seq = recorded[key]
+        row = {**added_columns.get(table, {}), **row}
         if key not in actual:
             problems.append(Problem("deleted_row", f"{table} row {row_id}, recorded by audit entry {seq}, is "
                                                    f"missing from the database", seq=seq, table=table, row_id=row_id))

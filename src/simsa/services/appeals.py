@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -12,7 +13,7 @@ from simsa.errors import InputError
 from simsa.program.loader import LoadedProgram
 from simsa.services import decisions
 from simsa.store.models import Appeal, AppealResolution, Decision
-from simsa.timeutil import as_utc
+from simsa.timeutil import as_utc, utc_text
 
 
 def file(session: Session, loaded: LoadedProgram, stage_id: str, team_id: str, grounds: str, actor: str,
@@ -24,9 +25,12 @@ def file(session: Session, loaded: LoadedProgram, stage_id: str, team_id: str, g
         raise InputError(f"team {team_id!r} did not take part in decision {decision.id} of stage {stage_id!r}")
     if not grounds.strip():
         raise InputError("an appeal needs grounds")
-    when = at or now_utc()
-    deadline = dt.date.fromisoformat(body["appeal_deadline"])
-    if as_utc(when).date() > deadline:
+    when = as_utc(at) if at else now_utc()
+    if when < as_utc(decision.decided_at):
+        raise InputError(f"an appeal filed at {utc_text(when)} would predate decision {decision.id} "
+                         f"({utc_text(decision.decided_at)}) that it appeals")
+    deadline = dt.date.fromisoformat(body["appeal_deadline"])  # a day in the programme's time zone
+    if when.astimezone(ZoneInfo(loaded.program.program.timezone)).date() > deadline:
         raise InputError(f"the appeal window of stage {stage_id!r} closed on {deadline.isoformat()} "
                          f"({loaded.program.stage(stage_id).appeal_days} days after decision {decision.id})")
     row = Appeal(decision_id=decision.id, team_id=team_id, grounds=grounds.strip(), filed_at=when, filed_by=actor)
@@ -50,15 +54,19 @@ def resolve(session: Session, loaded: LoadedProgram, appeal_id: int, upheld: boo
         raise InputError(f"appeal {appeal_id} was already resolved ({done.outcome}) on {done.resolved_at:%Y-%m-%d}")
     if not reason.strip():
         raise InputError("resolving an appeal needs a reason")
+    when = as_utc(at) if at else now_utc()
+    if when < as_utc(appeal.filed_at):
+        raise InputError(f"a resolution at {utc_text(when)} would predate appeal {appeal_id} "
+                         f"(filed {utc_text(appeal.filed_at)})")
     new: dict | None = None
     if upheld:
-        new = decisions.decide_and_store(session, loaded, decision.stage_id, actor, at=at, appeal_id=appeal_id,
+        new = decisions.decide_and_store(session, loaded, decision.stage_id, actor, at=when, appeal_id=appeal_id,
                                          reason=f"appeal {appeal_id} upheld: {reason.strip()}")
     row = AppealResolution(appeal_id=appeal_id, outcome="upheld" if upheld else "rejected", reason=reason.strip(),
-                           resolved_at=at or now_utc(), resolved_by=actor,
+                           resolved_at=when, resolved_by=actor,
                            new_decision_id=new["decision_id"] if new else None)
     session.add(row)
-    append(session, actor=actor, action="appeal.resolve", row=row)
+    append(session, actor=actor, action="appeal.resolve", row=row, at=when)
     return row, new
 
 

@@ -8,13 +8,17 @@ import datetime as dt
 from sqlalchemy import (
     Boolean,
     DateTime,
+    Dialect,
     Float,
     ForeignKey,
+    Index,
     Integer,
     MetaData,
     String,
     Text,
+    TypeDecorator,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -31,7 +35,41 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
 
 
-UTCDateTime = DateTime(timezone=True)
+class UTCDateTime(TypeDecorator[dt.datetime]):
+    """An instant stored as UTC on every backend and read back as an aware UTC datetime.
+
+    SQLite keeps no offset: an aware value was written as its local clock time and read back as if it were UTC,
+    so a time given in Korean time moved by nine hours between the audit log and the row. Converting at the
+    column makes every write UTC whatever the caller passed (a naive value is taken to be UTC already).
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Dialect) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=dt.UTC)
+        value = value.astimezone(dt.UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: dt.datetime | None, dialect: Dialect) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=dt.UTC)
+        return value.astimezone(dt.UTC)
+
+
+# Rows are chained per key: a new row for a key supersedes the key's current row, and `supersedes_id` is unique, so
+# no row is superseded twice. These partial indexes forbid the other fork: two first rows for one key. Together they
+# make each key's rows one line, so exactly one row per key is current — enforced by the database, not by luck.
+NO_PREDECESSOR = text("supersedes_id IS NULL")
+
+
+def _one_root(name: str, *columns: str) -> Index:
+    return Index(name, *columns, unique=True, sqlite_where=NO_PREDECESSOR, postgresql_where=NO_PREDECESSOR)
 
 
 class ProgramVersion(Base):
@@ -45,14 +83,22 @@ class ProgramVersion(Base):
     sha256: Mapped[str] = mapped_column(String(64))
     source_path: Mapped[str] = mapped_column(String(1024))
     text: Mapped[str] = mapped_column(Text)
-    loaded_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    loaded_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
     loaded_by: Mapped[str] = mapped_column(String(128))
 
 
 class Score(Base):
-    """One recorded score with its provenance; a later row with `supersedes_id` replaces it."""
+    """One recorded score with its provenance; a later row with `supersedes_id` replaces it.
+
+    A correction never deletes: `voided` rows supersede a score and leave its key without a value (value NULL,
+    `reason` saying why); `batch_id` names the import a row came from, so a whole import can be undone.
+    """
 
     __tablename__ = "scores"
+    __table_args__ = (
+        _one_root("uq_scores_first_per_key", "program_key", "stage_id", "team_id", "source", "rater"),
+        Index("ix_scores_key", "program_key", "stage_id", "team_id", "source", "rater"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     program_key: Mapped[str] = mapped_column(String(64), index=True)
@@ -60,48 +106,58 @@ class Score(Base):
     team_id: Mapped[str] = mapped_column(String(64))
     source: Mapped[str] = mapped_column(String(128))
     rater: Mapped[str] = mapped_column(String(128), default="")
-    value: Mapped[float] = mapped_column(Float)
+    value: Mapped[float | None] = mapped_column(Float, nullable=True)
     stderr: Mapped[float | None] = mapped_column(Float, nullable=True)
     run_id: Mapped[str | None] = mapped_column(String(256), nullable=True)
     evidence: Mapped[str | None] = mapped_column(Text, nullable=True)
     note: Mapped[str | None] = mapped_column(Text, nullable=True)
     example: Mapped[bool] = mapped_column(Boolean, default=False)
-    recorded_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    recorded_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
     recorded_by: Mapped[str] = mapped_column(String(128))
     supersedes_id: Mapped[int | None] = mapped_column(ForeignKey("scores.id"), nullable=True, unique=True)
+    voided: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    batch_id: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
 
 
 class GateResult(Base):
-    """A recorded gate outcome for a team (e.g. originality from a lineage check) with its evidence."""
+    """A recorded gate outcome for a team (e.g. originality from a lineage check) with its evidence.
+
+    A voided row (`passed` NULL, `evidence` the reason) supersedes a result and leaves the gate without one.
+    """
 
     __tablename__ = "gate_results"
+    __table_args__ = (_one_root("uq_gate_results_first_per_key", "program_key", "stage_id", "team_id", "gate_id"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     program_key: Mapped[str] = mapped_column(String(64), index=True)
     stage_id: Mapped[str] = mapped_column(String(64))
     team_id: Mapped[str] = mapped_column(String(64))
     gate_id: Mapped[str] = mapped_column(String(64))
-    passed: Mapped[bool] = mapped_column(Boolean)
+    passed: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
     evidence: Mapped[str] = mapped_column(Text)
     link: Mapped[str | None] = mapped_column(String(2048), nullable=True)
     example: Mapped[bool] = mapped_column(Boolean, default=False)
-    recorded_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    recorded_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
     recorded_by: Mapped[str] = mapped_column(String(128))
     supersedes_id: Mapped[int | None] = mapped_column(
         ForeignKey("gate_results.id"), nullable=True, unique=True
     )
+    voided: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+    batch_id: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
 
 
 class Decision(Base):
     """A stage decision: the full decision JSON as published, and what it replaced."""
 
     __tablename__ = "decisions"
+    __table_args__ = (_one_root("uq_decisions_first_per_stage", "program_key", "stage_id"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     program_key: Mapped[str] = mapped_column(String(64), index=True)
     stage_id: Mapped[str] = mapped_column(String(64))
     program_version_id: Mapped[int] = mapped_column(ForeignKey("program_versions.id"))
-    decided_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    decided_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
     decided_by: Mapped[str] = mapped_column(String(128))
     body: Mapped[str] = mapped_column(Text)
     supersedes_id: Mapped[int | None] = mapped_column(ForeignKey("decisions.id"), nullable=True, unique=True)
@@ -118,7 +174,7 @@ class Appeal(Base):
     decision_id: Mapped[int] = mapped_column(ForeignKey("decisions.id"))
     team_id: Mapped[str] = mapped_column(String(64))
     grounds: Mapped[str] = mapped_column(Text)
-    filed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    filed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
     filed_by: Mapped[str] = mapped_column(String(128))
 
 
@@ -131,7 +187,7 @@ class AppealResolution(Base):
     appeal_id: Mapped[int] = mapped_column(ForeignKey("appeals.id"), unique=True)
     outcome: Mapped[str] = mapped_column(String(16))
     reason: Mapped[str] = mapped_column(Text)
-    resolved_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    resolved_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
     resolved_by: Mapped[str] = mapped_column(String(128))
     new_decision_id: Mapped[int | None] = mapped_column(ForeignKey("decisions.id"), nullable=True)
 
@@ -142,7 +198,7 @@ class AuditEntry(Base):
     __tablename__ = "audit_log"
 
     seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
-    at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
     actor: Mapped[str] = mapped_column(String(128))
     action: Mapped[str] = mapped_column(String(64))
     entity: Mapped[str] = mapped_column(String(64))
@@ -151,6 +207,13 @@ class AuditEntry(Base):
     prev_hash: Mapped[str] = mapped_column(String(64), unique=True)
     hash: Mapped[str] = mapped_column(String(64), unique=True)
 
+
+# Columns added by later migrations, with the value rows written before them hold (audit snapshots of those rows
+# lack the column).
+ADDED_COLUMNS: dict[str, dict[str, object]] = {
+    "scores": {"voided": False, "reason": None, "batch_id": None},
+    "gate_results": {"voided": False, "batch_id": None},
+}
 
 DOMAIN_TABLES: dict[str, type[Base]] = {
     cls.__tablename__: cls
