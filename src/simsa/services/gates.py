@@ -134,8 +134,11 @@ def _current(session: Session, key: str, stage_id: str) -> dict[tuple[str, str],
 
 
 def current(session: Session, key: str, stage_id: str) -> dict[str, dict[str, GateOutcome]]:
+    """team → gate → the current recorded result (voided results count as none)."""
     out: dict[str, dict[str, GateOutcome]] = {}
     for (team, gate), row in _current(session, key, stage_id).items():
-        out.setdefault(team, {})[gate] = GateOutcome(passed=row.passed, evidence=row.evidence, link=row.link,
+        if row.voided:  # a voided result leaves the gate without one
+            continue
+        out.setdefault(team, {})[gate] = GateOutcome(passed=bool(row.passed), evidence=row.evidence, link=row.link,
                                                      source="recorded", example=row.example, record_id=row.id)
     return out

@@ -6,24 +6,22 @@ that supersedes the previous one. The current value of a source is the mean over
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
-import io
-import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy import exists, select
+from sqlalchemy.orm import Session, aliased
 
-from simsa.audit.log import append, now_utc
+from simsa.audit.log import Write, append_many, now_utc
 from simsa.errors import InputError
 from simsa.program.adjudicate import SourceScore
 from simsa.program.schema import Program
 from simsa.store.models import ProgramVersion, Score
 
 MAX_IMPORT_BYTES = 50_000_000
+MAX_SCORE_MAGNITUDE = 1e12  # any real score or standard error is far smaller; larger ones are typos or attacks
 FIELDS = ("stage", "team", "source", "value", "stderr", "rater", "run_id", "evidence", "note", "example")
 
 
@@ -59,10 +57,12 @@ def validate(program: Program, item: ScoreInput) -> None:
     if item.source not in sources:
         raise InputError(f"{at}stage {item.stage!r} has no criterion or gate fed by {item.source!r} "
                          f"(sources: {', '.join(sources)})")
-    if not math.isfinite(item.value):
-        raise InputError(f"{at}value must be a finite number, got {item.value!r}")
-    if item.stderr is not None and (not math.isfinite(item.stderr) or item.stderr < 0):
-        raise InputError(f"{at}stderr must be a non-negative number, got {item.stderr!r}")
+    if not math.isfinite(item.value) or abs(item.value) > MAX_SCORE_MAGNITUDE:
+        raise InputError(f"{at}value must be a finite number of magnitude at most {MAX_SCORE_MAGNITUDE:g}, "
+                         f"got {item.value!r}")
+    if item.stderr is not None and (not math.isfinite(item.stderr) or not 0 <= item.stderr <= MAX_SCORE_MAGNITUDE):
+        raise InputError(f"{at}stderr must be a non-negative number of at most {MAX_SCORE_MAGNITUDE:g}, "
+                         f"got {item.stderr!r}")
     for leaf in stage.leaves():
         if leaf.source == item.source and leaf.norm == "absolute":
             low, high = leaf.raw_range or (0.0, 1.0)
@@ -71,46 +71,89 @@ def validate(program: Program, item: ScoreInput) -> None:
                                  f"of criterion {leaf.id!r}")
         if leaf.source == item.source and leaf.norm == "relative_to_best" and item.value < 0:
             raise InputError(f"{at}{item.source} value {item.value:g} is negative; relative_to_best needs values ≥ 0")
+    if item.source.startswith("panel:") and not item.rater.strip():
+        raise InputError(f"{at}{item.source} scores need a rater (each panel member's score counts once; a blank "
+                         "rater would be counted as one more member)")
 
 
-def _current_row(session: Session, key: str, item: ScoreInput) -> Score | None:
-    superseded = select(Score.supersedes_id).where(Score.supersedes_id.is_not(None))
-    return session.execute(select(Score).where(
-        Score.program_key == key, Score.stage_id == item.stage, Score.team_id == item.team,
-        Score.source == item.source, Score.rater == item.rater, Score.id.not_in(superseded),
-    ).order_by(Score.id.desc()).limit(1)).scalar_one_or_none()
+def validate_all(program: Program, items: list[ScoreInput], limit: int = 20) -> None:
+    """Validate every item and name every bad one (up to `limit`) in one error, so a file is fixed in one pass."""
+    problems: list[str] = []
+    count = 0
+    first_at: dict[tuple[str, str, str, str], str] = {}
+    for i, item in enumerate(items):
+        if not item.where and len(items) > 1:
+            item = replace(item, where=f"score {i + 1} ({item.team}, {item.source})")
+        try:
+            validate(program, item)
+            key = (item.stage, item.team, item.source, item.rater)
+            if key in first_at:
+                raise InputError(f"{item.where + ': ' if item.where else ''}a second score for stage {item.stage!r}, "
+                                 f"team {item.team!r}, source {item.source!r}, rater {item.rater!r} "
+                                 f"(first at {first_at[key] or 'an earlier item'}); one score per key per import")
+            first_at[key] = item.where
+        except InputError as exc:
+            count += 1
+            if len(problems) < limit:
+                problems.append(str(exc))
+    if count == 1:
+        raise InputError(problems[0])
+    if count:
+        more = f"; and {count - len(problems)} more" if count > len(problems) else ""
+        raise InputError(f"{count} invalid scores, nothing recorded: " + "; ".join(problems) + more)
+
+
+def score_key(row: Score) -> tuple[str, str, str, str]:
+    return (row.stage_id, row.team_id, row.source, row.rater)
+
+
+def current_rows(session: Session, key: str, stage_ids: list[str] | None = None) -> dict[tuple[str, str, str, str],
+                                                                                          Score]:
+    """(stage, team, source, rater) → the key's current row (voided ones included), in one query."""
+    later = aliased(Score)
+    query = select(Score).where(Score.program_key == key,
+                                ~exists().where(later.supersedes_id == Score.id))
+    if stage_ids is not None:
+        query = query.where(Score.stage_id.in_(stage_ids))
+    return {score_key(r): r for r in session.execute(query).scalars()}
 
 
 def add(session: Session, version: ProgramVersion, program: Program, items: list[ScoreInput], actor: str,
-        at: dt.datetime | None = None) -> list[Score]:
-    """Validate every item first, then record them all (one transaction: all or nothing)."""
-    for item in items:
-        validate(program, item)
-    rows = []
+        at: dt.datetime | None = None, batch_id: str | None = None) -> list[Score]:
+    """Validate every item first, then record them all (one transaction: all or nothing).
+
+    Each item supersedes its key's current row. The current rows are read once and the audit entries appended in
+    one batch, so an import costs the same per row whatever its size.
+    """
+    validate_all(program, items)
     when = at or now_utc()
+    current = current_rows(session, version.program_key, sorted({i.stage for i in items}))
+    rows = []
     for item in items:
-        previous = _current_row(session, version.program_key, item)
-        row = Score(program_key=version.program_key, stage_id=item.stage, team_id=item.team, source=item.source,
-                    rater=item.rater, value=float(item.value), stderr=item.stderr, run_id=item.run_id,
-                    evidence=item.evidence, note=item.note, example=item.example, recorded_at=when,
-                    recorded_by=actor, supersedes_id=previous.id if previous else None)
-        session.add(row)
-        append(session, actor=actor, action="score.supersede" if previous else "score.add", row=row, at=when)
-        rows.append(row)
+        previous = current.get((item.stage, item.team, item.source, item.rater))
+        rows.append(Score(program_key=version.program_key, stage_id=item.stage, team_id=item.team,
+                          source=item.source, rater=item.rater, value=float(item.value), stderr=item.stderr,
+                          run_id=item.run_id, evidence=item.evidence, note=item.note, example=item.example,
+                          recorded_at=when, recorded_by=actor, supersedes_id=previous.id if previous else None,
+                          voided=False, batch_id=batch_id))
+    session.add_all(rows)
+    append_many(session, actor=actor, at=when,
+                writes=[Write("score.supersede" if r.supersedes_id else "score.add", r) for r in rows])
     return rows
 
 
 def current(session: Session, key: str, stage_id: str) -> dict[str, dict[str, SourceScore]]:
-    """team → source → current value (mean over raters; standard error from their spread when n ≥ 2)."""
-    superseded = select(Score.supersedes_id).where(Score.supersedes_id.is_not(None))
-    rows = session.execute(select(Score).where(Score.program_key == key, Score.stage_id == stage_id,
-                                               Score.id.not_in(superseded)).order_by(Score.id)).scalars().all()
+    """team → source → current value (mean over raters; standard error from their spread when n ≥ 2).
+
+    A key whose current row is a void has no value.
+    """
+    rows = sorted((r for r in current_rows(session, key, [stage_id]).values() if not r.voided), key=lambda r: r.id)
     grouped: dict[tuple[str, str], list[Score]] = {}
     for row in rows:
         grouped.setdefault((row.team_id, row.source), []).append(row)
     out: dict[str, dict[str, SourceScore]] = {}
     for (team, source), items in grouped.items():
-        values = [r.value for r in items]
+        values = [float(r.value) for r in items if r.value is not None]
         n = len(values)
         mean = math.fsum(values) / n
         if n >= 2:
@@ -133,97 +176,8 @@ def history(session: Session, key: str, stage_id: str | None = None, team: str |
     return list(session.execute(query.order_by(Score.id)).scalars())
 
 
-def _number(text: str, name: str, where: str, optional: bool) -> float | None:
-    text = (text or "").strip()
-    if not text:
-        if optional:
-            return None
-        raise InputError(f"{where}: {name} is required")
-    try:
-        return float(text)
-    except ValueError:
-        raise InputError(f"{where}: {name} must be a number, got {text!r}") from None
-
-
-def _flag(value: object, where: str) -> bool:
-    if isinstance(value, bool):
-        return value
-    text = str(value or "").strip().lower()
-    if text in ("", "0", "false", "no"):
-        return False
-    if text in ("1", "true", "yes"):
-        return True
-    raise InputError(f"{where}: example must be true/false, got {value!r}")
-
-
-def _from_mapping(rec: dict, where: str) -> ScoreInput:
-    unknown = sorted(set(rec) - set(FIELDS))
-    if unknown:
-        raise InputError(f"{where}: unknown field {unknown[0]!r} (fields: {', '.join(FIELDS)})")
-    for name in ("stage", "team", "source"):
-        if not str(rec.get(name) or "").strip():
-            raise InputError(f"{where}: {name} is required")
-
-    def num(name: str, optional: bool) -> float | None:
-        value = rec.get(name)
-        if isinstance(value, bool):
-            raise InputError(f"{where}: {name} must be a number, got {value!r}")
-        if isinstance(value, int | float):
-            return float(value)
-        return _number("" if value is None else str(value), name, where, optional)
-
-    def opt(name: str) -> str | None:
-        value = rec.get(name)
-        return None if value is None or str(value).strip() == "" else str(value).strip()
-
-    value = num("value", False)
-    assert value is not None
-    return ScoreInput(stage=str(rec["stage"]).strip(), team=str(rec["team"]).strip(),
-                      source=str(rec["source"]).strip(), value=value, stderr=num("stderr", True),
-                      rater=opt("rater") or "", run_id=opt("run_id"), evidence=opt("evidence"), note=opt("note"),
-                      example=_flag(rec.get("example"), where), where=where)
-
-
 def parse_file(path: str | Path) -> list[ScoreInput]:
-    """Read a .csv (header row) or .json (list of objects, or {"scores": [...]}) score file."""
-    p = Path(path)
-    if not p.is_file():
-        raise InputError(f"{path}: file not found")
-    if p.stat().st_size > MAX_IMPORT_BYTES:
-        raise InputError(f"{path}: file is larger than {MAX_IMPORT_BYTES} bytes")
-    try:
-        text = p.read_bytes().decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise InputError(f"{path}: not valid UTF-8 (offset {exc.start})") from None
-    suffix = p.suffix.lower()
-    if suffix == ".csv":
-        reader = csv.DictReader(io.StringIO(text))
-        if not reader.fieldnames:
-            raise InputError(f"{path}: empty CSV file (expected a header row: {', '.join(FIELDS)})")
-        items = []
-        try:
-            for rec in reader:
-                where = f"{path}:{reader.line_num}"
-                if None in rec:
-                    raise InputError(f"{where}: more values than header columns")
-                items.append(_from_mapping(rec, where))
-        except csv.Error as exc:
-            raise InputError(f"{path}:{reader.line_num}: malformed CSV: {exc}") from None
-    elif suffix == ".json":
-        try:
-            doc = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise InputError(f"{path}:{exc.lineno}: malformed JSON: {exc.msg}") from None
-        records = doc.get("scores") if isinstance(doc, dict) else doc
-        if not isinstance(records, list):
-            raise InputError(f"{path}: expected a list of score objects or {{\"scores\": [...]}}")
-        items = []
-        for i, rec in enumerate(records):
-            if not isinstance(rec, dict):
-                raise InputError(f"{path}: scores[{i}] is not an object")
-            items.append(_from_mapping(rec, f"{path}: scores[{i}]"))
-    else:
-        raise InputError(f"{path}: unsupported score file type {suffix or '(none)'!r}; use .csv or .json")
-    if not items:
-        raise InputError(f"{path}: contains no scores")
-    return items
+    """The scores of a .csv or .json score file (`score_files.read_score_file` also returns its notices)."""
+    from simsa.services.score_files import read_score_file  # imports this module: loaded on first use
+
+    return read_score_file(path).items
