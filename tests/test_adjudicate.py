@@ -76,7 +76,8 @@ def test_tie_broken_by_declared_criterion_then_shared_at_cut() -> None:
     assert [t["team"] for t in out["teams"]] == ["c", "b", "a"]
     assert [t["rank"] for t in out["teams"]] == [1, 2, 3]
     assert out["advanced"] == ["c", "b"]
-    assert "ordered by bench points" in out["teams"][1]["tie_break"]
+    assert out["teams"][1]["tie_break"] == "tied on 70 points with Team a; ordered by Benchmarks points (50 vs 30)"
+    assert out["teams"][2]["tie_break_ko"] == "Team b와(과) 70점 동점; Benchmarks 점수로 순위 결정(30 대 50)"
     # without tie-breakers the tie is shared; at the cut line both advance or both go, as declared
     lp2 = load(program_text(teams, criteria=crit, tie_breakers="[]"))
     d2 = decide(lp2.program, "s1", scores(table), {})

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from simsa.errors import InputError
+from simsa.report.formats import fmt_deadline, fmt_raw, raw_parts
 from simsa.report.labels import LABELS, label
 from simsa.report.plots import short
 from simsa.report.render import fmt_points, fmt_prob, fmt_time, render_report
@@ -205,7 +206,8 @@ def test_label_helper() -> None:
 def test_json_round_trips(sample: dict) -> None:
     text = render_report(sample, APPEALS, HISTORY, "json")
     doc = json.loads(text)
-    assert doc == {"schema": "simsa.report/1", "decision": sample, "appeals": APPEALS, "history": HISTORY}
+    assert doc == {"schema": "simsa.report/1", "timezone": "UTC", "decision": sample, "appeals": APPEALS,
+                   "history": HISTORY}
     assert text == json.dumps(doc, ensure_ascii=False, indent=2, sort_keys=True)
     assert "백두팀" in text
 
@@ -308,5 +310,58 @@ def test_number_formats() -> None:
     assert fmt_prob(0.181) == "18.1%" and fmt_prob(0) == "0.0%" and fmt_prob(1) == "100.0%"
     assert fmt_prob(0.0001) == "<0.1%" and fmt_prob(0.99999) == ">99.9%" and fmt_prob(None) == "—"
     assert fmt_time("2026-01-15T09:00:00Z") == "2026-01-15 09:00 UTC"
-    assert fmt_time("2026-01-15T18:00:00+09:00") == "2026-01-15 18:00 +09:00"
-    assert fmt_time("2026-02-01") == "2026-02-01" and fmt_time("soon") == "soon"
+    assert fmt_time("2026-01-15T18:00:00+09:00") == "2026-01-15 09:00 UTC"
+    assert fmt_time("2026-01-15T09:00:00Z", "Asia/Seoul") == "2026-01-15 18:00 KST (UTC+09:00)"
+    assert fmt_time("2026-01-15T09:00:00", "Asia/Seoul") == "2026-01-15 18:00 KST (UTC+09:00)"  # naive = UTC
+    assert fmt_time("2026-07-15T09:00:00Z", "America/Sao_Paulo") == "2026-07-15 06:00 UTC-03:00"
+    assert fmt_time("2026-01-15T09:00:00Z", "Europe/London") == "2026-01-15 09:00 GMT (UTC+00:00)"
+    assert fmt_time("2026-02-01") == "2026-02-01" and fmt_time("soon") == "soon" and fmt_time(None) == "—"
+    assert fmt_deadline("2026-01-25", "Asia/Seoul", "Asia/Seoul") == "2026-01-25 23:59 KST (UTC+09:00)"
+    assert fmt_deadline("2026-01-25", "UTC", "Asia/Seoul") == "2026-01-26 08:59 KST (UTC+09:00)"
+    assert fmt_deadline(None, "UTC", "UTC") == "—" and fmt_deadline("soon", "UTC", "UTC") == "soon"
+    assert fmt_raw(79.512, 2.2, 10) == "79.51 ± 2.20 (n=10)" and fmt_raw(0.7, None, 1) == "0.700 (n=1)"
+    assert raw_parts(0.7, 0.02, 1) == ("0.700", "± 0.020 · n=1") and fmt_raw(None, None, 0) == "—"
+
+
+# ---------------------------------------------------------------- time zone, fragility, gate sources
+
+
+def test_times_in_the_programme_zone(decision: dict) -> None:
+    decision["timezone"] = "Asia/Seoul"
+    appeals = [{**APPEALS[0], "filed_at": "2026-01-17T14:03:00Z", "resolved_at": "2026-01-21T10:00:00Z"}]
+    md = render_report(decision, appeals, HISTORY, "md", "en")
+    assert "**Decided at**: 2026-01-22 18:00 KST (UTC+09:00)" in md
+    assert "**Times shown in**: Asia/Seoul" in md
+    assert "**Appeal deadline**: 2026-02-01 23:59 KST (UTC+09:00)" in md
+    assert "2026-01-17 23:03 KST (UTC+09:00)" in md and "2026-01-21 19:00 KST (UTC+09:00)" in md
+    assert "| #2 | 2026-01-15 18:00 KST (UTC+09:00) |" in md
+    assert json.loads(render_report(decision, [], [], "json"))["timezone"] == "Asia/Seoul"
+    decision["timezone"] = "UTC"  # the deadline's day is a UTC day; shown in the zone asked for
+    md = render_report(decision, [], [], "md", "en", timezone="Asia/Seoul")
+    assert "**Decided at**: 2026-01-22 18:00 KST" in md and "**Appeal deadline**: 2026-02-02 08:59 KST" in md
+
+
+@pytest.mark.parametrize("fragile", [True, False])
+def test_fragile_warning_box_comes_first(decision: dict, fragile: bool) -> None:
+    decision["robustness"].update(fragile=fragile, fragile_above=0.1)
+    for lang, title in (("en", "Fragile decision"), ("ko", "불안정한 결정")):
+        md = render_report(decision, [], [], "md", lang)
+        html = render_report(decision, [], [], "html", lang)
+        assert (title in md) is fragile and (title in html) is fragile
+        if fragile:
+            assert md.index(title) < md.index(label("example_notice", lang)) < md.index(label("leaderboard", lang))
+            assert html.index('class="notice fragile" role="alert"') < html.index('id="leaderboard"')
+            assert "18.1%" in md.split(label("summary", lang))[0] and "10.0%" in md.split(label("summary", lang))[0]
+
+
+def test_gate_sources_and_korean_evidence(decision: dict) -> None:
+    gate = decision["teams"][0]["gates"]["licence"]
+    gate.update(source="program file", evidence="model licence mit", evidence_ko="모델 라이선스 mit")
+    decision["teams"][0]["gates"]["originality"]["source"] = "recorded"
+    ko = render_report(decision, [], [], "md", "ko")
+    assert "모델 라이선스 mit" in ko and "model licence mit" not in ko
+    assert "출처: 사업 정의 파일의 신고 내용" in ko and "출처: 기록된 심사 결과" in ko
+    en = render_report(decision, [], [], "md", "en")
+    assert "model licence mit" in en and "Source: program file declarations" in en
+    both = render_report(decision, [], [], "html", "both")
+    assert "model licence mit" in both and "모델 라이선스 mit" in both

@@ -2,20 +2,34 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Literal
 
+import click
 import typer
 
 from simsa.cli.context import STATE
 from simsa.cli.output import console, emit_json
-from simsa.services import appeals as appeal_service
-from simsa.services import decisions as decision_service
-from simsa.services import programs
 
 
-def report_inputs(session, program: str, stage: str, decision_id: int | None = None) -> tuple[dict, list, list]:  # type: ignore[no-untyped-def]
+@dataclass(frozen=True)
+class ReportInputs:
+    """What a report is rendered from: the decision as recorded, its appeals, the decisions it replaced, and the
+    programme's display time zone."""
+
+    decision: dict
+    appeals: list[dict]
+    history: list[dict]
+    timezone: str
+
+
+def report_inputs(session, program: str, stage: str, decision_id: int | None = None) -> ReportInputs:  # type: ignore[no-untyped-def]
     """Decision body, appeals and superseded decisions of a stage, as the renderer wants them."""
+    from simsa.services import appeals as appeal_service
+    from simsa.services import decisions as decision_service
+    from simsa.services import programs
+
     loaded = programs.resolve(session, program)
     key = loaded.program.program.id
     row = decision_service.get(session, key, stage, decision_id)
@@ -24,17 +38,32 @@ def report_inputs(session, program: str, stage: str, decision_id: int | None = N
         body = decision_service.body(old)
         history.append({"decision_id": old.id, "decided_at": body["decided_at"], "advanced": body["advanced"],
                         "eliminated": body["eliminated"], "appeal_id": old.appeal_id})
-    return decision_service.body(row), appeal_service.listing(session, key, stage), history
+    return ReportInputs(decision=decision_service.body(row), appeals=appeal_service.listing(session, key, stage),
+                        history=history, timezone=loaded.program.program.timezone)
 
 
 def write_report(session, program: str, stage: str, fmt: str, output: str, lang: str = "both") -> Path:  # type: ignore[no-untyped-def]
     from simsa.report.render import render_report  # matplotlib is slow to import; only load it when rendering
 
-    decision, appeals, history = report_inputs(session, program, stage)
-    text = render_report(decision, appeals, history, fmt, lang)
+    inputs = report_inputs(session, program, stage)
+    text = render_report(inputs.decision, inputs.appeals, inputs.history, fmt, lang, inputs.timezone)
     path = Path(output)
     path.write_text(text, encoding="utf-8")
     return path
+
+
+def report_language(option: str | None) -> str:
+    """The report's own --lang, else the global --lang when one was given, else both languages (a published
+    report serves readers of both)."""
+    if option:
+        return option
+    ctx = click.get_current_context(silent=True)
+    root = ctx.find_root() if ctx else None
+    if root is not None and "lang" in root.params:
+        source = root.get_parameter_source("lang")
+        if source not in (None, click.core.ParameterSource.DEFAULT):
+            return STATE.lang
+    return "both"
 
 
 def report(
@@ -42,13 +71,17 @@ def report(
     stage: Annotated[str, typer.Argument(help="Stage id.")],
     fmt: Annotated[Literal["md", "html", "json"], typer.Option("--format", help="Output format.")] = "html",
     output: Annotated[str, typer.Option("-o", "--output", help="Output file.")] = "report.html",
-    lang: Annotated[Literal["en", "ko", "both"], typer.Option(help="Label language.")] = "both",
+    lang: Annotated[Literal["en", "ko", "both"] | None, typer.Option(
+        help="Language: en, ko or both (default: the global --lang if given, else both).",
+        show_default=False)] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print what was written as JSON.")] = False,
 ) -> None:
-    """Leaderboard with breakdown, gates, decision, robustness and appeals, with plots (HTML)."""
+    """Leaderboard with breakdown, raw scores, gates, decision, robustness and appeals, with plots (HTML); times
+    in the programme's time zone."""
+    language = report_language(lang)
     with STATE.store().session() as session:
-        path = write_report(session, program, stage, fmt, output, lang)
+        path = write_report(session, program, stage, fmt, output, language)
     if as_json:
-        emit_json({"written": str(path), "format": fmt, "bytes": path.stat().st_size})
+        emit_json({"written": str(path), "format": fmt, "lang": language, "bytes": path.stat().st_size})
     else:
         console.print(f"[green]✓[/] wrote {fmt} report to {path}")

@@ -15,6 +15,7 @@ from simsa.errors import InputError
 from simsa.services import appeals as appeal_service
 from simsa.services import decisions as decision_service
 from simsa.services import programs
+from simsa.timeutil import format_local
 
 app = typer.Typer(help="Decide stages, show decisions, handle appeals.", no_args_is_help=True)
 appeal_app = typer.Typer(help="File, resolve and list appeals.", no_args_is_help=True)
@@ -37,38 +38,11 @@ def parse_at(value: str | None) -> dt.datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
 
 
-def print_decision(d: dict) -> None:
-    """Leaderboard, gates, decision and robustness as tables."""
-    tops = [c for c in d["criteria"] if c["depth"] == 0]
-    flag = " [bold yellow](EXAMPLE DATA)[/]" if d.get("example_data") else ""
-    title = f"{escape(d['program']['name'])} — {escape(d['stage_name'])}"
-    console.print(f"[bold]{title}[/] decision {d['decision_id'] or '(dry run)'} at {d['decided_at']}{flag}")
-    table = Table("rank", "team", "total", *[f"{c['id']} /{c['points']:g}" for c in tops], "gates", "status",
-                  "reason")
-    for t in d["teams"]:
-        gates = " ".join(f"{'✓' if g['passed'] else '✗'}{gid}" for gid, g in t["gates"].items())
-        status = "[green]advanced[/]" if t["status"] == "advanced" else "[red]eliminated[/]"
-        table.add_row(str(t["rank"]), escape(t["name"]), f"{t['total']:.2f}",
-                      *[f"{t['breakdown'][c['id']]['points']:.2f}" for c in tops], gates, status, escape(t["reason"]))
-    console.print(table)
-    rob = d["robustness"]
-    res = rob["resampling"]
-    console.print(f"Robustness: P(decision changes under score uncertainty) = {res['p_decision_changes']:.1%} "
-                  f"({res['draws']} draws); smallest category weight change that changes it: "
-                  f"{_pct(rob['weights']['min_abs_pct'], rob['weights']['searched_up_to_pct'])}")
-    for cut in rob["cuts"]:
-        if cut["cause"] == "gate":
-            console.print(f"  cut {cut['team']}: gate {', '.join(cut['gates_failed'])} (points cannot change it)")
-        else:
-            console.print(f"  cut {cut['team']}: on points, margin {cut['margin_points']} points, "
-                          f"P(change) {cut['p_changes']:.1%}, weight change "
-                          f"{_pct(cut['min_weight_change_pct'], rob['weights']['searched_up_to_pct'])}")
-    console.print(f"Title holders after {d['stage']}: {', '.join(d['title_holders']) or 'none'}; "
-                  f"appeals until {d['appeal_deadline']}")
+def print_decision(d: dict, zone: str | None = None) -> None:
+    """The decision in the global --lang, times in the programme's zone (display only; JSON stays UTC)."""
+    from simsa.cli.decision_display import print_decision as show_decision
 
-
-def _pct(value: float | None, searched: float) -> str:
-    return f"±{abs(value):.2f} %" if value is not None else f"none within ±{searched:g} %"
+    show_decision(d, STATE.lang, zone)
 
 
 @app.command("decide")
@@ -93,7 +67,7 @@ def decide(
     if as_json:
         emit_json(result)
     else:
-        print_decision(result)
+        print_decision(result, loaded.program.program.timezone)
 
 
 @app.command("show")
@@ -110,7 +84,7 @@ def show(
     if as_json:
         emit_json(body)
     else:
-        print_decision(body)
+        print_decision(body, loaded.program.program.timezone)
 
 
 @appeal_app.command("file")
@@ -127,10 +101,12 @@ def file_appeal(
         loaded = programs.resolve(session, program)
         row = appeal_service.file(session, loaded, stage, team, grounds, STATE.who(), parse_at(at))
         out = {"appeal_id": row.id, "decision_id": row.decision_id, "team": team, "status": "pending"}
+        filed = format_local(row.filed_at, loaded.program.program.timezone)
     if as_json:
         emit_json(out)
     else:
-        console.print(f"[green]✓[/] appeal {out['appeal_id']} filed by {team} against decision {out['decision_id']}")
+        console.print(f"[green]✓[/] appeal {out['appeal_id']} filed by {team} against decision {out['decision_id']}"
+                      f" at {filed}")
 
 
 @appeal_app.command("resolve")
@@ -153,7 +129,7 @@ def resolve_appeal(
         return
     console.print(f"[green]✓[/] appeal {appeal_id} {row.outcome}")
     if new:
-        print_decision(new)
+        print_decision(new, loaded.program.program.timezone)
 
 
 @appeal_app.command("list")
@@ -165,8 +141,21 @@ def list_appeals(program: ProgramArg, stage: StageArg, as_json: JsonOpt = False)
     if as_json:
         emit_json({"appeals": items})
         return
-    table = Table("id", "decision", "team", "filed", "status", "new decision", "grounds")
+    zone = loaded.program.program.timezone
+    table = Table("id", "decision", "team", "filed", "status", "resolved", "new decision", "grounds")
     for a in items:
-        table.add_row(str(a["id"]), str(a["decision_id"]), a["team"], a["filed_at"], a["status"],
+        table.add_row(str(a["id"]), str(a["decision_id"]), escape(_team_name(loaded, a["team"])),
+                      format_local(a["filed_at"], zone), a["status"], format_local(a["resolved_at"], zone),
                       str(a["new_decision_id"] or ""), escape(a["grounds"]))
     console.print(table)
+
+
+def _team_name(loaded, team_id: str) -> str:  # type: ignore[no-untyped-def]
+    """A team's name in the global --lang, or its id when the programme no longer lists it."""
+    from simsa.report.labels import pick
+
+    try:
+        team = loaded.program.team(team_id)
+    except KeyError:
+        return team_id
+    return pick(team.name, team.name_ko, STATE.lang) or team_id

@@ -29,6 +29,21 @@ class SourceScore:
     score_ids: tuple[int, ...] = ()
 
 
+@dataclass(frozen=True)
+class Tie:
+    """How a team level on points with a neighbour was ordered, as data the explanation words per language.
+
+    how: "criterion" (separated by `criterion`'s points: `points` = (this team's, the other's)),
+    "team_order", "lot", or "shared" (no tie-breaker separated them).
+    """
+
+    other: int
+    total: float
+    how: str
+    criterion: str | None = None
+    points: tuple[float, float] | None = None
+
+
 @dataclass
 class Outcome:
     """What the rules make of one set of inputs (real or perturbed)."""
@@ -43,6 +58,7 @@ class Outcome:
     below_min: np.ndarray         # (T,) bool
     limit: int | None             # last pool rank that advances on points
     tie_notes: dict[int, str] = field(default_factory=dict)
+    ties: dict[int, Tie] = field(default_factory=dict)
 
 
 class Evaluator:
@@ -251,6 +267,7 @@ def _note_ties(ev: Evaluator, out: Outcome) -> None:
         if out.totals[a] != out.totals[b]:
             continue
         how = "not separated by any tie-breaker; rank shared"
+        kind, cid, pts = "shared", None, None
         for tb in ev.stage.tie_breakers:
             if tb.startswith("criterion:"):
                 cid = tb.split(":", 1)[1]
@@ -258,13 +275,21 @@ def _note_ties(ev: Evaluator, out: Outcome) -> None:
                 pa, pb = out.node_points[a, ci], out.node_points[b, ci]
                 if pa != pb:
                     how = f"ordered by {cid} points ({pa:g} vs {pb:g})"
+                    kind, pts = "criterion", (float(pa), float(pb))
                     break
+                cid = None
             elif tb == "team_order":
                 how = "ordered by team order in the program file"
+                kind = "team_order"
                 break
             else:
                 how = "ordered by the declared lot"
+                kind = "lot"
                 break
         note = f"tied on {out.totals[a]:g} points with {{other}}; {how}"
         out.tie_notes[int(a)] = note.format(other=ev.teams[b].id)
         out.tie_notes[int(b)] = note.format(other=ev.teams[a].id)
+        total = float(out.totals[a])
+        out.ties[int(a)] = Tie(other=int(b), total=total, how=kind, criterion=cid, points=pts)
+        out.ties[int(b)] = Tie(other=int(a), total=total, how=kind, criterion=cid,
+                               points=(pts[1], pts[0]) if pts else None)

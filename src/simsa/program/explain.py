@@ -8,6 +8,7 @@ import numpy as np
 
 from simsa.program.adjudicate import Decision
 from simsa.program.robustness import resample, weight_sensitivity
+from simsa.program.schema import Team
 from simsa.timeutil import as_utc
 
 SCHEMA = "simsa.decision/1"
@@ -17,8 +18,21 @@ def _fmt(x: float, prec: int) -> str:
     return f"{x:.{prec}f}"
 
 
+def _names(team: Team) -> tuple[str, str]:
+    """A team's display name in English and Korean (the English one where no Korean name is declared)."""
+    return team.name, team.name_ko or team.name
+
+
+def _with(name: str) -> str:
+    """`name` with the Korean comitative particle that fits its last syllable (과 after a final consonant)."""
+    last = name[-1:] if name else ""
+    if "가" <= last <= "힣":
+        return name + ("과" if (ord(last) - ord("가")) % 28 else "와")
+    return name + "와(과)"
+
+
 def _reason(decision: Decision, ti: int) -> tuple[str, str]:
-    """One-sentence rationale in English and Korean."""
+    """One-sentence rationale in English and Korean, naming teams and gates as readers know them."""
     ev, out = decision.evaluator, decision.outcome
     team = ev.teams[ti]
     prec = ev.stage.precision
@@ -29,9 +43,11 @@ def _reason(decision: Decision, ti: int) -> tuple[str, str]:
     if failed:
         names = ", ".join(g.name for g in failed)
         names_ko = ", ".join(g.name_ko or g.name for g in failed)
-        evidence = "; ".join(decision.gates[team.id][g.id].evidence for g in failed)
+        results = [decision.gates[team.id][g.id] for g in failed]
+        evidence = "; ".join(r.evidence for r in results)
+        evidence_ko = "; ".join(r.evidence_ko or r.evidence for r in results)
         return (f"Eliminated by gate ({names}): {evidence}. Points (rank {rank} of {n}, {total}) do not count.",
-                f"관문 미통과로 탈락 ({names_ko}): {evidence}. 점수({n}팀 중 {rank}위, {total}점)와 무관.")
+                f"필수 요건 미통과로 탈락 ({names_ko}): {evidence_ko}. 점수({n}팀 중 {rank}위, {total}점)와 무관.")
     if out.below_min[ti]:
         minimum = _fmt(ev.stage.elimination.min_total or 0.0, prec)
         return (f"Eliminated on points: total {total} is below the minimum of {minimum}.",
@@ -41,23 +57,57 @@ def _reason(decision: Decision, ti: int) -> tuple[str, str]:
         cut = f"within the best {out.limit}" if out.limit is not None else "no points cut applies"
         cut_ko = f"상위 {out.limit}팀 이내" if out.limit is not None else "점수 탈락 기준 없음"
         return (f"Advanced: rank {rank} of {n} with {total} points; passed every gate; {cut}.",
-                f"진출: {n}팀 중 {rank}위({total}점), 모든 관문 통과, {cut_ko}.")
+                f"진출: {n}팀 중 {rank}위({total}점), 모든 필수 요건 통과, {cut_ko}.")
     margin = _margin(decision, ti)
-    gap = f"; {_fmt(margin[0], prec)} points behind {margin[1]}" if margin else ""
-    gap_ko = f"; {margin[1]}에 {_fmt(margin[0], prec)}점 뒤짐" if margin else ""
+    gap = gap_ko = ""
+    if margin:
+        ahead_en, ahead_ko = _names(ev.teams[margin[1]])
+        gap = f"; {_fmt(margin[0], prec)} points behind {ahead_en}"
+        gap_ko = f"; {ahead_ko}에 {_fmt(margin[0], prec)}점 뒤짐"
     return (f"Eliminated on points: rank {pool_rank} in the ranking pool with {total} points; only the best "
             f"{out.limit} advance{gap}.",
             f"점수 탈락: 순위 {pool_rank}위({total}점), 상위 {out.limit}팀만 진출{gap_ko}.")
 
 
-def _margin(decision: Decision, ti: int) -> tuple[float, str] | None:
-    """Points between an eliminated team and the lowest-ranked team that advanced on points."""
+def _tie_note(decision: Decision, ti: int) -> tuple[str, str] | tuple[None, None]:
+    """How a tie with a neighbour was broken, in English and Korean, or (None, None) when there was none."""
+    ev = decision.evaluator
+    tie = decision.outcome.ties.get(ti)
+    if tie is None:
+        return None, None
+    other_en, other_ko = _names(ev.teams[tie.other])
+    total = f"{tie.total:g}"
+    if tie.how == "criterion" and tie.criterion and tie.points:
+        crit = ev.stage.criterion(tie.criterion)
+        crit_en, crit_ko = crit.name, crit.name_ko or crit.name
+        a, b = (f"{p:g}" for p in tie.points)
+        how = (f"ordered by {crit_en} points ({a} vs {b})", f"{crit_ko} 점수로 순위 결정({a} 대 {b})")
+    elif tie.how == "team_order":
+        how = ("ordered by team order in the program file", "사업 정의 파일의 팀 순서로 순위 결정")
+    elif tie.how == "lot":
+        how = ("ordered by the declared lot", "사전에 정한 추첨으로 순위 결정")
+    else:
+        how = ("not separated by any tie-breaker; rank shared", "동점 처리 기준으로도 갈리지 않아 같은 순위")
+    return (f"tied on {total} points with {other_en}; {how[0]}",
+            f"{_with(other_ko)} {total}점 동점; {how[1]}")
+
+
+def _margin(decision: Decision, ti: int) -> tuple[float, int] | None:
+    """Points between an eliminated team and the lowest-ranked team that advanced on points (and that team)."""
     ev, out = decision.evaluator, decision.outcome
     advancing = [i for i in out.order if out.advanced[i]]
     if not advancing:
         return None
-    last = advancing[-1]
-    return float(np.round(out.totals[last] - out.totals[ti], ev.stage.precision)), ev.teams[last].id
+    last = int(advancing[-1])
+    return float(np.round(out.totals[last] - out.totals[ti], ev.stage.precision)), last
+
+
+def fragility(robustness: dict, fragile_above: float) -> dict:
+    """Whether the decision is fragile: P(the set of advancing teams changes under score uncertainty) exceeds
+    the stage's threshold. Readers see this first, so it is a flag, not a number to interpret."""
+    res = robustness.get("resampling") if isinstance(robustness, dict) else None
+    p = res.get("p_decision_changes") if isinstance(res, dict) else None
+    return {"fragile": p is not None and p > fragile_above, "fragile_above": fragile_above}
 
 
 def _breakdown(decision: Decision, ti: int) -> dict:
@@ -96,7 +146,7 @@ def run_robustness(decision: Decision) -> dict:
             continue
         team = ev.teams[ti]
         failed = [g.id for g in ev.stage.gates if not decision.gates[team.id][g.id].passed]
-        margin = _margin(decision, ti)
+        margin = _margin(decision, int(ti))
         entry = {
             "team": team.id,
             "cause": "gate" if failed else "points",
@@ -110,6 +160,17 @@ def run_robustness(decision: Decision) -> dict:
     return {"resampling": res, "weights": weights, "cuts": cuts}
 
 
+def appeal_deadline(decided_at: dt.datetime, appeal_days: int, timezone: str) -> dt.date:
+    """The last day to appeal: the decision's calendar day in the programme's time zone plus `appeal_days`.
+
+    Days are the programme's days: a decision at 02:00 KST on 16 January is a 16 January decision, even though it
+    is still 15 January in UTC.
+    """
+    from zoneinfo import ZoneInfo
+
+    return as_utc(decided_at).astimezone(ZoneInfo(timezone)).date() + dt.timedelta(days=appeal_days)
+
+
 def decision_dict(decision: Decision, *, decided_at: dt.datetime, program_sha256: str,
                   decision_id: int | None = None, supersedes: int | None = None,
                   appeal_id: int | None = None, robustness: dict | None = None) -> dict:
@@ -120,6 +181,7 @@ def decision_dict(decision: Decision, *, decided_at: dt.datetime, program_sha256
     for ti in out.order:
         team = ev.teams[ti]
         reason, reason_ko = _reason(decision, int(ti))
+        tie_break, tie_break_ko = _tie_note(decision, int(ti))
         teams.append({
             "team": team.id, "name": team.name, "name_ko": team.name_ko,
             "total": float(out.totals[ti]), "rank": int(out.rank[ti]),
@@ -127,15 +189,17 @@ def decision_dict(decision: Decision, *, decided_at: dt.datetime, program_sha256
             "gates": {gid: g.to_dict() for gid, g in decision.gates[team.id].items()},
             "status": "advanced" if out.advanced[ti] else "eliminated",
             "reason": reason, "reason_ko": reason_ko,
-            "tie_break": out.tie_notes.get(int(ti)),
+            "tie_break": tie_break, "tie_break_ko": tie_break_ko,
         })
-    deadline = decided_at.date() + dt.timedelta(days=stage.appeal_days)
+    deadline = appeal_deadline(decided_at, stage.appeal_days, info.timezone)
+    rob = robustness if robustness is not None else run_robustness(decision)
     return {
         "schema": SCHEMA,
         "program": {"id": info.id, "name": info.name, "name_ko": info.name_ko, "sha256": program_sha256},
         "stage": stage.id, "stage_name": stage.name, "stage_name_ko": stage.name_ko,
         "decision_id": decision_id, "supersedes": supersedes, "appeal_id": appeal_id,
         "decided_at": as_utc(decided_at).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "timezone": info.timezone,
         "appeal_deadline": deadline.isoformat(),
         "example_data": decision.example_data,
         "max_points": stage.max_points,
@@ -151,5 +215,5 @@ def decision_dict(decision: Decision, *, decided_at: dt.datetime, program_sha256
         "advanced": decision.advanced_ids,
         "eliminated": decision.eliminated_ids,
         "title_holders": decision.advanced_ids,
-        "robustness": robustness if robustness is not None else run_robustness(decision),
+        "robustness": {**rob, **fragility(rob, stage.robustness.fragile_above)},
     }

@@ -6,7 +6,6 @@ format re-emits the inputs untouched so anyone can re-check the published number
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import re
 from functools import lru_cache
@@ -16,38 +15,58 @@ import jinja2
 from markupsafe import Markup
 
 from simsa.errors import InputError
+from simsa.report.formats import (
+    DASH,
+    fmt_change,
+    fmt_deadline,
+    fmt_max,
+    fmt_points,
+    fmt_prob,
+    fmt_raw,
+    fmt_time,
+    num,
+    raw_parts,
+    text_or_dash,
+)
 from simsa.report.labels import LABELS, LANGS, SEPARATOR, label, label_parts, pick, pick_parts
 
 FORMATS = ("md", "html", "json")
 REPORT_SCHEMA = "simsa.report/1"
-DASH = "—"
 GATE_MARK = {True: "✓", False: "✗", None: DASH}
 
 
 def render_report(
-    decision: dict, appeals: list[dict], history: list[dict], fmt: str, lang: str = "both"
+    decision: dict, appeals: list[dict], history: list[dict], fmt: str, lang: str = "both",
+    timezone: str | None = None,
 ) -> str:
-    """fmt in {"md","html","json"}; lang in {"en","ko","both"}. Returns the document text."""
+    """fmt in {"md","html","json"}; lang in {"en","ko","both"}. Returns the document text.
+
+    Times are shown in `timezone` (an IANA name), else the zone the decision records, else UTC; the JSON format
+    keeps every time in UTC and names the display zone.
+    """
     if fmt not in FORMATS:
         raise InputError(f"unknown report format {fmt!r}; expected one of {', '.join(FORMATS)}")
     if lang not in LANGS:
         raise InputError(f"unknown report language {lang!r}; expected one of {', '.join(LANGS)}")
     appeals, history = list(appeals or []), list(history or [])
+    zone = timezone or decision.get("timezone") or "UTC"
     if fmt == "json":
-        return render_json(decision, appeals, history)
-    view = build_view(decision, appeals, history, lang)
+        return render_json(decision, appeals, history, zone)
+    view = build_view(decision, appeals, history, lang, zone)
     if fmt == "md":
         return render_markdown(view)
     return render_html(view)
 
 
-def render_json(decision: dict, appeals: list[dict], history: list[dict]) -> str:
-    """Machine-readable report: the inputs verbatim, so the published record can be diffed and re-checked."""
-    doc = {"schema": REPORT_SCHEMA, "decision": decision, "appeals": appeals, "history": history}
+def render_json(decision: dict, appeals: list[dict], history: list[dict], timezone: str = "UTC") -> str:
+    """Machine-readable report: the inputs verbatim (times in UTC), so the published record can be diffed and
+    re-checked; `timezone` names the zone the other formats display times in."""
+    doc = {"schema": REPORT_SCHEMA, "timezone": timezone, "decision": decision, "appeals": appeals,
+           "history": history}
     return json.dumps(doc, ensure_ascii=False, indent=2, sort_keys=True)
 
 
-# ---------------------------------------------------------------- labels and number formatting
+# ---------------------------------------------------------------- labels
 
 
 class _Text:
@@ -63,67 +82,6 @@ class _Text:
         return label_parts(key, self.lang, **fields)
 
 
-def _num(x: Any) -> float | None:
-    """Coerce a JSON number; anything else reads as missing rather than crashing the report."""
-    if isinstance(x, bool) or not isinstance(x, int | float):
-        return None
-    return float(x)
-
-
-def _text(x: Any) -> str:
-    """A value as shown in a cell; missing values read as a dash, never as "None"."""
-    return DASH if x is None or x == "" else str(x)
-
-
-def fmt_points(x: Any) -> str:
-    """Points with two decimals, as the published table rounds them."""
-    v = _num(x)
-    return DASH if v is None else f"{v:.2f}"
-
-
-def fmt_max(x: Any) -> str:
-    """A maximum without trailing zeros: 40, 12.5."""
-    v = _num(x)
-    return DASH if v is None else f"{v:.2f}".rstrip("0").rstrip(".")
-
-
-def fmt_prob(p: Any) -> str:
-    """A probability as a percentage that never rounds a real chance down to 0 % or up to 100 %."""
-    v = _num(p)
-    if v is None:
-        return DASH
-    pct = v * 100
-    if 0 < pct < 0.05:
-        return "<0.1%"
-    if 99.95 < pct < 100:
-        return ">99.9%"
-    return f"{pct:.1f}%"
-
-
-def fmt_time(value: Any) -> str:
-    """ISO timestamps as "2026-01-15 09:00 UTC"; anything unparseable is shown as given."""
-    if value is None or value == "":
-        return DASH
-    text = str(value)
-    try:
-        stamp = dt.datetime.fromisoformat(text)
-    except ValueError:
-        return text
-    if "T" not in text and " " not in text:
-        return stamp.date().isoformat()
-    if stamp.tzinfo is None:
-        return stamp.strftime("%Y-%m-%d %H:%M")
-    offset = stamp.utcoffset()
-    zone = "UTC" if not offset else stamp.strftime("%z")[:3] + ":" + stamp.strftime("%z")[3:]
-    return stamp.strftime("%Y-%m-%d %H:%M ") + zone
-
-
-def fmt_change(pct: Any, sign: str) -> str:
-    """A signed weight change in percent."""
-    v = _num(pct)
-    return DASH if v is None else f"{sign}{abs(v):.1f}%"
-
-
 # ---------------------------------------------------------------- view model
 
 
@@ -131,7 +89,7 @@ def _ranked_teams(decision: dict) -> list[dict]:
     """Teams best first; the decision is already sorted, the sort only guards hand-edited input."""
     teams = [t for t in decision.get("teams") or [] if isinstance(t, dict)]
     order = {id(t): i for i, t in enumerate(teams)}
-    return sorted(teams, key=lambda t: (_num(t.get("rank")) or float("inf"), order[id(t)]))
+    return sorted(teams, key=lambda t: (num(t.get("rank")) or float("inf"), order[id(t)]))
 
 
 def _criteria(decision: dict, lang: str) -> list[dict]:
@@ -144,7 +102,7 @@ def _criteria(decision: dict, lang: str) -> list[dict]:
             "names": (str(c.get("name") or c.get("id")),
                       str(c.get("name_ko") or c.get("name") or c.get("id"))),
             "max": c.get("points"),
-            "depth": int(_num(c.get("depth")) or 0),
+            "depth": int(num(c.get("depth")) or 0),
             "top": c.get("parent") is None,
             "source": c.get("source"),
         })
@@ -221,7 +179,7 @@ def _status_label(status: Any, lang: str) -> str:
     return label(status, lang) if status in ("advanced", "eliminated") else str(status or DASH)
 
 
-def _header(decision: dict, lang: str) -> dict:
+def _header(decision: dict, lang: str, zone: str) -> dict:
     program = decision.get("program") or {}
     prog_en, prog_ko = program.get("name") or program.get("id") or DASH, program.get("name_ko")
     stage_en = decision.get("stage_name") or decision.get("stage") or DASH
@@ -232,16 +190,23 @@ def _header(decision: dict, lang: str) -> dict:
         "both": [f"{prog_en} — {stage_en}", f"{prog_ko or prog_en} — {stage_ko or stage_en}"],
     }[lang]
     titles = [s for i, s in enumerate(lines) if s not in lines[:i]]
-    return {"title": titles[0], "subtitles": titles[1:], "meta": _meta_rows(decision, lang)}
+    return {"title": titles[0], "subtitles": titles[1:], "meta": _meta_rows(decision, lang, zone)}
 
 
-def _meta_rows(decision: dict, lang: str) -> list[tuple[str, str]]:
+def _deadline(decision: dict, zone: str) -> str:
+    """The appeal deadline's day is a day of the zone the decision records (UTC for decisions made before
+    decisions recorded one)."""
+    return fmt_deadline(decision.get("appeal_deadline"), decision.get("timezone") or "UTC", zone)
+
+
+def _meta_rows(decision: dict, lang: str, zone: str) -> list[tuple[str, str]]:
     program = decision.get("program") or {}
     did = decision.get("decision_id")
     rows = [
         (label("decision_id", lang), f"#{did}" if did is not None else label("dry_run", lang)),
-        (label("decided_at", lang), fmt_time(decision.get("decided_at"))),
-        (label("appeal_deadline", lang), _text(decision.get("appeal_deadline"))),
+        (label("decided_at", lang), fmt_time(decision.get("decided_at"), zone)),
+        (label("appeal_deadline", lang), _deadline(decision, zone)),
+        (label("timezone", lang), zone),
     ]
     if decision.get("supersedes") is not None:
         rows.append((label("supersedes", lang), f"#{decision['supersedes']}"))
@@ -303,6 +268,7 @@ def _gate_details(teams: list[dict], titles: dict[str, list[str]], names: _Names
         for gid, g in _gates(t).items():
             g = g if isinstance(g, dict) else {}
             state = _gate_state(t, gid)
+            evidence = _in_lang(g.get("evidence"), g.get("evidence_ko"), lang)
             items.append({
                 "name": SEPARATOR.join(titles.get(gid) or gate_name_parts(gid, lang)),
                 "name_parts": titles.get(gid) or gate_name_parts(gid, lang),
@@ -310,9 +276,11 @@ def _gate_details(teams: list[dict], titles: dict[str, list[str]], names: _Names
                 "state": state,
                 "mark": GATE_MARK[state],
                 "result": {True: label("passed", lang), False: label("failed", lang), None: DASH}[state],
-                "evidence": _text(g.get("evidence")),
+                "evidence": SEPARATOR.join(evidence) or DASH,
+                "evidence_parts": evidence or [DASH],
                 "link": str(g["link"]) if g.get("link") else None,
-                "source": str(g["source"]) if g.get("source") else None,
+                "source": _gate_source(g.get("source"), lang),
+                "source_is_id": bool(g.get("source")) and str(g.get("source")) not in GATE_SOURCES,
             })
         out.append({
             "name": names(t.get("team")),
@@ -321,6 +289,22 @@ def _gate_details(teams: list[dict], titles: dict[str, list[str]], names: _Names
             "items": items,
         })
     return out
+
+
+def _in_lang(en: Any, ko: Any, lang: str) -> list[str]:
+    """A recorded text and its Korean variant as the language asks; "both" gives each when they differ."""
+    return pick_parts(en, ko, lang)
+
+
+GATE_SOURCES = {"recorded": "gate_source_recorded", "program file": "gate_source_program_file"}
+
+
+def _gate_source(source: Any, lang: str) -> str | None:
+    """Where a gate result came from: known kinds in words, a score source by its id."""
+    if not source:
+        return None
+    key = GATE_SOURCES.get(str(source))
+    return label(key, lang) if key else str(source)
 
 
 def _rule_lines(elimination: dict, lang: str) -> list[list[str]]:
@@ -368,7 +352,7 @@ def _tie_breaker_rule(tie_breakers: Any, criteria: list[dict], lang: str) -> lis
     return label_parts("rule_tie_breakers", lang, v=(", ".join(en), ", ".join(ko)))
 
 
-def _decision(decision: dict, teams: list[dict], criteria: list[dict], names: _Names, lang: str) -> dict:
+def _decision(decision: dict, teams: list[dict], criteria: list[dict], names: _Names, lang: str, zone: str) -> dict:
     by_id = names.by_id
     advanced = decision.get("advanced")
     if advanced is None:
@@ -386,12 +370,14 @@ def _decision(decision: dict, teams: list[dict], criteria: list[dict], names: _N
             "total": fmt_points(t.get("total")),
             "reason": _reason_lines(t, lang),
         })
-    tie_breaks = [(names(t.get("team")), str(t["tie_break"])) for t in teams if t.get("tie_break")]
+    tie_breaks = [(names(t.get("team")), SEPARATOR.join(_in_lang(t.get("tie_break"), t.get("tie_break_ko"), lang)))
+                  for t in teams if t.get("tie_break") or t.get("tie_break_ko")]
     return {
         "advanced": names.many(advanced),
         "eliminated": eliminated,
         "title_holders": names.many(decision.get("title_holders")),
-        "appeal_deadline": _text(decision.get("appeal_deadline")),
+        "appeal_deadline": _deadline(decision, zone),
+        "appeal_deadline_day": text_or_dash(decision.get("appeal_deadline")),
         "rules": _rules(decision, criteria, lang),
         "tie_breaks": tie_breaks,
     }
@@ -410,22 +396,33 @@ def _resampling(res: dict | None, teams: list[dict], names: _Names, lang: str) -
             "status": t.get("status"),
             "status_label": _status_label(t.get("status"), lang),
             "p_flip": fmt_prob(r.get("p_status_flip")),
-            "p_flip_value": _num(r.get("p_status_flip")),
+            "p_flip_value": num(r.get("p_status_flip")),
             "p_rank": fmt_prob(r.get("p_rank_change")),
         })
-    facts = [(label(key, lang), _text(res.get(key)))
+    facts = [(label(key, lang), text_or_dash(res.get(key)))
              for key in ("draws", "seed", "sources_with_uncertainty", "sources_without_uncertainty")]
     return {
         "p_decision": fmt_prob(res.get("p_decision_changes")),
         "facts": facts,
-        "note": str(res["note"]) if res.get("note") else None,
+        "note": _resampling_note(res, lang),
         "teams": rows,
     }
 
 
+def _resampling_note(res: dict, lang: str) -> str | None:
+    """The analysis's caveat in the report's language, chosen from the recorded facts it states."""
+    if not res.get("note"):
+        return None
+    if num(res.get("sources_with_uncertainty")) == 0:
+        return label("note_no_stderr", lang)
+    if num(res.get("draws")) == 0:
+        return label("note_no_draws", lang)
+    return label("note_held_fixed", lang)
+
+
 def _smallest_change(cat: dict) -> tuple[float | None, str]:
     """The smaller of the two directions, with its sign, for the sensitivity chart and table."""
-    both = ((_num(cat.get("increase_pct")), "+"), (_num(cat.get("decrease_pct")), "−"))
+    both = ((num(cat.get("increase_pct")), "+"), (num(cat.get("decrease_pct")), "−"))
     options = [(abs(v), sign) for v, sign in both if v is not None]
     if not options:
         return None, ""
@@ -437,7 +434,7 @@ def _weights(w: dict | None, criteria: list[dict], names: _Names, lang: str) -> 
     if not isinstance(w, dict):
         return None
     crit_names = {c["id"]: c for c in criteria}
-    searched = _num(w.get("searched_up_to_pct"))
+    searched = num(w.get("searched_up_to_pct"))
     searched_text = fmt_max(searched if searched is not None else 100.0)
     none_text = label("none_within", lang, pct=searched_text)
     rows = []
@@ -453,13 +450,13 @@ def _weights(w: dict | None, criteria: list[dict], names: _Names, lang: str) -> 
             "smallest": fmt_change(value, sign) if value is not None else f"> {searched_text}%",
             "flips": ", ".join(names.many(cat.get("flips"))) or DASH,
         })
-    min_abs = _num(w.get("min_abs_pct"))
+    min_abs = num(w.get("min_abs_pct"))
     return {
         "rows": rows,
         "min_abs": f"±{min_abs:.1f}%" if min_abs is not None else none_text,
         "searched": f"±{searched_text}%",
         "searched_value": searched if searched is not None else 100.0,
-        "method": str(w["method"]) if w.get("method") else None,
+        "method": label("weights_method", lang) if w.get("method") else None,
     }
 
 
@@ -473,7 +470,7 @@ def _cuts(cuts: Any, names: _Names, lang: str) -> list[dict] | None:
         failed = [gate_name(g, lang) for g in c.get("gates_failed") or []]
         if failed:
             cause_text = f"{cause_text}: {', '.join(failed)}"
-        change = _num(c.get("min_weight_change_pct"))
+        change = num(c.get("min_weight_change_pct"))
         rows.append({
             "name": names(c.get("team")),
             "name_parts": names.parts(c.get("team")),
@@ -497,9 +494,35 @@ def _robustness(decision: dict, teams: list[dict], criteria: list[dict], names: 
     return view
 
 
-def _appeals(appeals: list[dict], names: _Names, lang: str) -> list[dict]:
+def _fragile(decision: dict) -> dict | None:
+    """The warning readers must see first: the decision says it is fragile under score uncertainty."""
+    rob = decision.get("robustness")
+    if not isinstance(rob, dict) or rob.get("fragile") is not True:
+        return None
+    res = rob.get("resampling") if isinstance(rob.get("resampling"), dict) else {}
+    return {"p": fmt_prob(res.get("p_decision_changes")), "threshold": fmt_prob(rob.get("fragile_above"))}
+
+
+def _raw_scores(teams: list[dict], criteria: list[dict]) -> list[dict]:
+    """Per leaf criterion (one score source each): every team's mean ± standard error (n), as recorded."""
+    rows = []
+    for c in criteria:
+        if not c["source"]:
+            continue
+        cells = []
+        for t in teams:
+            b = (t.get("breakdown") or {}).get(c["id"]) or {}
+            value, detail = raw_parts(b.get("raw"), b.get("stderr"), b.get("n"))
+            cells.append({"text": fmt_raw(b.get("raw"), b.get("stderr"), b.get("n")), "value": value,
+                          "detail": detail})
+        rows.append({"name": c["name"], "name_parts": c["name_parts"], "source": str(c["source"]),
+                     "cells": cells})
+    return rows
+
+
+def _appeals(appeals: list[dict], names: _Names, lang: str, zone: str) -> list[dict]:
     out = []
-    for a in sorted(appeals, key=lambda a: (_num(a.get("id")) or 0)):
+    for a in sorted(appeals, key=lambda a: (num(a.get("id")) or 0)):
         status = a.get("status")
         key = f"appeal_{status}"
         new_id = a.get("new_decision_id")
@@ -507,21 +530,22 @@ def _appeals(appeals: list[dict], names: _Names, lang: str) -> list[dict]:
             "id": str(a.get("id")),
             "team": names(a.get("team")),
             "team_parts": names.parts(a.get("team")),
-            "filed_at": fmt_time(a.get("filed_at")),
+            "filed_at": fmt_time(a.get("filed_at"), zone),
             "status": str(status),
             "status_label": label(key, lang) if key in LABELS else str(status or DASH),
-            "grounds": _text(a.get("grounds")),
-            "resolved_at": fmt_time(a.get("resolved_at")),
-            "resolution": _text(a.get("resolution")),
+            "grounds": text_or_dash(a.get("grounds")),
+            "resolved_at": fmt_time(a.get("resolved_at"), zone),
+            "resolution": text_or_dash(a.get("resolution")),
             "new_decision": f"#{new_id}" if new_id is not None else DASH,
         })
     return out
 
 
-def _history(history: list[dict], decision: dict, teams: list[dict], names: _Names, lang: str) -> list[dict]:
+def _history(history: list[dict], decision: dict, teams: list[dict], names: _Names, lang: str,
+             zone: str) -> list[dict]:
     current = set(decision.get("advanced") or [t.get("team") for t in teams if t.get("status") == "advanced"])
     out = []
-    for h in sorted(history, key=lambda h: (_num(h.get("decision_id")) or 0)):
+    for h in sorted(history, key=lambda h: (num(h.get("decision_id")) or 0)):
         before = set(h.get("advanced") or [])
         known = before | set(h.get("eliminated") or [])
         gained = [tid for tid in names.by_id if tid in current and tid not in before and tid in known]
@@ -531,7 +555,7 @@ def _history(history: list[dict], decision: dict, teams: list[dict], names: _Nam
         appeal = h.get("appeal_id")
         out.append({
             "id": f"#{h.get('decision_id')}",
-            "decided_at": fmt_time(h.get("decided_at")),
+            "decided_at": fmt_time(h.get("decided_at"), zone),
             "advanced": ", ".join(names.many(h.get("advanced"))) or DASH,
             "eliminated": ", ".join(names.many(h.get("eliminated"))) or DASH,
             "appeal": f"#{appeal}" if appeal is not None else DASH,
@@ -540,7 +564,7 @@ def _history(history: list[dict], decision: dict, teams: list[dict], names: _Nam
     return out
 
 
-def build_view(decision: dict, appeals: list[dict], history: list[dict], lang: str) -> dict:
+def build_view(decision: dict, appeals: list[dict], history: list[dict], lang: str, zone: str = "UTC") -> dict:
     """Everything both document formats show, already localised and formatted, but not yet escaped."""
     teams = _ranked_teams(decision)
     names = _Names(teams, lang)
@@ -552,7 +576,8 @@ def build_view(decision: dict, appeals: list[dict], history: list[dict], lang: s
         "lang": lang,
         "html_lang": "en" if lang == "en" else "ko",
         "example_data": bool(decision.get("example_data")),
-        "header": _header(decision, lang),
+        "header": _header(decision, lang, zone),
+        "fragile": _fragile(decision),
         "top": top,
         "gate_names": [SEPARATOR.join(gate_name_parts(g, lang, titles)) for g in gate_ids],
         "gate_name_parts": [gate_name_parts(g, lang, titles) for g in gate_ids],
@@ -560,11 +585,12 @@ def build_view(decision: dict, appeals: list[dict], history: list[dict], lang: s
         "team_names": [names(t.get("team")) for t in teams],
         "team_name_parts": [names.parts(t.get("team")) for t in teams],
         "breakdown": _breakdown(teams, criteria),
+        "raw_scores": _raw_scores(teams, criteria),
         "gate_details": _gate_details(teams, titles, names, lang),
-        "decision": _decision(decision, teams, criteria, names, lang),
+        "decision": _decision(decision, teams, criteria, names, lang, zone),
         "robustness": _robustness(decision, teams, criteria, names, lang),
-        "appeals": _appeals(appeals, names, lang),
-        "history": _history(history, decision, teams, names, lang),
+        "appeals": _appeals(appeals, names, lang, zone),
+        "history": _history(history, decision, teams, names, lang, zone),
         "schema": str(decision.get("schema") or "simsa.decision/1"),
         "_teams": teams,
     }
@@ -608,6 +634,9 @@ def _md_header(v: dict, t: _Text) -> list[str]:
     if h["subtitles"]:
         out += [*[f"**{md_escape(s)}**" for s in h["subtitles"]], ""]
     out += [f"*{t('report_title')}*", ""]
+    if v["fragile"]:
+        detail = t.parts("fragile_detail", **v["fragile"])
+        out += [f"> **⚠ {t('fragile_title')}**", *[f">\n> {p}" for p in detail], ""]
     if v["example_data"]:
         out += [f"> **⚠ {t('example_notice')}**", *[f">\n> {p}" for p in t.parts("example_detail")], ""]
     out += [f"## {t('summary')}", ""]
@@ -634,6 +663,16 @@ def _md_breakdown(v: dict, t: _Text) -> list[str]:
         rows.append([indent + c["name"], c["max_text"], *c["points"]])
     align = "lr" + "r" * len(v["team_names"])
     return [f"## {t('points_by_criterion')}", "", *_md_table(header, rows, align), ""]
+
+
+def _md_raw_scores(v: dict, t: _Text) -> list[str]:
+    if not v["raw_scores"]:
+        return []
+    header = [t("criterion"), t("score_source"), *v["team_names"]]
+    rows = [[r["name"], r["source"], *[c["text"] for c in r["cells"]]] for r in v["raw_scores"]]
+    align = "ll" + "r" * len(v["team_names"])
+    intro = _md_paragraphs(t.parts("raw_scores_intro"))
+    return [f"## {t('raw_scores')}", "", *intro, *_md_table(header, rows, align), ""]
 
 
 def _md_gates(v: dict, t: _Text) -> list[str]:
@@ -746,7 +785,7 @@ def _md_history(v: dict, t: _Text) -> list[str]:
 def render_markdown(view: dict) -> str:
     """Plain-text-readable Markdown: tables and lists only, so it reads the same raw or rendered."""
     t = _Text(view["lang"])
-    parts = [_md_header, _md_leaderboard, _md_breakdown, _md_gates, _md_decision, _md_robustness,
+    parts = [_md_header, _md_leaderboard, _md_breakdown, _md_raw_scores, _md_gates, _md_decision, _md_robustness,
              _md_appeals, _md_history]
     lines: list[str] = []
     for part in parts:
@@ -797,8 +836,8 @@ def _points_rows(view: dict) -> list[dict]:
         rows.append({
             "name": row["name"],
             "rank": row["rank"],
-            "total": _num(team.get("total")),
-            "points": [_num((breakdown.get(c["id"]) or {}).get("points")) or 0.0 for c in view["top"]],
+            "total": num(team.get("total")),
+            "points": [num((breakdown.get(c["id"]) or {}).get("points")) or 0.0 for c in view["top"]],
             "eliminated": team.get("status") == "eliminated",
             "failed_gates": [gate_name(g, view["lang"]) for g in _failed_gates(team)],
         })
