@@ -1,19 +1,24 @@
-"""`simsa program …`: validate and load program files."""
+"""`simsa program …`: validate, load, list and compare program files."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich import box
 from rich.markup import escape
 from rich.table import Table
 
 from simsa.cli.context import STATE
-from simsa.cli.output import console, emit_json
-from simsa.program.loader import LoadedProgram, load_program
-from simsa.services import programs
+from simsa.cli.output import console, emit_json, err_console
 
-app = typer.Typer(help="Validate and load program files.", no_args_is_help=True)
+if TYPE_CHECKING:
+    from simsa.program.loader import LoadedProgram
+    from simsa.services.program_versions import VersionDiff, VersionInfo
+    from simsa.services.programs import VersionWarning
+
+app = typer.Typer(help="Validate, load, list and compare program files.", no_args_is_help=True)
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
 
@@ -62,9 +67,14 @@ def _print(loaded: LoadedProgram, verb: str) -> None:
 @app.command("check")
 def check(file: Annotated[str, typer.Argument(help="Program file (.toml).")], as_json: JsonOpt = False) -> None:
     """Validate a program file without writing anything (exit 2 with `file:line: key: message` on error)."""
+    from simsa.program.loader import load_program
+
     loaded = load_program(file)
+    for warning in loaded.warnings:  # on stderr, like every warning, so --json output stays one document
+        err_console.print(f"[bold yellow]warning:[/] [yellow]{escape(str(warning))}[/]", highlight=False,
+                          soft_wrap=True)
     if as_json:
-        emit_json({"valid": True, **summary(loaded)})
+        emit_json({"valid": True, **summary(loaded), "warnings": [w.to_dict() for w in loaded.warnings]})
     else:
         _print(loaded, "valid:")
 
@@ -72,11 +82,97 @@ def check(file: Annotated[str, typer.Argument(help="Program file (.toml).")], as
 @app.command("load")
 def load(file: Annotated[str, typer.Argument(help="Program file (.toml).")], as_json: JsonOpt = False) -> None:
     """Validate a program file and record this version in the store (audited; idempotent)."""
+    from simsa.program.loader import load_program
+    from simsa.services import programs
+
     loaded = load_program(file)
     with STATE.store().session() as session:
-        row, created = programs.register(session, loaded, STATE.who())
-        version_id = row.id
+        reg = programs.register_with_warnings(session, loaded, STATE.who())
+        version_id = reg.version.id
+    print_version_warnings(reg.warnings)
     if as_json:
-        emit_json({"loaded": created, "version_id": version_id, **summary(loaded)})
+        emit_json({"loaded": reg.created, "version_id": version_id, **summary(loaded),
+                   "warnings": [w.to_dict() for w in reg.warnings]})
     else:
-        _print(loaded, "loaded" if created else "already loaded (same version):")
+        _print(loaded, "loaded" if reg.created else "already loaded (same version):")
+
+
+def print_version_warnings(warnings: Sequence[VersionWarning]) -> None:
+    """Rule changes behind a decision in force: yellow, on stderr, so they never mix into --json output."""
+    for w in warnings:
+        err_console.print(f"[bold yellow]warning:[/] [yellow]{escape(w.message)}[/]", highlight=False,
+                          soft_wrap=True)
+
+
+@app.command("list")
+def list_(as_json: JsonOpt = False) -> None:
+    """The programs loaded in the store, each version with its hash, who loaded it when, and its decisions."""
+    from simsa.services import program_versions
+
+    with STATE.store().session(readonly=True) as session:
+        versions = program_versions.list_versions(session)
+    if as_json:
+        emit_json({"versions": [v.to_dict() for v in versions]})
+        return
+    if not versions:
+        console.print("no programs loaded yet (`simsa program load FILE`)")
+        return
+    _print_versions(versions)
+
+
+def _print_versions(versions: list[VersionInfo]) -> None:
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
+    table.add_column("program")
+    table.add_column("ver", justify="right")
+    table.add_column("sha256", no_wrap=True)
+    table.add_column("loaded (UTC)", no_wrap=True)
+    table.add_column("by")
+    table.add_column("decisions")
+    table.add_column("source", overflow="fold")
+    for v in versions:
+        used = ", ".join(f"{d}*" if d in v.in_force else str(d) for d in v.decisions) or "—"
+        table.add_row(v.program, str(v.id), v.sha256[:12], v.loaded_at[:16].replace("T", " "), escape(v.loaded_by),
+                      used, escape(v.source_path))
+    console.print(table)
+    if any(v.in_force for v in versions):
+        console.print("* decision in force")
+
+
+@app.command("diff")
+def diff(
+    program: Annotated[str, typer.Argument(help="Id of a loaded program, or a program file (compared with the "
+                                                "latest loaded version unless --to is given).")],
+    from_: Annotated[str | None, typer.Option("--from", help="Version id or sha256 prefix (default: the version "
+                                                             "before --to).")] = None,
+    to: Annotated[str | None, typer.Option("--to", help="Version id, sha256 prefix or program file (default: the "
+                                                        "latest loaded version).")] = None,
+    text: Annotated[bool, typer.Option("--text", help="Also show the unified diff of the files.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """What changed between two versions of a program, each change marked `rules` (can change who advances) or
+    `cosmetic` (names, descriptions)."""
+    from simsa.services import program_versions
+
+    with STATE.store().session(readonly=True) as session:
+        result = program_versions.diff_versions(session, program, from_, to, text=text)
+    if as_json:
+        emit_json(result.to_dict())
+    else:
+        _print_diff(result)
+
+
+def _print_diff(result: VersionDiff) -> None:
+    d = result.diff
+    console.print(f"[bold]{escape(result.program)}[/]: {escape(result.before.label)} → {escape(result.after.label)}: "
+                  f"{len(d.rules)} rule change{'s' * (len(d.rules) != 1)}, {len(d.cosmetic)} cosmetic",
+                  highlight=False)
+    if not d.changes:
+        console.print("no semantic changes" + (" (the files differ only in layout or comments)"
+                                               if result.before.sha256 != result.after.sha256 else ""))
+    for c in d.changes:
+        tag = "[bold red]rules[/]   " if c.category == "rules" else "[dim]cosmetic[/]"
+        where = f" [dim](affects {', '.join(c.stages)})[/]" if c.category == "rules" and c.stages else ""
+        console.print(f"  {tag} {escape(c.describe())}{where}", highlight=False)
+    if result.text:
+        console.print()
+        console.print(result.text, highlight=False, markup=False, soft_wrap=True, end="")

@@ -56,6 +56,8 @@ def decide(
     as_json: JsonOpt = False,
 ) -> None:
     """Apply the stage's rules to the current scores and gate results, record the decision, and show it."""
+    from simsa.cli.program_cmd import print_version_warnings
+
     when = parse_at(at)
     with STATE.store().session() as session, console.status("Deciding and running the robustness analysis…"):
         loaded = programs.resolve(session, program)
@@ -64,6 +66,10 @@ def decide(
         else:
             result = decision_service.decide_and_store(session, loaded, stage, STATE.who(), at=when,
                                                        supersede=supersede, reason=reason)
+        version_warnings = programs.session_warnings(session)
+    print_version_warnings(version_warnings)
+    if version_warnings:
+        result = {**result, "program_warnings": [w.to_dict() for w in version_warnings]}
     if as_json:
         emit_json(result)
     else:
@@ -159,3 +165,19 @@ def _team_name(loaded, team_id: str) -> str:  # type: ignore[no-untyped-def]
     except KeyError:
         return team_id
     return pick(team.name, team.name_ko, STATE.lang) or team_id
+
+
+@app.command("status")
+def status(program: ProgramArg, stage: StageArg, as_json: JsonOpt = False) -> None:
+    """The whole stage before deciding: participants, each team's scores and gate results, what is missing
+    (blocking, or counted as zero), whether it can be decided now, and the decision in force. Writes nothing."""
+    from simsa.cli.status_view import print_status
+    from simsa.services import programs
+    from simsa.services.status import stage_status
+
+    with STATE.store().session(readonly=True) as session:
+        result = stage_status(session, programs.resolve(session, program), stage)
+    if as_json:
+        emit_json(result.to_dict())
+    else:
+        print_status(result)
