@@ -13,6 +13,7 @@ import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
@@ -46,6 +47,7 @@ LATIN_WORD = re.compile(r"[A-Za-z][A-Za-z'’]*")
 
 @dataclass(frozen=True)
 class Live:
+    db: str                 # the database the decisions are recorded in
     first: dict             # the decision as first recorded
     inputs: ReportInputs    # the decision in force (after the upheld appeal), its appeals and history
     rendered: dict[tuple[str, str], str]
@@ -54,7 +56,8 @@ class Live:
 @pytest.fixture(scope="module")
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     work = tmp_path_factory.mktemp("live-report")
-    store = Store(sqlite_url(work / "simsa.db"))
+    db = sqlite_url(work / "simsa.db")
+    store = Store(db)
     loaded = load_program(EXAMPLE)
     write_example_scores(work / "panel.csv")
     write_bench_scores(work / "bench.json")
@@ -89,7 +92,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     rendered = {(fmt, lang): render_report(inputs.decision, inputs.appeals, inputs.history, fmt, lang,
                                            inputs.timezone)
                 for fmt in ("md", "html", "json") for lang in ("en", "ko", "both")}
-    yield Live(first=first, inputs=inputs, rendered=rendered)
+    yield Live(db=db, first=first, inputs=inputs, rendered=rendered)
 
 
 def visible_text(page: str) -> str:
@@ -414,3 +417,48 @@ def test_dry_run_of_a_live_decision(live: Live) -> None:
     for fmt in ("md", "html"):
         text = render_report(d, [], [], fmt, "ko")
         assert label("dry_run", "ko") in text
+
+
+def cli(*args: str, db: str, env: dict[str, str] | None = None) -> str:
+    """Run the command line in-process; one store per command and the language reset, as in a real process."""
+    from typer.testing import CliRunner
+
+    from simsa.cli.context import STATE
+    from simsa.cli.main import app
+
+    try:
+        result = CliRunner().invoke(app, ["--db", db, *args], env={"NO_COLOR": "1", "COLUMNS": "200", **(env or {})})
+    finally:
+        if STATE._store is not None:
+            STATE._store.dispose()
+            STATE._store = None
+        STATE.lang = "en"
+    assert result.exit_code == 0, (result.output, result.exception)
+    return result.stdout
+
+
+@pytest.mark.parametrize("args, env, expected", [
+    ((), {}, "both"), (("--lang", "ko"), {}, "ko"), ((), {"SIMSA_LANG": "ko"}, "ko"),
+    (("--lang", "ko"), {}, "en"),
+])
+def test_report_language_follows_the_global_option(live: Live, tmp_path: Path, args: tuple[str, ...],
+                                                   env: dict[str, str], expected: str) -> None:
+    own = ("--lang", "en") if expected == "en" else ()
+    out = cli(*args, "report", "k-ai-2026", STAGE, "--format", "md", "-o", str(tmp_path / "r.md"), *own, "--json",
+              db=live.db, env=env)
+    assert json.loads(out)["lang"] == expected
+    md = (tmp_path / "r.md").read_text(encoding="utf-8")
+    assert (LABELS["leaderboard"][1] in md) is (expected != "en")
+    assert (LABELS["leaderboard"][0] in md) is (expected != "ko")
+
+
+def test_cli_show_and_appeals_in_korean(live: Live) -> None:
+    shown = cli("--lang", "ko", "stage", "show", "k-ai-2026", STAGE, "--decision", "1", db=live.db)
+    assert "불안정한 결정" in shown and "2026-01-15 18:00 KST (UTC+09:00)" in shown
+    assert all(t["name_ko"] in shown for t in live.first["teams"])
+    listed = cli("--lang", "ko", "stage", "appeal", "list", "k-ai-2026", STAGE, db=live.db)
+    appealed = next(t for t in live.first["teams"] if t["team"] == live.inputs.appeals[0]["team"])
+    assert appealed["name_ko"] in listed
+    assert "2026-01-17 23:03 KST (UTC+09:00)" in listed and "2026-01-21 19:00 KST (UTC+09:00)" in listed
+    shown_json = json.loads(cli("--lang", "ko", "stage", "show", "k-ai-2026", STAGE, "--json", db=live.db))
+    assert shown_json == live.inputs.decision  # JSON is the record, in UTC, whatever the language

@@ -6,7 +6,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Literal
 
-import click
 import typer
 
 from simsa.cli.context import STATE
@@ -52,21 +51,21 @@ def write_report(session, program: str, stage: str, fmt: str, output: str, lang:
     return path
 
 
-def report_language(option: str | None) -> str:
-    """The report's own --lang, else the global --lang when one was given, else both languages (a published
-    report serves readers of both)."""
+def report_language(option: str | None, ctx: typer.Context | None = None) -> str:
+    """The report's own --lang, else the global --lang when one was given (option or $SIMSA_LANG), else both
+    languages (a published report serves readers of both)."""
     if option:
         return option
-    ctx = click.get_current_context(silent=True)
-    root = ctx.find_root() if ctx else None
+    root = ctx.find_root() if ctx is not None else None
     if root is not None and "lang" in root.params:
         source = root.get_parameter_source("lang")
-        if source not in (None, click.core.ParameterSource.DEFAULT):
+        if source is not None and source.name != "DEFAULT":
             return STATE.lang
     return "both"
 
 
 def report(
+    ctx: typer.Context,
     program: Annotated[str, typer.Argument(help="Program file (.toml) or the id of a loaded program.")],
     stage: Annotated[str, typer.Argument(help="Stage id.")],
     fmt: Annotated[Literal["md", "html", "json"], typer.Option("--format", help="Output format.")] = "html",
@@ -78,7 +77,7 @@ def report(
 ) -> None:
     """Leaderboard with breakdown, raw scores, gates, decision, robustness and appeals, with plots (HTML); times
     in the programme's time zone."""
-    language = report_language(lang)
+    language = report_language(lang, ctx)
     with STATE.store().session() as session:
         path = write_report(session, program, stage, fmt, output, language)
     if as_json:

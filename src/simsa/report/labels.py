@@ -67,6 +67,7 @@ LABELS: dict[str, tuple[str, str]] = {
         "표준오차가 없으면 표시하지 않습니다.",
     ),
     "score_source": ("Score source", "점수 출처"),
+    "criterion_and_source": ("Criterion and score source", "평가 기준 및 점수 출처"),
     # Gates
     "gates": ("Gates", "필수 요건"),
     "gate": ("Gate", "요건"),
