@@ -166,16 +166,16 @@ def test_rules_change_after_a_decision_warns_cosmetic_does_not(db_url: str, tmp_
     run("program", "load", str(EXAMPLE), "--json", db=db_url).json()
     decided = _decide_stage_1(db_url, tmp_path)
     cosmetic = run("program", "load", str(write(tmp_path, "cosmetic.toml", NAME_KO)), "--json", db=db_url)
-    assert cosmetic.json()["loaded"] is True and cosmetic.json()["warnings"] == []
+    assert cosmetic.json()["loaded"] is True and cosmetic.json()["decision_warnings"] == []
     assert "warning" not in cosmetic.stderr
     later = run("program", "load", str(write(tmp_path, "stage2.toml", SAFETY_GATE)), "--json", db=db_url).json()
-    assert later["warnings"] == []  # stage 2 is not decided yet: amending its rules puts no decision in question
+    assert later["decision_warnings"] == []  # stage 2 is undecided: amending its rules puts no decision in question
 
     rules = run("program", "load", str(write(tmp_path, "rules.toml", NIA_POINTS, GLOBAL_POINTS)), "--json",
                 db=db_url)
     loaded = rules.json()
     assert loaded["loaded"] is True  # never refused
-    [warning] = loaded["warnings"]
+    [warning] = loaded["decision_warnings"]
     assert (warning["stage"], warning["decision_id"]) == ("stage-1", decided["decision_id"])
     assert [c["path"] for c in warning["changes"]] == ["stages[stage-1].criteria[nia].points",
                                                       "stages[stage-1].criteria[global].points"]
@@ -188,7 +188,18 @@ def test_rules_change_after_a_decision_warns_cosmetic_does_not(db_url: str, tmp_
     run("score", "add", str(implicit), "--stage", "stage-1", "--team", "baekdu", "--source", "bench:nia",
         "--value", "0.61", "--json", db=db_url).json()
     entries = _load_entries(db_url)
-    assert [bool(e.get("warnings")) for e in entries] == [False, False, False, True, True]
-    assert entries[3]["warnings"][0]["decision_id"] == decided["decision_id"]
-    assert "stages[stage-1].criteria[nia].points: 10 → 12" in entries[4]["warnings"][0]["changes"]
+    assert [bool(e.get("decision_warnings")) for e in entries] == [False, False, False, True, True]
+    assert entries[3]["decision_warnings"][0]["decision_id"] == decided["decision_id"]
+    assert "stages[stage-1].criteria[nia].points: 10 → 12" in entries[4]["decision_warnings"][0]["changes"]
+    # and where `stage decide` registers it: the new decision says which decision in force it was warned about
+    amended = write(tmp_path, "amended.toml", NIA_POINTS, GLOBAL_POINTS, ('appeal_days = 10\ntotal_points = 100\n'
+                                                                         'precision = 2',
+                                                                         'appeal_days = 14\ntotal_points = 100\n'
+                                                                         'precision = 2'))
+    redecided = run("stage", "decide", str(amended), "stage-1", "--supersede", "--reason", "rules amended",
+                    "--at", "2026-01-20T09:00:00Z", "--json", db=db_url)
+    body = redecided.json()
+    assert body["supersedes"] == decided["decision_id"] and "warning:" in redecided.stderr
+    paths = [c["path"] for c in body["decision_warnings"][0]["changes"]]
+    assert "stages[stage-1].appeal_days" in paths
     assert run("audit", "verify", "--json", db=db_url).json()["ok"]

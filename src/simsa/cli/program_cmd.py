@@ -92,7 +92,7 @@ def load(file: Annotated[str, typer.Argument(help="Program file (.toml).")], as_
     print_version_warnings(reg.warnings)
     if as_json:
         emit_json({"loaded": reg.created, "version_id": version_id, **summary(loaded),
-                   "warnings": [w.to_dict() for w in reg.warnings]})
+                   "decision_warnings": [w.to_dict() for w in reg.warnings]})
     else:
         _print(loaded, "loaded" if reg.created else "already loaded (same version):")
 

@@ -69,7 +69,7 @@ def decide(
         version_warnings = programs.session_warnings(session)
     print_version_warnings(version_warnings)
     if version_warnings:
-        result = {**result, "program_warnings": [w.to_dict() for w in version_warnings]}
+        result = {**result, "decision_warnings": [w.to_dict() for w in version_warnings]}
     if as_json:
         emit_json(result)
     else:

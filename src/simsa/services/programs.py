@@ -60,7 +60,7 @@ class Registration:
 
     def to_dict(self) -> dict:
         return {"version_id": self.version.id, "created": self.created,
-                "warnings": [w.to_dict() for w in self.warnings]}
+                "decision_warnings": [w.to_dict() for w in self.warnings]}
 
 
 def register_with_warnings(session: Session, loaded: LoadedProgram, actor: str) -> Registration:
@@ -74,7 +74,7 @@ def register_with_warnings(session: Session, loaded: LoadedProgram, actor: str) 
     row = ProgramVersion(program_key=key, sha256=loaded.sha256, source_path=loaded.path, text=loaded.text,
                          loaded_at=now_utc(), loaded_by=actor)
     session.add(row)
-    details = {"warnings": [_audit_form(w) for w in warnings]} if warnings else None
+    details = {"decision_warnings": [_audit_form(w) for w in warnings]} if warnings else None
     append(session, actor=actor, action="program.load", row=row, details=details)
     session.info.setdefault(WARNINGS_KEY, []).extend(warnings)
     return Registration(row, True, warnings)
