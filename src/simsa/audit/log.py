@@ -27,6 +27,11 @@ def _plain(value: object) -> object:
     return value
 
 
+def plain_values(values: dict) -> dict:
+    """Column values as `snapshot` writes them, for rows inserted in bulk from plain dicts."""
+    return {k: _plain(v) for k, v in values.items()}
+
+
 def snapshot(row: Base) -> dict:
     """Column values of a row in a backend-independent form."""
     mapper = inspect(type(row))
@@ -39,32 +44,34 @@ def now_utc() -> dt.datetime:
 
 @dataclass(frozen=True)
 class Write:
-    """One write to record in the log: the row written (flushed, so it has its id) and what to say about it."""
+    """One write to record in the log: the row written (flushed, so it has its id), or for rows inserted in bulk
+    without ORM objects, its table, id and `snapshot`; and what to say about it."""
 
     action: str
     row: Base | None = None
     entity: str | None = None
     entity_id: int | None = None
     details: dict | None = None
+    snapshot: dict | None = None
 
 
 def append(session: Session, *, actor: str, action: str, row: Base | None = None, entity: str | None = None,
-           entity_id: int | None = None, details: dict | None = None, at: dt.datetime | None = None) -> AuditEntry:
-    """Add the next link of the chain for a write that was just made in this session."""
-    return append_many(session, actor=actor, writes=[Write(action, row, entity, entity_id, details)], at=at)[-1]
+           entity_id: int | None = None, details: dict | None = None, at: dt.datetime | None = None) -> int:
+    """Add the next link of the chain for a write that was just made in this session; returns its seq."""
+    return append_many(session, actor=actor, writes=[Write(action, row, entity, entity_id, details)], at=at)
 
 
-def append_many(session: Session, *, actor: str, writes: list[Write], at: dt.datetime | None = None
-                ) -> list[AuditEntry]:
+def append_many(session: Session, *, actor: str, writes: list[Write], at: dt.datetime | None = None) -> int:
     """Links for many writes at once: one flush, one read of the chain's end, one insert (a 100 k-row import).
 
     The caller holds the store's write lock (Store.session), so the end of the chain cannot move meanwhile.
+    Returns the seq of the last entry.
     """
-    if not writes:
-        return []
     session.flush()
     last = session.execute(select(AuditEntry.seq, AuditEntry.hash).order_by(AuditEntry.seq.desc()).limit(1)).first()
     seq, prev = (last.seq, last.hash) if last else (0, GENESIS)
+    if not writes:
+        return seq
     when = as_utc(at) if at else now_utc()
     at_text = utc_iso(when)
     rows = []
@@ -75,6 +82,8 @@ def append_many(session: Session, *, actor: str, writes: list[Write], at: dt.dat
             entity = w.row.__tablename__
             entity_id = w.row.id  # type: ignore[attr-defined]
             payload["row"] = snapshot(w.row)
+        elif w.snapshot is not None:
+            payload["row"] = w.snapshot
         seq += 1
         body = canonical(payload)
         digest = entry_hash(prev, seq, at_text, actor, w.action, entity, entity_id, body)
@@ -82,7 +91,7 @@ def append_many(session: Session, *, actor: str, writes: list[Write], at: dt.dat
                      "entity_id": entity_id, "payload": body, "prev_hash": prev, "hash": digest})
         prev = digest
     session.execute(insert(AuditEntry), rows)
-    return [AuditEntry(**r) for r in rows]
+    return seq
 
 
 def load_entries(session: Session) -> list[Entry]:

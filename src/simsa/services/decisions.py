@@ -10,14 +10,17 @@ from sqlalchemy.orm import Session
 
 from simsa.audit.chain import canonical
 from simsa.audit.log import append, now_utc
-from simsa.errors import InputError
+from simsa.errors import DataMissingError, InputError
 from simsa.program.adjudicate import decide
 from simsa.program.explain import decision_dict
 from simsa.program.loader import LoadedProgram
+from simsa.program.previous import DecisionFileError, read_previous_decision
+from simsa.program.schema import Program, Stage, near_names
+from simsa.services import corrections, programs
 from simsa.services import gates as gate_service
-from simsa.services import programs
 from simsa.services import scores as score_service
 from simsa.store.models import Decision
+from simsa.timeutil import as_utc, utc_text
 
 
 def effective(session: Session, key: str, stage_id: str) -> Decision | None:
@@ -45,28 +48,80 @@ def body(row: Decision) -> dict:
     return json.loads(row.body)
 
 
-def previous_title_holders(session: Session, loaded: LoadedProgram, stage_id: str) -> list[str] | None:
+def require_stage(program: Program, stage_id: str) -> Stage:
+    """The program's stage `stage_id`, or an input error that lists the stages (a typo is not "no decision yet")."""
+    try:
+        return program.stage(stage_id)
+    except KeyError:
+        ids = [s.id for s in program.stages]
+        raise InputError(f"program {program.program.id!r} has no stage {stage_id!r} (stages: {', '.join(ids)})"
+                         f"{near_names(stage_id, ids)}") from None
+
+
+def _imported_marker(row: Decision | None) -> dict | None:
+    marker = body(row).get("imported") if row is not None else None
+    return marker if isinstance(marker, dict) else None
+
+
+def _previous(session: Session, loaded: LoadedProgram, stage_id: str) -> tuple[list[str] | None, str | None]:
+    """(who continues into the stage from earlier stages, or None; why that is not known yet and how to fix it)."""
     program = loaded.program
     idx = program.stage_index(stage_id)
+    stage = program.stages[idx]
+    if stage.participants is not None:
+        return list(stage.participants), None
     if idx == 0:
-        return None
-    prev = effective(session, program.program.id, program.stages[idx - 1].id)
-    return body(prev)["title_holders"] if prev else None
+        return None, None
+    prev_id = program.stages[idx - 1].id
+    prev = effective(session, program.program.id, prev_id)
+    spec = stage.previous_decision
+    if spec is None:
+        if prev is None:
+            return None, f"stage {stage_id!r} follows {prev_id!r}, which has no decision yet; decide {prev_id!r} first"
+        return body(prev)["title_holders"], None
+    marker = _imported_marker(prev)
+    if prev is not None and marker is not None and marker.get("sha256") == spec.sha256:
+        return body(prev)["title_holders"], None
+    fix = "" if prev is None else " --supersede --reason TEXT"
+    if prev is None:
+        have = "no decision of it yet"
+    elif marker is None:
+        have = f"decision {prev.id}, made here"
+    else:
+        have = f"decision {prev.id}, imported from a file with sha256 {marker.get('sha256')}"
+    return None, (f"stage {stage_id!r} continues from the published decision of {prev_id!r} ({spec.file}, sha256 "
+                  f"{spec.sha256}), but the store has {have}; record it first: `simsa stage import-decision "
+                  f"{program.program.id} {spec.file}{fix}`")
+
+
+def previous_title_holders(session: Session, loaded: LoadedProgram, stage_id: str) -> list[str] | None:
+    """Who continues into `stage_id` from earlier stages (None on the first stage, or while that is not known).
+
+    In order: the stage's declared `participants`; else the title holders of the previous stage's decision in
+    force, which must be the declared import when the stage names a `previous_decision`.
+    """
+    return _previous(session, loaded, stage_id)[0]
+
+
+def previous_blocker(session: Session, loaded: LoadedProgram, stage_id: str) -> str | None:
+    """Why the teams continuing into a later stage are not known yet, saying what to do; None when they are."""
+    return _previous(session, loaded, stage_id)[1]
 
 
 def compute(session: Session, loaded: LoadedProgram, stage_id: str, at: dt.datetime) -> dict:
     """Evaluate the stage's rules on the current data, without storing anything."""
     program = loaded.program
-    try:
-        program.stage(stage_id)
-    except KeyError:
-        raise InputError(f"program {program.program.id!r} has no stage {stage_id!r} "
-                         f"(stages: {', '.join(s.id for s in program.stages)})") from None
+    require_stage(program, stage_id)
     key = program.program.id
+    holders, blocker = _previous(session, loaded, stage_id)
+    if blocker is not None:
+        raise DataMissingError(blocker)
     decision = decide(program, stage_id, score_service.current(session, key, stage_id),
-                      gate_service.current(session, key, stage_id),
-                      previous_title_holders(session, loaded, stage_id))
-    return decision_dict(decision, decided_at=at, program_sha256=loaded.sha256)
+                      gate_service.current(session, key, stage_id), holders)
+    result = decision_dict(decision, decided_at=at, program_sha256=loaded.sha256)
+    # Voided records stay visible: a reader sees that a score or gate result existed and why it no longer counts.
+    result["voided"] = [v.to_dict() for v in corrections.voided_in_force(session, key, stage_id)]
+    return result
 
 
 def decide_and_store(session: Session, loaded: LoadedProgram, stage_id: str, actor: str, *,
@@ -81,7 +136,10 @@ def decide_and_store(session: Session, loaded: LoadedProgram, stage_id: str, act
                          f"(`simsa stage appeal resolve`) or pass --supersede with --reason")
     if supersede and appeal_id is None and not (reason and reason.strip()):
         raise InputError("--supersede needs --reason: say why the decision in force is replaced")
-    when = at or now_utc()
+    when = as_utc(at) if at else now_utc()
+    if existing is not None and when < as_utc(existing.decided_at):
+        raise InputError(f"a decision dated {utc_text(when)} cannot replace decision {existing.id} of "
+                         f"{utc_text(existing.decided_at)}: it would be dated before the decision it replaces")
     result = compute(session, loaded, stage_id, when)
     row = Decision(program_key=key, stage_id=stage_id, program_version_id=version.id, decided_at=when,
                    decided_by=actor, body="{}", supersedes_id=existing.id if existing else None,
@@ -105,3 +163,42 @@ def get(session: Session, key: str, stage_id: str, decision_id: int | None = Non
     if row is None:
         raise InputError(f"stage {stage_id!r} of program {key!r} has no decision yet; run `simsa stage decide`")
     return row
+
+
+def import_decision(session: Session, loaded: LoadedProgram, path: str, actor: str, *,
+                    supersede: bool = False, reason: str | None = None) -> dict:
+    """Record a previous stage's decision published elsewhere, as the programme pins it (file and sha256).
+
+    The row is an ordinary decision of that stage (audited as `decision.import`) whose body is the published JSON
+    plus `imported: {sha256, file}`, so deciding the next stage uses it like a decision made here. Importing the
+    same file again changes nothing; replacing another decision in force needs `supersede` and a reason.
+    """
+    program = loaded.program
+    try:
+        imported = read_previous_decision(program, path)
+    except DecisionFileError as exc:
+        raise InputError(f"{path}: {exc}") from None
+    key = program.program.id
+    existing = effective(session, key, imported.stage_id)
+    marker = _imported_marker(existing)
+    summary = {"stage": imported.stage_id, "for_stage": imported.for_stage, "file": imported.file,
+               "sha256": imported.sha256, "title_holders": list(imported.title_holders)}
+    if existing is not None and marker is not None and marker.get("sha256") == imported.sha256:
+        return {**summary, "decision_id": existing.id, "recorded": False, "supersedes": existing.supersedes_id}
+    if existing is not None and not supersede:
+        what = "imported from another file" if marker is not None else "made here"
+        raise InputError(f"stage {imported.stage_id!r} already has decision {existing.id} ({what}); to replace it "
+                         "with this import pass --supersede with --reason")
+    if supersede and not (reason and reason.strip()):
+        raise InputError("--supersede needs --reason: say why the decision in force is replaced")
+    version, _ = programs.register(session, loaded, actor)
+    content = {**imported.body, "imported": {"sha256": imported.sha256, "file": imported.file}}
+    row = Decision(program_key=key, stage_id=imported.stage_id, program_version_id=version.id,
+                   decided_at=imported.decided_at, decided_by=actor, body=canonical(content),
+                   supersedes_id=existing.id if existing else None, reason=reason)
+    session.add(row)
+    session.flush()
+    append(session, actor=actor, action="decision.import", row=row,
+           details={"file": imported.file, "sha256": imported.sha256, "for_stage": imported.for_stage,
+                    "title_holders": list(imported.title_holders)})
+    return {**summary, "decision_id": row.id, "recorded": True, "supersedes": row.supersedes_id}

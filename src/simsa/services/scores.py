@@ -11,14 +11,15 @@ import math
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from sqlalchemy import exists, select
+from sqlalchemy import exists, func, insert, select
 from sqlalchemy.orm import Session, aliased
 
-from simsa.audit.log import Write, append_many, now_utc
+from simsa.audit.log import Write, append_many, now_utc, plain_values
 from simsa.errors import InputError
 from simsa.program.adjudicate import SourceScore
-from simsa.program.schema import Program
+from simsa.program.schema import Criterion, Program, Stage
 from simsa.store.models import ProgramVersion, Score
+from simsa.timeutil import as_utc
 
 MAX_IMPORT_BYTES = 50_000_000
 MAX_SCORE_MAGNITUDE = 1e12  # any real score or standard error is far smaller; larger ones are typos or attacks
@@ -40,8 +41,24 @@ class ScoreInput:
     where: str = field(default="", compare=False)
 
 
-def validate(program: Program, item: ScoreInput) -> None:
-    """Refuse scores the program cannot use: unknown stage/team/source, non-finite or out-of-range values."""
+@dataclass(frozen=True)
+class _StageRules:
+    """What `validate` checks a stage's scores against, computed once per stage rather than once per row."""
+
+    sources: tuple[str, ...]
+    leaves: dict[str, Criterion]  # source → leaf criterion
+
+
+def _stage_rules(stage: Stage) -> _StageRules:
+    return _StageRules(sources=tuple(stage.score_sources()),
+                       leaves={leaf.source: leaf for leaf in stage.leaves() if leaf.source})
+
+
+def validate(program: Program, item: ScoreInput, rules: dict[str, _StageRules] | None = None) -> None:
+    """Refuse scores the program cannot use: unknown stage/team/source, non-finite or out-of-range values.
+
+    `rules` caches each stage's sources and leaves across the items of one import.
+    """
     at = f"{item.where}: " if item.where else ""
     try:
         stage = program.stage(item.stage)
@@ -53,24 +70,25 @@ def validate(program: Program, item: ScoreInput) -> None:
     except KeyError:
         raise InputError(f"{at}unknown team {item.team!r} (teams: {', '.join(t.id for t in program.teams)})"
                          ) from None
-    sources = stage.score_sources()
-    if item.source not in sources:
+    rules = {} if rules is None else rules
+    stage_rules = rules.get(stage.id) or rules.setdefault(stage.id, _stage_rules(stage))
+    if item.source not in stage_rules.sources:
         raise InputError(f"{at}stage {item.stage!r} has no criterion or gate fed by {item.source!r} "
-                         f"(sources: {', '.join(sources)})")
+                         f"(sources: {', '.join(stage_rules.sources)})")
     if not math.isfinite(item.value) or abs(item.value) > MAX_SCORE_MAGNITUDE:
         raise InputError(f"{at}value must be a finite number of magnitude at most {MAX_SCORE_MAGNITUDE:g}, "
                          f"got {item.value!r}")
     if item.stderr is not None and (not math.isfinite(item.stderr) or not 0 <= item.stderr <= MAX_SCORE_MAGNITUDE):
         raise InputError(f"{at}stderr must be a non-negative number of at most {MAX_SCORE_MAGNITUDE:g}, "
                          f"got {item.stderr!r}")
-    for leaf in stage.leaves():
-        if leaf.source == item.source and leaf.norm == "absolute":
-            low, high = leaf.raw_range or (0.0, 1.0)
-            if not low <= item.value <= high:
-                raise InputError(f"{at}{item.source} value {item.value:g} is outside the range [{low:g}, {high:g}] "
-                                 f"of criterion {leaf.id!r}")
-        if leaf.source == item.source and leaf.norm == "relative_to_best" and item.value < 0:
-            raise InputError(f"{at}{item.source} value {item.value:g} is negative; relative_to_best needs values ≥ 0")
+    leaf = stage_rules.leaves.get(item.source)
+    if leaf is not None and leaf.norm == "absolute":
+        low, high = leaf.raw_range or (0.0, 1.0)
+        if not low <= item.value <= high:
+            raise InputError(f"{at}{item.source} value {item.value:g} is outside the range [{low:g}, {high:g}] "
+                             f"of criterion {leaf.id!r}")
+    if leaf is not None and leaf.norm == "relative_to_best" and item.value < 0:
+        raise InputError(f"{at}{item.source} value {item.value:g} is negative; relative_to_best needs values ≥ 0")
     if item.source.startswith("panel:") and not item.rater.strip():
         raise InputError(f"{at}{item.source} scores need a rater (each panel member's score counts once; a blank "
                          "rater would be counted as one more member)")
@@ -80,12 +98,13 @@ def validate_all(program: Program, items: list[ScoreInput], limit: int = 20) -> 
     """Validate every item and name every bad one (up to `limit`) in one error, so a file is fixed in one pass."""
     problems: list[str] = []
     count = 0
+    rules: dict[str, _StageRules] = {}
     first_at: dict[tuple[str, str, str, str], str] = {}
     for i, item in enumerate(items):
         if not item.where and len(items) > 1:
             item = replace(item, where=f"score {i + 1} ({item.team}, {item.source})")
         try:
-            validate(program, item)
+            validate(program, item, rules)
             key = (item.stage, item.team, item.source, item.rater)
             if key in first_at:
                 raise InputError(f"{item.where + ': ' if item.where else ''}a second score for stage {item.stage!r}, "
@@ -118,28 +137,71 @@ def current_rows(session: Session, key: str, stage_ids: list[str] | None = None)
     return {score_key(r): r for r in session.execute(query).scalars()}
 
 
+@dataclass(frozen=True)
+class RecordedScore:
+    """A score row as written by a bulk insert (the same attributes as the `Score` model, without ORM cost)."""
+
+    id: int
+    program_key: str
+    stage_id: str
+    team_id: str
+    source: str
+    rater: str
+    value: float | None
+    stderr: float | None
+    run_id: str | None
+    evidence: str | None
+    note: str | None
+    example: bool
+    recorded_at: dt.datetime
+    recorded_by: str
+    supersedes_id: int | None
+    voided: bool
+    reason: str | None
+    batch_id: str | None
+
+
 def add(session: Session, version: ProgramVersion, program: Program, items: list[ScoreInput], actor: str,
-        at: dt.datetime | None = None, batch_id: str | None = None) -> list[Score]:
+        at: dt.datetime | None = None, batch_id: str | None = None) -> list[RecordedScore]:
     """Validate every item first, then record them all (one transaction: all or nothing).
 
-    Each item supersedes its key's current row. The current rows are read once and the audit entries appended in
-    one batch, so an import costs the same per row whatever its size.
+    Each item supersedes its key's current row. The current rows are read once, the rows inserted in one statement
+    and their audit entries appended in one batch, so an import costs the same per row whatever its size.
     """
     validate_all(program, items)
-    when = at or now_utc()
+    when = as_utc(at) if at else now_utc()
     current = current_rows(session, version.program_key, sorted({i.stage for i in items}))
-    rows = []
+    values = []
     for item in items:
         previous = current.get((item.stage, item.team, item.source, item.rater))
-        rows.append(Score(program_key=version.program_key, stage_id=item.stage, team_id=item.team,
-                          source=item.source, rater=item.rater, value=float(item.value), stderr=item.stderr,
-                          run_id=item.run_id, evidence=item.evidence, note=item.note, example=item.example,
-                          recorded_at=when, recorded_by=actor, supersedes_id=previous.id if previous else None,
-                          voided=False, batch_id=batch_id))
-    session.add_all(rows)
-    append_many(session, actor=actor, at=when,
-                writes=[Write("score.supersede" if r.supersedes_id else "score.add", r) for r in rows])
+        values.append({"program_key": version.program_key, "stage_id": item.stage, "team_id": item.team,
+                       "source": item.source, "rater": item.rater, "value": float(item.value),
+                       "stderr": None if item.stderr is None else float(item.stderr), "run_id": item.run_id,
+                       "evidence": item.evidence, "note": item.note, "example": bool(item.example),
+                       "recorded_at": when, "recorded_by": actor, "supersedes_id": previous.id if previous else None,
+                       "voided": False, "reason": None, "batch_id": batch_id})
+    ids = _insert_scores(session, values)
+    rows = [RecordedScore(id=i, **v) for i, v in zip(ids, values, strict=True)]
+    append_many(session, actor=actor, at=when, writes=[
+        Write("score.supersede" if r.supersedes_id else "score.add", entity="scores", entity_id=r.id,
+              snapshot=plain_values({"id": r.id, **v})) for r, v in zip(rows, values, strict=True)])
     return rows
+
+
+def _insert_scores(session: Session, values: list[dict]) -> list[int]:
+    """Insert rows in bulk and return their ids in order.
+
+    SQLite cannot return the ids of a multi-row insert in order, so it would insert one row per statement; as the
+    session holds the write lock (BEGIN IMMEDIATE), the ids can be assigned here instead. PostgreSQL returns them.
+    """
+    session.flush()
+    if session.get_bind().dialect.name == "sqlite":
+        start = (session.execute(select(func.max(Score.id))).scalar() or 0) + 1
+        ids = list(range(start, start + len(values)))
+        session.execute(insert(Score.__table__), [{"id": i, **v} for i, v in zip(ids, values, strict=True)])
+        return ids
+    return list(session.execute(insert(Score.__table__).returning(Score.__table__.c.id, sort_by_parameter_order=True),
+                                values).scalars())
 
 
 def current(session: Session, key: str, stage_id: str) -> dict[str, dict[str, SourceScore]]:
