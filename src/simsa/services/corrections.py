@@ -83,7 +83,7 @@ def import_scores(session: Session, version: ProgramVersion, program: Program, i
     if replace_batch is not None:
         kept = {(i.stage, i.team, i.source, i.rater) for i in items}
         current = score_service.current_rows(session, version.program_key)
-        reason = f"replaced by import {batch_id} ({source_name})"
+        reason = f"import {replace_batch} replaced by import {batch_id} ({source_name}), which lacks this score"
         for row in old:
             key = score_service.score_key(row)
             if key not in kept and current.get(key) is row and not row.voided:
