@@ -68,7 +68,9 @@ def test_full_stage_flow_through_the_cli(db_url: str, tmp_path: Path) -> None:
     report = json.loads((tmp_path / "report.json").read_text(encoding="utf-8"))
     assert report["history"][0]["decision_id"] == 1 and report["appeals"][0]["status"] == "upheld"
     verified = ok_json(simsa("audit", "verify", "--json", db=db_url))
-    assert verified["ok"] and verified["entries"] == 1 + 295 + 15 + 5 + 1 + 1 + 1 + 1 + 1
+    # program, 295 + 15 scores and one `score.import` entry per file, 5 gates, decision, appeal, gate, resolution
+    # with its new decision
+    assert verified["ok"] and verified["entries"] == 1 + (295 + 1) + (15 + 1) + 5 + 1 + 1 + 1 + 1 + 1
     export = tmp_path / "audit.json"
     ok_json(simsa("audit", "export", "-o", str(export), "--json", db=db_url))
     assert ok_json(simsa("audit", "verify", "--file", str(export), "--json"))["ok"]
