@@ -9,6 +9,7 @@ the request in flight, and the restarted run asks the model only for what was ne
 
 from __future__ import annotations
 
+import inspect
 import logging
 import os
 import time
@@ -31,6 +32,35 @@ METHODS = ("loglikelihood", "loglikelihood_rolling", "generate_until")
 def _quiet_lm_eval() -> None:
     for name in ("lm-eval", "lm_eval", "lm_eval.api", "lm_eval.evaluator", "lm_eval.models"):
         logging.getLogger(name).setLevel(logging.ERROR)
+    import lm_eval.evaluator
+
+    lm_eval.evaluator.get_git_commit_hash = _git_commit_hash
+
+
+def _git_commit_hash() -> str | None:
+    """lm-eval's record of the working directory's git commit, without its `fatal: not a git repository` on stderr
+    when simsa runs outside a repository (lm-eval runs `git describe` with stderr left attached)."""
+    import subprocess
+
+    from lm_eval.loggers.utils import get_commit_from_path
+
+    try:
+        return subprocess.run(["git", "describe", "--always"], capture_output=True, text=True, check=True,
+                              timeout=10).stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return get_commit_from_path(os.getcwd())
+
+
+def _tqdm_disabled() -> bool:
+    return os.environ.get("TQDM_DISABLE", "").strip().lower() in ("1", "true", "yes")
+
+
+def _quietly(method: Callable[..., list[Any]], requests: list[Any], quiet: bool) -> list[Any]:
+    """Call an lm-eval model method without its tqdm bars when quiet: its models pass `disable=disable_tqdm` to
+    tqdm explicitly, which overrides TQDM_DISABLE, so the bars reach log files as thousands of lines otherwise."""
+    if quiet and "disable_tqdm" in inspect.signature(method).parameters:
+        return method(requests, disable_tqdm=True)
+    return method(requests)
 
 
 def task_config(task_manager: Any, name: str) -> dict[str, Any] | None:
@@ -180,7 +210,8 @@ class CachedLM(LM):
             self._pending = defaultdict(list)
             for i in missing:
                 self._pending[self._args_id(method, requests[i].args)].append((keys[i], requests[i].task_name))
-            answers = getattr(self._lm_for(method), method)([requests[i] for i in missing])
+            answers = _quietly(getattr(self._lm_for(method), method), [requests[i] for i in missing],
+                               quiet=self.progress is not None or _tqdm_disabled())
             for i, answer in zip(missing, answers, strict=True):
                 results[i] = decode(answer)
                 if keys[i] not in self._written:

@@ -20,9 +20,13 @@ app = typer.Typer(help="Weight lineage: inspect checkpoints and test whether a m
 
 @contextmanager
 def progress_bar() -> Iterator[Callable[[str, int, int], None]]:
-    """A Rich progress display on stderr; the callback takes (label, done, total), one bar per label's first word."""
+    """A Rich progress display on stderr; the callback takes (label, done, total), one bar per label's first word.
+
+    Drawn on terminals only: in a log file a progress display is noise (even a transient one leaves a blank line).
+    """
     with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                  TimeElapsedColumn(), console=err_console, transient=True) as bar:
+                  TimeElapsedColumn(), console=err_console, transient=True,
+                  disable=not err_console.is_terminal) as bar:
         tasks: dict[str, int] = {}
 
         def progress(label: str, done: int, total: int) -> None:

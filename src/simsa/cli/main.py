@@ -1,9 +1,16 @@
-"""The `simsa` command line: one Typer app over the services; no logic lives here."""
+"""The `simsa` command line: one Typer app over the services; no logic lives here.
+
+The command modules import their heavy dependencies (SQLAlchemy, numpy, torch, lm-eval, matplotlib…) inside the
+commands, so `simsa --help` and the everyday commands start quickly. `main` is the edge where every exception
+becomes one line on stderr and an exit code: 0 success, 1 a verification failed, 2 invalid input (usage errors
+too), 70 an internal error (traceback in a crash log), 130 interrupted.
+"""
 
 from __future__ import annotations
 
+import os
 import sys
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 
@@ -11,6 +18,7 @@ from simsa import __version__
 from simsa.cli import (
     audit_cmd,
     bench_cmd,
+    corrections_cmd,  # noqa: F401 — registers `score void`, `gate void` on the score and gate apps
     demo_cmd,
     lineage_cmd,
     program_cmd,
@@ -20,8 +28,13 @@ from simsa.cli import (
     stage_cmd,
 )
 from simsa.cli.context import STATE
+from simsa.cli.crash import report_crash, write_crash_log
 from simsa.cli.output import fail
 from simsa.errors import SimsaError
+
+# Progress bars of tqdm-based libraries (lm-eval, transformers, huggingface_hub, datasets) write a line per update
+# when stderr is a log file rather than a terminal; simsa's own Rich progress displays only draw on terminals.
+QUIET_WHEN_LOGGED = ("TQDM_DISABLE", "HF_HUB_DISABLE_PROGRESS_BARS", "HF_DATASETS_DISABLE_PROGRESS_BARS")
 
 app = typer.Typer(
     name="simsa",
@@ -54,25 +67,66 @@ def root(
                                            help="Database URL (default sqlite:///simsa.db).")] = None,
     actor: Annotated[str | None, typer.Option("--actor", envvar="SIMSA_ACTOR",
                                               help="Who is acting, recorded in the audit log.")] = None,
+    lang: Annotated[Literal["ko", "en", "both"], typer.Option(
+        "--lang", envvar="SIMSA_LANG", help="Language of labels in output: Korean, English or both.")] = "en",
     version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
                                           help="Print the version.")] = False,
 ) -> None:
     STATE.db_url = db
     STATE.actor = actor
+    STATE.lang = lang
+
+
+def quiet_libraries() -> None:
+    """Turn off other libraries' progress bars when stderr is not a terminal (unless the user set them)."""
+    try:
+        interactive = sys.stderr.isatty()
+    except (AttributeError, ValueError):
+        interactive = False
+    if not interactive:
+        for var in QUIET_WHEN_LOGGED:
+            os.environ.setdefault(var, "1")
+
+
+def os_error_message(exc: OSError) -> str:
+    """`strerror: file` for the usual file errors (no errno numbers, no quotes around the path)."""
+    if exc.strerror and exc.filename:
+        return f"{exc.strerror}: {exc.filename}"
+    return exc.strerror or str(exc) or type(exc).__name__
 
 
 def main() -> None:
-    """Entry point: user errors become one line on stderr and an exit code, never a traceback."""
-    as_json = "--json" in sys.argv[1:]
+    """Entry point: every exception becomes one line on stderr and an exit code, never a traceback.
+
+    SimsaError carries its own code (2 input, 1 failed verification); OS and text-decoding errors are the
+    environment's or the input's (2); recursion, overflow and memory errors mean an input too large or too deep
+    for what reads it (2, with a crash log); anything else is simsa's bug (70, with a crash log).
+    """
+    quiet_libraries()
     try:
         app()
     except SimsaError as exc:
-        fail(str(exc), exc.exit_code, as_json)
+        fail(str(exc), exc.exit_code, json_errors())
     except KeyboardInterrupt:
-        fail("interrupted", 130, as_json)
+        fail("interrupted", 130, json_errors())
+    except OSError as exc:
+        fail(os_error_message(exc), 2, json_errors())
+    except UnicodeError as exc:
+        fail(f"text that is not valid in its encoding: {exc}", 2, json_errors())
+    except (RecursionError, OverflowError, MemoryError) as exc:
+        log = write_crash_log(exc, sys.argv, __version__)
+        fail(f"input too large or too deeply nested to process ({type(exc).__name__}: {exc}"
+             + (f"; details in {log})" if log else ")"), 2, json_errors())
+    except Exception as exc:
+        raise SystemExit(report_crash(exc, __version__, json_errors())) from None
     finally:
         if STATE._store is not None:
             STATE._store.dispose()
+
+
+def json_errors() -> bool:
+    """Errors are also printed as JSON on stdout when the command's output was asked for as JSON."""
+    return "--json" in sys.argv[1:] or STATE.json_errors
 
 
 if __name__ == "__main__":

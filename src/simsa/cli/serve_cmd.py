@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import signal
 import socket
@@ -13,8 +14,34 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 
-from simsa.cli.output import console
+from simsa.cli.output import console, err_console
 from simsa.errors import InputError
+
+
+def is_loopback(host: str) -> bool:
+    """Whether only this machine can reach `host`: localhost, 127.0.0.0/8 or ::1 (a name other than localhost may
+    resolve anywhere, so it does not count)."""
+    if host.strip().lower() in ("localhost", "localhost."):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip().strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def check_exposure(host: str, api_key: str | None, insecure: bool) -> str | None:
+    """Refuse to serve an open API beyond this machine; the warning to print when --insecure allows it.
+
+    Runs before the model loads, so a refused command costs nothing.
+    """
+    if api_key or is_loopback(host):
+        return None
+    if not insecure:
+        raise InputError(f"--host {host or '(all interfaces)'} is reachable from other machines and no API key is "
+                         "set: anyone who reaches it could use the model. Give --api-key (or $SIMSA_SERVE_API_KEY), "
+                         "serve on 127.0.0.1, or pass --insecure to serve without a key anyway")
+    return (f"serving on {host or '(all interfaces)'} without an API key (--insecure): anyone who can reach this "
+            "port can use the model")
 
 
 def bind_socket(host: str, port: int) -> socket.socket:
@@ -84,9 +111,18 @@ def serve_model(
     api_key: Annotated[str | None, typer.Option("--api-key", envvar="SIMSA_SERVE_API_KEY", show_default=False,
                                                 help="Require `Authorization: Bearer KEY` on the API.")] = None,
     device: Annotated[str, typer.Option("--device", help="Torch device for the model (cpu, cuda, cuda:1).")] = "cpu",
+    insecure: Annotated[bool, typer.Option("--insecure", help="Allow a non-loopback --host without an API key "
+                                                              "(prints a warning).")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the address as one JSON line when ready.")] = False,
 ) -> None:
-    """Serve a model over OpenAI-compatible /v1/completions (with logprobs) and /v1/chat/completions until stopped."""
+    """Serve a model over OpenAI-compatible /v1/completions (with logprobs) and /v1/chat/completions until stopped.
+
+    Listening beyond this machine (a --host other than localhost, 127.0.0.0/8 or ::1) needs an API key, or
+    --insecure.
+    """
+    warning = check_exposure(host, api_key, insecure)
+    if warning:
+        err_console.print(f"[bold yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
     from simsa.bench.server import create_app  # torch and transformers load only when serving
 
     app = create_app(model_dir, name=name, max_batch=max_batch, api_key=api_key, device=device)

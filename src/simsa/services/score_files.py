@@ -1,0 +1,299 @@
+"""Reading score files (.csv with a header row, or .json) into ScoreInput items.
+
+Score files come from spreadsheets and scripts, so a file is read defensively: only a regular file is opened (a
+FIFO or device would block or never end), at most MAX_IMPORT_BYTES are read whatever the file claims to be, text
+saved by Korean spreadsheet software in CP949 (or as UTF-16) is recognised and converted with a notice, numbers
+must be finite and at most MAX_SCORE_MAGNITUDE, and every bad row of a file is named in one error (up to
+MAX_ROW_PROBLEMS) so a file is fixed in one pass. Every failure is an InputError of one line.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import io
+import json
+import math
+import os
+import stat
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from simsa.errors import InputError
+from simsa.services.scores import FIELDS, MAX_IMPORT_BYTES, MAX_SCORE_MAGNITUDE, ScoreInput
+
+MAX_ROW_PROBLEMS = 20
+REQUIRED = ("stage", "team", "source", "value")
+_SCALARS = (str, int, float, bool, type(None))
+
+
+@dataclass(frozen=True)
+class ParsedScores:
+    """The scores of a file, and notices the user should see (e.g. the file's encoding was converted)."""
+
+    items: list[ScoreInput]
+    notices: list[str] = field(default_factory=list)
+    encoding: str = "utf-8"
+
+
+# --------------------------------------------------------------------------- bytes
+
+
+def _kind(mode: int) -> str:
+    for test, name in ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
+                       (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return name
+    return "not a regular file"
+
+
+def read_capped(path: str | Path, cap: int = MAX_IMPORT_BYTES) -> bytes:
+    """The bytes of a regular file of at most `cap` bytes.
+
+    The path is checked before opening (a FIFO would block the open), opened without blocking, checked again on
+    the open descriptor (the path may have changed in between), and read up to cap + 1 bytes: a file's size as
+    stat reports it is not trusted (/proc files report 0, a growing file grows).
+    """
+    try:
+        before = os.stat(path)
+    except FileNotFoundError:
+        raise InputError(f"{path}: file not found") from None
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    if not stat.S_ISREG(before.st_mode):
+        raise InputError(f"{path}: not a regular file ({_kind(before.st_mode)}); give a .csv or .json file")
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise InputError(f"{path}: not a regular file ({_kind(mode)}); give a .csv or .json file")
+        chunks: list[bytes] = []
+        size = 0
+        while size <= cap:
+            chunk = os.read(fd, min(1 << 20, cap + 1 - size))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    finally:
+        os.close(fd)
+    if size > cap:
+        raise InputError(f"{path}: file is larger than {cap} bytes")
+    return b"".join(chunks)
+
+
+# --------------------------------------------------------------------------- text
+
+
+def _mostly_hangul(text: str) -> bool:
+    """Whether the non-ASCII characters read as Korean: CP949 decodes many byte pairs of other encodings too."""
+    other = [c for c in text if ord(c) > 127]
+    hangul = sum(1 for c in other if "\uac00" <= c <= "\ud7a3" or "\u3131" <= c <= "\u318e")
+    return hangul > 0 and hangul * 2 >= len(other)
+
+
+def decode(data: bytes, path: str | Path) -> tuple[str, str, list[str]]:
+    """(text, encoding, notices): UTF-8 (with or without BOM); UTF-16 with a BOM; else CP949 if it reads as Korean."""
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)) and not data.startswith(codecs.BOM_UTF32_LE):
+        try:
+            return data.decode("utf-16"), "utf-16", [f"{path}: converted from UTF-16"]
+        except UnicodeDecodeError as exc:
+            raise InputError(f"{path}: not valid UTF-16 although it starts with a UTF-16 byte order mark "
+                             f"(offset {exc.start})") from None
+    try:
+        return data.decode("utf-8-sig"), "utf-8", []
+    except UnicodeDecodeError as exc:
+        utf8_error = exc
+    try:
+        text = data.decode("cp949")
+    except UnicodeDecodeError:
+        text = ""
+    if text and _mostly_hangul(text):
+        return text, "cp949", [f"{path}: converted from CP949 (Korean Windows encoding) to UTF-8"]
+    raise InputError(f"{path}: not valid UTF-8 (offset {utf8_error.start}); save the file as UTF-8") from None
+
+
+# --------------------------------------------------------------------------- values
+
+
+def _shown(value: object) -> str:
+    """A value as an error message quotes it: repr, shortened (a 400-digit number is not worth printing whole)."""
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value).bit_length() > 64:
+        return f"an integer of {len(str(abs(value))) if abs(value).bit_length() < 10_000 else 'many'} digits"
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _bounded(number: float, name: str, where: str, shown: str) -> float:
+    if not math.isfinite(number) or abs(number) > MAX_SCORE_MAGNITUDE:
+        raise InputError(f"{where}: {name} must be a finite number of magnitude at most {MAX_SCORE_MAGNITUDE:g}, "
+                         f"got {shown}")
+    return number
+
+
+def _number(value: object, name: str, where: str, optional: bool) -> float | None:
+    """A finite, bounded float from a JSON number or a text cell; None for an empty optional one."""
+    if isinstance(value, bool):
+        raise InputError(f"{where}: {name} must be a number, got {value!r}")
+    if isinstance(value, int | float):
+        try:
+            number = float(value)
+        except OverflowError:
+            number = math.inf
+        return _bounded(number, name, where, _shown(value))
+    text = "" if value is None else str(value).strip()
+    if not text:
+        if optional:
+            return None
+        raise InputError(f"{where}: {name} is required")
+    try:
+        number = float(text)
+    except ValueError:
+        raise InputError(f"{where}: {name} must be a number, got {_shown(text)}") from None
+    return _bounded(number, name, where, _shown(text))
+
+
+def _flag(value: object, where: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value or "").strip().lower()
+    if text in ("", "0", "false", "no"):
+        return False
+    if text in ("1", "true", "yes"):
+        return True
+    raise InputError(f"{where}: example must be true/false, got {_shown(value)}")
+
+
+def _from_mapping(rec: dict[str, Any], where: str) -> ScoreInput:
+    """One score from a CSV row or JSON object; the first problem of the record as an InputError."""
+    unknown = sorted(set(rec) - set(FIELDS))
+    if unknown:
+        raise InputError(f"{where}: unknown field {_shown(unknown[0])} (fields: {', '.join(FIELDS)})")
+    for name, value in rec.items():
+        if not isinstance(value, _SCALARS):
+            raise InputError(f"{where}: {name} must be text or a number, got {type(value).__name__}")
+    for name in ("stage", "team", "source"):
+        if not str(rec.get(name) or "").strip():
+            raise InputError(f"{where}: {name} is required")
+
+    def opt(name: str) -> str | None:
+        value = rec.get(name)
+        return None if value is None or str(value).strip() == "" else str(value).strip()
+
+    value = _number(rec.get("value"), "value", where, False)
+    assert value is not None
+    return ScoreInput(stage=str(rec["stage"]).strip(), team=str(rec["team"]).strip(),
+                      source=str(rec["source"]).strip(), value=value,
+                      stderr=_number(rec.get("stderr"), "stderr", where, True), rater=opt("rater") or "",
+                      run_id=opt("run_id"), evidence=opt("evidence"), note=opt("note"),
+                      example=_flag(rec.get("example"), where), where=where)
+
+
+# --------------------------------------------------------------------------- records
+
+
+def collect(records: Iterable[Callable[[], ScoreInput]], limit: int = MAX_ROW_PROBLEMS) -> list[ScoreInput]:
+    """Build every record, gathering the problems of all of them; raise one error naming them (up to `limit`)."""
+    items: list[ScoreInput] = []
+    problems: list[str] = []
+    count = 0
+    for build in records:
+        try:
+            items.append(build())
+        except InputError as exc:
+            count += 1
+            if len(problems) < limit:
+                problems.append(str(exc))
+    if count == 1:
+        raise InputError(problems[0])
+    if count:
+        more = f"; and {count - len(problems)} more" if count > len(problems) else ""
+        raise InputError(f"{count} invalid rows: " + "; ".join(problems) + more)
+    return items
+
+
+def _csv_items(text: str, path: str | Path) -> list[ScoreInput]:
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    try:
+        header = reader.fieldnames
+    except csv.Error as exc:
+        raise InputError(f"{path}:1: malformed CSV header: {exc}") from None
+    if not header:
+        raise InputError(f"{path}: empty CSV file (expected a header row: {', '.join(FIELDS)})")
+    names = [h.strip() for h in header]
+    reader.fieldnames = names
+    unknown = [n for n in names if n not in FIELDS]
+    if unknown:
+        raise InputError(f"{path}:1: unknown column {_shown(unknown[0])} (columns: {', '.join(FIELDS)})")
+    missing = [n for n in REQUIRED if n not in names]
+    if missing:
+        raise InputError(f"{path}:1: no {', '.join(repr(m) for m in missing)} column "
+                         f"(required: {', '.join(REQUIRED)})")
+
+    def rows() -> Iterable[Callable[[], ScoreInput]]:
+        while True:
+            try:
+                rec = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as exc:
+                where = f"{path}:{reader.line_num}"
+
+                def malformed(where: str = where, exc: csv.Error = exc) -> ScoreInput:
+                    raise InputError(f"{where}: malformed CSV: {exc}")
+
+                yield malformed
+                return
+            where = f"{path}:{reader.line_num}"
+            if None in rec:
+                yield lambda where=where: _too_many(where)
+            else:
+                yield lambda rec=rec, where=where: _from_mapping(rec, where)
+
+    return collect(rows())
+
+
+def _too_many(where: str) -> ScoreInput:
+    raise InputError(f"{where}: more values than header columns")
+
+
+def _json_items(text: str, path: str | Path) -> list[ScoreInput]:
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{path}:{exc.lineno}: malformed JSON: {exc.msg}") from None
+    except RecursionError:
+        raise InputError(f"{path}: JSON nested too deeply to be a score file") from None
+    except ValueError as exc:  # e.g. an integer of more digits than Python converts
+        raise InputError(f"{path}: unreadable JSON: {' '.join(str(exc).split())[:200]}") from None
+    records = doc.get("scores") if isinstance(doc, dict) else doc
+    if not isinstance(records, list):
+        raise InputError(f"{path}: expected a list of score objects or {{\"scores\": [...]}}")
+
+    def build(i: int, rec: object) -> ScoreInput:
+        if not isinstance(rec, dict):
+            raise InputError(f"{path}: scores[{i}] is not an object")
+        return _from_mapping(rec, f"{path}: scores[{i}]")
+
+    return collect((lambda i=i, rec=rec: build(i, rec)) for i, rec in enumerate(records))
+
+
+def read_score_file(path: str | Path) -> ParsedScores:
+    """Read a .csv (header row) or .json (list of objects, or {"scores": [...]}) score file, with notices."""
+    suffix = Path(path).suffix.lower()
+    if suffix not in (".csv", ".json"):
+        if not os.path.lexists(path):
+            raise InputError(f"{path}: file not found")
+        raise InputError(f"{path}: unsupported score file type {suffix or '(none)'!r}; use .csv or .json")
+    text, encoding, notices = decode(read_capped(path), path)
+    items = _csv_items(text, path) if suffix == ".csv" else _json_items(text, path)
+    if not items:
+        raise InputError(f"{path}: contains no scores")
+    return ParsedScores(items=items, notices=notices, encoding=encoding)
