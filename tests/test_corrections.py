@@ -12,6 +12,7 @@ from simsa.audit import log as audit_log
 from simsa.store.db import Store
 from simsa.store.models import AuditEntry, Score
 from test_record_integrity import PROGRAM, _ready, cli
+from test_record_integrity import _scores as _scores_file
 
 
 def _json(code_out: tuple[int, str]) -> dict:
@@ -127,4 +128,36 @@ def test_a_voided_gate_result_leaves_the_gate_without_one(db_url: str, tmp_path:
                "--evidence", "re-checked")[0] == 0
     decided = _json(cli(db_url, "stage", "decide", prog, "s1", "--dry-run", "--json"))
     assert "b" in decided["eliminated"] and decided["voided"] == []
+    assert cli(db_url, "audit", "verify")[0] == 0
+
+
+def test_gate_import_names_every_bad_row_then_records_all(db_url: str, tmp_path: Path) -> None:
+    prog_path = tmp_path / "gated.toml"
+    prog_path.write_text(PROGRAM + '\n[[stages.gates]]\nid = "originality"\nname = "Originality"\nkind = "recorded"\n',
+                         encoding="utf-8")
+    prog = str(prog_path)
+    bad = tmp_path / "bad.csv"
+    bad.write_text("stage,team,gate,passed,evidence\ns1,a,originality,maybe,x\ns1,b,originality,pass,\n"
+                   "s1,c,originality,pass,ok\n", encoding="utf-8")
+    code, out = cli(db_url, "gate", "import", prog, str(bad))
+    assert code == 2 and "bad.csv:2: passed must be pass/fail" in out and "bad.csv:3: evidence is required" in out
+    typo = tmp_path / "typo.json"
+    typo.write_text(json.dumps({"gates": [
+        {"stage": "s1", "team": "a", "gate": "originalty", "passed": True, "evidence": "ok"},
+        {"stage": "s1", "team": "zz", "gate": "originality", "passed": True, "evidence": "ok"}]}), encoding="utf-8")
+    code, out = cli(db_url, "gate", "import", prog, str(typo))
+    assert code == 2 and "gates[0]" in out and "no gate 'originalty'" in out and "gates[1]" in out
+    assert _rows(db_url) == []  # nothing written, the audit still verifies
+    good = tmp_path / "gates.csv"
+    good.write_text("stage,team,gate,passed,evidence,link\n"
+                    "s1,a,originality,pass,independent (log10 p -0.4),https://example.org/a.html\n"
+                    "s1,b,originality,fail,reused encoder weights,\n"
+                    "s1,c,originality,yes,independent,\n", encoding="utf-8")
+    done = _json(cli(db_url, "gate", "import", prog, str(good), "--json"))
+    assert done["imported"] == 3 and [r["passed"] for r in done["results"]] == [True, False, True]
+    again = _json(cli(db_url, "gate", "import", prog, str(good), "--json"))
+    assert again["superseded"] == 3
+    assert cli(db_url, "score", "import", prog, str(_scores_file(tmp_path)))[0] == 0
+    decided = _json(cli(db_url, "stage", "decide", prog, "s1", "--dry-run", "--json"))
+    assert "b" in decided["eliminated"]
     assert cli(db_url, "audit", "verify")[0] == 0

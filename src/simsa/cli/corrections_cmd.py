@@ -69,3 +69,31 @@ def void_gate(
     else:
         console.print(f"[green]✓[/] gate result {out['voids']} voided by record {out['id']} ({escape(out['team'])} "
                       f"{escape(out['gate'])})")
+
+
+@gate_app.command("import")
+def import_gates(
+    program: ProgramArg,
+    file: Annotated[str, typer.Argument(help="Gate results as .csv (stage,team,gate,passed,evidence,link,example) "
+                                             "or .json.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Import many gate results at once: every row is validated first (all bad rows named); one bad row imports
+    nothing. Each result supersedes the team's current result for that gate."""
+    from simsa.cli.output import err_console
+    from simsa.services import gate_files, programs
+
+    parsed = gate_files.read_gate_file(file)
+    for notice in parsed.notices:
+        err_console.print(f"[yellow]note:[/] {escape(notice)}", highlight=False)
+    with STATE.store().session() as session:
+        loaded = programs.resolve(session, program)
+        version, _ = programs.register(session, loaded, STATE.who())
+        out = gate_files.import_gates(session, version, loaded.program, parsed.items, STATE.who(),
+                                      source_name=file).to_dict()
+    out["notices"] = parsed.notices
+    if as_json:
+        emit_json(out)
+    else:
+        console.print(f"[green]✓[/] imported {out['imported']} gate results from {escape(file)} as batch "
+                      f"{out['batch_id']} ({out['superseded']} superseding earlier ones)")

@@ -43,19 +43,26 @@ def recorded_gate(program: Program, stage_id: str, team_id: str, gate_id: str) -
 
 def record(session: Session, version: ProgramVersion, program: Program, *, stage_id: str, team_id: str,
            gate_id: str, passed: bool, evidence: str, link: str | None, actor: str,
-           example: bool = False) -> GateResult:
+           example: bool = False, batch_id: str | None = None) -> GateResult:
+    check_result(program, stage_id=stage_id, team_id=team_id, gate_id=gate_id, evidence=evidence, link=link)
+    previous = _current(session, version.program_key, stage_id).get((team_id, gate_id))
+    row = GateResult(program_key=version.program_key, stage_id=stage_id, team_id=team_id, gate_id=gate_id,
+                     passed=passed, evidence=evidence.strip(), link=link, example=example, recorded_at=now_utc(),
+                     recorded_by=actor, supersedes_id=previous.id if previous else None, voided=False,
+                     batch_id=batch_id)
+    session.add(row)
+    append(session, actor=actor, action="gate.supersede" if previous else "gate.record", row=row)
+    return row
+
+
+def check_result(program: Program, *, stage_id: str, team_id: str, gate_id: str, evidence: str,
+                 link: str | None) -> None:
+    """Refuse a gate result that cannot be recorded: not a recorded gate, no evidence, an oversized link."""
     recorded_gate(program, stage_id, team_id, gate_id)
     if not evidence.strip():
         raise InputError("a gate result needs evidence (what was checked and what was found)")
     if link is not None and len(link) > MAX_LINK_CHARS:
         raise InputError(f"--link is {len(link)} characters; at most {MAX_LINK_CHARS}")
-    previous = _current(session, version.program_key, stage_id).get((team_id, gate_id))
-    row = GateResult(program_key=version.program_key, stage_id=stage_id, team_id=team_id, gate_id=gate_id,
-                     passed=passed, evidence=evidence.strip(), link=link, example=example, recorded_at=now_utc(),
-                     recorded_by=actor, supersedes_id=previous.id if previous else None)
-    session.add(row)
-    append(session, actor=actor, action="gate.supersede" if previous else "gate.record", row=row)
-    return row
 
 
 # --- originality from a lineage comparison

@@ -19,14 +19,15 @@ import stat
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from simsa.errors import InputError
 from simsa.services.scores import FIELDS, MAX_IMPORT_BYTES, MAX_SCORE_MAGNITUDE, ScoreInput
 
 MAX_ROW_PROBLEMS = 20
 REQUIRED = ("stage", "team", "source", "value")
-_SCALARS = (str, int, float, bool, type(None))
+SCALARS = (str, int, float, bool, type(None))
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -123,7 +124,7 @@ def decode(data: bytes, path: str | Path) -> tuple[str, str, list[str]]:
 # --------------------------------------------------------------------------- values
 
 
-def _shown(value: object) -> str:
+def shown(value: object) -> str:
     """A value as an error message quotes it: repr, shortened (a 400-digit number is not worth printing whole)."""
     if isinstance(value, int) and not isinstance(value, bool) and abs(value).bit_length() > 64:
         return f"an integer of {len(str(abs(value))) if abs(value).bit_length() < 10_000 else 'many'} digits"
@@ -147,7 +148,7 @@ def _number(value: object, name: str, where: str, optional: bool) -> float | Non
             number = float(value)
         except OverflowError:
             number = math.inf
-        return _bounded(number, name, where, _shown(value))
+        return _bounded(number, name, where, shown(value))
     text = "" if value is None else str(value).strip()
     if not text:
         if optional:
@@ -156,11 +157,12 @@ def _number(value: object, name: str, where: str, optional: bool) -> float | Non
     try:
         number = float(text)
     except ValueError:
-        raise InputError(f"{where}: {name} must be a number, got {_shown(text)}") from None
-    return _bounded(number, name, where, _shown(text))
+        raise InputError(f"{where}: {name} must be a number, got {shown(text)}") from None
+    return _bounded(number, name, where, shown(text))
 
 
-def _flag(value: object, where: str) -> bool:
+def flag(value: object, where: str, name: str = "example") -> bool:
+    """A yes/no cell: true/false, yes/no, 1/0 (empty is no)."""
     if isinstance(value, bool):
         return value
     text = str(value or "").strip().lower()
@@ -168,16 +170,16 @@ def _flag(value: object, where: str) -> bool:
         return False
     if text in ("1", "true", "yes"):
         return True
-    raise InputError(f"{where}: example must be true/false, got {_shown(value)}")
+    raise InputError(f"{where}: {name} must be true/false, got {shown(value)}")
 
 
 def _from_mapping(rec: dict[str, Any], where: str) -> ScoreInput:
     """One score from a CSV row or JSON object; the first problem of the record as an InputError."""
     unknown = sorted(set(rec) - set(FIELDS))
     if unknown:
-        raise InputError(f"{where}: unknown field {_shown(unknown[0])} (fields: {', '.join(FIELDS)})")
+        raise InputError(f"{where}: unknown field {shown(unknown[0])} (fields: {', '.join(FIELDS)})")
     for name, value in rec.items():
-        if not isinstance(value, _SCALARS):
+        if not isinstance(value, SCALARS):
             raise InputError(f"{where}: {name} must be text or a number, got {type(value).__name__}")
     for name in ("stage", "team", "source"):
         if not str(rec.get(name) or "").strip():
@@ -193,15 +195,15 @@ def _from_mapping(rec: dict[str, Any], where: str) -> ScoreInput:
                       source=str(rec["source"]).strip(), value=value,
                       stderr=_number(rec.get("stderr"), "stderr", where, True), rater=opt("rater") or "",
                       run_id=opt("run_id"), evidence=opt("evidence"), note=opt("note"),
-                      example=_flag(rec.get("example"), where), where=where)
+                      example=flag(rec.get("example"), where), where=where)
 
 
 # --------------------------------------------------------------------------- records
 
 
-def collect(records: Iterable[Callable[[], ScoreInput]], limit: int = MAX_ROW_PROBLEMS) -> list[ScoreInput]:
+def collect(records: Iterable[Callable[[], T]], limit: int = MAX_ROW_PROBLEMS) -> list[T]:
     """Build every record, gathering the problems of all of them; raise one error naming them (up to `limit`)."""
-    items: list[ScoreInput] = []
+    items: list[T] = []
     problems: list[str] = []
     count = 0
     for build in records:
@@ -219,25 +221,27 @@ def collect(records: Iterable[Callable[[], ScoreInput]], limit: int = MAX_ROW_PR
     return items
 
 
-def _csv_items(text: str, path: str | Path) -> list[ScoreInput]:
+def csv_records(text: str, path: str | Path, fields: tuple[str, ...], required: tuple[str, ...],
+                build: Callable[[dict[str, Any], str], T]) -> list[T]:
+    """Records of a CSV file with a header row (columns checked against `fields`), each built by `build`."""
     reader = csv.DictReader(io.StringIO(text, newline=""))
     try:
         header = reader.fieldnames
     except csv.Error as exc:
         raise InputError(f"{path}:1: malformed CSV header: {exc}") from None
     if not header:
-        raise InputError(f"{path}: empty CSV file (expected a header row: {', '.join(FIELDS)})")
+        raise InputError(f"{path}: empty CSV file (expected a header row: {', '.join(fields)})")
     names = [h.strip() for h in header]
     reader.fieldnames = names
-    unknown = [n for n in names if n not in FIELDS]
+    unknown = [n for n in names if n not in fields]
     if unknown:
-        raise InputError(f"{path}:1: unknown column {_shown(unknown[0])} (columns: {', '.join(FIELDS)})")
-    missing = [n for n in REQUIRED if n not in names]
+        raise InputError(f"{path}:1: unknown column {shown(unknown[0])} (columns: {', '.join(fields)})")
+    missing = [n for n in required if n not in names]
     if missing:
         raise InputError(f"{path}:1: no {', '.join(repr(m) for m in missing)} column "
-                         f"(required: {', '.join(REQUIRED)})")
+                         f"(required: {', '.join(required)})")
 
-    def rows() -> Iterable[Callable[[], ScoreInput]]:
+    def rows() -> Iterable[Callable[[], T]]:
         while True:
             try:
                 rec = next(reader)
@@ -246,7 +250,7 @@ def _csv_items(text: str, path: str | Path) -> list[ScoreInput]:
             except csv.Error as exc:
                 where = f"{path}:{reader.line_num}"
 
-                def malformed(where: str = where, exc: csv.Error = exc) -> ScoreInput:
+                def malformed(where: str = where, exc: csv.Error = exc) -> T:
                     raise InputError(f"{where}: malformed CSV: {exc}")
 
                 yield malformed
@@ -255,34 +259,35 @@ def _csv_items(text: str, path: str | Path) -> list[ScoreInput]:
             if None in rec:
                 yield lambda where=where: _too_many(where)
             else:
-                yield lambda rec=rec, where=where: _from_mapping(rec, where)
+                yield lambda rec=rec, where=where: build(rec, where)
 
     return collect(rows())
 
 
-def _too_many(where: str) -> ScoreInput:
+def _too_many(where: str) -> Any:
     raise InputError(f"{where}: more values than header columns")
 
 
-def _json_items(text: str, path: str | Path) -> list[ScoreInput]:
+def json_records(text: str, path: str | Path, list_key: str, build: Callable[[dict[str, Any], str], T]) -> list[T]:
+    """Records of a JSON file: a list of objects or {list_key: [...]}, each built by `build`."""
     try:
         doc = json.loads(text)
     except json.JSONDecodeError as exc:
         raise InputError(f"{path}:{exc.lineno}: malformed JSON: {exc.msg}") from None
     except RecursionError:
-        raise InputError(f"{path}: JSON nested too deeply to be a score file") from None
+        raise InputError(f"{path}: JSON nested too deeply to be a {list_key[:-1]} file") from None
     except ValueError as exc:  # e.g. an integer of more digits than Python converts
         raise InputError(f"{path}: unreadable JSON: {' '.join(str(exc).split())[:200]}") from None
-    records = doc.get("scores") if isinstance(doc, dict) else doc
+    records = doc.get(list_key) if isinstance(doc, dict) else doc
     if not isinstance(records, list):
-        raise InputError(f"{path}: expected a list of score objects or {{\"scores\": [...]}}")
+        raise InputError(f"{path}: expected a list of {list_key[:-1]} objects or {{\"{list_key}\": [...]}}")
 
-    def build(i: int, rec: object) -> ScoreInput:
+    def one(i: int, rec: object) -> T:
         if not isinstance(rec, dict):
-            raise InputError(f"{path}: scores[{i}] is not an object")
-        return _from_mapping(rec, f"{path}: scores[{i}]")
+            raise InputError(f"{path}: {list_key}[{i}] is not an object")
+        return build(rec, f"{path}: {list_key}[{i}]")
 
-    return collect((lambda i=i, rec=rec: build(i, rec)) for i, rec in enumerate(records))
+    return collect((lambda i=i, rec=rec: one(i, rec)) for i, rec in enumerate(records))
 
 
 def read_score_file(path: str | Path) -> ParsedScores:
@@ -293,7 +298,8 @@ def read_score_file(path: str | Path) -> ParsedScores:
             raise InputError(f"{path}: file not found")
         raise InputError(f"{path}: unsupported score file type {suffix or '(none)'!r}; use .csv or .json")
     text, encoding, notices = decode(read_capped(path), path)
-    items = _csv_items(text, path) if suffix == ".csv" else _json_items(text, path)
+    items = (csv_records(text, path, FIELDS, REQUIRED, _from_mapping) if suffix == ".csv"
+             else json_records(text, path, "scores", _from_mapping))
     if not items:
         raise InputError(f"{path}: contains no scores")
     return ParsedScores(items=items, notices=notices, encoding=encoding)
