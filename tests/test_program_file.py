@@ -21,6 +21,8 @@ import pytest
 from helpers import EXAMPLE
 from simsa.cli.main import main
 from simsa.errors import ProgramFileError
+from simsa.program import tasknames
+from simsa.program.files import FileReadError, read_limited
 from simsa.program.loader import MAX_PROGRAM_BYTES, load_program, parse_program
 from simsa.program.locate import dotted, index_lines, line_of
 
@@ -99,13 +101,43 @@ end = 2026-04-01
   source = "panel:user"
 """
 
+# BASE with a suite behind each of its bench: sources, so that cross-references to suites and tasks are checked.
+BASE_SUITES = BASE + """
+[[suites]]
+id = "math"
+name = "Maths suite"
+
+  [[suites.tasks]]
+  task = "kmmlu"
+
+[[suites]]
+id = "code"
+name = "Code suite"
+
+  [[suites.tasks]]
+  task = "simsa_kobest_copa"
+  weight = 2
+
+[[suites]]
+id = "safety"
+name = "Safety suite"
+
+  [[suites.tasks]]
+  task = "simsa_kosbi"
+  normalisation = "chance_rescaled"
+  chance = 0.5
+"""
+S2_END = "end = 2026-04-01"
+ZERO_SHA = "0" * 64
+PREVIOUS = f'  [stages.previous_decision]\n  file = "s1.json"\n  sha256 = "{ZERO_SHA}"\n'
+
 ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
 
 
-def mutate(old: str, new: str) -> str:
-    """BASE with its single occurrence of `old` replaced by `new`."""
-    assert BASE.count(old) == 1, f"{old!r} must occur exactly once in BASE"
-    return BASE.replace(old, new)
+def mutate(old: str, new: str, base: str = BASE) -> str:
+    """`base` (BASE by default) with its single occurrence of `old` replaced by `new`."""
+    assert base.count(old) == 1, f"{old!r} must occur exactly once in the base program"
+    return base.replace(old, new)
 
 
 def line(text: str, anchor: str, nth: int = 1) -> int:
@@ -134,7 +166,8 @@ def test_base_program_is_valid() -> None:
 
 @dataclass(frozen=True)
 class Bad:
-    """A malformed program: BASE with `old` replaced by `new`; the error names `key` on the line reading `at`."""
+    """A malformed program: BASE (or BASE_SUITES, base="suites") with `old` replaced by `new`; the error names
+    `key` on the line reading `at`."""
 
     kind: str
     old: str
@@ -143,9 +176,10 @@ class Bad:
     at: str | None
     says: str
     nth: int = 1
+    base: str = "plain"
 
     def text(self) -> str:
-        return mutate(self.old, self.new)
+        return mutate(self.old, self.new, BASE_SUITES if self.base == "suites" else BASE)
 
     def expected_prefix(self, path: str) -> str:
         text = self.text()
@@ -234,9 +268,68 @@ BAD = [
         "source 'bench:math' feeds both 'math' and 'code'", nth=2),
     Bad("negative-elimination-count", "advance_best = 1", "advance_best = -1", "stages[0].elimination.advance_best",
         "advance_best = -1", "greater than or equal to 0"),
+    Bad("points-beyond-the-bound", "points = 20", "points = 1e308", "stages[0].criteria[0].children[1].points",
+        "points = 1e308", "less than or equal to 1000000"),
+    Bad("infinite-threshold", "threshold = 0.5", "threshold = inf", "stages[0].gates[0].threshold",
+        "threshold = inf", "finite number"),
+    Bad("nan-min-total", "advance_best = 1", "advance_best = 1\n  min_total = nan", "stages[0].elimination.min_total",
+        "min_total = nan", "finite number"),
+    Bad("raw-range-beyond-the-bound", "raw_range = [0, 100]", "raw_range = [0, 1e300]",
+        "stages[0].criteria[1].raw_range", "raw_range = [0, 1e300]", "raw_range bounds must lie within ±1e+12"),
+    Bad("misspelt-source-kind", 'source = "panel:expert"', 'source = "pannel:expert"',
+        "stages[0].criteria[1].source", 'source = "pannel:expert"', "(did you mean 'panel:expert'?)"),
+    Bad("tie-breaker-near-a-criterion", "criterion:bench", "criterion:bnech", "stages[0].tie_breakers[0]",
+        'tie_breakers = ["criterion:bnech", "team_order"]', "names no criterion of stage 's1' (did you mean "
+        "'criterion:bench'?)"),
+    Bad("joins-at-near-a-stage", 'joins_at = "s2"', 'joins_at = "s22"', "teams[1].joins_at", 'joins_at = "s22"',
+        "(stages: s1, s2) (did you mean 's2'?)"),
+    Bad("participant-is-not-a-team", S2_END, S2_END + '\nparticipants = ["alpha", "bta"]', "stages[1].participants[1]",
+        'participants = ["alpha", "bta"]', "participant 'bta' is not a team (teams: alpha, beta) (did you mean "
+        "'beta'?)"),
+    Bad("participant-listed-twice", S2_END, S2_END + '\nparticipants = ["alpha", "beta", "alpha"]',
+        "stages[1].participants[2]", 'participants = ["alpha", "beta", "alpha"]',
+        "participant 'alpha' is listed twice in stage 's2'"),
+    Bad("joining-team-missing-from-participants", S2_END, S2_END + '\nparticipants = ["alpha"]',
+        "stages[1].participants", 'participants = ["alpha"]',
+        "team 'beta' joins_at 's2' but is not among its participants"),
+    Bad("participants-on-the-first-stage", "total_points = 100", 'total_points = 100\nparticipants = ["alpha"]',
+        "stages[0].participants", 'participants = ["alpha"]', "stage 's1' is the first stage"),
+    Bad("previous-decision-on-the-first-stage", "advance_best = 1", "advance_best = 1\n" + PREVIOUS,
+        "stages[0].previous_decision", "[stages.previous_decision]", "there is no previous decision to import"),
+    Bad("participants-and-previous-decision", S2_END, S2_END + '\nparticipants = ["alpha", "beta"]\n' + PREVIOUS,
+        "stages[1].previous_decision", "[stages.previous_decision]", "has both participants and previous_decision"),
+    Bad("previous-decision-sha256-not-hex", S2_END, S2_END + "\n" + PREVIOUS.replace(ZERO_SHA, "abc123"),
+        "stages[1].previous_decision.sha256", 'sha256 = "abc123"', "should match pattern"),
+    Bad("previous-decision-absolute-path", S2_END, S2_END + "\n" + PREVIOUS.replace("s1.json", "/tmp/s1.json"),
+        "stages[1].previous_decision.file", 'file = "/tmp/s1.json"', "must be relative to the program file's"),
+    Bad("bench-source-misspelt", 'source = "bench:safety"', 'source = "bench:safty"', "stages[0].gates[0].source",
+        'source = "bench:safty"', "source 'bench:safty' names no suite (suites: math, code, safety) (did you mean "
+        "'bench:safety'?)", base="suites"),
+    Bad("task-not-in-the-catalogue", 'task = "simsa_kosbi"', 'task = "simsa_kosbi_x"', "suites[2].tasks[0].task",
+        'task = "simsa_kosbi_x"', "unknown benchmark task 'simsa_kosbi_x' (did you mean 'simsa_kosbi'",
+        base="suites"),
+    Bad("lm-eval-subtask-misspelt", 'task = "kmmlu"', 'task = "kmmlu_acounting"', "suites[0].tasks[0].task",
+        'task = "kmmlu_acounting"', "(did you mean 'kmmlu_accounting'", base="suites"),
+    Bad("infinite-task-weight", "weight = 2", "weight = inf", "suites[1].tasks[0].weight", "weight = inf",
+        "finite number", base="suites"),
+    Bad("task-weight-beyond-the-bound", "weight = 2", "weight = 1e7", "suites[1].tasks[0].weight", "weight = 1e7",
+        "less than or equal to 1000000", base="suites"),
+    Bad("nan-chance", "chance = 0.5", "chance = nan", "suites[2].tasks[0].chance", "chance = nan",
+        "finite number", base="suites"),
+    Bad("threshold-no-suite-score-reaches", "threshold = 0.5", "threshold = 50", "stages[0].gates[0].threshold",
+        "threshold = 50", "threshold 50 is above every possible bench:safety score (range [0, 1])", base="suites"),
+    Bad("suite-score-on-a-percent-range", MATH_POINTS, MATH_POINTS + "\n    raw_range = [0, 100]",
+        "stages[0].criteria[0].children[0].raw_range", "raw_range = [0, 100]",
+        "bench:math is a suite score on 0–1, but raw_range is [0.0, 100.0]", base="suites"),
     Bad("stage-without-criteria", '  [[stages.criteria]]\n  id = "final"\n  name = "Final review"\n  points = 10\n'
         '  source = "panel:user"\n', "", "stages[1].criteria", "[[stages]]", "required key is missing", nth=2),
 ]
+
+
+def test_base_with_suites_is_valid_without_warnings() -> None:
+    loaded = parse_program(BASE_SUITES, "base.toml")
+    assert [s.id for s in loaded.program.suites] == ["math", "code", "safety"]
+    assert loaded.warnings == ()
 
 
 def test_at_least_sixteen_kinds_of_malformed_schema() -> None:
@@ -352,6 +445,87 @@ def test_errors_count_the_other_problems(tmp_path: Path) -> None:
     assert load_error(path).endswith("(and 1 more problem)")
 
 
+# --------------------------------------------------------------------------- warnings
+
+
+def test_bench_sources_without_suites_are_warnings_at_their_lines() -> None:
+    warnings = parse_program(BASE, "base.toml").warnings
+    assert [(w.line, w.key) for w in warnings] == [
+        (line(BASE, 'source = "bench:math"'), "stages[0].criteria[0].children[0].source"),
+        (line(BASE, 'source = "bench:code"'), "stages[0].criteria[0].children[1].source"),
+        (line(BASE, 'source = "bench:safety"'), "stages[0].gates[0].source"),
+    ]
+    assert str(warnings[0]) == (f"base.toml:{warnings[0].line}: "
+                                "stages[0].criteria[0].children[0].source: source 'bench:math' names no suite (the "
+                                "programme declares no [[suites]]), so its scores can only be imported (`simsa "
+                                "score import`), not recorded from a benchmark run")
+
+
+def test_unused_suite_and_unreachable_gate_failure_are_warnings() -> None:
+    text = mutate("threshold = 0.5", "threshold = -1", BASE_SUITES) + (
+        '\n[[suites]]\nid = "spare"\nname = "Spare"\n\n  [[suites.tasks]]\n  task = "hrm8k"\n')
+    warnings = parse_program(text, "p.toml").warnings
+    assert [(w.line, w.key, w.message) for w in warnings] == [
+        (line(text, 'id = "spare"'), "suites[3].id", "suite 'spare' feeds no criterion or gate (no source "
+                                                     "'bench:spare')"),
+        (line(text, "threshold = -1"), "stages[0].gates[0].threshold",
+         "threshold -1 is below every possible bench:safety score (range [0, 1]), so gate 'safety' never fails"),
+    ]
+
+
+# --------------------------------------------------------------------------- files that are not program files
+
+
+def test_fifo_is_refused_without_blocking(tmp_path: Path) -> None:
+    fifo = tmp_path / "program.toml"
+    os.mkfifo(fifo)
+    assert load_error(fifo) == f"{fifo}: is a FIFO (named pipe), not a regular file"
+
+
+@pytest.mark.skipif(not Path("/dev/zero").exists(), reason="needs /dev/zero")
+def test_endless_device_is_refused_before_reading() -> None:
+    assert load_error("/dev/zero") == "/dev/zero: is a character device, not a regular file"
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs procfs")
+def test_read_stops_past_the_limit_whatever_stat_says() -> None:
+    status = Path("/proc/self/status")
+    assert status.stat().st_size == 0 and len(status.read_bytes()) > 64  # stat says empty; the content is not
+    with pytest.raises(FileReadError, match=r"^file is over 64 bytes; status files are limited to 64 bytes$"):
+        read_limited(status, 64, "status files")
+    assert read_limited(status, 1_000_000).startswith(b"Name:")
+
+
+# --------------------------------------------------------------------------- the task catalogue without lm-eval
+
+
+def test_task_names_match_the_bench_catalogue() -> None:
+    from simsa.bench import catalog
+
+    assert set(tasknames.SIMSA_TASKS) == set(catalog._OURS)
+    assert tuple(s.name for s in catalog._STOCK) == tasknames.CURATED_LM_EVAL_TASKS
+
+
+def test_task_check_imports_neither_lm_eval_nor_torch(tmp_path: Path) -> None:
+    path = tmp_path / "program.toml"
+    path.write_text(BASE_SUITES, encoding="utf-8")
+    code = ("import sys; from simsa.program.loader import load_program; "
+            f"load_program({str(path)!r}); "
+            "print(sorted(m for m in ('lm_eval', 'torch', 'datasets', 'transformers') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=_cli_env())
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
+
+
+def test_task_extract_is_the_pinned_lm_eval_index() -> None:
+    lm_eval_tasks = pytest.importorskip("lm_eval.tasks")
+    from importlib.metadata import version
+
+    if version("lm_eval") != tasknames.LM_EVAL_VERSION:
+        pytest.skip(f"lm-eval {version('lm_eval')} installed; the extract is of {tasknames.LM_EVAL_VERSION}")
+    assert tasknames.lm_eval_tasks() == frozenset(lm_eval_tasks.TaskManager().task_index)
+
+
 # --------------------------------------------------------------------------- the shipped example
 
 
@@ -364,7 +538,16 @@ def test_shipped_examples_are_valid_and_identical() -> None:
 
 # --------------------------------------------------------------------------- the real CLI, in subprocesses
 
+SAFETY_SOURCE_LINE = line(BASE_SUITES, 'source = "bench:safety"')
+KOSBI_TASK_LINE = line(BASE_SUITES, 'task = "simsa_kosbi"')
+FIFO, DEV_ZERO = "<fifo>", "<dev-zero>"  # not file contents: a named pipe and the endless device
 CLI_CASES: dict[str, str | bytes | None] = {
+    "fifo": FIFO,
+    "dev-zero": DEV_ZERO,
+    "points-1e308": mutate("points = 20", "points = 1e308"),
+    "weight-inf": mutate("weight = 2", "weight = inf", BASE_SUITES),
+    "bench-source-misspelt": mutate('source = "bench:safety"', 'source = "bench:safty"', BASE_SUITES),
+    "task-not-in-the-catalogue": mutate('task = "simsa_kosbi"', 'task = "simsa_kosbi_x"', BASE_SUITES),
     "toml-syntax-error": mutate('name = "Maths"', 'name = "Maths'),
     "non-utf8": BASE.replace('name = "Team Beta"', 'name = "Team B\xe9ta"').encode("latin-1"),
     "empty": "",
@@ -374,6 +557,16 @@ CLI_CASES: dict[str, str | bytes | None] = {
 }
 
 CLI_EXPECTED_PREFIX = {
+    "fifo": lambda p: f"{p}: is a FIFO (named pipe), not a regular file",
+    "dev-zero": lambda p: "/dev/zero: is a character device, not a regular file",
+    "points-1e308": lambda p: f"{p}:{line(BASE, 'points = 20')}: stages[0].criteria[0].children[1].points: Input "
+                              "should be less than or equal to 1000000 (got 1e+308)",
+    "weight-inf": lambda p: f"{p}:{line(BASE_SUITES, 'weight = 2')}: suites[1].tasks[0].weight: Input should be a "
+                            "finite number",
+    "bench-source-misspelt": lambda p: f"{p}:{SAFETY_SOURCE_LINE}: stages[0].gates[0].source: source 'bench:safty' "
+                                       "names no suite",
+    "task-not-in-the-catalogue": lambda p: f"{p}:{KOSBI_TASK_LINE}: suites[2].tasks[0].task: unknown benchmark task "
+                                           "'simsa_kosbi_x'",
     "toml-syntax-error": lambda p: f"{p}:{line(BASE, MATHS_NAME)}: TOML syntax error: ",
     "non-utf8": lambda p: f"{p}:{line(BASE, BETA_NAME)}: not valid UTF-8 ",
     "empty": lambda p: f"{p}: file is empty",
@@ -406,7 +599,11 @@ def cli_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Run]:
     commands: dict[str, tuple[str, list[str]]] = {"example-json": (str(EXAMPLE), [str(EXAMPLE), "--json"])}
     for kind, content in CLI_CASES.items():
         path = tmp_path_factory.mktemp("files") / f"{kind}.toml"
-        if isinstance(content, bytes):
+        if content == FIFO:
+            os.mkfifo(path)
+        elif content == DEV_ZERO:
+            path = Path("/dev/zero")
+        elif isinstance(content, bytes):
             path.write_bytes(content)
         elif content is not None:
             path.write_text(content, encoding="utf-8")
@@ -432,6 +629,11 @@ def test_cli_check_json_on_the_example(cli_runs: dict[str, Run]) -> None:
     assert doc["program"] == "k-ai-2026"
     assert [s["id"] for s in doc["stages"]] == ["stage-1", "stage-2"]
     assert doc["sha256"] == load_program(EXAMPLE).sha256
+    assert [(w["key"], w["message"].split(",")[0]) for w in doc["warnings"]] == [
+        ("stages[1].criteria[0].source", "source 'bench:stage2' names no suite (suites: nia"),
+        ("stages[1].gates[1].source", "source 'bench:safety' names no suite (suites: nia"),
+    ]
+    assert [ln.removeprefix("warning: ") for ln in run.stderr.splitlines()] == [w["text"] for w in doc["warnings"]]
     assert not (run.cwd / "simsa.db").exists()
     assert list(run.cwd.iterdir()) == []
 
@@ -466,7 +668,7 @@ def test_cli_check_accepts_the_example_and_writes_nothing(tmp_path: Path, monkey
     monkeypatch.chdir(tmp_path)
     assert _run_main(monkeypatch, "program", "check", str(EXAMPLE)) == 0
     out, err = capsys.readouterr()
-    assert err == ""
+    assert [ln.split(": ", 1)[0] for ln in ANSI.sub("", err).splitlines()] == ["warning"] * 2
     assert "valid:" in out and "(k-ai-2026)" in out and "stage-2" in out
     assert list(tmp_path.iterdir()) == []
 

@@ -86,11 +86,39 @@ def show(
     """Show the decision in force (or a given one) as recorded."""
     with STATE.store().session() as session:
         loaded = programs.resolve(session, program)
+        decision_service.require_stage(loaded.program, stage)
         body = decision_service.body(decision_service.get(session, loaded.program.program.id, stage, decision))
     if as_json:
         emit_json(body)
     else:
         print_decision(body, loaded.program.program.timezone)
+
+
+@app.command("import-decision")
+def import_decision(
+    program: ProgramArg,
+    file: Annotated[str, typer.Argument(help="The previous stage's published decision JSON (as `simsa stage show "
+                                             "--json` writes it, or a report JSON).")],
+    supersede: Annotated[bool, typer.Option("--supersede", help="Replace the decision in force.")] = False,
+    reason: Annotated[str | None, typer.Option(help="Why a decision is replaced (with --supersede).")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Record a previous stage's decision made elsewhere, as the programme pins it (`[stages.previous_decision]`
+    file and sha256), so the next stage can be decided here."""
+    from simsa.services import decisions as decision_service
+    from simsa.services import programs
+
+    with STATE.store().session() as session:
+        loaded = programs.resolve(session, program)
+        result = decision_service.import_decision(session, loaded, file, STATE.who(), supersede=supersede,
+                                                  reason=reason)
+    if as_json:
+        emit_json(result)
+        return
+    verb = "recorded as decision" if result["recorded"] else "already recorded as decision"
+    console.print(f"[green]✓[/] {escape(result['file'])} (sha256 {result['sha256'][:12]}) {verb} "
+                  f"{result['decision_id']} of {result['stage']}; title holders: "
+                  f"{', '.join(result['title_holders']) or 'none'}")
 
 
 @appeal_app.command("file")

@@ -1,4 +1,9 @@
-"""Read and validate a program file, turning every failure into one `file:line: key: message` error."""
+"""Read and validate a program file, turning every failure into one `file:line: key: message` error.
+
+Three passes: TOML, the schema (each table on its own), then cross-references between tables
+(`simsa.program.crossref`) and, for a file on disk, the previous-decision files it pins
+(`simsa.program.previous`). Problems that cannot change an outcome come back as warnings on the result.
+"""
 
 from __future__ import annotations
 
@@ -8,18 +13,37 @@ import re
 import tomllib
 import types
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Union, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
 
 from simsa.errors import ProgramFileError
+from simsa.program import crossref, previous
+from simsa.program.files import FileReadError, read_limited
 from simsa.program.locate import Path as KeyPath
 from simsa.program.locate import dotted, index_lines, line_of
 from simsa.program.schema import Program
 
 MAX_PROGRAM_BYTES = 1_000_000
+
+
+@dataclass(frozen=True)
+class ProgramWarning:
+    """A problem that cannot change an outcome (e.g. a suite nothing uses), located like an error."""
+
+    path: str
+    line: int | None
+    key: str | None
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.path}:{self.line}" if self.line else self.path
+        return f"{where}:{f' {self.key}:' if self.key else ''} {self.message}"
+
+    def to_dict(self) -> dict[str, str | int | None]:
+        return {"line": self.line, "key": self.key, "message": self.message, "text": str(self)}
 
 
 @dataclass(frozen=True)
@@ -30,6 +54,7 @@ class LoadedProgram:
     text: str
     sha256: str
     path: str
+    warnings: tuple[ProgramWarning, ...] = field(default=())
 
 
 def _keys_at(loc: KeyPath) -> list[str]:
@@ -152,6 +177,12 @@ def _source_twice(node: Any, m: re.Match[str]) -> KeyPath | None:
     return None
 
 
+def _participant_twice(node: Any, m: re.Match[str]) -> KeyPath | None:
+    items = _get(node, ("participants",))
+    hits = [i for i, item in enumerate(items if isinstance(items, list) else []) if _same(item, m.group(1))]
+    return ("participants", hits[1]) if len(hits) > 1 else None
+
+
 _REFINE: list[tuple[re.Pattern[str], _Refine]] = [
     (re.compile(r"^team id '(.+)' is used twice$"), _in_list("teams", "id", 1)),
     (re.compile(r"^stage id '(.+)' is used twice$"), _in_list("stages", "id", 1)),
@@ -173,6 +204,8 @@ _REFINE: list[tuple[re.Pattern[str], _Refine]] = [
     (re.compile(r"^gate '.+': allowed_licences applies only"), _fixed("allowed_licences")),
     (re.compile(r"^gate '.+': originality applies only"), _fixed("originality")),
     (re.compile(r"^borrowed '.+' covers lineage components but declares weights"), _fixed("weights")),
+    (re.compile(r"^participant '(.+)' is listed twice in stage "), _participant_twice),
+    (re.compile(r"^stage '.+' has both participants and previous_decision"), _fixed("previous_decision")),
 ]
 
 
@@ -217,31 +250,37 @@ def parse_program(text: str, path: str = "<program>") -> LoadedProgram:
         loc = _refine(data, first)
         positions = index_lines(text)
         line = line_of(positions, loc)
-        extra = f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})" if len(errors) > 1 else ""
-        raise ProgramFileError(path, line, dotted(loc) or None, _describe(first) + extra) from None
+        raise ProgramFileError(path, line, dotted(loc) or None, _describe(first) + _more(len(errors) - 1)) from None
     digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
-    return LoadedProgram(program=program, text=text, sha256=digest, path=path)
+    warnings = _located(text, path, crossref.check(program))
+    return LoadedProgram(program=program, text=text, sha256=digest, path=path, warnings=warnings)
 
 
-def load_program(path: str | Path) -> LoadedProgram:
-    """Read a program file from disk (size-limited, UTF-8) and validate it."""
-    p = Path(path)
+def _more(n: int) -> str:
+    return f" (and {n} more problem{'s' if n > 1 else ''})" if n > 0 else ""
+
+
+def _located(text: str, path: str, issues: list[crossref.Issue]) -> tuple[ProgramWarning, ...]:
+    """Raise the first error of `issues` at its line; return the warnings, located the same way."""
+    positions = index_lines(text) if issues else {}
+    errors = [i for i in issues if i.severity == "error"]
+    if errors:
+        first = errors[0]
+        raise ProgramFileError(path, line_of(positions, first.loc), dotted(first.loc) or None,
+                               first.message + _more(len(errors) - 1))
+    return tuple(ProgramWarning(path, line_of(positions, i.loc), dotted(i.loc) or None, i.message) for i in issues)
+
+
+def read_text(path: str | Path) -> str:
+    """A program file's text: a regular file, at most MAX_PROGRAM_BYTES, UTF-8 (a leading BOM dropped)."""
     shown = str(path)
     try:
-        size = p.stat().st_size
-    except FileNotFoundError:
-        raise ProgramFileError(shown, None, None, "file not found") from None
-    except OSError as exc:
-        raise ProgramFileError(shown, None, None, f"cannot read: {exc.strerror}") from None
-    if p.is_dir():
-        raise ProgramFileError(shown, None, None, "is a directory, expected a .toml program file")
-    if size > MAX_PROGRAM_BYTES:
-        raise ProgramFileError(shown, None, None, f"file is {size} bytes; program files are limited to "
-                                                 f"{MAX_PROGRAM_BYTES} bytes")
-    try:
-        raw = p.read_bytes()
-    except OSError as exc:
-        raise ProgramFileError(shown, None, None, f"cannot read: {exc.strerror or exc}") from None
+        raw = read_limited(path, MAX_PROGRAM_BYTES, "program files")
+    except FileReadError as exc:
+        message = str(exc)
+        if message == "is a directory":
+            message = "is a directory, expected a .toml program file"
+        raise ProgramFileError(shown, None, None, message) from None
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -252,4 +291,16 @@ def load_program(path: str | Path) -> LoadedProgram:
         text = text[1:]
     if not text.strip():
         raise ProgramFileError(shown, None, None, "file is empty")
-    return parse_program(text, shown)
+    return text
+
+
+def load_program(path: str | Path) -> LoadedProgram:
+    """Read a program file from disk and validate it, with the previous-decision files it pins beside it."""
+    shown = str(path)
+    text = read_text(path)
+    loaded = parse_program(text, shown)
+    issues = previous.check_files(loaded.program, Path(path).parent)
+    if not issues:
+        return loaded
+    more = _located(text, shown, issues)
+    return replace(loaded, warnings=loaded.warnings + more)

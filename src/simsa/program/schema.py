@@ -8,6 +8,7 @@ never silently change who is cut.
 from __future__ import annotations
 
 import datetime as dt
+import difflib
 import math
 import re
 from collections.abc import Iterator
@@ -22,13 +23,39 @@ SOURCE_RE = re.compile(
     r"^(bench:[A-Za-z0-9_.\-]+|panel:(expert|user)|ecosystem:[A-Za-z0-9_.\-]+|manual(:[A-Za-z0-9_.\-]+)?)$"
 )
 SOURCE_HELP = "bench:<suite>, panel:expert, panel:user, ecosystem:<metric>, manual or manual:<name>"
+SHA256_PATTERN = r"^[0-9a-fA-F]{64}$"
+
+# Bounds on every number a program file may hold. Points and weights far beyond these are typos (or attempts to
+# make a total overflow to infinity, which JSON cannot carry); MAX_ABS_VALUE also bounds raw scores and thresholds,
+# and score imports refuse values beyond it.
+MAX_POINTS = 1e6
+MAX_WEIGHT = 1e6
+MAX_ABS_VALUE = 1e12
 
 Normalisation = Literal["absolute", "relative_to_best", "minmax", "rank"]
 
 
+def close_name(name: str, known: list[str] | tuple[str, ...], cutoff: float = 0.6) -> str | None:
+    """The known name closest to `name`, if one is close: most typos are a letter or two off."""
+    close = difflib.get_close_matches(name, list(known), n=1, cutoff=cutoff)
+    return close[0] if close else None
+
+
+def near_names(name: str, known: list[str] | tuple[str, ...], cutoff: float = 0.6) -> str:
+    """" (did you mean 'x'?)" when a known name is close to `name`, else ""."""
+    close = close_name(name, known, cutoff)
+    return f" (did you mean {close!r}?)" if close else ""
+
+
+_SOURCE_KINDS = ("bench:", "panel:expert", "panel:user", "ecosystem:", "manual")
+
+
 def _check_source(v: str | None) -> str | None:
     if v is not None and not SOURCE_RE.match(v):
-        raise ValueError(f"unknown score source {v!r}; expected {SOURCE_HELP}")
+        kind, _, rest = v.partition(":")
+        guesses = [k + rest if k.endswith(":") else k for k in _SOURCE_KINDS]
+        hint = near_names(v, guesses) or near_names(kind, [k.rstrip(":") for k in _SOURCE_KINDS])
+        raise ValueError(f"unknown score source {v!r}{hint}; expected {SOURCE_HELP}")
     return v
 
 
@@ -105,7 +132,7 @@ class Criterion(_Strict):
     id: str = Field(pattern=ID_PATTERN)
     name: str = Field(min_length=1)
     name_ko: str | None = None
-    points: float = Field(gt=0, allow_inf_nan=False)
+    points: float = Field(gt=0, le=MAX_POINTS, allow_inf_nan=False)
     source: ScoreSource = None
     normalisation: Normalisation | None = None
     raw_range: tuple[float, float] | None = None
@@ -118,6 +145,8 @@ class Criterion(_Strict):
     def _range_order(cls, v: tuple[float, float] | None) -> tuple[float, float] | None:
         if v is not None and not (math.isfinite(v[0]) and math.isfinite(v[1])):
             raise ValueError(f"raw_range bounds must be finite numbers, got {list(v)}")
+        if v is not None and max(abs(v[0]), abs(v[1])) > MAX_ABS_VALUE:
+            raise ValueError(f"raw_range bounds must lie within ±{MAX_ABS_VALUE:g}, got {list(v)}")
         if v is not None and not v[0] < v[1]:
             raise ValueError(f"raw_range must be [low, high] with low < high, got {list(v)}")
         return v
@@ -179,7 +208,7 @@ class Gate(_Strict):
     kind: Literal["recorded", "min_score", "licence"]
     description: str | None = None
     source: ScoreSource = None
-    threshold: float | None = Field(default=None, allow_inf_nan=False)
+    threshold: float | None = Field(default=None, ge=-MAX_ABS_VALUE, le=MAX_ABS_VALUE, allow_inf_nan=False)
     allowed_licences: list[str] | None = None
     require_credit: bool = True
     originality: OriginalitySettings | None = None
@@ -207,9 +236,9 @@ class Elimination(_Strict):
     """
 
     ranking_pool: Literal["all", "eligible"] = "all"
-    advance_best: int | None = Field(default=None, ge=0)
-    cut_lowest: int | None = Field(default=None, ge=0)
-    min_total: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    advance_best: int | None = Field(default=None, ge=0, le=1_000_000)
+    cut_lowest: int | None = Field(default=None, ge=0, le=1_000_000)
+    min_total: float | None = Field(default=None, ge=0, le=MAX_POINTS, allow_inf_nan=False)
     tie_at_cut: Literal["advance_all", "eliminate_all"] = "advance_all"
 
 
@@ -217,9 +246,35 @@ class Robustness(_Strict):
     """`fragile_above`: a decision whose P(change under score uncertainty) exceeds this share is flagged fragile."""
 
     draws: int = Field(default=2000, ge=0, le=200_000)
-    seed: int | None = Field(default=None, ge=0)
+    seed: int | None = Field(default=None, ge=0, le=2**63 - 1)
     max_weight_change_pct: float = Field(default=100.0, gt=0, le=1000)
     fragile_above: float = Field(default=0.2, ge=0, le=1)
+
+
+class PreviousDecision(_Strict):
+    """`[stages.previous_decision]`: the previous stage's published decision, made elsewhere, that this stage
+    continues from. `file` is relative to the program file's directory; `sha256` pins its exact bytes, so the
+    programme says which decision it accepts and nobody can swap it. Reading the file is I/O and happens in
+    `simsa.program.previous`, not here.
+    """
+
+    file: str = Field(min_length=1, max_length=1024)
+    sha256: str = Field(pattern=SHA256_PATTERN)
+
+    @field_validator("file")
+    @classmethod
+    def _relative(cls, v: str) -> str:
+        if "\x00" in v or "\n" in v:
+            raise ValueError("file must be a plain relative path")
+        if v.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:[\\/]", v):
+            raise ValueError(f"file {v!r} must be relative to the program file's directory, so that the programme "
+                             "and its decision travel together")
+        return v
+
+    @field_validator("sha256")
+    @classmethod
+    def _lower(cls, v: str) -> str:
+        return v.lower()
 
 
 TIE_BREAKER_RE = re.compile(r"^(criterion:[a-z0-9][a-z0-9_\-]*|team_order|lot)$")
@@ -232,13 +287,15 @@ class Stage(_Strict):
     start: dt.date
     end: dt.date
     appeal_days: int = Field(default=10, ge=0, le=365)
-    total_points: float | None = Field(default=None, gt=0, allow_inf_nan=False)
+    total_points: float | None = Field(default=None, gt=0, le=MAX_POINTS, allow_inf_nan=False)
     precision: int = Field(default=2, ge=0, le=6)
     criteria: list[Criterion] = Field(min_length=1)
     gates: list[Gate] = Field(default_factory=list)
     elimination: Elimination = Field(default_factory=Elimination)
     tie_breakers: list[str] = Field(default_factory=list)
     robustness: Robustness = Field(default_factory=Robustness)
+    participants: list[Annotated[str, Field(pattern=ID_PATTERN)]] | None = Field(default=None, min_length=1)
+    previous_decision: PreviousDecision | None = None
 
     @field_validator("tie_breakers")
     @classmethod
@@ -265,11 +322,22 @@ class Stage(_Strict):
                 sources[crit.source] = crit.id
         for tb in self.tie_breakers:
             if tb.startswith("criterion:") and tb.split(":", 1)[1] not in seen:
-                raise ValueError(f"tie-breaker {tb!r} names no criterion of stage {self.id!r}")
+                raise ValueError(f"tie-breaker {tb!r} names no criterion of stage {self.id!r}"
+                                 + near_names(tb, [f"criterion:{c}" for c in seen]))
         gate_ids = [g.id for g in self.gates]
         dup = {g for g in gate_ids if gate_ids.count(g) > 1}
         if dup:
             raise ValueError(f"gate id {sorted(dup)[0]!r} is used twice in stage {self.id!r}")
+        if self.participants is not None:
+            dup_teams = sorted({t for t in self.participants if self.participants.count(t) > 1})
+            if dup_teams:
+                raise ValueError(f"participant {dup_teams[0]!r} is listed twice in stage {self.id!r}")
+            if self.previous_decision is not None:
+                raise ValueError(f"stage {self.id!r} has both participants and previous_decision; declare who "
+                                 "takes part in one way only")
+        if self.max_points > MAX_POINTS:
+            raise ValueError(f"stage {self.id!r}'s criteria sum to {self.max_points:g} points; a stage may have "
+                             f"at most {MAX_POINTS:g}")
         if self.total_points is not None:
             total = sum(c.points for c in self.criteria)
             if abs(total - self.total_points) > 1e-9 * self.total_points:
@@ -315,8 +383,8 @@ class SuiteTask(_Strict):
     task: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.\-]+$")
     metric: str = Field(default="acc", min_length=1)
     normalisation: TaskNormalisation = "raw"
-    chance: float | None = Field(default=None, ge=0, lt=1)
-    weight: float = Field(default=1.0, gt=0)
+    chance: float | None = Field(default=None, ge=0, lt=1, allow_inf_nan=False)
+    weight: float = Field(default=1.0, gt=0, le=MAX_WEIGHT, allow_inf_nan=False)
 
     @model_validator(mode="after")
     def _chance_needed(self) -> SuiteTask:
@@ -333,9 +401,9 @@ class Suite(_Strict):
     name: str = Field(min_length=1)
     name_ko: str | None = None
     tasks: list[SuiteTask] = Field(min_length=1)
-    num_fewshot: int | None = Field(default=None, ge=0)
+    num_fewshot: int | None = Field(default=None, ge=0, le=1_000)
     apply_chat_template: bool = False
-    limit: int | None = Field(default=None, ge=1)
+    limit: int | None = Field(default=None, ge=1, le=100_000_000)
 
     @model_validator(mode="after")
     def _unique_tasks(self) -> Suite:
@@ -363,7 +431,7 @@ class Program(_Strict):
         for team in self.teams:
             if team.joins_at is not None and team.joins_at not in stage_ids:
                 raise ValueError(f"team {team.id!r} joins_at {team.joins_at!r}, which is not a stage "
-                                 f"(stages: {', '.join(stage_ids)})")
+                                 f"(stages: {', '.join(stage_ids)}){near_names(team.joins_at, stage_ids)}")
         for earlier, later in zip(self.stages, self.stages[1:], strict=False):
             if later.start < earlier.start:
                 raise ValueError(f"stage {later.id!r} starts before the stage listed before it ({earlier.id!r})")
