@@ -132,6 +132,9 @@ def test_list_and_diff_two_versions(db_url: str, tmp_path: Path) -> None:
     assert versions[1]["source_path"] == str(v2) and versions[1]["loaded_by"] == "tester"
     table = run("program", "list", db=db_url)
     assert table.code == 0 and first["sha256"][:12] in table.stdout and "1*" in table.stdout
+    csv_lines = run("program", "list", "--format", "csv", db=db_url).stdout.splitlines()
+    assert csv_lines[0] == "program,id,sha256,loaded_at,loaded_by,decisions,source_path"
+    assert csv_lines[2].startswith(f"k-ai-2026,{second['version_id']},{second['sha256']},")
 
     default = run("program", "diff", "k-ai-2026", "--json", db=db_url).json()
     assert default["from"]["version_id"] == first["version_id"] and default["to"]["version_id"] == second["version_id"]

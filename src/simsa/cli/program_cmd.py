@@ -6,16 +6,16 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich import box
 from rich.markup import escape
 from rich.table import Table
 
+from simsa.cli import output
 from simsa.cli.context import STATE
 from simsa.cli.output import console, emit_json, err_console
 
 if TYPE_CHECKING:
     from simsa.program.loader import LoadedProgram
-    from simsa.services.program_versions import VersionDiff, VersionInfo
+    from simsa.services.program_versions import VersionDiff
     from simsa.services.programs import VersionWarning
 
 app = typer.Typer(help="Validate, load, list and compare program files.", no_args_is_help=True)
@@ -105,37 +105,33 @@ def print_version_warnings(warnings: Sequence[VersionWarning]) -> None:
 
 
 @app.command("list")
-def list_(as_json: JsonOpt = False) -> None:
+def list_(fmt: output.FormatOpt = None, as_json: JsonOpt = False) -> None:
     """The programs loaded in the store, each version with its hash, who loaded it when, and its decisions."""
     from simsa.services import program_versions
 
+    chosen = output.output_format(fmt, as_json)
     with STATE.store().session(readonly=True) as session:
         versions = program_versions.list_versions(session)
-    if as_json:
-        emit_json({"versions": [v.to_dict() for v in versions]})
-        return
-    if not versions:
-        console.print("no programs loaded yet (`simsa program load FILE`)")
-        return
-    _print_versions(versions)
-
-
-def _print_versions(versions: list[VersionInfo]) -> None:
-    table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
-    table.add_column("program")
-    table.add_column("ver", justify="right")
-    table.add_column("sha256", no_wrap=True)
-    table.add_column("loaded (UTC)", no_wrap=True)
-    table.add_column("by")
-    table.add_column("decisions")
-    table.add_column("source", overflow="fold")
-    for v in versions:
-        used = ", ".join(f"{d}*" if d in v.in_force else str(d) for d in v.decisions) or "—"
-        table.add_row(v.program, str(v.id), v.sha256[:12], v.loaded_at[:16].replace("T", " "), escape(v.loaded_by),
-                      used, escape(v.source_path))
-    console.print(table)
-    if any(v.in_force for v in versions):
+    output.emit_rows([v.to_dict() for v in versions], VERSION_COLUMNS, chosen, key="versions",
+                     empty="no programs loaded yet (`simsa program load FILE`)")
+    if chosen == "table" and any(v.in_force for v in versions):
         console.print("* decision in force")
+
+
+def _decisions_cell(row: dict) -> str:
+    in_force = set(row["decisions_in_force"])
+    return ", ".join(f"{d}*" if d in in_force else str(d) for d in row["decisions"]) or "—"
+
+
+VERSION_COLUMNS = (
+    output.Column("program"),
+    output.Column("id", "ver", justify="right"),
+    output.Column("sha256", text=lambda r: r["sha256"][:12]),
+    output.Column("loaded_at", "loaded (UTC)", text=lambda r: r["loaded_at"][:16].replace("T", " ")),
+    output.Column("loaded_by", "by"),
+    output.Column("decisions", text=_decisions_cell),
+    output.Column("source_path", "source", wrap=True),
+)
 
 
 @app.command("diff")
