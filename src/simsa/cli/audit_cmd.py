@@ -63,7 +63,7 @@ def verify(
         result = {"ok": not problems, "entries": len(entries), "head": entries[-1].hash if entries else None,
                   "problems": [p.to_dict() for p in problems]}
     else:
-        with STATE.store().session() as session:
+        with STATE.store().session(readonly=True) as session:
             result = audit_log.verify(session, expect_head).to_dict()
             entries = audit_log.load_entries(session) if signed else []
     checks = _check_checkpoints(signed, entries, pins)
@@ -137,7 +137,7 @@ def export(
     """Write the whole log (entries with payloads and hashes, and the head) as JSON for publication."""
     from simsa.audit import log as audit_log
 
-    with STATE.store().session() as session:
+    with STATE.store().session(readonly=True) as session:
         doc = audit_log.export(session)
     text = json.dumps(doc, ensure_ascii=False, indent=2)
     if output:
@@ -227,7 +227,7 @@ def checkpoint(
     private = load_private_key(_key_path(key))
     if output is not None and not force and Path(output).exists():
         raise InputError(f"{output} already exists; refusing to overwrite a checkpoint (--force replaces it)")
-    with STATE.store().session() as session:
+    with STATE.store().session(readonly=True) as session:
         verification = audit_log.verify(session)
         entries = audit_log.load_entries(session)
     if not verification.ok:
@@ -272,7 +272,7 @@ def trail(
                       until=parse_instant(until, "--until") if until is not None else None,
                       actor=actor, action=action, limit=limit)
     shown_in = zone(tz) if tz is not None else None
-    with STATE.store().session() as session:
+    with STATE.store().session(readonly=True) as session:
         entries = audit_log.load_entries(session)
     result = build_trail(entries, flt, shown_in)
     if as_json:
