@@ -1,6 +1,6 @@
 """How long the everyday CLI commands take, start to exit, as a user runs them.
 
-    python bench/cli_timing.py [--runs 7] [--json]
+    python bench/cli_timing.py [--runs 7] [--json] [--src DIR]
 
 Each command is a fresh process (the installed `simsa` script next to this interpreter), timed by wall clock; the
 table shows the median and the fastest of `--runs` runs after one untimed warm-up run, and the median CPU time
@@ -8,7 +8,9 @@ table shows the median and the fastest of `--runs` runs after one untimed warm-u
 `gate record` write to a throwaway SQLite database into which the example programme was loaded first, so they
 pay for opening (and checking the migrations of) the store as every real call does. Three reference rows show
 where the time goes: the bare interpreter, importing the store module (SQLAlchemy and Alembic), and opening an
-already migrated store. Goals: `--help` ≤ 0.5 s; `score add` and `gate record` ≤ 1 s.
+already migrated store. Goals: `--help` ≤ 0.5 s; `score add` and `gate record` ≤ 1 s. `--src DIR` times another
+checkout's `src` directory instead (`python -m simsa.cli.main` with that directory first on PYTHONPATH), to compare
+two versions on the same machine.
 """
 
 from __future__ import annotations
@@ -30,10 +32,10 @@ EXAMPLE = ROOT / "examples" / "k-ai-2026.toml"
 GOALS = {"simsa --help": 0.5, "score add": 1.0, "gate record": 1.0}
 
 
-def simsa_argv() -> list[str]:
-    """The console script users run, or the module when simsa is not installed as a script."""
+def simsa_argv(src: Path | None = None) -> list[str]:
+    """The console script users run, or the module when simsa is not installed as a script (or --src is given)."""
     script = Path(sys.executable).parent / "simsa"
-    return [str(script)] if script.exists() else [sys.executable, "-m", "simsa.cli.main"]
+    return [str(script)] if script.exists() and src is None else [sys.executable, "-m", "simsa.cli.main"]
 
 
 def run_once(argv: list[str], env: dict[str, str], cwd: Path) -> tuple[float, float]:
@@ -56,10 +58,16 @@ def measure(argv: list[str], env: dict[str, str], cwd: Path, runs: int) -> dict:
             "cpu_median_s": round(statistics.median(c for _, c in timed), 3), "runs": runs}
 
 
-def cases(work: Path) -> list[tuple[str, list[str]]]:
-    simsa = simsa_argv()
+def example(src: Path | None) -> Path:
+    """The example programme of the checkout being timed (an older version may not read a newer file)."""
+    return src.resolve().parent / "examples" / "k-ai-2026.toml" if src else EXAMPLE
+
+
+def cases(work: Path, src: Path | None) -> list[tuple[str, list[str]]]:
+    simsa = simsa_argv(src)
+    program = str(example(src))
     db = ["--db", f"sqlite:///{work / 'timing.db'}"]
-    common = [str(EXAMPLE), "--stage", "stage-1", "--team", "baekdu"]
+    common = [program, "--stage", "stage-1", "--team", "baekdu"]
     py = sys.executable
     return [
         ("python -c pass", [py, "-c", "pass"]),
@@ -67,7 +75,7 @@ def cases(work: Path) -> list[tuple[str, list[str]]]:
         ("Store() open (migrated)", [py, "-c", f"from simsa.store.db import Store; Store({db[1]!r}).dispose()"]),
         ("simsa --help", [*simsa, "--help"]),
         ("simsa --version", [*simsa, "--version"]),
-        ("program check", [*simsa, "program", "check", str(EXAMPLE)]),
+        ("program check", [*simsa, "program", "check", program]),
         ("score add", [*simsa, *db, "score", "add", *common, "--source", "panel:expert", "--value", "71.5",
                        "--rater", "judge-1"]),
         ("gate record", [*simsa, *db, "gate", "record", *common, "--gate", "originality", "--pass",
@@ -79,15 +87,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=7, help="timed runs per command (after one warm-up)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.add_argument("--src", type=Path, help="time this checkout's src directory instead of the installed simsa")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="simsa-cli-timing-"))
     env = {**os.environ, "SIMSA_ACTOR": "timing", "NO_COLOR": "1"}
     env.pop("SIMSA_DATABASE_URL", None)
+    if args.src:
+        env["PYTHONPATH"] = os.pathsep.join([str(args.src.resolve()), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     try:
-        run_once([*simsa_argv(), "--db", f"sqlite:///{work / 'timing.db'}", "program", "load", str(EXAMPLE)],
-                 env, work)
+        run_once([*simsa_argv(args.src), "--db", f"sqlite:///{work / 'timing.db'}", "program", "load",
+                  str(example(args.src))], env, work)
         rows = []
-        for name, argv in cases(work):
+        for name, argv in cases(work, args.src):
             result = measure(argv, env, work, args.runs)
             goal = GOALS.get(name)
             rows.append({"command": name, **result, "goal_s": goal,

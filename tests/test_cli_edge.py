@@ -325,6 +325,21 @@ def test_everyday_commands_load_only_what_they_use(tmp_path: Path) -> None:
         assert [m for m in loaded if m.startswith(never)] == [], argv
 
 
+def test_only_the_command_asked_for_is_built_and_root_options_are_known() -> None:
+    import typer.main
+
+    from simsa.cli.main import ROOT_OPTIONS_WITH_VALUES, app, app_for
+
+    root = typer.main.get_command(app)
+    taking_values = {name for p in root.params if not getattr(p, "is_flag", False) for name in p.opts}
+    assert taking_values == set(ROOT_OPTIONS_WITH_VALUES)
+    for argv, names in ((["score", "add"], ["score"]), (["--db", "x", "--lang=ko", "gate", "record"], ["gate"]),
+                        (["--actor", "score", "serve-model", "m"], ["serve-model"])):
+        assert sorted(typer.main.get_command(app_for(argv)).commands) == names, argv
+    for argv in ([], ["--help"], ["--version"], ["scor", "add"], ["--unknown", "score"]):
+        assert app_for(argv) is app, argv
+
+
 # --------------------------------------------------------------------------- no stray output from libraries
 
 
