@@ -473,6 +473,17 @@ def test_unused_suite_and_unreachable_gate_failure_are_warnings() -> None:
     ]
 
 
+def test_a_pinned_decision_file_that_is_not_there_is_a_warning(tmp_path: Path) -> None:
+    text = mutate(S2_END, S2_END + "\n" + PREVIOUS, BASE_SUITES)
+    path = tmp_path / "program.toml"
+    path.write_text(text, encoding="utf-8")
+    at = line(text, 'file = "s1.json"')
+    assert [str(w) for w in load_program(path).warnings] == [
+        f"{path}:{at}: stages[1].previous_decision.file: s1.json is not beside the program file; `simsa stage "
+        "import-decision` needs it unless the import is already recorded"]
+    assert parse_program(text, "stored").warnings == ()  # a program read from the store has no directory
+
+
 # --------------------------------------------------------------------------- files that are not program files
 
 
