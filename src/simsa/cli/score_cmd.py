@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
 from rich.table import Column, Table
 
+from simsa.cli import output
 from simsa.cli.context import STATE
-from simsa.cli.output import console, emit_json
-from simsa.services import gates as gate_service
-from simsa.services import programs
-from simsa.services import scores as score_service
-from simsa.store.models import Score
+from simsa.cli.output import console, emit_json, notice
+
+if TYPE_CHECKING:  # the services load SQLAlchemy; commands import them when they run
+    from simsa.store.models import Score
 
 app = typer.Typer(help="Record and import scores (never overwritten: a new score supersedes).", no_args_is_help=True)
 gate_app = typer.Typer(help="Record gate results (e.g. originality) with evidence.", no_args_is_help=True)
@@ -26,7 +26,8 @@ def score_dict(row: Score) -> dict:
     return {"id": row.id, "stage": row.stage_id, "team": row.team_id, "source": row.source, "rater": row.rater,
             "value": row.value, "stderr": row.stderr, "run_id": row.run_id, "evidence": row.evidence,
             "note": row.note, "example": row.example, "recorded_at": row.recorded_at.isoformat(),
-            "recorded_by": row.recorded_by, "supersedes": row.supersedes_id}
+            "recorded_by": row.recorded_by, "supersedes": row.supersedes_id, "voided": row.voided,
+            "reason": row.reason, "batch_id": row.batch_id}
 
 
 @app.command("add")
@@ -45,6 +46,9 @@ def add(
     as_json: JsonOpt = False,
 ) -> None:
     """Record one score; a score for the same stage/team/source/rater supersedes the current one."""
+    from simsa.services import programs
+    from simsa.services import scores as score_service
+
     item = score_service.ScoreInput(stage=stage, team=team, source=source, value=value, stderr=stderr, rater=rater,
                                     run_id=run_id, evidence=evidence, note=note, example=example)
     with STATE.store().session() as session:
@@ -64,20 +68,33 @@ def add(
 def import_(
     program: ProgramArg,
     file: Annotated[str, typer.Argument(help="Scores as .csv (header row) or .json.")],
+    replace_batch: Annotated[str | None, typer.Option(
+        "--replace-batch", help="This file replaces that earlier import whole: its keys missing here are voided.")
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Import many scores at once: every row is validated first; one bad row imports nothing."""
-    items = score_service.parse_file(file)
+    """Import many scores at once: every row is validated first; one bad row imports nothing.
+
+    The import gets a batch id (printed) so it can later be undone (`score void --batch ID`) or replaced."""
+    from simsa.services import corrections, programs
+    from simsa.services.score_files import read_score_file
+
+    parsed = read_score_file(file)  # notices (e.g. an encoding converted) go to stderr, and into --json output
+    for line in parsed.notices:
+        notice(line)
+    items = parsed.items
     with STATE.store().session() as session:
         loaded = programs.resolve(session, program)
         version, _ = programs.register(session, loaded, STATE.who())
-        rows = score_service.add(session, version, loaded.program, items, STATE.who())
-        superseded = sum(1 for r in rows if r.supersedes_id)
-        ids = [r.id for r in rows]
+        result = corrections.import_scores(session, version, loaded.program, items, STATE.who(), source_name=file,
+                                           replace_batch=replace_batch).to_dict()
     if as_json:
-        emit_json({"imported": len(ids), "superseded": superseded, "score_ids": ids})
+        emit_json({**result, "notices": parsed.notices})
     else:
-        console.print(f"[green]✓[/] imported {len(ids)} scores from {file} ({superseded} superseding earlier ones)")
+        replaced = (f"; replaces import {replace_batch}, {len(result['voided'])} of its scores voided"
+                    if replace_batch else "")
+        console.print(f"[green]✓[/] imported {result['imported']} scores from {escape(file)} as batch "
+                      f"{result['batch_id']} ({result['superseded']} superseding earlier ones{replaced})")
 
 
 @app.command("list")
@@ -85,23 +102,42 @@ def list_(
     program: ProgramArg,
     stage: Annotated[str | None, typer.Option(help="Only this stage.")] = None,
     team: Annotated[str | None, typer.Option(help="Only this team.")] = None,
-    as_json: JsonOpt = False,
+    fmt: output.FormatOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Same as --format json.")] = False,
 ) -> None:
     """Every recorded score, superseded ones included, with provenance."""
+    from simsa.services import programs
+    from simsa.services import scores as score_service
+
+    chosen = output.output_format(fmt, as_json)
     with STATE.store().session() as session:
         loaded = programs.resolve(session, program)
         rows = score_service.history(session, loaded.program.program.id, stage, team)
         superseded = {r.supersedes_id for r in rows if r.supersedes_id}
         out = [{**score_dict(r), "current": r.id not in superseded} for r in rows]
-    if as_json:
-        emit_json({"scores": out})
-        return
-    table = Table("id", "stage", "team", "source", "rater", "value", "stderr", "current", "recorded", "by")
-    for r in out:
-        table.add_row(str(r["id"]), r["stage"], r["team"], r["source"], escape(r["rater"]), f"{r['value']:g}",
-                      "" if r["stderr"] is None else f"{r['stderr']:g}", "yes" if r["current"] else "superseded",
-                      r["recorded_at"][:19], r["recorded_by"])
-    console.print(table)
+    output.emit_rows(out, SCORE_COLUMNS, chosen, key="scores", empty="no scores recorded")
+
+
+def _number(value: float | None) -> str:
+    return "" if value is None else f"{value:g}"
+
+
+SCORE_COLUMNS = [
+    output.Column("id", justify="right"),
+    output.Column("stage"),
+    output.Column("team"),
+    output.Column("source", wrap=True),
+    output.Column("rater", wrap=True),
+    output.Column("value", justify="right", text=lambda r: "VOID" if r["voided"] else _number(r["value"])),
+    output.Column("stderr", "se", justify="right", text=lambda r: _number(r["stderr"])),
+    output.Column("current", "status",
+                  text=lambda r: ("void" if r["voided"] else "current") if r["current"] else "superseded"),
+    output.Column("voided", table=False),
+    output.Column("recorded_at", "recorded", text=lambda r: r["recorded_at"][:16].replace("T", " "), wrap=True),
+    output.Column("recorded_by", "by", wrap=True, optional=True),
+    *[output.Column(key, table=False) for key in ("supersedes", "run_id", "evidence", "note", "example", "reason",
+                                                  "batch_id")],
+]
 
 
 @gate_app.command("record")
@@ -117,6 +153,9 @@ def record(
     as_json: JsonOpt = False,
 ) -> None:
     """Record a gate result with its evidence; a new result for the same team and gate supersedes the old."""
+    from simsa.services import gates as gate_service
+    from simsa.services import programs
+
     with STATE.store().session() as session:
         loaded = programs.resolve(session, program)
         version, _ = programs.register(session, loaded, STATE.who())
@@ -172,6 +211,8 @@ def from_lineage(
     Records pass or fail as recommended; a result that needs review is recorded only with --override and --reason.
     """
     from simsa.errors import InputError
+    from simsa.services import gates as gate_service
+    from simsa.services import programs
 
     if override not in (None, "pass", "fail"):
         raise InputError(f"--override must be pass or fail, got {override!r}")

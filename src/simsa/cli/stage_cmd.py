@@ -7,15 +7,11 @@ from typing import Annotated
 
 import typer
 from rich.markup import escape
-from rich.table import Table
 
+from simsa.cli import output
 from simsa.cli.context import STATE
 from simsa.cli.output import console, emit_json
-from simsa.errors import InputError
-from simsa.services import appeals as appeal_service
-from simsa.services import decisions as decision_service
-from simsa.services import programs
-from simsa.timeutil import format_local
+from simsa.timeutil import format_local, parse_user_time
 
 app = typer.Typer(help="Decide stages, show decisions, handle appeals.", no_args_is_help=True)
 appeal_app = typer.Typer(help="File, resolve and list appeals.", no_args_is_help=True)
@@ -29,13 +25,8 @@ AtOpt = Annotated[str | None, typer.Option("--at", help="Date-time to record (IS
 
 
 def parse_at(value: str | None) -> dt.datetime | None:
-    if value is None:
-        return None
-    try:
-        parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise InputError(f"--at: not an ISO 8601 date-time: {value!r}") from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
+    """--at as a UTC instant (the offset applied here, at the edge, before anything is stored or hashed)."""
+    return None if value is None else parse_user_time(value, "--at")
 
 
 def print_decision(d: dict, zone: str | None = None) -> None:
@@ -57,6 +48,8 @@ def decide(
 ) -> None:
     """Apply the stage's rules to the current scores and gate results, record the decision, and show it."""
     from simsa.cli.program_cmd import print_version_warnings
+    from simsa.services import decisions as decision_service
+    from simsa.services import programs
 
     when = parse_at(at)
     with STATE.store().session() as session, console.status("Deciding and running the robustness analysis…"):
@@ -84,6 +77,9 @@ def show(
     as_json: JsonOpt = False,
 ) -> None:
     """Show the decision in force (or a given one) as recorded."""
+    from simsa.services import decisions as decision_service
+    from simsa.services import programs
+
     with STATE.store().session() as session:
         loaded = programs.resolve(session, program)
         decision_service.require_stage(loaded.program, stage)
@@ -131,6 +127,9 @@ def file_appeal(
     as_json: JsonOpt = False,
 ) -> None:
     """File an appeal against the decision in force, within the stage's appeal window."""
+    from simsa.services import appeals as appeal_service
+    from simsa.services import programs
+
     with STATE.store().session() as session:
         loaded = programs.resolve(session, program)
         row = appeal_service.file(session, loaded, stage, team, grounds, STATE.who(), parse_at(at))
@@ -154,6 +153,9 @@ def resolve_appeal(
 ) -> None:
     """Resolve an appeal. Upholding re-decides the stage on the data recorded now (enter corrections first);
     the new decision links to the one it replaces."""
+    from simsa.services import appeals as appeal_service
+    from simsa.services import programs
+
     with STATE.store().session() as session:
         loaded = programs.resolve(session, program)
         row, new = appeal_service.resolve(session, loaded, appeal_id, uphold, reason, STATE.who(), parse_at(at))
@@ -167,21 +169,29 @@ def resolve_appeal(
 
 
 @appeal_app.command("list")
-def list_appeals(program: ProgramArg, stage: StageArg, as_json: JsonOpt = False) -> None:
+def list_appeals(program: ProgramArg, stage: StageArg, fmt: output.FormatOpt = None,
+                 as_json: Annotated[bool, typer.Option("--json", help="Same as --format json.")] = False) -> None:
     """Appeals against the stage's decisions, with their resolutions."""
+    from simsa.services import appeals as appeal_service
+    from simsa.services import programs
+
+    chosen = output.output_format(fmt, as_json)
     with STATE.store().session() as session:
         loaded = programs.resolve(session, program)
         items = appeal_service.listing(session, loaded.program.program.id, stage)
-    if as_json:
-        emit_json({"appeals": items})
-        return
     zone = loaded.program.program.timezone
-    table = Table("id", "decision", "team", "filed", "status", "resolved", "new decision", "grounds")
-    for a in items:
-        table.add_row(str(a["id"]), str(a["decision_id"]), escape(_team_name(loaded, a["team"])),
-                      format_local(a["filed_at"], zone), a["status"], format_local(a["resolved_at"], zone),
-                      str(a["new_decision_id"] or ""), escape(a["grounds"]))
-    console.print(table)
+    columns = [
+        output.Column("id", justify="right"),
+        output.Column("decision_id", "decision", justify="right"),
+        output.Column("team", text=lambda a: _team_name(loaded, a["team"]), wrap=True),
+        output.Column("filed_at", "filed", text=lambda a: format_local(a["filed_at"], zone), wrap=True),
+        output.Column("status"),
+        output.Column("resolved_at", "resolved", text=lambda a: format_local(a["resolved_at"], zone), wrap=True),
+        output.Column("new_decision_id", "new decision", justify="right"),
+        output.Column("grounds", wrap=True),
+        output.Column("resolution", table=False),
+    ]
+    output.emit_rows(items, columns, chosen, key="appeals", empty="no appeals")
 
 
 def _team_name(loaded, team_id: str) -> str:  # type: ignore[no-untyped-def]
