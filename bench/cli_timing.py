@@ -10,7 +10,8 @@ pay for opening (and checking the migrations of) the store as every real call do
 where the time goes: the bare interpreter, importing the store module (SQLAlchemy and Alembic), and opening an
 already migrated store. Goals: `--help` ≤ 0.5 s; `score add` and `gate record` ≤ 1 s. `--src DIR` times another
 checkout's `src` directory instead (`python -m simsa.cli.main` with that directory first on PYTHONPATH), to compare
-two versions on the same machine.
+two versions on the same machine. The timed processes may write `.pyc` files (the warm-up run does), as any
+installed copy has them: with PYTHONDONTWRITEBYTECODE set, every run would compile simsa's modules anew.
 """
 
 from __future__ import annotations
@@ -92,6 +93,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="simsa-cli-timing-"))
     env = {**os.environ, "SIMSA_ACTOR": "timing", "NO_COLOR": "1"}
     env.pop("SIMSA_DATABASE_URL", None)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)  # an installed simsa has its .pyc files: compiling is not start-up
     if args.src:
         env["PYTHONPATH"] = os.pathsep.join([str(args.src.resolve()), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     try:
