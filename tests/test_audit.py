@@ -34,15 +34,16 @@ def _verify(store: Store) -> audit_log.Verification:
 
 def _changed(value: object, column) -> object:  # type: ignore[no-untyped-def]
     """A different value of the same column type."""
-    if isinstance(column.type, Boolean):
+    kind = getattr(column.type, "impl", column.type)  # a decorated type (the UTC column) by what it stores
+    if isinstance(kind, Boolean):
         return not value
-    if isinstance(column.type, DateTime):
+    if isinstance(kind, DateTime):
         if isinstance(value, str):  # SQLite hands raw SQL its text form
             value = dt.datetime.fromisoformat(value)
         return (value or dt.datetime(2026, 1, 1)) + dt.timedelta(seconds=1)
-    if isinstance(column.type, Integer):
+    if isinstance(kind, Integer):
         return (value or 0) + 1
-    if isinstance(column.type, Float):
+    if isinstance(kind, Float):
         return (value or 0.0) + 0.001
     text_value = str(value or "")
     return text_value[:-1] + ("y" if text_value.endswith("x") else "x")  # same length: fits any VARCHAR
@@ -53,16 +54,20 @@ def _unchecked(store: Store) -> Iterator[Connection]:
     """A connection that bypasses foreign-key checks, as someone editing the database by hand could."""
     with store.engine.connect() as conn:
         if store.dialect == "sqlite":
-            conn.exec_driver_sql("PRAGMA foreign_keys=OFF")  # outside a transaction, so it takes effect
+            # on the driver's connection, before SQLAlchemy begins a transaction, so that it takes effect
+            conn.connection.driver_connection.execute("PRAGMA foreign_keys=OFF")
         else:
             conn.exec_driver_sql("SET session_replication_role = replica")
         try:
             yield conn
             conn.commit()
         finally:
-            conn.exec_driver_sql("PRAGMA foreign_keys=ON" if store.dialect == "sqlite"
-                                 else "SET session_replication_role = DEFAULT")
-            conn.commit()
+            if store.dialect == "sqlite":
+                conn.rollback()
+                conn.connection.driver_connection.execute("PRAGMA foreign_keys=ON")
+            else:
+                conn.exec_driver_sql("SET session_replication_role = DEFAULT")
+                conn.commit()
 
 
 def _tamper(store: Store, table: str, column: str, row_id: int) -> None:

@@ -307,3 +307,57 @@ def test_a_forged_schema_version_is_one_clear_error(db_url: str, tmp_path: Path)
     store.dispose()
     code, out = cli(db_url, "score", "list", str(EXAMPLE))
     assert code == 2 and "schema version ['ffff'] is not one this simsa knows" in out
+
+
+def test_a_database_of_the_first_schema_upgrades_with_its_rows(db_url: str, tmp_path: Path) -> None:
+    """Rows written before voids and batches existed keep their values and verify after the upgrade."""
+    from alembic import command
+
+    from simsa.store.db import _alembic_config
+
+    store = Store(db_url, migrate=False)
+    with store.engine.begin() as conn:
+        cfg = _alembic_config(store.engine)
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0001")
+    with store.engine.begin() as conn:
+        conn.execute(text("INSERT INTO scores (program_key, stage_id, team_id, source, rater, value, example, "
+                          "recorded_at, recorded_by) VALUES ('p', 's1', 'a', 'panel:user', 'u1', 0.5, false, :t, "
+                          "'x')"), {"t": dt.datetime(2026, 1, 1)})
+        conn.execute(text("INSERT INTO scores (program_key, stage_id, team_id, source, rater, value, example, "
+                          "recorded_at, recorded_by, supersedes_id) VALUES ('p', 's1', 'a', 'panel:user', 'u1', 0.7, "
+                          "false, :t, 'x', 1)"), {"t": dt.datetime(2026, 1, 2)})
+    store.dispose()
+    upgraded = Store(db_url)
+    try:
+        with upgraded.session(readonly=True) as s:
+            rows = s.execute(select(Score).order_by(Score.id)).scalars().all()
+            assert [(r.value, r.supersedes_id, r.voided, r.batch_id) for r in rows] == [
+                (0.5, None, False, None), (0.7, 1, False, None)]
+            assert score_service.current(s, "p", "s1")["a"]["panel:user"].value == 0.7
+    finally:
+        upgraded.dispose()
+
+
+def test_an_upgrade_refuses_a_database_that_already_forked(tmp_path: Path) -> None:
+    """Two current rows written concurrently by an older simsa: the upgrade says which key, changes nothing."""
+    from alembic import command
+
+    from simsa.store.db import _alembic_config
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    store = Store(url, migrate=False)
+    with store.engine.begin() as conn:
+        cfg = _alembic_config(store.engine)
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0001")
+    with store.engine.begin() as conn:
+        for day in (1, 2):
+            conn.execute(text("INSERT INTO scores (program_key, stage_id, team_id, source, rater, value, example, "
+                              "recorded_at, recorded_by) VALUES ('p', 's1', 'a', 'panel:user', 'u1', 0.5, false, "
+                              ":t, 'x')"), {"t": dt.datetime(2026, 1, day)})
+    store.dispose()
+    with pytest.raises(InputError, match=r"scores has 2 first rows for one key \('p', 's1', 'a', 'panel:user'"):
+        Store(url)
+    assert Store(url, migrate=False).engine.connect().execute(text("SELECT version_num FROM alembic_version")
+                                                             ).scalar_one() == "0001"

@@ -104,14 +104,26 @@ class Store:
                 return
             from alembic import command
 
-            with self.engine.begin() as conn:
-                if self.dialect == "postgresql":
-                    conn.execute(text("SELECT pg_advisory_xact_lock(7273)"))  # one migrator at a time
-                if _revision_on(conn) == head_revision():
-                    return  # another process migrated while this one waited
-                cfg = _alembic_config(self.engine)
-                cfg.attributes["connection"] = conn
-                command.upgrade(cfg, "head")
+            with self.engine.connect() as conn:
+                if self.dialect == "sqlite":
+                    # SQLite migrations copy tables (batch mode); foreign keys must be off while the old table is
+                    # dropped, and can only be switched off outside a transaction. They are checked after.
+                    conn.connection.driver_connection.execute("PRAGMA foreign_keys=OFF")
+                try:
+                    with conn.begin():
+                        if self.dialect == "postgresql":
+                            conn.execute(text("SELECT pg_advisory_xact_lock(7273)"))  # one migrator at a time
+                        if _revision_on(conn) == head_revision():
+                            return  # another process migrated while this one waited
+                        cfg = _alembic_config(self.engine)
+                        cfg.attributes["connection"] = conn
+                        command.upgrade(cfg, "head")
+                        if self.dialect == "sqlite" and conn.exec_driver_sql("PRAGMA foreign_key_check").first():
+                            raise RuntimeError("cannot upgrade: the database has rows whose references point "
+                                               "nowhere (PRAGMA foreign_key_check)")
+                finally:
+                    if self.dialect == "sqlite":
+                        conn.connection.driver_connection.execute("PRAGMA foreign_keys=ON")
         except RuntimeError as exc:  # a migration that refuses to run says why
             raise InputError(str(exc)) from None
         except OperationalError as exc:
