@@ -66,7 +66,8 @@ def test_program_suites_are_validated() -> None:
 
     text = EXAMPLE.read_text(encoding="utf-8")
     program = parse_program(text, "example").program
-    assert [s.id for s in program.suites] == ["nia", "global-common", "team-chosen"]
+    assert [s.id for s in program.suites] == ["nia", "global-common", "team-chosen", "stage2", "safety"]
+    assert [s.id for s in program.suites if s.imported] == ["stage2", "safety"]
     assert program.suite("nia").tasks[0].task == "simsa_kobest_boolq"
     bad = text.replace('normalisation = "one_minus_abs"', 'normalisation = "vibes"')
     with pytest.raises(Err, match=r"suites\[2\]\.tasks\[1\]\.normalisation"):

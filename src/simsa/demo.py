@@ -101,6 +101,12 @@ def _reusable_run(store, model_sha: str, tasks: list[str], limit: int | None) ->
     return None
 
 
+def stage_suites(program):  # type: ignore[no-untyped-def]
+    """The suites the demo's stage takes from benchmark runs (imported suites and other stages' are not run)."""
+    sources = set(program.stage(STAGE).score_sources())
+    return [s for s in program.suites if not s.imported and f"bench:{s.id}" in sources]
+
+
 def run_team_benchmarks(program, cache: Path, step: Callable[[str], None]) -> dict[str, dict]:  # type: ignore[no-untyped-def]
     """Build each team's tiny model and run every suite's tasks on it (reusing finished runs); team → run."""
     from simsa.bench.backends import BackendOptions
@@ -110,8 +116,9 @@ def run_team_benchmarks(program, cache: Path, step: Callable[[str], None]) -> di
 
     os.environ.setdefault("TQDM_DISABLE", "1")  # the demo reports its own steps; no per-library progress bars
     store = RunStore(cache / "runs")
-    tasks = list(dict.fromkeys(t.task for suite in program.suites for t in suite.tasks))
-    limits = [suite.limit for suite in program.suites]
+    suites = stage_suites(program)
+    tasks = list(dict.fromkeys(t.task for suite in suites for t in suite.tasks))
+    limits = [suite.limit for suite in suites]
     limit = None if any(x is None for x in limits) else max(x for x in limits if x is not None)
     runs: dict[str, dict] = {}
     for team, (steps, seed) in TRAINING.items():
@@ -135,7 +142,7 @@ def record_benchmark_scores(session, version, program, store_root: Path, runs: d
     items = []
     for team, run in runs.items():
         samples = store.samples(run["run_id"])
-        for suite in program.suites:
+        for suite in stage_suites(program):
             scored = score_suite(suite, run["results"], samples, partial=run["request"]["limit"] is not None)
             steps = TRAINING[team][0]
             items.append(score_service.ScoreInput(

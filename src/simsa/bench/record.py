@@ -11,7 +11,7 @@ import json
 from typing import Any
 
 from simsa.bench.runs import RunStore
-from simsa.bench.suites import find_suite, score_suite
+from simsa.bench.suites import runnable_suite, score_suite
 from simsa.errors import InputError
 from simsa.services import programs
 from simsa.services import scores as score_service
@@ -42,7 +42,7 @@ def record_suite_score(db: Store, program_ref: str, runs: RunStore, run_id: str,
                          "(run the same command again to finish it from the cache)")
     with db.session() as session:
         loaded = programs.resolve(session, program_ref)
-        suite = find_suite(loaded.program, suite_id)
+        suite = runnable_suite(loaded.program, suite_id)
         partial = (run.get("request") or {}).get("limit") is not None
         scored = score_suite(suite, run.get("results") or {}, runs.samples(run_id), partial=partial).to_dict()
         note = f"suite {suite_id}: weighted mean of normalised task metrics; 95% bootstrap CI " \

@@ -30,6 +30,15 @@ def find_suite(program: Program, suite_id: str) -> Suite:
         raise InputError(f"program {program.program.id!r} has no suite {suite_id!r} (suites: {known})") from None
 
 
+def runnable_suite(program: Program, suite_id: str) -> Suite:
+    """A suite that has tasks to run (an `imported` suite's scores come from `simsa score import`)."""
+    suite = find_suite(program, suite_id)
+    if suite.imported:
+        raise InputError(f"suite {suite_id!r} is imported: its scores are recorded with `simsa score import`, "
+                         "not from a benchmark run")
+    return suite
+
+
 def normalise(value: float, task: SuiteTask) -> float:
     """Put one task metric on 0–1 as the suite declares."""
     if task.normalisation == "chance_rescaled":

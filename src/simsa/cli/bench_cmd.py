@@ -65,9 +65,9 @@ def _parse_seeds(text: str) -> tuple[int, int, int, int]:
 
 
 def _suite_tasks(program: str, suite_id: str) -> tuple[Any, list[str]]:
-    from simsa.bench.suites import find_suite
+    from simsa.bench.suites import runnable_suite
 
-    suite = find_suite(_load_program(program).program, suite_id)
+    suite = runnable_suite(_load_program(program).program, suite_id)
     names = list(dict.fromkeys(t.task for t in suite.tasks))
     return suite, names
 

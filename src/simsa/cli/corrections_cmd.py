@@ -9,7 +9,7 @@ from rich.markup import escape
 
 from simsa.cli.context import STATE
 from simsa.cli.output import console, emit_json
-from simsa.cli.score_cmd import app, gate_app
+from simsa.cli.score_cmd import app, gate_app, warn_version_changes
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
 ProgramArg = Annotated[str, typer.Argument(help="Program file (.toml) or the id of a loaded program.")]
@@ -89,6 +89,7 @@ def import_gates(
     with STATE.store().session() as session:
         loaded = programs.resolve(session, program)
         version, _ = programs.register(session, loaded, STATE.who())
+        warn_version_changes(session)
         out = gate_files.import_gates(session, version, loaded.program, parsed.items, STATE.who(),
                                       source_name=file).to_dict()
     out["notices"] = parsed.notices

@@ -13,6 +13,8 @@ from simsa.cli.context import STATE
 from simsa.cli.output import console, emit_json, notice
 
 if TYPE_CHECKING:  # the services load SQLAlchemy; commands import them when they run
+    from sqlalchemy.orm import Session
+
     from simsa.store.models import Score
 
 app = typer.Typer(help="Record and import scores (never overwritten: a new score supersedes).", no_args_is_help=True)
@@ -20,6 +22,14 @@ gate_app = typer.Typer(help="Record gate results (e.g. originality) with evidenc
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
 ProgramArg = Annotated[str, typer.Argument(help="Program file (.toml) or the id of a loaded program.")]
+
+
+def warn_version_changes(session: Session) -> None:
+    """A program file given to a recording command may be a new version that changes a decided stage's rules."""
+    from simsa.cli.program_cmd import print_version_warnings
+    from simsa.services import programs
+
+    print_version_warnings(programs.session_warnings(session))
 
 
 def score_dict(row: Score) -> dict:
@@ -54,6 +64,7 @@ def add(
     with STATE.store().session() as session:
         loaded = programs.resolve(session, program)
         version, _ = programs.register(session, loaded, STATE.who())
+        warn_version_changes(session)
         rows = score_service.add(session, version, loaded.program, [item], STATE.who())
         out = [score_dict(r) for r in rows]
     if as_json:
@@ -86,6 +97,7 @@ def import_(
     with STATE.store().session() as session:
         loaded = programs.resolve(session, program)
         version, _ = programs.register(session, loaded, STATE.who())
+        warn_version_changes(session)
         result = corrections.import_scores(session, version, loaded.program, items, STATE.who(), source_name=file,
                                            replace_batch=replace_batch).to_dict()
     if as_json:
@@ -110,12 +122,19 @@ def list_(
     from simsa.services import scores as score_service
 
     chosen = output.output_format(fmt, as_json)
-    with STATE.store().session() as session:
+    from simsa.timeutil import format_local
+
+    with STATE.store().session(readonly=True) as session:
         loaded = programs.resolve(session, program)
+        zone = loaded.program.program.timezone
         rows = score_service.history(session, loaded.program.program.id, stage, team)
         superseded = {r.supersedes_id for r in rows if r.supersedes_id}
-        out = [{**score_dict(r), "current": r.id not in superseded} for r in rows]
-    output.emit_rows(out, SCORE_COLUMNS, chosen, key="scores", empty="no scores recorded")
+        out = [{**score_dict(r), "current": r.id not in superseded,
+                "recorded_local": format_local(r.recorded_at, zone)} for r in rows]
+    label = "recorded" + (f" ({out[0]['recorded_local'].split()[2]})" if out else "")
+    columns = [output.Column("recorded_local", label, text=lambda r: r["recorded_local"][:16], wrap=True)
+               if c.key == "recorded_local" else c for c in SCORE_COLUMNS]
+    output.emit_rows(out, columns, chosen, key="scores", empty="no scores recorded")
 
 
 def _number(value: float | None) -> str:
@@ -133,7 +152,8 @@ SCORE_COLUMNS = [
     output.Column("current", "status",
                   text=lambda r: ("void" if r["voided"] else "current") if r["current"] else "superseded"),
     output.Column("voided", table=False),
-    output.Column("recorded_at", "recorded", text=lambda r: r["recorded_at"][:16].replace("T", " "), wrap=True),
+    output.Column("recorded_at", table=False),
+    output.Column("recorded_local", "recorded", text=lambda r: r["recorded_local"].split(" (")[0], wrap=True),
     output.Column("recorded_by", "by", wrap=True, optional=True),
     *[output.Column(key, table=False) for key in ("supersedes", "run_id", "evidence", "note", "example", "reason",
                                                   "batch_id")],
@@ -159,6 +179,7 @@ def record(
     with STATE.store().session() as session:
         loaded = programs.resolve(session, program)
         version, _ = programs.register(session, loaded, STATE.who())
+        warn_version_changes(session)
         row = gate_service.record(session, version, loaded.program, stage_id=stage, team_id=team, gate_id=gate,
                                   passed=passed, evidence=evidence, link=link, actor=STATE.who(), example=example)
         out = {"id": row.id, "stage": stage, "team": team, "gate": gate, "passed": passed,
@@ -227,6 +248,7 @@ def from_lineage(
             out = {"recorded": None, "summary": summary}
         else:
             version, _ = programs.register(session, loaded, STATE.who())
+            warn_version_changes(session)
             row, summary = gate_service.record_from_lineage(
                 session, version, loaded.program, stage_id=stage, team_id=team, gate_id=gate, lineage=result,
                 lineage_sha256=digest, link=link, actor=STATE.who(), override=decided, reason=reason,

@@ -51,9 +51,9 @@ def _sources(program: Program) -> Iterator[tuple[KeyPath, str]]:
 def _suite_sources(program: Program) -> Iterator[Issue]:
     """`bench:X` sources and the suites they name.
 
-    A source that is one or two letters from a declared suite is a typo and an error. One that resembles no suite
-    is a benchmark score taken by import only (`simsa score import`; e.g. a later stage whose tasks are not fixed
-    yet), which is legitimate but worth a warning: a misspelt import is then refused as an unknown source.
+    In a programme that declares suites, every `bench:` source must name one (a benchmark score computed elsewhere
+    is declared as a suite with `imported = true`); a near name is suggested. A programme without any [[suites]]
+    takes all its benchmark scores by import, which is worth a warning only.
     """
     suite_ids = [s.id for s in program.suites]
     for loc, source in _sources(program):
@@ -66,10 +66,14 @@ def _suite_sources(program: Program) -> Iterator[Issue]:
         if close is not None:
             yield Issue(loc, "error", f"source {source!r} names no suite (suites: {', '.join(suite_ids)}) "
                                       f"(did you mean 'bench:{close}'?)")
+        elif suite_ids:
+            yield Issue(loc, "error", f"source {source!r} names no suite (suites: {', '.join(suite_ids)}); declare "
+                                      f"[[suites]] id = {name!r} (imported = true if its scores come from "
+                                      "`simsa score import`)")
         else:
-            known = f"suites: {', '.join(suite_ids)}" if suite_ids else "the programme declares no [[suites]]"
-            yield Issue(loc, "warning", f"source {source!r} names no suite ({known}), so its scores can only be "
-                                        "imported (`simsa score import`), not recorded from a benchmark run")
+            yield Issue(loc, "warning", f"source {source!r} names no suite (the programme declares no [[suites]]), "
+                                        "so its scores can only be imported (`simsa score import`), not recorded "
+                                        "from a benchmark run")
     used = {source.split(":", 1)[1] for _, source in _sources(program) if source.startswith("bench:")}
     for i, suite in enumerate(program.suites):
         if suite.id not in used:

@@ -395,18 +395,29 @@ class SuiteTask(_Strict):
 
 
 class Suite(_Strict):
-    """A named set of benchmark tasks whose weighted, normalised metrics make one 0–1 score (source bench:<id>)."""
+    """A named set of benchmark tasks whose weighted, normalised metrics make one 0–1 score (source bench:<id>).
+
+    `imported = true` declares a benchmark score computed elsewhere and brought in with `simsa score import` (no
+    tasks): the source is still declared, so a misspelt `bench:` source is an error rather than a new score.
+    """
 
     id: str = Field(pattern=r"^[A-Za-z0-9_.\-]+$")
     name: str = Field(min_length=1)
     name_ko: str | None = None
-    tasks: list[SuiteTask] = Field(min_length=1)
+    imported: bool = False
+    tasks: list[SuiteTask] = Field(default_factory=list)
     num_fewshot: int | None = Field(default=None, ge=0, le=1_000)
     apply_chat_template: bool = False
     limit: int | None = Field(default=None, ge=1, le=100_000_000)
 
     @model_validator(mode="after")
     def _unique_tasks(self) -> Suite:
+        if self.imported and self.tasks:
+            raise ValueError(f"suite {self.id!r} is imported (its scores come from `simsa score import`), so it "
+                             "lists no tasks")
+        if not self.imported and not self.tasks:
+            raise ValueError(f"suite {self.id!r} lists no tasks; add [[suites.tasks]], or set imported = true for "
+                             "a benchmark score brought in with `simsa score import`")
         seen = [(t.task, t.metric) for t in self.tasks]
         dup = sorted({x for x in seen if seen.count(x) > 1})
         if dup:

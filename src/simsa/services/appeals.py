@@ -21,6 +21,9 @@ def file(session: Session, loaded: LoadedProgram, stage_id: str, team_id: str, g
     key = loaded.program.program.id
     decision = decisions.get(session, key, stage_id)
     body = decisions.body(decision)
+    if isinstance(body.get("imported"), dict):
+        raise InputError(f"decision {decision.id} of stage {stage_id!r} was imported from a published decision "
+                         f"({body['imported'].get('file')}); appeals against it go to the body that made it")
     if team_id not in [t["team"] for t in body["teams"]]:
         raise InputError(f"team {team_id!r} did not take part in decision {decision.id} of stage {stage_id!r}")
     if not grounds.strip():

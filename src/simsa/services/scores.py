@@ -10,15 +10,18 @@ import datetime as dt
 import math
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy import exists, func, insert, select
 from sqlalchemy.orm import Session, aliased
 
 from simsa.audit.log import Write, append_many, now_utc, plain_values
 from simsa.errors import InputError
-from simsa.program.adjudicate import SourceScore
 from simsa.program.schema import Criterion, Program, Stage
 from simsa.store.models import ProgramVersion, Score
+
+if TYPE_CHECKING:  # the adjudication module loads numpy; `score add` does not need it
+    from simsa.program.adjudicate import SourceScore
 from simsa.timeutil import as_utc
 
 MAX_IMPORT_BYTES = 50_000_000
@@ -209,6 +212,8 @@ def current(session: Session, key: str, stage_id: str) -> dict[str, dict[str, So
 
     A key whose current row is a void has no value.
     """
+    from simsa.program.adjudicate import SourceScore
+
     rows = sorted((r for r in current_rows(session, key, [stage_id]).values() if not r.voided), key=lambda r: r.id)
     grouped: dict[tuple[str, str], list[Score]] = {}
     for row in rows:

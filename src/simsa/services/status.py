@@ -177,10 +177,11 @@ def stage_status(session: Session, loaded: LoadedProgram, stage_id: str) -> Stag
     prev_row = decisions.effective(session, key, previous) if previous else None
     prev_ref = _decision_ref(session, prev_row, loaded.sha256) if prev_row else None
     holders = decisions.previous_title_holders(session, loaded, stage_id)
+    blocker = decisions.previous_blocker(session, loaded, stage_id)
     blockers: list[Blocker] = []
     if previous and holders is None:
-        blockers.append(Blocker("previous_stage_undecided", f"previous stage {previous!r} has no decision yet; "
-                                f"decide {previous!r} first"))
+        blockers.append(Blocker("previous_stage_undecided", blocker or f"previous stage {previous!r} has no "
+                                f"decision yet; decide {previous!r} first"))
     teams = _participants(program, idx, holders)
     if not teams and (previous is None or holders is not None):
         blockers.append(Blocker("no_participants", f"stage {stage_id!r} has no participating teams"))
@@ -220,9 +221,13 @@ def stage_status(session: Session, loaded: LoadedProgram, stage_id: str) -> Stag
 def _participants(program: Program, idx: int, holders: list[str] | None) -> list[tuple[Team, str]]:
     """As `adjudicate.participants`, with the basis of each; candidates while the previous stage is undecided."""
     out = []
+    declared = program.stages[idx].participants
     for team in program.teams:
         joins = program.stage_index(team.joins_at) if team.joins_at else 0
-        if joins == idx:
+        if declared is not None:
+            if team.id in declared:
+                out.append((team, f"declared participant of {program.stages[idx].id}"))
+        elif joins == idx:
             out.append((team, "first stage" if idx == 0 else f"joins at {program.stages[idx].id}"))
         elif joins < idx and holders is None:
             out.append((team, f"candidate ({program.stages[idx - 1].id} not decided)"))
