@@ -26,9 +26,9 @@ from simsa.report.formats import fmt_points, fmt_prob, fmt_raw
 from simsa.report.labels import LABELS, label
 from simsa.report.render import render_report
 from simsa.services import appeals as appeal_service
+from simsa.services import corrections, programs
 from simsa.services import decisions as decision_service
 from simsa.services import gates as gate_service
-from simsa.services import programs
 from simsa.services import scores as score_service
 from simsa.store.db import Store, sqlite_url
 
@@ -51,6 +51,9 @@ class Live:
     first: dict             # the decision as first recorded
     inputs: ReportInputs    # the decision in force (after the upheld appeal), its appeals and history
     rendered: dict[tuple[str, str], str]
+
+
+VOID_REASON = "평가자 이해충돌 (user-07)"
 
 
 @pytest.fixture(scope="module")
@@ -83,6 +86,9 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
             correction = score_service.ScoreInput(stage=STAGE, team=cut_on_points, source="panel:expert", value=95.0,
                                                   rater="expert-01", note="corrected transcription")
             score_service.add(s, version, loaded.program, [correction], "test")
+            conflicted = next(r for r in score_service.history(s, "k-ai-2026", STAGE, FAILING)
+                              if r.source == "panel:user" and r.rater == "user-07")
+            corrections.void_score(s, "k-ai-2026", conflicted.id, VOID_REASON, "test")
         with store.session() as s:
             appeal_service.resolve(s, loaded, appeal_id, True, RESOLUTION, "test", RESOLVED)
         with store.session() as s:
@@ -283,6 +289,8 @@ def allowed_data(d: dict, appeals: list[dict], program_text: str) -> list[str]:
             if gate["link"]:
                 out.append(gate["link"])
     out += [a["resolution"] for a in appeals if a["resolution"]] + [a["grounds"] for a in appeals]
+    # voided records: what was voided, by whom and why, as recorded
+    out += [x for v in d.get("voided", []) for x in (v["what"], v["rater"], v["reason"], v["by"])]
     # components, sources and licences as the program file declares them
     out += re.findall(r'^\s*(?:component|source|licence)\s*=\s*"([^"]+)"', program_text, flags=re.M)
     return [x for x in out if x]
@@ -462,3 +470,14 @@ def test_cli_show_and_appeals_in_korean(live: Live) -> None:
     assert "2026-01-17 23:03 KST (UTC+09:00)" in listed and "2026-01-21 19:00 KST (UTC+09:00)" in listed
     shown_json = json.loads(cli("--lang", "ko", "stage", "show", "k-ai-2026", STAGE, "--json", db=live.db))
     assert shown_json == live.inputs.decision  # JSON is the record, in UTC, whatever the language
+
+
+def test_voided_records_are_shown_as_voided(live: Live) -> None:
+    [void] = live.inputs.decision["voided"]
+    assert (void["kind"], void["team"], void["what"], void["rater"], void["reason"]) == (
+        "score", FAILING, "panel:user", "user-07", VOID_REASON)
+    for lang, title in (("en", "Voided records"), ("ko", "무효 처리된 기록")):
+        md = live.rendered[("md", lang)]
+        assert f"## {title}" in md and VOID_REASON in md and f"#{void['voids']}" in md
+        page = visible_text(live.rendered[("html", lang)])
+        assert title in page and VOID_REASON in page

@@ -176,6 +176,19 @@ LABELS: dict[str, tuple[str, str]] = {
     "margin_points": ("Margin (points)", "점수 차"),
     "p_changes": ("Probability the elimination is reversed", "탈락 번복 확률"),
     "min_weight_change": ("Smallest weight change that reverses it", "번복에 필요한 최소 가중치 변화"),
+    # Voided records
+    "voided": ("Voided records", "무효 처리된 기록"),
+    "voided_note": ("Recorded scores and gate results that were voided and no longer count; nothing was deleted "
+                    "(see the audit log).",
+                    "무효 처리되어 더 이상 반영되지 않는 점수와 필수 요건 결과입니다. "
+                    "삭제된 기록은 없습니다(감사 로그 참조)."),
+    "voided_record": ("Record", "기록"),
+    "voided_what": ("Score source or gate", "점수 출처 또는 필수 요건"),
+    "voided_reason": ("Reason", "사유"),
+    "voided_rater": ("rater", "평가자"),
+    "voided_at": ("Voided", "무효 처리"),
+    "voided_kind_score": ("score", "점수"),
+    "voided_kind_gate": ("gate result", "필수 요건 결과"),
     # Appeals
     "appeals": ("Appeals", "이의신청"),
     "no_appeals": ("No appeals have been filed.", "접수된 이의신청이 없습니다."),

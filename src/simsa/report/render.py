@@ -541,6 +541,22 @@ def _appeals(appeals: list[dict], names: _Names, lang: str, zone: str) -> list[d
     return out
 
 
+def _voided(decision: dict, names: _Names, lang: str, zone: str) -> list[dict]:
+    """Voids in force when the decision was made: what was voided, by whom, when and why."""
+    out = []
+    for v in decision.get("voided") or []:
+        out.append({
+            "record": f"{label('voided_kind_' + str(v.get('kind')), lang)} #{v.get('voids')}",
+            "team": names(v.get("team")),
+            "what": text_or_dash(v.get("what")) + (f" ({label('voided_rater', lang)} {v['rater']})"
+                                                   if v.get("rater") else ""),
+            "reason": text_or_dash(v.get("reason")),
+            "at": fmt_time(v.get("at"), zone),
+            "by": text_or_dash(v.get("by")),
+        })
+    return out
+
+
 def _history(history: list[dict], decision: dict, teams: list[dict], names: _Names, lang: str,
              zone: str) -> list[dict]:
     current = set(decision.get("advanced") or [t.get("team") for t in teams if t.get("status") == "advanced"])
@@ -589,6 +605,7 @@ def build_view(decision: dict, appeals: list[dict], history: list[dict], lang: s
         "gate_details": _gate_details(teams, titles, names, lang),
         "decision": _decision(decision, teams, criteria, names, lang, zone),
         "robustness": _robustness(decision, teams, criteria, names, lang),
+        "voided": _voided(decision, names, lang, zone),
         "appeals": _appeals(appeals, names, lang, zone),
         "history": _history(history, decision, teams, names, lang, zone),
         "schema": str(decision.get("schema") or "simsa.decision/1"),
@@ -753,6 +770,14 @@ def _md_weights(w: dict | None, t: _Text) -> list[str]:
     return [*out, ""]
 
 
+def _md_voided(v: dict, t: _Text) -> list[str]:
+    if not v["voided"]:
+        return []
+    header = [t("voided_record"), t("team"), t("voided_what"), t("voided_reason"), t("voided_at")]
+    rows = [[x["record"], x["team"], x["what"], x["reason"], f"{x['at']} ({x['by']})"] for x in v["voided"]]
+    return [f"## {t('voided')}", "", md_escape(t("voided_note")), "", *_md_table(header, rows, "lllll"), ""]
+
+
 def _md_appeals(v: dict, t: _Text) -> list[str]:
     out = [f"## {t('appeals')}", ""]
     if not v["appeals"]:
@@ -786,7 +811,7 @@ def render_markdown(view: dict) -> str:
     """Plain-text-readable Markdown: tables and lists only, so it reads the same raw or rendered."""
     t = _Text(view["lang"])
     parts = [_md_header, _md_leaderboard, _md_breakdown, _md_raw_scores, _md_gates, _md_decision, _md_robustness,
-             _md_appeals, _md_history]
+             _md_voided, _md_appeals, _md_history]
     lines: list[str] = []
     for part in parts:
         lines += part(view, t)

@@ -202,14 +202,15 @@ class VoidedRecord:
     id: int
     voids: int
     team: str
-    what: str  # the source (and rater) or the gate
+    what: str  # the score source or the gate
+    rater: str  # the score's rater ("" for gates and sources without raters)
     reason: str
     at: str
     by: str
 
     def to_dict(self) -> dict:
         return {"kind": self.kind, "id": self.id, "voids": self.voids, "team": self.team, "what": self.what,
-                "reason": self.reason, "at": self.at, "by": self.by}
+                "rater": self.rater, "reason": self.reason, "at": self.at, "by": self.by}
 
 
 def voided_in_force(session: Session, key: str, stage_id: str) -> list[VoidedRecord]:
@@ -217,13 +218,12 @@ def voided_in_force(session: Session, key: str, stage_id: str) -> list[VoidedRec
     out: list[VoidedRecord] = []
     for row in score_service.current_rows(session, key, [stage_id]).values():
         if row.voided:
-            what = row.source + (f" (rater {row.rater})" if row.rater else "")
-            out.append(VoidedRecord("score", row.id, row.supersedes_id or 0, row.team_id, what, row.reason or "",
-                                    utc_text(row.recorded_at), row.recorded_by))
+            out.append(VoidedRecord("score", row.id, row.supersedes_id or 0, row.team_id, row.source, row.rater,
+                                    row.reason or "", utc_text(row.recorded_at), row.recorded_by))
     superseded = select(GateResult.supersedes_id).where(GateResult.supersedes_id.is_not(None))
     gates = session.execute(select(GateResult).where(GateResult.program_key == key, GateResult.stage_id == stage_id,
                                                      GateResult.voided.is_(True), GateResult.id.not_in(superseded)))
     for row in gates.scalars():
-        out.append(VoidedRecord("gate", row.id, row.supersedes_id or 0, row.team_id, row.gate_id, row.evidence,
+        out.append(VoidedRecord("gate", row.id, row.supersedes_id or 0, row.team_id, row.gate_id, "", row.evidence,
                                 utc_text(row.recorded_at), row.recorded_by))
     return sorted(out, key=lambda v: (v.kind, v.id))
