@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
+from typing import TypeVar
+
+T = TypeVar("T")
+MAX_LISTED_PROBLEMS = 20
+
 
 class SimsaError(Exception):
     """A user-facing failure: bad input, missing data, a refused operation.
@@ -41,3 +47,25 @@ class CheckFailed(SimsaError):
 
 class CheckpointError(SimsaError):
     """A model checkpoint is missing, malformed, hostile or in a format we refuse to read (pickles)."""
+
+
+def collect(builders: Iterable[Callable[[], T]], limit: int = MAX_LISTED_PROBLEMS,
+            what: str = "invalid rows") -> list[T]:
+    """Run every builder, gathering the InputErrors of all of them into one error that names them (up to `limit`),
+    so that a file with several bad rows is fixed in one pass rather than one row per attempt."""
+    items: list[T] = []
+    problems: list[str] = []
+    count = 0
+    for build in builders:
+        try:
+            items.append(build())
+        except InputError as exc:
+            count += 1
+            if len(problems) < limit:
+                problems.append(str(exc))
+    if count == 1:
+        raise InputError(problems[0])
+    if count:
+        more = f"; and {count - len(problems)} more" if count > len(problems) else ""
+        raise InputError(f"{count} {what}: " + "; ".join(problems) + more)
+    return items

@@ -14,13 +14,12 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from simsa.audit.log import append, now_utc
-from simsa.errors import InputError
+from simsa.errors import InputError, collect
 from simsa.program.schema import Program
 from simsa.services import gates as gate_service
 from simsa.services.corrections import new_batch_id
 from simsa.services.score_files import (
-    SCALARS,
-    collect,
+    check_mapping,
     csv_records,
     decode,
     flag,
@@ -65,15 +64,7 @@ def _passed(value: object, where: str) -> bool:
 
 
 def _from_mapping(rec: dict[str, Any], where: str) -> GateInput:
-    unknown = sorted(set(rec) - set(FIELDS))
-    if unknown:
-        raise InputError(f"{where}: unknown field {shown(unknown[0])} (fields: {', '.join(FIELDS)})")
-    for name, value in rec.items():
-        if not isinstance(value, SCALARS):
-            raise InputError(f"{where}: {name} must be text or a number, got {type(value).__name__}")
-    for name in ("stage", "team", "gate", "evidence"):
-        if not str(rec.get(name) or "").strip():
-            raise InputError(f"{where}: {name} is required")
+    check_mapping(rec, where, FIELDS, ("stage", "team", "gate", "evidence"))
     link = str(rec.get("link") or "").strip() or None
     return GateInput(stage=str(rec["stage"]).strip(), team=str(rec["team"]).strip(), gate=str(rec["gate"]).strip(),
                      passed=_passed(rec.get("passed"), where), evidence=str(rec["evidence"]).strip(), link=link,

@@ -21,10 +21,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from simsa.errors import InputError
+from simsa.errors import MAX_LISTED_PROBLEMS, InputError, collect
 from simsa.services.scores import FIELDS, MAX_IMPORT_BYTES, MAX_SCORE_MAGNITUDE, ScoreInput
 
-MAX_ROW_PROBLEMS = 20
+MAX_ROW_PROBLEMS = MAX_LISTED_PROBLEMS
 REQUIRED = ("stage", "team", "source", "value")
 SCALARS = (str, int, float, bool, type(None))
 T = TypeVar("T")
@@ -173,17 +173,22 @@ def flag(value: object, where: str, name: str = "example") -> bool:
     raise InputError(f"{where}: {name} must be true/false, got {shown(value)}")
 
 
-def _from_mapping(rec: dict[str, Any], where: str) -> ScoreInput:
-    """One score from a CSV row or JSON object; the first problem of the record as an InputError."""
-    unknown = sorted(set(rec) - set(FIELDS))
+def check_mapping(rec: dict[str, Any], where: str, fields: tuple[str, ...], required: tuple[str, ...]) -> None:
+    """A record's fields are known, its values scalars, and its required text fields present."""
+    unknown = sorted(set(rec) - set(fields))
     if unknown:
-        raise InputError(f"{where}: unknown field {shown(unknown[0])} (fields: {', '.join(FIELDS)})")
+        raise InputError(f"{where}: unknown field {shown(unknown[0])} (fields: {', '.join(fields)})")
     for name, value in rec.items():
         if not isinstance(value, SCALARS):
             raise InputError(f"{where}: {name} must be text or a number, got {type(value).__name__}")
-    for name in ("stage", "team", "source"):
+    for name in required:
         if not str(rec.get(name) or "").strip():
             raise InputError(f"{where}: {name} is required")
+
+
+def _from_mapping(rec: dict[str, Any], where: str) -> ScoreInput:
+    """One score from a CSV row or JSON object; the first problem of the record as an InputError."""
+    check_mapping(rec, where, FIELDS, ("stage", "team", "source"))
 
     def opt(name: str) -> str | None:
         value = rec.get(name)
@@ -199,26 +204,6 @@ def _from_mapping(rec: dict[str, Any], where: str) -> ScoreInput:
 
 
 # --------------------------------------------------------------------------- records
-
-
-def collect(records: Iterable[Callable[[], T]], limit: int = MAX_ROW_PROBLEMS) -> list[T]:
-    """Build every record, gathering the problems of all of them; raise one error naming them (up to `limit`)."""
-    items: list[T] = []
-    problems: list[str] = []
-    count = 0
-    for build in records:
-        try:
-            items.append(build())
-        except InputError as exc:
-            count += 1
-            if len(problems) < limit:
-                problems.append(str(exc))
-    if count == 1:
-        raise InputError(problems[0])
-    if count:
-        more = f"; and {count - len(problems)} more" if count > len(problems) else ""
-        raise InputError(f"{count} invalid rows: " + "; ".join(problems) + more)
-    return items
 
 
 def csv_records(text: str, path: str | Path, fields: tuple[str, ...], required: tuple[str, ...],

@@ -16,7 +16,7 @@ from sqlalchemy import exists, func, insert, select
 from sqlalchemy.orm import Session, aliased
 
 from simsa.audit.log import Write, append_many, now_utc, plain_values
-from simsa.errors import InputError
+from simsa.errors import InputError, collect
 from simsa.program.schema import Criterion, Program, Stage
 from simsa.store.models import ProgramVersion, Score
 
@@ -97,32 +97,24 @@ def validate(program: Program, item: ScoreInput, rules: dict[str, _StageRules] |
                          "rater would be counted as one more member)")
 
 
-def validate_all(program: Program, items: list[ScoreInput], limit: int = 20) -> None:
-    """Validate every item and name every bad one (up to `limit`) in one error, so a file is fixed in one pass."""
-    problems: list[str] = []
-    count = 0
+def validate_all(program: Program, items: list[ScoreInput]) -> None:
+    """Validate every item and name every bad one in one error, so a file is fixed in one pass."""
     rules: dict[str, _StageRules] = {}
     first_at: dict[tuple[str, str, str, str], str] = {}
-    for i, item in enumerate(items):
+
+    def check(i: int, item: ScoreInput) -> None:
         if not item.where and len(items) > 1:
             item = replace(item, where=f"score {i + 1} ({item.team}, {item.source})")
-        try:
-            validate(program, item, rules)
-            key = (item.stage, item.team, item.source, item.rater)
-            if key in first_at:
-                raise InputError(f"{item.where + ': ' if item.where else ''}a second score for stage {item.stage!r}, "
-                                 f"team {item.team!r}, source {item.source!r}, rater {item.rater!r} "
-                                 f"(first at {first_at[key] or 'an earlier item'}); one score per key per import")
-            first_at[key] = item.where
-        except InputError as exc:
-            count += 1
-            if len(problems) < limit:
-                problems.append(str(exc))
-    if count == 1:
-        raise InputError(problems[0])
-    if count:
-        more = f"; and {count - len(problems)} more" if count > len(problems) else ""
-        raise InputError(f"{count} invalid scores, nothing recorded: " + "; ".join(problems) + more)
+        validate(program, item, rules)
+        key = (item.stage, item.team, item.source, item.rater)
+        if key in first_at:
+            raise InputError(f"{item.where + ': ' if item.where else ''}a second score for stage {item.stage!r}, "
+                             f"team {item.team!r}, source {item.source!r}, rater {item.rater!r} "
+                             f"(first at {first_at[key] or 'an earlier item'}); one score per key per import")
+        first_at[key] = item.where
+
+    collect(((lambda i=i, item=item: check(i, item)) for i, item in enumerate(items)),
+            what="invalid scores, nothing recorded")
 
 
 def score_key(row: Score) -> tuple[str, str, str, str]:
