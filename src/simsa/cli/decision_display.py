@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from rich import box
 from rich.markup import escape
 from rich.table import Table
 
@@ -29,6 +30,8 @@ class DecisionText:
     statuses: list[str]
     robustness: list[str]
     footer: str
+    short_columns: list[str] | None = None  # headers for a narrow terminal: criterion ids, no reason
+    short_gates: list[str] | None = None  # per row: "✓" or the failed gates only
 
 
 def _names(d: dict, lang: str) -> dict[str, str]:
@@ -90,7 +93,12 @@ def decision_text(d: dict, lang: str = "en", zone: str | None = None) -> Decisio
                      gates, label(t["status"], lang) if t.get("status") in LABELS else str(t.get("status")),
                      _reason(t, lang)])
         statuses.append(str(t.get("status")))
-    return DecisionText(title=title, meta=meta, fragile=fragile_warning(d, lang),
+    short_columns = ["#", label("team", lang), label("total", lang), *[f"{c['id']}\n/{c['points']:g}" for c in tops],
+                     label("gates", lang), label("status", lang)]
+    short_gates = [" ".join(f"✗{_gate_label(gid, defs, lang)}" for gid, g in (t.get("gates") or {}).items()
+                            if not g.get("passed")) or "✓" for t in d.get("teams") or []]
+    return DecisionText(title=title, meta=meta, fragile=fragile_warning(d, lang), short_columns=short_columns,
+                        short_gates=short_gates,
                         example=label("example_notice", lang) if d.get("example_data") else None,
                         columns=columns, rows=rows, statuses=statuses,
                         robustness=_robustness_lines(d, names, defs, lang), footer=_footer(d, names, lang, zone))
@@ -128,6 +136,9 @@ def _footer(d: dict, names: dict[str, str], lang: str, zone: str) -> str:
     return f"{label('title_holders', lang)}: {holders}; {label('appeal_deadline', lang)}: {deadline}"
 
 
+WIDE_TABLE = 140  # columns from which the reasons fit beside the table
+
+
 def print_decision(d: dict, lang: str | None = None, zone: str | None = None) -> None:
     """Print a decision; `lang` defaults to the global --lang, `zone` to the decision's programme time zone."""
     from simsa.cli.context import STATE
@@ -138,16 +149,27 @@ def print_decision(d: dict, lang: str | None = None, zone: str | None = None) ->
         console.print(f"[bold white on red] ⚠ {escape(text.fragile)} [/]")
     flag = f" [bold yellow]({escape(text.example)})[/]" if text.example else ""
     console.print(f"[bold]{escape(text.title)}[/] · {escape(text.meta)}{flag}")
-    table = Table()
-    for i, column in enumerate(text.columns):
-        last = i == len(text.columns) - 1
-        table.add_column(escape(column), overflow="fold", ratio=3 if last else None, min_width=24 if last else None)
-    for row, status in zip(text.rows, text.statuses, strict=True):
+    # A reason is a sentence: beside the table when the terminal is wide, else below it, so that a narrow
+    # terminal or a log (80 columns) shows whole sentences rather than a column folded to a few letters.
+    wide = console.width >= WIDE_TABLE or not text.short_columns
+    columns = text.columns if wide else (text.short_columns or [])
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
+    for i, column in enumerate(columns):
+        last = wide and i == len(columns) - 1
+        gates = not wide and i == len(columns) - 2
+        table.add_column(escape(column), overflow="fold", ratio=3 if last else None,
+                         min_width=24 if last else 8 if gates else None, no_wrap=not wide and not gates)
+    for i, (row, status) in enumerate(zip(text.rows, text.statuses, strict=True)):
         colour = "green" if status == "advanced" else "red"
-        cells = [escape(c) for c in row]
-        cells[-2] = f"[{colour}]{cells[-2]}[/]"
+        cells = row if wide else [*row[:len(columns) - 2], (text.short_gates or [])[i], row[-2]]
+        cells = [escape(c) for c in cells]
+        at = len(columns) - (2 if wide else 1)
+        cells[at] = f"[{colour}]{cells[at]}[/]"
         table.add_row(*cells)
     console.print(table)
+    if not wide:
+        for row in text.rows:
+            console.print(f"{escape(row[0])}. {escape(row[1])}: {escape(row[-1])}", highlight=False)
     for line in text.robustness:
         console.print(escape(line))
     console.print(escape(text.footer))
