@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sqlalchemy import exists, func, insert, select
+from sqlalchemy import exists, func, insert, select, text
 from sqlalchemy.orm import Session, aliased
 
 from simsa.audit.log import Write, append_many, now_utc, plain_values
@@ -186,17 +186,19 @@ def add(session: Session, version: ProgramVersion, program: Program, items: list
 def _insert_scores(session: Session, values: list[dict]) -> list[int]:
     """Insert rows in bulk and return their ids in order.
 
-    SQLite cannot return the ids of a multi-row insert in order, so it would insert one row per statement; as the
-    session holds the write lock (BEGIN IMMEDIATE), the ids can be assigned here instead. PostgreSQL returns them.
+    Returning the ids of a multi-row insert in order is slow (SQLite inserts one row per statement to do it), so
+    the ids are assigned first: on SQLite after the largest, as the session holds the write lock (BEGIN
+    IMMEDIATE); on PostgreSQL from the id sequence.
     """
     session.flush()
     if session.get_bind().dialect.name == "sqlite":
         start = (session.execute(select(func.max(Score.id))).scalar() or 0) + 1
         ids = list(range(start, start + len(values)))
-        session.execute(insert(Score.__table__), [{"id": i, **v} for i, v in zip(ids, values, strict=True)])
-        return ids
-    return list(session.execute(insert(Score.__table__).returning(Score.__table__.c.id, sort_by_parameter_order=True),
-                                values).scalars())
+    else:  # PostgreSQL: draw the ids from the column's sequence in one statement
+        ids = list(session.execute(text("SELECT nextval(pg_get_serial_sequence('scores', 'id')) "
+                                        "FROM generate_series(1, :n)"), {"n": len(values)}).scalars())
+    session.execute(insert(Score.__table__), [{"id": i, **v} for i, v in zip(ids, values, strict=True)])
+    return ids
 
 
 def current(session: Session, key: str, stage_id: str) -> dict[str, dict[str, SourceScore]]:
