@@ -95,14 +95,19 @@ def replay(entries: Iterable[Entry]) -> dict[tuple[str, int], tuple[dict, int]]:
     """State recorded by the log: (table, row id) → (row snapshot, seq of the entry that recorded it)."""
     state: dict[tuple[str, int], tuple[dict, int]] = {}
     for e in entries:
-        try:
-            payload = json.loads(e.payload)
-        except json.JSONDecodeError:
-            continue
-        row = payload.get("row") if isinstance(payload, dict) else None
-        if isinstance(row, dict) and e.entity_id is not None:
-            state[(e.entity, e.entity_id)] = (row, e.seq)
+        replay_entry(state, e)
     return state
+
+
+def replay_entry(state: dict[tuple[str, int], tuple[dict, int]], e: Entry) -> None:
+    """Apply one entry's row snapshot (if it carries one) to the replayed state."""
+    try:
+        payload = json.loads(e.payload)
+    except json.JSONDecodeError:
+        return
+    row = payload.get("row") if isinstance(payload, dict) else None
+    if isinstance(row, dict) and e.entity_id is not None:
+        state[(e.entity, e.entity_id)] = (row, e.seq)
 
 
 def compare_state(recorded: dict[tuple[str, int], tuple[dict, int]],
