@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from simsa.audit.chain import Entry
 from simsa.errors import InputError
-from simsa.timeutil import as_utc
+from simsa.timeutil import as_utc, utc_text
 
 
 def parse_instant(value: str, option: str) -> dt.datetime:
@@ -41,7 +41,7 @@ def entry_time(entry: Entry) -> dt.datetime:
 def show_time(when: dt.datetime, tz: ZoneInfo | None = None) -> str:
     """UTC with Z to the second, or the local time with its offset when a zone is given."""
     if tz is None:
-        return as_utc(when).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return utc_text(when)
     return when.astimezone(tz).isoformat(timespec="seconds")
 
 

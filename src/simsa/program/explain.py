@@ -9,7 +9,7 @@ import numpy as np
 from simsa.program.adjudicate import Decision
 from simsa.program.robustness import resample, weight_sensitivity
 from simsa.program.schema import Team
-from simsa.timeutil import as_utc
+from simsa.timeutil import as_utc, utc_text
 
 SCHEMA = "simsa.decision/1"
 
@@ -198,7 +198,7 @@ def decision_dict(decision: Decision, *, decided_at: dt.datetime, program_sha256
         "program": {"id": info.id, "name": info.name, "name_ko": info.name_ko, "sha256": program_sha256},
         "stage": stage.id, "stage_name": stage.name, "stage_name_ko": stage.name_ko,
         "decision_id": decision_id, "supersedes": supersedes, "appeal_id": appeal_id,
-        "decided_at": as_utc(decided_at).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "decided_at": utc_text(decided_at),
         "timezone": info.timezone,
         "appeal_deadline": deadline.isoformat(),
         "example_data": decision.example_data,

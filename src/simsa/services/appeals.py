@@ -83,12 +83,8 @@ def listing(session: Session, key: str, stage_id: str) -> list[dict]:
     for appeal, res in rows:
         out.append({
             "id": appeal.id, "decision_id": appeal.decision_id, "team": appeal.team_id, "grounds": appeal.grounds,
-            "filed_at": _iso(appeal.filed_at), "status": res.outcome if res else "pending",
-            "resolved_at": _iso(res.resolved_at) if res else None, "resolution": res.reason if res else None,
+            "filed_at": utc_text(appeal.filed_at), "status": res.outcome if res else "pending",
+            "resolved_at": utc_text(res.resolved_at) if res else None, "resolution": res.reason if res else None,
             "new_decision_id": res.new_decision_id if res else None,
         })
     return out
-
-
-def _iso(value: dt.datetime) -> str:
-    return as_utc(value).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -5,7 +5,6 @@ So that nobody has to compare TOML files by eye to learn whether an amendment ch
 
 from __future__ import annotations
 
-import datetime as dt
 import re
 from dataclasses import dataclass
 
@@ -18,11 +17,7 @@ from simsa.program.loader import LoadedProgram, load_program, parse_program
 from simsa.services import decisions
 from simsa.services.programs import is_file_ref
 from simsa.store.models import Decision, ProgramVersion
-from simsa.timeutil import as_utc
-
-
-def _iso(value: dt.datetime) -> str:
-    return as_utc(value).strftime("%Y-%m-%dT%H:%M:%SZ")
+from simsa.timeutil import utc_text
 
 
 @dataclass(frozen=True)
@@ -60,7 +55,7 @@ def list_versions(session: Session, key: str | None = None) -> list[VersionInfo]
         row = decisions.effective(session, prog, stage)
         if row is not None:
             in_force.add(row.id)
-    return [VersionInfo(id=r.id, program=r.program_key, sha256=r.sha256, loaded_at=_iso(r.loaded_at),
+    return [VersionInfo(id=r.id, program=r.program_key, sha256=r.sha256, loaded_at=utc_text(r.loaded_at),
                         loaded_by=r.loaded_by, source_path=r.source_path, decisions=tuple(used.get(r.id, ())),
                         in_force=tuple(d for d in used.get(r.id, ()) if d in in_force)) for r in rows]
 

@@ -7,7 +7,6 @@ will count as zero, and whether the previous stage has been decided — and whet
 
 from __future__ import annotations
 
-import datetime as dt
 from dataclasses import dataclass
 from typing import Literal
 
@@ -21,7 +20,7 @@ from simsa.services import decisions
 from simsa.services import gates as gate_service
 from simsa.services import scores as score_service
 from simsa.store.models import Decision, ProgramVersion
-from simsa.timeutil import as_utc
+from simsa.timeutil import utc_text
 
 SNIPPET_CHARS = 80
 MissingPolicy = Literal["blocks", "zero"]
@@ -278,12 +277,8 @@ def _decision_ref(session: Session, row: Decision, sha256: str) -> DecisionRef:
     body = decisions.body(row)
     version = session.get(ProgramVersion, row.program_version_id)
     version_sha = version.sha256 if version else ""
-    return DecisionRef(id=row.id, stage=row.stage_id, decided_at=_iso(row.decided_at), decided_by=row.decided_by,
+    return DecisionRef(id=row.id, stage=row.stage_id, decided_at=utc_text(row.decided_at), decided_by=row.decided_by,
                        program_version_id=row.program_version_id, program_sha256=version_sha,
                        same_program_version=version_sha == sha256, advanced=tuple(body.get("advanced", ())),
                        eliminated=tuple(body.get("eliminated", ())),
                        title_holders=tuple(body.get("title_holders", ())))
-
-
-def _iso(value: dt.datetime) -> str:
-    return as_utc(value).strftime("%Y-%m-%dT%H:%M:%SZ")
