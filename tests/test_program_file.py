@@ -21,8 +21,8 @@ import pytest
 from helpers import EXAMPLE
 from simsa.cli.main import main
 from simsa.errors import ProgramFileError
+from simsa.files import FileReadError, read_limited
 from simsa.program import tasknames
-from simsa.program.files import FileReadError, read_limited
 from simsa.program.loader import MAX_PROGRAM_BYTES, load_program, parse_program
 from simsa.program.locate import dotted, index_lines, line_of
 

@@ -26,6 +26,7 @@ from simsa.audit.files import read_capped
 from simsa.audit.keys import fingerprint, public_key_of
 from simsa.audit.merkle import entries_root
 from simsa.errors import InputError
+from simsa.timeutil import utc_text
 
 SCHEMA = "simsa.audit-checkpoint/1"
 CHECKPOINT_FILE_LIMIT = 64 * 1024
@@ -33,10 +34,6 @@ SIGNATURE_BYTES = 64
 _FIELDS = {"schema", "size", "head", "merkle_root", "time", "public_key", "signature"}
 _HASH = re.compile(r"[0-9a-f]{64}")
 _TIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?Z")
-
-
-def _utc_text(when: dt.datetime) -> str:
-    return when.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclass(frozen=True)
@@ -87,7 +84,7 @@ def make_checkpoint(entries: Sequence[Entry], key: Ed25519PrivateKey, at: dt.dat
         raise InputError("the audit log is empty: there is nothing to checkpoint yet")
     public = public_key_of(key).raw
     unsigned = Checkpoint(size=len(entries), head=entries[-1].hash, merkle_root=entries_root([e.hash for e in entries]),
-                          time=_utc_text(at), public_key=public, signature=b"")
+                          time=utc_text(at), public_key=public, signature=b"")
     return Checkpoint(size=unsigned.size, head=unsigned.head, merkle_root=unsigned.merkle_root, time=unsigned.time,
                       public_key=public, signature=key.sign(unsigned.message()))
 

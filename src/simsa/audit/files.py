@@ -7,20 +7,20 @@ import os
 from pathlib import Path
 
 from simsa.errors import InputError
+from simsa.files import FileReadError, read_limited
 
 
 def read_capped(path: str | Path, limit: int, what: str) -> bytes:
-    """The file's bytes, refusing files over `limit` bytes so a hostile or mistaken path cannot exhaust memory."""
+    """The file's bytes, refusing anything but a regular file of at most `limit` bytes (`simsa.files`), so a hostile
+    or mistaken path can neither exhaust memory nor block (a FIFO)."""
     try:
-        with open(path, "rb") as fh:
-            data = fh.read(limit + 1)
-    except IsADirectoryError:
-        raise InputError(f"{path}: is a directory, not a {what}") from None
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read {what} ({exc.strerror or exc})") from None
-    if len(data) > limit:
-        raise InputError(f"{path}: larger than {limit} bytes; not a {what}")
-    return data
+        return read_limited(path, limit, f"{what}s")
+    except FileReadError as exc:
+        if exc.problem == "not_regular":
+            raise InputError(f"{path}: is {exc.kind}, not a {what}") from None
+        if exc.problem == "too_large":
+            raise InputError(f"{path}: larger than {limit} bytes; not a {what}") from None
+        raise InputError(f"{path}: cannot read {what} ({exc})") from None
 
 
 def write_new(path: str | Path, data: bytes, mode: int = 0o644, what: str = "file", overwrite: bool = False) -> None:

@@ -20,8 +20,8 @@ from typing import Any, Union, get_args, get_origin
 from pydantic import BaseModel, ValidationError
 
 from simsa.errors import ProgramFileError
+from simsa.files import FileReadError, read_limited
 from simsa.program import crossref, previous
-from simsa.program.files import FileReadError, read_limited
 from simsa.program.locate import Path as KeyPath
 from simsa.program.locate import dotted, index_lines, line_of
 from simsa.program.schema import Program
@@ -277,9 +277,7 @@ def read_text(path: str | Path) -> str:
     try:
         raw = read_limited(path, MAX_PROGRAM_BYTES, "program files")
     except FileReadError as exc:
-        message = str(exc)
-        if message == "is a directory":
-            message = "is a directory, expected a .toml program file"
+        message = "is a directory, expected a .toml program file" if exc.kind == "a directory" else str(exc)
         raise ProgramFileError(shown, None, None, message) from None
     try:
         text = raw.decode("utf-8")

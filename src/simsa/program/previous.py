@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from simsa.files import FileReadError, read_limited
 from simsa.program.crossref import Issue
-from simsa.program.files import FileReadError, read_limited
 from simsa.program.schema import PreviousDecision, Program
 
 MAX_DECISION_BYTES = 20_000_000
@@ -144,7 +144,7 @@ def check_files(program: Program, base: Path) -> list[Issue]:
         try:
             data = read_limited(base / spec.file, MAX_DECISION_BYTES, "decision files")
         except FileReadError as exc:
-            if str(exc) == "file not found":
+            if exc.problem == "missing":
                 issues.append(Issue((*loc, "file"), "warning",
                                     f"{spec.file} is not beside the program file; `simsa stage import-decision` "
                                     "needs it unless the import is already recorded"))

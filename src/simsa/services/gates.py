@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from simsa.audit.log import append, now_utc
 from simsa.errors import InputError
+from simsa.files import FileReadError, read_limited
 from simsa.lineage.originality import check_compare_result, evidence_text
 from simsa.program.gates import GateOutcome, originality_from_lineage
 from simsa.program.schema import Gate, Program, Team
@@ -70,12 +71,10 @@ def check_result(program: Program, *, stage_id: str, team_id: str, gate_id: str,
 
 def read_lineage_result(path: str | Path) -> tuple[dict, str]:
     """A saved `simsa lineage compare --json` result, validated, and the sha256 of the file's bytes."""
-    p = Path(path)
-    if not p.is_file():
-        raise InputError(f"{path}: file not found")
-    if p.stat().st_size > MAX_LINEAGE_BYTES:
-        raise InputError(f"{path}: file is larger than {MAX_LINEAGE_BYTES} bytes")
-    raw = p.read_bytes()
+    try:
+        raw = read_limited(path, MAX_LINEAGE_BYTES, "lineage results")
+    except FileReadError as exc:
+        raise InputError(f"{path}: {exc}") from None
     try:
         data = json.loads(raw.decode("utf-8-sig"))
     except UnicodeDecodeError as exc:

@@ -15,13 +15,13 @@ import io
 import json
 import math
 import os
-import stat
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
 from simsa.errors import MAX_LISTED_PROBLEMS, InputError, collect
+from simsa.files import FileReadError, read_limited
 from simsa.services.scores import FIELDS, MAX_IMPORT_BYTES, MAX_SCORE_MAGNITUDE, ScoreInput
 
 MAX_ROW_PROBLEMS = MAX_LISTED_PROBLEMS
@@ -42,52 +42,16 @@ class ParsedScores:
 # --------------------------------------------------------------------------- bytes
 
 
-def _kind(mode: int) -> str:
-    for test, name in ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
-                       (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket")):
-        if test(mode):
-            return name
-    return "not a regular file"
-
-
 def read_capped(path: str | Path, cap: int = MAX_IMPORT_BYTES) -> bytes:
-    """The bytes of a regular file of at most `cap` bytes.
-
-    The path is checked before opening (a FIFO would block the open), opened without blocking, checked again on
-    the open descriptor (the path may have changed in between), and read up to cap + 1 bytes: a file's size as
-    stat reports it is not trusted (/proc files report 0, a growing file grows).
-    """
+    """The bytes of a regular file of at most `cap` bytes (`simsa.files.read_limited`, worded for data files)."""
     try:
-        before = os.stat(path)
-    except FileNotFoundError:
-        raise InputError(f"{path}: file not found") from None
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    if not stat.S_ISREG(before.st_mode):
-        raise InputError(f"{path}: not a regular file ({_kind(before.st_mode)}); give a .csv or .json file")
-    try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    try:
-        mode = os.fstat(fd).st_mode
-        if not stat.S_ISREG(mode):
-            raise InputError(f"{path}: not a regular file ({_kind(mode)}); give a .csv or .json file")
-        chunks: list[bytes] = []
-        size = 0
-        while size <= cap:
-            chunk = os.read(fd, min(1 << 20, cap + 1 - size))
-            if not chunk:
-                break
-            chunks.append(chunk)
-            size += len(chunk)
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    finally:
-        os.close(fd)
-    if size > cap:
-        raise InputError(f"{path}: file is larger than {cap} bytes")
-    return b"".join(chunks)
+        return read_limited(path, cap, "score files")
+    except FileReadError as exc:
+        if exc.problem == "not_regular":
+            raise InputError(f"{path}: not a regular file ({exc.kind}); give a .csv or .json file") from None
+        if exc.problem == "too_large":
+            raise InputError(f"{path}: file is larger than {cap} bytes") from None
+        raise InputError(f"{path}: {exc}") from None
 
 
 # --------------------------------------------------------------------------- text
