@@ -82,7 +82,7 @@ def import_scores(session: Session, version: ProgramVersion, program: Program, i
     voided: list[Score] = []
     if replace_batch is not None:
         kept = {(i.stage, i.team, i.source, i.rater) for i in items}
-        current = score_service.current_rows(session, version.program_key)
+        current = score_service.current_rows(session, version.program_key, _stages(old))
         reason = f"import {replace_batch} replaced by import {batch_id} ({source_name}), which lacks this score"
         for row in old:
             key = score_service.score_key(row)
@@ -94,6 +94,11 @@ def import_scores(session: Session, version: ProgramVersion, program: Program, i
            details={"batch_id": batch_id, "file": source_name, "rows": len(rows), "replaces": replace_batch,
                     "voided": len(voided)})
     return ImportResult(batch_id=batch_id, rows=rows, voided=voided)
+
+
+def _stages(rows: list[Score]) -> list[str]:
+    """The stages a batch touched: only their current rows need reading."""
+    return sorted({r.stage_id for r in rows})
 
 
 def _batch_rows(session: Session, key: str, batch_id: str) -> list[Score]:
@@ -146,7 +151,7 @@ def undo_import(session: Session, key: str, batch_id: str, reason: str, actor: s
     rows = _batch_rows(session, key, batch_id)
     if not rows:
         raise InputError(f"no score import {batch_id!r} in program {key!r}")
-    current = score_service.current_rows(session, key)
+    current = score_service.current_rows(session, key, _stages(rows))
     when = now_utc()
     note = f"undo of import {batch_id}: {reason}"
     restored, voided, skipped = [], [], []
