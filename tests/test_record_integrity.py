@@ -309,17 +309,23 @@ def test_a_forged_schema_version_is_one_clear_error(db_url: str, tmp_path: Path)
     assert code == 2 and "schema version ['ffff'] is not one this simsa knows" in out
 
 
-def test_a_database_of_the_first_schema_upgrades_with_its_rows(db_url: str, tmp_path: Path) -> None:
-    """Rows written before voids and batches existed keep their values and verify after the upgrade."""
+def _first_schema(url: str) -> Store:
+    """A store at the first schema version (0001), as an older simsa left it."""
     from alembic import command
 
     from simsa.store.db import _alembic_config
 
-    store = Store(db_url, migrate=False)
+    store = Store(url, migrate=False)
     with store.engine.begin() as conn:
         cfg = _alembic_config(store.engine)
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "0001")
+    return store
+
+
+def test_a_database_of_the_first_schema_upgrades_with_its_rows(db_url: str, tmp_path: Path) -> None:
+    """Rows written before voids and batches existed keep their values and verify after the upgrade."""
+    store = _first_schema(db_url)
     with store.engine.begin() as conn:
         conn.execute(text("INSERT INTO scores (program_key, stage_id, team_id, source, rater, value, example, "
                           "recorded_at, recorded_by) VALUES ('p', 's1', 'a', 'panel:user', 'u1', 0.5, false, :t, "
@@ -341,16 +347,8 @@ def test_a_database_of_the_first_schema_upgrades_with_its_rows(db_url: str, tmp_
 
 def test_an_upgrade_refuses_a_database_that_already_forked(tmp_path: Path) -> None:
     """Two current rows written concurrently by an older simsa: the upgrade says which key, changes nothing."""
-    from alembic import command
-
-    from simsa.store.db import _alembic_config
-
     url = f"sqlite:///{tmp_path / 'old.db'}"
-    store = Store(url, migrate=False)
-    with store.engine.begin() as conn:
-        cfg = _alembic_config(store.engine)
-        cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "0001")
+    store = _first_schema(url)
     with store.engine.begin() as conn:
         for day in (1, 2):
             conn.execute(text("INSERT INTO scores (program_key, stage_id, team_id, source, rater, value, example, "
