@@ -10,7 +10,6 @@ entry `size` — which a re-written history cannot do without the signing key. N
 from __future__ import annotations
 
 import base64
-import binascii
 import datetime as dt
 import json
 import re
@@ -23,7 +22,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from simsa.audit.chain import Entry, Problem, canonical, verify_chain
 from simsa.audit.files import read_capped
-from simsa.audit.keys import fingerprint, public_key_of
+from simsa.audit.keys import b64_bytes, fingerprint, public_key_of
 from simsa.audit.merkle import entries_root
 from simsa.errors import InputError
 from simsa.timeutil import utc_text
@@ -90,12 +89,7 @@ def make_checkpoint(entries: Sequence[Entry], key: Ed25519PrivateKey, at: dt.dat
 
 
 def _b64(value: object, length: int, what: str, source: str) -> bytes:
-    raw = b""
-    if isinstance(value, str):
-        try:
-            raw = base64.b64decode(value, validate=True)
-        except (binascii.Error, ValueError):
-            raw = b""
+    raw = b64_bytes(value)
     if len(raw) != length:
         raise InputError(f"{source}: {what} is not {length} bytes in base64")
     return raw

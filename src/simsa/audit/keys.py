@@ -96,13 +96,20 @@ def parse_public_key(text: str, source: str) -> PublicKey:
         return PublicKey(key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw))
     if _HEX_KEY.fullmatch(text):
         return PublicKey(bytes.fromhex(text))
-    try:
-        raw = base64.b64decode(text, validate=True)
-    except (binascii.Error, ValueError):
-        raw = b""
+    raw = b64_bytes(text)
     if len(raw) != RAW_KEY_BYTES:
         raise InputError(f"{source}: not an Ed25519 public key (PEM, or the 32 raw bytes in base64 or hex)")
     return PublicKey(raw)
+
+
+def b64_bytes(value: object) -> bytes:
+    """Strict base64 text as bytes; b"" for anything that is not (callers check the length they need)."""
+    if not isinstance(value, str):
+        return b""
+    try:
+        return base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        return b""
 
 
 def parse_pin(text: str, source: str) -> str:
