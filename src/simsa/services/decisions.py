@@ -63,8 +63,13 @@ def _imported_marker(row: Decision | None) -> dict | None:
     return marker if isinstance(marker, dict) else None
 
 
-def _previous(session: Session, loaded: LoadedProgram, stage_id: str) -> tuple[list[str] | None, str | None]:
-    """(who continues into the stage from earlier stages, or None; why that is not known yet and how to fix it)."""
+def continuing_teams(session: Session, loaded: LoadedProgram, stage_id: str) -> tuple[list[str] | None, str | None]:
+    """Who continues into `stage_id` from earlier stages, and, while that is not known, why and how to fix it.
+
+    (None, None) on the first stage. In order: the stage's declared `participants`; else the title holders of the
+    previous stage's decision in force, which must be the declared import when the stage names a
+    `previous_decision`.
+    """
     program = loaded.program
     idx = program.stage_index(stage_id)
     stage = program.stages[idx]
@@ -94,26 +99,12 @@ def _previous(session: Session, loaded: LoadedProgram, stage_id: str) -> tuple[l
                   f"{program.program.id} {spec.file}{fix}`")
 
 
-def previous_title_holders(session: Session, loaded: LoadedProgram, stage_id: str) -> list[str] | None:
-    """Who continues into `stage_id` from earlier stages (None on the first stage, or while that is not known).
-
-    In order: the stage's declared `participants`; else the title holders of the previous stage's decision in
-    force, which must be the declared import when the stage names a `previous_decision`.
-    """
-    return _previous(session, loaded, stage_id)[0]
-
-
-def previous_blocker(session: Session, loaded: LoadedProgram, stage_id: str) -> str | None:
-    """Why the teams continuing into a later stage are not known yet, saying what to do; None when they are."""
-    return _previous(session, loaded, stage_id)[1]
-
-
 def compute(session: Session, loaded: LoadedProgram, stage_id: str, at: dt.datetime) -> dict:
     """Evaluate the stage's rules on the current data, without storing anything."""
     program = loaded.program
     require_stage(program, stage_id)
     key = program.program.id
-    holders, blocker = _previous(session, loaded, stage_id)
+    holders, blocker = continuing_teams(session, loaded, stage_id)
     if blocker is not None:
         raise DataMissingError(blocker)
     decision = decide(program, stage_id, score_service.current(session, key, stage_id),

@@ -175,12 +175,10 @@ def stage_status(session: Session, loaded: LoadedProgram, stage_id: str) -> Stag
     previous = program.stages[idx - 1].id if idx else None
     prev_row = decisions.effective(session, key, previous) if previous else None
     prev_ref = _decision_ref(session, prev_row, loaded.sha256) if prev_row else None
-    holders = decisions.previous_title_holders(session, loaded, stage_id)
-    blocker = decisions.previous_blocker(session, loaded, stage_id)
+    holders, blocker = decisions.continuing_teams(session, loaded, stage_id)
     blockers: list[Blocker] = []
-    if previous and holders is None:
-        blockers.append(Blocker("previous_stage_undecided", blocker or f"previous stage {previous!r} has no "
-                                f"decision yet; decide {previous!r} first"))
+    if blocker is not None:
+        blockers.append(Blocker("previous_stage_undecided", blocker))
     teams = _participants(program, idx, holders)
     if not teams and (previous is None or holders is not None):
         blockers.append(Blocker("no_participants", f"stage {stage_id!r} has no participating teams"))
