@@ -78,7 +78,7 @@ def report(
     """Leaderboard with breakdown, raw scores, gates, decision, robustness and appeals, with plots (HTML); times
     in the programme's time zone."""
     language = report_language(lang, ctx)
-    with STATE.store().session() as session:
+    with STATE.store().session(readonly=True) as session:
         path = write_report(session, program, stage, fmt, output, language)
     if as_json:
         emit_json({"written": str(path), "format": fmt, "lang": language, "bytes": path.stat().st_size})

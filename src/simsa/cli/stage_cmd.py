@@ -80,7 +80,7 @@ def show(
     from simsa.services import decisions as decision_service
     from simsa.services import programs
 
-    with STATE.store().session() as session:
+    with STATE.store().session(readonly=True) as session:
         loaded = programs.resolve(session, program)
         decision_service.require_stage(loaded.program, stage)
         body = decision_service.body(decision_service.get(session, loaded.program.program.id, stage, decision))
@@ -176,7 +176,7 @@ def list_appeals(program: ProgramArg, stage: StageArg, fmt: output.FormatOpt = N
     from simsa.services import programs
 
     chosen = output.output_format(fmt, as_json)
-    with STATE.store().session() as session:
+    with STATE.store().session(readonly=True) as session:
         loaded = programs.resolve(session, program)
         items = appeal_service.listing(session, loaded.program.program.id, stage)
     zone = loaded.program.program.timezone
