@@ -156,3 +156,40 @@ def demo_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     finally:
         if previous is None:
             os.environ.pop("SIMSA_DEMO_CACHE", None)
+
+
+# --------------------------------------------------------------------------- web
+
+
+@pytest.fixture(scope="session", autouse=True)
+def fast_password_hashing() -> Iterator[None]:
+    """Argon2 with test-sized parameters (production parameters cost ~50 ms a hash; tests hash hundreds)."""
+    previous = os.environ.get("SIMSA_ARGON2_FAST")
+    os.environ["SIMSA_ARGON2_FAST"] = "1"
+    yield
+    if previous is None:
+        os.environ.pop("SIMSA_ARGON2_FAST", None)
+
+
+@pytest.fixture
+def live_site(db_url: str):  # type: ignore[no-untyped-def]
+    """A fresh database (once per backend) served by `simsa web` on loopback."""
+    from web_support import LiveSite
+
+    site = LiveSite(db_url).start()
+    try:
+        yield site
+    finally:
+        site.stop()
+
+
+@pytest.fixture
+def sqlite_site(sqlite_url: str):  # type: ignore[no-untyped-def]
+    """Like `live_site`, on SQLite only (for tests whose subject is not the backend)."""
+    from web_support import LiveSite
+
+    site = LiveSite(sqlite_url).start()
+    try:
+        yield site
+    finally:
+        site.stop()

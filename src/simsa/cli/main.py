@@ -28,6 +28,7 @@ from simsa.cli import (
     score_cmd,
     serve_cmd,
     stage_cmd,
+    web_cmd,
 )
 from simsa.cli.context import STATE
 from simsa.cli.crash import report_crash, write_crash_log
@@ -52,6 +53,7 @@ app.add_typer(stage_cmd.app, name="stage")
 app.add_typer(audit_cmd.app, name="audit")
 app.add_typer(lineage_cmd.app, name="lineage")
 app.add_typer(bench_cmd.app, name="bench")
+app.add_typer(web_cmd.app, name="web")
 app.command("report")(report_cmd.report)
 app.command("demo")(demo_cmd.demo)
 app.command("serve-model")(serve_cmd.serve_model)

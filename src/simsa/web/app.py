@@ -1,0 +1,141 @@
+"""The application: one FastAPI app over the store the CLI uses, with the frame every response shares
+(security headers, structured access log, errors in the CLI's shape for the API and as pages for people)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from importlib.resources import files
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from simsa import __version__
+from simsa.errors import SimsaError
+from simsa.store.db import Store
+from simsa.web.deps import Refused
+from simsa.web.settings import WebSettings
+
+ACCESS_LOG = logging.getLogger("simsa.web.access")
+API_PREFIX = "/api/v1"
+CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; script-src 'self'; "
+       "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
+STATUS_LABEL = {401: "login_required", 403: "forbidden", 404: "not_found"}
+
+
+def create_app(settings: WebSettings | None = None, store: Store | None = None) -> FastAPI:
+    """The app for `settings` (default: from the environment) on `store` (default: opened from the settings)."""
+    settings = settings or WebSettings.from_env()
+    app = FastAPI(title="simsa", version=__version__, docs_url="/api/docs", redoc_url=None,
+                  openapi_url=f"{API_PREFIX}/openapi.json",
+                  description="Open judging for national foundation-model programmes: the JSON API. "
+                              "Reads are public; writes need an API token (Authorization: Bearer …).")
+    app.state.settings = settings
+    app.state.store = store or Store(settings.database_url)
+    app.mount("/static", StaticFiles(directory=str(files("simsa.web") / "static")), name="static")
+    _frame(app, settings)
+    _errors(app)
+    _routes(app)
+    return app
+
+
+def _routes(app: FastAPI) -> None:
+    from simsa.web import routes
+
+    for router in routes.all_routers():
+        app.include_router(router)
+
+    @app.get("/healthz", include_in_schema=False)
+    def healthz(request: Request) -> JSONResponse:
+        """Liveness and the store's reachability, for a load balancer."""
+        from sqlalchemy import text
+
+        try:
+            with request.app.state.store.session(readonly=True) as session:
+                session.execute(text("SELECT 1"))
+        except Exception as exc:  # the store is down: say so, don't crash the probe
+            return JSONResponse({"ok": False, "database": type(exc).__name__}, status_code=503)
+        return JSONResponse({"ok": True, "version": __version__})
+
+
+def _frame(app: FastAPI, settings: WebSettings) -> None:
+    @app.middleware("http")
+    async def frame(request: Request, call_next):  # type: ignore[no-untyped-def]
+        started = time.perf_counter()
+        request_id = uuid.uuid4().hex[:16]
+        request.state.request_id = request_id
+        status = 500
+        try:
+            response: Response = await call_next(request)
+            status = response.status_code
+        finally:
+            if settings.access_log:
+                ACCESS_LOG.info(json.dumps({
+                    "ts": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "id": request_id,
+                    "method": request.method, "path": request.url.path, "status": status,
+                    "ms": round((time.perf_counter() - started) * 1000, 1),
+                    "client": request.client.host if request.client else None,
+                    "account": getattr(request.state, "actor", None)}, ensure_ascii=False))
+        response.headers["X-Request-Id"] = request_id
+        response.headers.setdefault("Content-Security-Policy", CSP)
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        response.headers["Referrer-Policy"] = "same-origin"
+        response.headers["X-Frame-Options"] = "DENY"
+        if request.url.scheme == "https":
+            response.headers["Strict-Transport-Security"] = "max-age=31536000"
+        if "cache-control" not in response.headers and (request.url.path.startswith(API_PREFIX) or
+                                                        getattr(request.state, "viewer", None) is not None):
+            response.headers["Cache-Control"] = "no-store"
+        return response
+
+
+def _is_api(request: Request) -> bool:
+    return request.url.path.startswith(API_PREFIX)
+
+
+def _api_error(status: int, message: str, **extra: object) -> JSONResponse:
+    """The CLI's --json error shape: {"error": one line, "exit_code": the CLI's code for it}."""
+    code = 1 if status >= 500 else 2
+    return JSONResponse({"error": " ".join(message.split()), "exit_code": code, "status": status, **extra},
+                        status_code=status)
+
+
+def _error_page(request: Request, status: int, label: str, message: str) -> Response:
+    from simsa.web.render import page
+
+    return page(request, "error.html.j2", status_code=status, label=label, message=message, status=status)
+
+
+def _errors(app: FastAPI) -> None:
+    @app.exception_handler(SimsaError)
+    async def simsa_error(request: Request, exc: SimsaError) -> Response:
+        status = 404 if getattr(exc, "not_found", False) else (409 if getattr(exc, "conflict", False) else 400)
+        if _is_api(request):
+            return _api_error(status, str(exc))
+        return _error_page(request, status, "error_title", str(exc))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        message = str(exc.detail)
+        label = exc.label if isinstance(exc, Refused) else STATUS_LABEL.get(exc.status_code, "error_title")
+        if _is_api(request):
+            return _api_error(exc.status_code, message)
+        if exc.status_code == 401 and request.method == "GET":
+            from urllib.parse import quote
+
+            from fastapi.responses import RedirectResponse
+
+            return RedirectResponse(f"/login?next={quote(request.url.path)}", status_code=303)
+        return _error_page(request, exc.status_code, label, message)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError) -> Response:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg')}" for e in exc.errors())
+        if _is_api(request):
+            return _api_error(422, f"invalid request: {problems}")
+        return _error_page(request, 422, "error_title", f"invalid request: {problems}")
