@@ -20,12 +20,16 @@ demo: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
 
-# Runs lint, then the whole suite against SQLite and a throwaway PostgreSQL server started here.
+# Runs lint, then the whole suite against SQLite and a throwaway PostgreSQL server started here, with the web
+# pages driven in Debian's chromium (installed here when missing).
 test: lint
 	@set -e; \
+	chromium=$$(scripts/test-browser ensure | tail -n 1); [ -n "$$chromium" ]; \
 	url=$$(scripts/pg-test-server start | tail -n 1); \
 	trap 'scripts/pg-test-server stop >/dev/null 2>&1 || true' EXIT; \
-	SIMSA_TEST_POSTGRES_URL="$$url" SIMSA_REQUIRE_POSTGRES=1 $(BIN)/python -m pytest -q $(PYTEST_ARGS)
+	SIMSA_TEST_POSTGRES_URL="$$url" SIMSA_REQUIRE_POSTGRES=1 \
+	SIMSA_TEST_CHROMIUM="$$chromium" SIMSA_REQUIRE_BROWSER=1 \
+	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache .ruff_cache
