@@ -68,6 +68,33 @@ def _badge(verdict: str) -> str:
 def render_lineage_html(result: dict) -> str:
     """The whole page. Everything is inline (SVG plots, CSS), so the file can be archived or mailed as it is."""
     esc = html.escape
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>simsa lineage: {esc(str(result['verdict']))}</title>
+<style>
+body{{font-family:system-ui,-apple-system,"Noto Sans KR",sans-serif;color:{INK};max-width:1100px;margin:2em auto;
+padding:0 1em;line-height:1.45}}
+table{{border-collapse:collapse;margin:.6em 0;font-size:.92em}} td,th{{border-bottom:1px solid #dde3ea;
+padding:.3em .6em;text-align:left;vertical-align:top}}
+.badge{{color:#fff;border-radius:3px;padding:.1em .45em;font-weight:600}} .note{{color:{MUTED}}}
+.warn{{background:#fff6e0;padding:.5em .8em;border-left:4px solid #d08a2e}} figure{{margin:1em 0}}
+.big{{font-size:1.4em}} code{{background:#f2f4f7;padding:0 .25em}}
+</style></head><body>
+<h1>Weight lineage report</h1>
+{render_lineage_body(result)}
+</body></html>
+"""
+
+
+def render_lineage_body(result: dict, heading: int = 2) -> str:
+    """The report's content without the document around it, for embedding in another page (the web's gate page);
+    sections are headed <h`heading`>. Every string from the result is escaped, numbers included, so a hand-edited
+    result cannot inject markup; a result missing parts raises KeyError or TypeError."""
+    esc = html.escape
+
+    def txt(value: object) -> str:
+        return esc(str(value))
+
+    h = f"h{min(max(int(heading), 1), 6)}"
     comps = result["components"]
     comp_rows = []
     for c in comps:
@@ -76,22 +103,23 @@ def render_lineage_html(result: dict) -> str:
         comp_rows.append([
             esc(c["name"]), _badge(c["verdict"]), _fmt_p(c["log10_p"]), esc(lm) or "—",
             esc(", ".join(map(str, c.get("unmapped_layers", [])))) or "—",
-            f"{ident['identical']}/{ident['tensors']}",
+            f"{txt(ident['identical'])}/{txt(ident['tensors'])}",
             f"{c['matched_fraction']:.0%}" if "matched_fraction" in c else "—",
             esc(c["rule"]),
         ])
     heatmaps = "".join(f"<figure>{evidence_heatmap(c)}</figure>" for c in comps if c.get("evidence"))
     tok = result["tokenizer"]
-    tok_html = "<p>Not available: " + esc(tok.get("note", "")) + "</p>"
+    tok_html = "<p>Not available: " + esc(str(tok.get("note", ""))) + "</p>"
     if tok.get("available"):
         rows = [["vocabulary sizes", f"{tok['candidate']['size']} / {tok['reference']['size']}"],
                 ["shared tokens", str(tok["shared_tokens"])], ["Jaccard", f"{tok['jaccard']:.3f}"],
                 ["same-id agreement", f"{tok['same_id_agreement']:.3f}"]]
         if "merges" in tok:
             rows.append(["identical merge prefix", str(tok["merges"]["identical_prefix"])])
-        tok_html = _table([[esc(a), esc(b)] for a, b in rows], ["", "value"]) + f"<p class=note>{esc(tok['note'])}</p>"
+        tok_html = (_table([[esc(a), esc(b)] for a, b in rows], ["", "value"])
+                    + f"<p class=note>{esc(str(tok['note']))}</p>")
     arch = result["architecture"]
-    arch_html = f"<p>{esc(arch.get('summary') or arch.get('note', ''))}</p>"
+    arch_html = f"<p>{esc(str(arch.get('summary') or arch.get('note', '')))}</p>"
     if arch.get("available") and arch["different"]:
         arch_html += _table([[esc(k), esc(json.dumps(v["candidate"])), esc(json.dumps(v["reference"]))]
                              for k, v in arch["different"].items()], ["field", "candidate", "reference"])
@@ -109,7 +137,7 @@ def render_lineage_html(result: dict) -> str:
                   for stack, info in (result.get("reuse") or {}).items()]
     reuse_html = _table(reuse_rows, ["stack", "reuse", "tensors identical", "within 10 %",
                                      "median relative difference"]) if reuse_rows else ""
-    align_rows = [[esc(stack), esc(a["kind"]), f"{a['candidate_width']} → {a['reference_width']}",
+    align_rows = [[esc(stack), esc(a["kind"]), f"{txt(a['candidate_width'])} → {txt(a['reference_width'])}",
                    esc(str(a.get("agreement"))), esc(a["reason"])]
                   for stack, a in (result.get("alignment") or {}).items()]
     align_html = (_table(align_rows, ["stack", "basis map", "widths", "held-out agreement", "why"])
@@ -119,39 +147,26 @@ def render_lineage_html(result: dict) -> str:
     if tok.get("summary"):
         tok_html = f"<p>{esc(str(tok['summary']))}</p>" + tok_html
     ident = result["identity"]
-    summary = "".join(f"<p>{esc(line)}</p>" for line in result["summary"].splitlines())
-    return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>simsa lineage: {esc(result['verdict'])}</title>
-<style>
-body{{font-family:system-ui,-apple-system,"Noto Sans KR",sans-serif;color:{INK};max-width:1100px;margin:2em auto;
-padding:0 1em;line-height:1.45}}
-table{{border-collapse:collapse;margin:.6em 0;font-size:.92em}} td,th{{border-bottom:1px solid #dde3ea;
-padding:.3em .6em;text-align:left;vertical-align:top}}
-.badge{{color:#fff;border-radius:3px;padding:.1em .45em;font-weight:600}} .note{{color:{MUTED}}}
-.warn{{background:#fff6e0;padding:.5em .8em;border-left:4px solid #d08a2e}} figure{{margin:1em 0}}
-.big{{font-size:1.4em}} code{{background:#f2f4f7;padding:0 .25em}}
-</style></head><body>
-<h1>Weight lineage report</h1>
-<p class="big">Verdict: {_badge(result['verdict'])} &nbsp; log10 p = {_fmt_p(result['log10_p'])}</p>
-<p>Candidate <code>{esc(result['candidate']['path'])}</code> ({esc(result['candidate']['model_type'])},
-{result['candidate']['parameters']:,} parameters) against reference <code>{esc(result['reference']['path'])}</code>
-({esc(result['reference']['model_type'])}, {result['reference']['parameters']:,} parameters).</p>
-<h2>In plain words</h2>{summary}
-<p class=note>Rule: {esc(result['rule'])}. Thresholds: {esc('; '.join(result['thresholds'].values()))}.
+    summary = "".join(f"<p>{esc(line)}</p>" for line in str(result["summary"]).splitlines())
+    cand, ref = result["candidate"], result["reference"]
+    return f"""<p class="big">Verdict: {_badge(result['verdict'])} &nbsp; log10 p = {_fmt_p(result['log10_p'])}</p>
+<p>Candidate <code>{txt(cand['path'])}</code> ({txt(cand['model_type'])},
+{cand['parameters']:,} parameters) against reference <code>{txt(ref['path'])}</code>
+({txt(ref['model_type'])}, {ref['parameters']:,} parameters).</p>
+<{h}>In plain words</{h}>{summary}
+<p class=note>Rule: {txt(result['rule'])}. Thresholds: {esc('; '.join(map(str, result['thresholds'].values())))}.
 Null hypothesis: the models were initialised independently.</p>
-<h2>Components</h2>
+<{h}>Components</{h}>
 {_table(comp_rows, ["component", "verdict", "log10 p", "layer map (candidate←reference)", "no evidence",
                     "identical tensors", "units matched", "rule"])}
-<p>Identical tensors overall: {ident['identical']} of {ident['candidate_tensors']}
-({ident['bit_identical']} bit for bit).</p>
-<h2>Reuse by stack</h2>{reuse_html}
-<h2>Residual basis</h2>{align_html}
-<h2 id="evidence">Layer-by-layer evidence</h2>
+<p>Identical tensors overall: {txt(ident['identical'])} of {txt(ident['candidate_tensors'])}
+({txt(ident['bit_identical'])} bit for bit).</p>
+<{h}>Reuse by stack</{h}>{reuse_html}
+<{h}>Residual basis</{h}>{align_html}
+<{h} id="evidence">Layer-by-layer evidence</{h}>
 <p class=note>Each cell is −log10 p of the hidden-unit test for a candidate layer against a reference layer;
 outlined cells are the layer map (monotone runs; a depth-upscaled model restarts a run).</p>
 {heatmaps or "<p>No layered component was tested.</p>"}
-<h2>Tokenizer (separate finding)</h2>{tok_html}
-<h2>Architecture (separate finding)</h2>{arch_html}
-<h2>Naive statistics</h2>{naive_html}
-</body></html>
-"""
+<{h}>Tokenizer (separate finding)</{h}>{tok_html}
+<{h}>Architecture (separate finding)</{h}>{arch_html}
+<{h}>Naive statistics</{h}>{naive_html}"""

@@ -854,6 +854,12 @@ def _plot_markup(view: dict) -> dict[str, Markup | None]:
     return {"points": Markup(points), "robustness": Markup(robustness) if robustness else None}
 
 
+def plot_markup(view: dict) -> dict[str, Markup | None]:
+    """The report's charts for a view from `build_view` ("points" and "robustness", the latter None when nothing
+    was computed), as inline SVG that is safe to embed in another page (the web's stage page shows them)."""
+    return _plot_markup(view)
+
+
 def _points_rows(view: dict) -> list[dict]:
     rows = []
     for team, row in zip(view["_teams"], view["leaderboard"], strict=True):
