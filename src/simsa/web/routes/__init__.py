@@ -6,7 +6,7 @@ from importlib import import_module
 
 from fastapi import APIRouter
 
-AREAS = ("signin", "public", "team", "admin", "api")
+AREAS = ("signin", "public", "team", "admin", "account", "api")
 
 
 def all_routers() -> list[APIRouter]:

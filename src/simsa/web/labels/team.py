@@ -1,0 +1,37 @@
+"""A participating team's own pages."""
+
+from __future__ import annotations
+
+LABELS: dict[str, tuple[str, str]] = {
+    "tm_title": ("My team", "우리 팀"),
+    "tm_not_loaded": ("Your programme is not loaded yet; ask the secretariat.",
+                      "소속 사업이 아직 등록되지 않았습니다. 사무국에 문의하십시오."),
+    "tm_undecided": ("Not decided yet.", "아직 결정되지 않았습니다."),
+    "tm_decision_line": ("Decision {id}, made {when}.", "결정 {id}, {when}."),
+    "tm_public_page": ("all teams (public page)", "전체 팀 (공개 페이지)"),
+    "tm_status_advanced": ("advanced", "진출"),
+    "tm_status_eliminated": ("eliminated", "탈락"),
+    "tm_rank_line": ("rank {rank} of {of}, {total} of {max} points", "{of}팀 중 {rank}위, {max}점 만점에 {total}점"),
+    "tm_criterion": ("Criterion", "평가 항목"),
+    "tm_points": ("Points", "점수"),
+    "tm_max": ("Of", "배점"),
+    "tm_raw": ("Raw score", "원점수"),
+    "tm_not_in_decision": ("Your team was not part of this decision.", "이 결정의 대상 팀이 아닙니다."),
+    "tm_appeals": ("Our appeals", "우리 팀의 이의신청"),
+    "tm_appeal_title": ("Appeal {id}", "이의신청 {id}"),
+    "tm_file_appeal": ("File an appeal", "이의신청"),
+    "tm_deadline": ("The appeal window is open until the end of {day} ({zone}).",
+                    "이의신청 기간: {day} ({zone}) 자정까지."),
+    "tm_grounds": ("Grounds", "신청 사유"),
+    "tm_file_button": ("File the appeal", "이의신청 제출"),
+    "tm_window_closed": ("The appeal window closed on {day}.", "이의신청 기간이 {day}에 끝났습니다."),
+    "tm_imported": ("This decision was made by another body; appeals go there.",
+                    "다른 기관이 내린 결정입니다. 이의신청은 해당 기관에 하십시오."),
+    "tm_scores": ("Our recorded scores ({n})", "우리 팀의 기록된 점수 ({n}건)"),
+    "tm_state": ("Status", "상태"),
+    "tm_state_current": ("current", "현재"),
+    "tm_state_superseded": ("superseded", "대체됨"),
+    "tm_state_void": ("voided", "무효"),
+    "tm_resolution": ("Resolution", "처리 결과"),
+    "done_appeal_filed": ("Your appeal is filed.", "이의신청을 접수했습니다."),
+}
