@@ -1,0 +1,562 @@
+"""The public pages of `simsa web` on a live server: programmes, stages with the decision in force and the ones it
+replaced, gate results with their lineage report, the audit log and its verification, and every download; in
+English and Korean; and the attacks a public site meets (markup in every recorded text, SQL and path tricks in every
+parameter, secrets that must never show, a database edited behind the log's back).
+
+One site is built per module (the example programme decided, appealed, corrected and re-decided through the
+services, plus a small programme whose every text is hostile), so the whole file runs in seconds.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import json
+import re
+import shutil
+import sqlite3
+import sys
+import types
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote
+
+import httpx
+import numpy as np
+import pytest
+from sqlalchemy import func, select
+
+from simsa.audit.log import verify
+from simsa.program.loader import load_program, parse_program
+from simsa.report.formats import fmt_points
+from simsa.services import appeals as appeal_service
+from simsa.services import corrections, programs
+from simsa.services import decisions as decision_service
+from simsa.services import gates as gate_service
+from simsa.services import scores as score_service
+from simsa.store.models import Decision, Score
+from simsa.web.i18n import WEB_LABELS
+from web_support import EXAMPLE, FAILING, PASSWORD, PROGRAM, STAGE, LiveSite, record_example_stage
+
+DECIDED = dt.datetime(2026, 1, 15, 9, 0, tzinfo=dt.UTC)
+FILED = dt.datetime(2026, 1, 17, 14, 3, tzinfo=dt.UTC)
+RESOLVED = dt.datetime(2026, 1, 21, 10, 0, tzinfo=dt.UTC)
+GROUNDS = "전문가 평가 점수 한 건이 잘못된 평가표에서 옮겨 적혔습니다."
+RESOLUTION = "Transcription error confirmed; expert score corrected."
+VOID_REASON = "평가자 이해충돌 (user-07)"
+JIRI_EVIDENCE = "weights match a foreign base"  # record_example_stage's evidence for the failing team
+JIRI_LINK = "https://example.org/forensics/jiri"
+
+SCRIPT = "<script>alert(1)</script>"
+IMG = '"><img src=x onerror=alert(1)>'
+HOSTILE = (SCRIPT, IMG)
+ESCAPED = ("&lt;script&gt;alert(1)&lt;/script&gt;", "&#34;&gt;&lt;img src=x onerror=alert(1)&gt;")
+FORMULAS = ('=HYPERLINK("http://evil.example","x")', "+1+1", "-2+3", "@SUM(A1:A9)")
+BAD_LINK = "javascript:alert(1)"
+QUOTED_LINK = 'https://evil.example/?q="><script>alert(1)</script>'
+XSS_KEY = "xss-prog"
+ATTACKS = ("' OR 1=1 --", "../../etc/passwd", "1; DROP TABLE scores", "%00", "99999999999999999999999")
+
+
+def xss_program() -> str:
+    """A small programme whose every free text is hostile markup."""
+    def team(tid: str, name: str, member: str) -> str:
+        return (f'[[teams]]\nid = "{tid}"\nname = {json.dumps(name)}\nname_ko = {json.dumps(IMG)}\n'
+                f'members = [{json.dumps(member)}]\nmodels = [{json.dumps(SCRIPT)}]\nlicence = "mit"\n')
+
+    return f"""
+[program]
+id = "{XSS_KEY}"
+name = {json.dumps(SCRIPT)}
+name_ko = {json.dumps(IMG)}
+organiser = {json.dumps(IMG)}
+description = {json.dumps(SCRIPT)}
+timezone = "Asia/Seoul"
+
+{team("alpha", SCRIPT, IMG)}
+{team("beta", IMG, SCRIPT)}
+{team("gamma", "=cmd|' /C calc'!A0", "@evil")}
+
+[[stages]]
+id = "s1"
+name = {json.dumps(SCRIPT)}
+name_ko = {json.dumps(IMG)}
+start = 2026-01-01
+end = 2026-02-01
+appeal_days = 10
+tie_breakers = ["team_order"]
+
+[stages.elimination]
+advance_best = 2
+
+[stages.robustness]
+draws = 50
+seed = 7
+
+[[stages.criteria]]
+id = "bench"
+name = {json.dumps(SCRIPT)}
+name_ko = {json.dumps(IMG)}
+points = 100
+source = "bench:main"
+
+[[stages.gates]]
+id = "originality"
+name = {json.dumps(IMG)}
+kind = "recorded"
+description = {json.dumps(SCRIPT)}
+"""
+
+
+@dataclass(frozen=True)
+class Site:
+    live: LiveSite
+    client: httpx.Client
+    db_path: Path
+    admin_token: str
+    lineage: dict
+
+
+def _lineage_result(root: Path) -> dict:
+    """A real `lineage compare` result of two tiny Llama checkpoints (one a fine-tune of the other)."""
+    from safetensors.numpy import save_file
+
+    from simsa.lineage.compare import compare_paths  # scipy: loaded when the site is built, not on collection
+    from simsa.lineage.correspondence import SamplingSettings
+
+    d, f, v, layers = 32, 64, 64, 2
+    config = {"model_type": "llama", "hidden_size": d, "intermediate_size": f, "num_hidden_layers": layers,
+              "num_attention_heads": 4, "num_key_value_heads": 4, "vocab_size": v, "rms_norm_eps": 1e-6,
+              "architectures": ["LlamaForCausalLM"]}
+    rng = np.random.default_rng(3)
+    base = {"model.embed_tokens.weight": rng.normal(0, 0.02, (v, d)), "model.norm.weight": 1 + rng.normal(0, 0.05, d),
+            "lm_head.weight": rng.normal(0, 0.02, (v, d))}
+    for i in range(layers):
+        p = f"model.layers.{i}"
+        base |= {f"{p}.self_attn.{m}_proj.weight": rng.normal(0, 0.02, (d, d)) for m in "qkvo"}
+        base |= {f"{p}.mlp.gate_proj.weight": rng.normal(0, 0.02, (f, d)),
+                 f"{p}.mlp.up_proj.weight": rng.normal(0, 0.02, (f, d)),
+                 f"{p}.mlp.down_proj.weight": rng.normal(0, 0.02, (d, f)),
+                 f"{p}.input_layernorm.weight": 1 + rng.normal(0, 0.05, d),
+                 f"{p}.post_attention_layernorm.weight": 1 + rng.normal(0, 0.05, d)}
+    noise = np.random.default_rng(9)
+    tuned = {k: w + noise.normal(0, 0.004, w.shape) for k, w in base.items()}
+    paths = []
+    for name, tensors in (("candidate", tuned), ("reference", base)):
+        path = root / name
+        path.mkdir()
+        save_file({k: np.asarray(w, np.float32) for k, w in tensors.items()}, str(path / "model.safetensors"))
+        (path / "config.json").write_text(json.dumps(config), encoding="utf-8")
+        paths.append(path)
+    result = compare_paths(paths[0], paths[1], settings=SamplingSettings(draws=8))
+    result["candidate"]["path"] = f"jiri/{SCRIPT}"  # a hostile path must come back escaped in the lineage section
+    return result
+
+
+def _build(store, work: Path) -> None:  # type: ignore[no-untyped-def]
+    """The example stage decided, appealed (upheld after a correction and a void), and the hostile programme."""
+    first = record_example_stage(store, work, decide_at=DECIDED)
+    assert first is not None
+    loaded = load_program(EXAMPLE)
+    cut_on_points = next(c["team"] for c in first["robustness"]["cuts"] if c["cause"] == "points")
+    with store.session() as s:
+        appeal_id = appeal_service.file(s, loaded, STAGE, cut_on_points, GROUNDS, "test", FILED).id
+    with store.session() as s:
+        version, _ = programs.register(s, loaded, "test")
+        correction = score_service.ScoreInput(stage=STAGE, team=cut_on_points, source="panel:expert", value=95.0,
+                                              rater="expert-01", note="corrected transcription")
+        score_service.add(s, version, loaded.program, [correction], "test")
+        conflicted = next(r for r in score_service.history(s, PROGRAM, STAGE, FAILING)
+                          if r.source == "panel:user" and r.rater == "user-07")
+        corrections.void_score(s, PROGRAM, conflicted.id, VOID_REASON, "test")
+    with store.session() as s:
+        appeal_service.resolve(s, loaded, appeal_id, True, RESOLUTION, "test", RESOLVED)
+
+    hostile = parse_program(xss_program(), "xss.toml")
+    with store.session() as s:
+        version, _ = programs.register(s, hostile, SCRIPT)
+        items = [score_service.ScoreInput(stage="s1", team=t, source="bench:main", value=v, stderr=0.01,
+                                          run_id=FORMULAS[i], evidence=SCRIPT, note=FORMULAS[(i + 1) % 4])
+                 for i, (t, v) in enumerate((("alpha", 0.8), ("beta", 0.6), ("gamma", 0.4)))]
+        score_service.add(s, version, hostile.program, items, IMG)
+        for team, link in (("alpha", BAD_LINK), ("beta", QUOTED_LINK), ("gamma", None)):
+            gate_service.record(s, version, hostile.program, stage_id="s1", team_id=team, gate_id="originality",
+                                passed=team != "beta", evidence=f"{SCRIPT} {IMG}", link=link, actor=SCRIPT)
+    with store.session() as s:
+        decision_service.decide_and_store(s, hostile, "s1", IMG, at=DECIDED)
+    with store.session() as s:
+        appeal = appeal_service.file(s, hostile, "s1", "beta", f"{SCRIPT}\n{IMG}", SCRIPT, FILED)
+        appeal_id = appeal.id
+    with store.session() as s:
+        appeal_service.resolve(s, hostile, appeal_id, False, IMG, SCRIPT, RESOLVED)
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+    work = tmp_path_factory.mktemp("web-public")
+    db_path = work / "simsa.db"
+    live = LiveSite(f"sqlite:///{db_path}").start()
+    lineage = _lineage_result(work)
+    monkey = pytest.MonkeyPatch()
+    try:
+        assert live.store is not None
+        _build(live.store, work)
+        live.account("secretariat", "admin")
+        token = live.api_token("secretariat")
+
+        def lineage_for_gate(session, program_key, stage, team, gate):  # type: ignore[no-untyped-def]
+            if (program_key, stage, team, gate) == (PROGRAM, STAGE, FAILING, "originality"):
+                return lineage
+            if (program_key, stage, team, gate) == (PROGRAM, STAGE, "halla", "originality"):
+                return {"schema": "simsa.lineage.compare/1", "verdict": SCRIPT}  # unreadable as a report
+            return None
+
+        try:  # where evidence documents are kept, the attached lineage comparison is looked up
+            import simsa.services.evidence_docs as evidence_docs  # type: ignore[import-not-found,unused-ignore]
+
+            monkey.setattr(evidence_docs, "lineage_for_gate", lineage_for_gate)
+        except ImportError:
+            fake = types.ModuleType("simsa.services.evidence_docs")
+            fake.lineage_for_gate = lineage_for_gate  # type: ignore[attr-defined]
+            monkey.setitem(sys.modules, "simsa.services.evidence_docs", fake)
+        with live.client() as client:
+            yield Site(live=live, client=client, db_path=db_path, admin_token=token, lineage=lineage)
+    finally:
+        monkey.undo()
+        live.stop()
+
+
+def get(site: Site, path: str, status: int = 200, **params: str) -> httpx.Response:
+    response = site.client.get(path, params=params or None)
+    assert response.status_code == status, (path, params, response.status_code, response.text[:500])
+    return response
+
+
+def decision_in_force(site: Site, key: str = PROGRAM, stage: str = STAGE) -> Decision:
+    assert site.live.store is not None
+    with site.live.store.session(readonly=True) as s:
+        row = decision_service.effective(s, key, stage)
+        assert row is not None
+        s.expunge(row)
+        return row
+
+
+def page_paths(key: str, stage: str, team: str, first_decision: int) -> list[str]:
+    base = f"/programs/{key}/stages/{stage}"
+    return ["/", f"/programs/{key}", base, f"{base}/decisions/{first_decision}", f"{base}/gates/{team}/originality",
+            "/audit", "/audit/1", "/audit/verify"]
+
+
+# ---------------------------------------------------------------- pages show the right data
+
+
+def test_start_page_lists_programmes(site: Site) -> None:
+    page = get(site, "/", lang="en").text
+    assert f'href="/programs/{PROGRAM}"' in page and f'href="/programs/{XSS_KEY}"' in page
+    assert "Sovereign AI Foundation Model Programme (example)" in page
+    for name in ("Team Baekdu", "Team Halla", "Team Jiri", "Team Seorak", "Team Taebaek"):
+        assert name in page
+    assert "독자 AI 파운데이션 모델 프로젝트 (예시)" in get(site, "/", lang="ko").text
+
+
+def test_empty_store_says_how_to_load(tmp_path: Path) -> None:
+    live = LiveSite(f"sqlite:///{tmp_path / 'empty.db'}").start()
+    try:
+        with live.client() as client:
+            page = client.get("/", params={"lang": "en"})
+            assert page.status_code == 200
+            assert "No programme is loaded yet" in page.text and "simsa program load" in page.text
+    finally:
+        live.stop()
+
+
+def test_programme_overview(site: Site) -> None:
+    page = get(site, f"/programs/{PROGRAM}", lang="en").text
+    assert "Asia/Seoul" in page and "Baekdu Cloud" in page and "Jiri Telecom" in page  # consortium members
+    assert f'href="/programs/{PROGRAM}/stages/{STAGE}"' in page and 'href="/programs/k-ai-2026/stages/stage-2"' in page
+    in_force = decision_in_force(site)
+    assert f"decision #{in_force.id}" in page and "not decided" in page
+    advanced = len(json.loads(in_force.body)["advanced"])
+    assert f"{advanced} advanced" in page
+    assert site.live.store is not None
+    with site.live.store.session(readonly=True) as s:
+        from simsa.services.program_versions import list_versions
+
+        versions = list_versions(s, PROGRAM)
+    for v in versions:
+        assert v.sha256 in page and f'href="/programs/{PROGRAM}/versions/{v.id}.toml"' in page
+        text = get(site, f"/programs/{PROGRAM}/versions/{v.id}.toml")
+        assert text.text == EXAMPLE.read_text(encoding="utf-8")
+        assert text.headers["content-type"].startswith("application/toml")
+        assert "attachment" in text.headers["content-disposition"] and PROGRAM in text.headers["content-disposition"]
+
+
+def test_stage_page_shows_the_decision_in_force(site: Site) -> None:
+    row = decision_in_force(site)
+    body = json.loads(row.body)
+    assert row.supersedes_id is not None  # the upheld appeal re-decided
+    page = get(site, f"/programs/{PROGRAM}/stages/{STAGE}", lang="en").text
+    for team in body["teams"]:
+        assert team["name"] in page and fmt_points(team["total"]) in page
+    assert JIRI_EVIDENCE in page
+    assert f'<a href="{JIRI_LINK}" rel="noopener noreferrer nofollow">{JIRI_LINK}</a>' in page
+    assert f'href="/programs/{PROGRAM}/stages/{STAGE}/gates/{FAILING}/originality"' in page
+    assert GROUNDS in page and RESOLUTION in page  # the appeal
+    assert VOID_REASON in page  # voided records
+    assert f'href="/programs/{PROGRAM}/stages/{STAGE}/decisions/{row.supersedes_id}"' in page  # history
+    assert page.count("<svg") >= 2  # the points and robustness charts, inline
+    assert "Example data" in page  # the example-data notice
+    if body["robustness"]["fragile"]:
+        assert "Fragile decision" in page
+    for link in ("report.html", "report.md", "report.json", "decision.json", "scores.csv"):
+        assert f'href="/programs/{PROGRAM}/stages/{STAGE}/{link}"' in page
+    assert "2026-01-21 19:00 KST" in page  # the re-decision's time in the programme's zone
+
+
+def test_past_decision_is_marked_superseded(site: Site) -> None:
+    row = decision_in_force(site)
+    first = row.supersedes_id
+    page = get(site, f"/programs/{PROGRAM}/stages/{STAGE}/decisions/{first}", lang="en").text
+    assert f"Decision #{first} (superseded)" in page and f"decision #{row.id} superseded it" in page
+    assert f'href="/programs/{PROGRAM}/stages/{STAGE}/decisions/{row.id}"' in page
+    assert f"report.html?id={first}" in page and f"decision.json?id={first}" in page
+    current = get(site, f"/programs/{PROGRAM}/stages/{STAGE}/decisions/{row.id}", lang="en").text
+    assert "(superseded)" not in current and "Decision in force" in current
+
+
+def test_undecided_stage_shows_its_status(site: Site) -> None:
+    page = get(site, f"/programs/{PROGRAM}/stages/stage-2", lang="en").text
+    assert "Not decided yet" in page and "The stage cannot be decided yet" in page
+    assert "missing score" in page and "Team Gaya" in page
+    assert 'href="/programs/k-ai-2026/stages/stage-2/scores.csv"' in page and "decision.json" not in page
+
+
+def test_gate_page_with_history_and_lineage_report(site: Site) -> None:
+    path = f"/programs/{PROGRAM}/stages/{STAGE}/gates/{FAILING}/originality"
+    page = get(site, path, lang="en").text
+    assert JIRI_EVIDENCE in page and f'href="{JIRI_LINK}"' in page
+    assert "Recorded by" in page and "Failed" in page
+    assert "Lineage report" in page and "Layer-by-layer evidence" in page and "<svg" in page
+    assert "&lt;script&gt;" in page and SCRIPT not in page  # the hostile candidate path, escaped
+    download = get(site, path + "/lineage.json")
+    assert download.headers["content-type"] == "application/json"
+    assert json.loads(download.content) == site.lineage
+    other = get(site, f"/programs/{PROGRAM}/stages/{STAGE}/gates/baekdu/originality", lang="en").text
+    assert "Lineage report" not in other and "independent of every registered reference" in other
+    get(site, f"/programs/{PROGRAM}/stages/{STAGE}/gates/baekdu/originality/lineage.json", status=404)
+    broken = get(site, f"/programs/{PROGRAM}/stages/{STAGE}/gates/halla/originality", lang="en").text
+    assert "cannot be shown as a report" in broken and "lineage.json" in broken and SCRIPT not in broken
+    computed = get(site, f"/programs/{PROGRAM}/stages/{STAGE}/gates/halla/licence", lang="en").text
+    assert "computed from the programme file" in computed and "In the decision in force" in computed
+
+
+def test_audit_log_pages_and_filters(site: Site) -> None:
+    assert site.live.store is not None
+    with site.live.store.session(readonly=True) as s:
+        result = verify(s)
+    page = get(site, "/audit", lang="en").text
+    assert f'href="/audit/{result.entries}"' in page and f'href="/audit/{result.entries - 49}"' in page
+    assert f'href="/audit/{result.entries - 50}"' not in page  # 50 per page, newest first
+    assert "page=2" in page
+    second = get(site, "/audit", page="2", lang="en").text
+    assert f'href="/audit/{result.entries - 50}"' in second
+    only = get(site, "/audit", action="appeal.", lang="en").text
+    assert only.count("<code>appeal.file</code>") == 2 and "<code>score.add</code>" not in only
+    by_actor = get(site, "/audit", actor="secretariat", lang="en").text
+    assert "No entry matches" in by_actor  # the admin was made by "test"
+    entry = get(site, "/audit/1", lang="en").text
+    assert "program.load" in entry and 'href="/audit/2"' in entry and "&#34;program_key&#34;" in entry
+    get(site, f"/audit/{result.entries + 1}", status=404)
+    get(site, "/audit", page=str(10**6), status=404)
+    get(site, "/audit", page="0", status=400)
+
+
+def test_audit_verify_page_shows_the_head(site: Site) -> None:
+    assert site.live.store is not None
+    with site.live.store.session(readonly=True) as s:
+        result = verify(s)
+    page = get(site, "/audit/verify", lang="en").text
+    assert result.ok and "OK — the log is intact" in page
+    assert f'<dd class="hash" id="head">{result.head}</dd>' in page and f"<dd>{result.entries}</dd>" in page
+    assert "schema version" in page  # says what was checked
+
+
+def test_languages_and_no_missing_labels(site: Site) -> None:
+    row = decision_in_force(site)
+    paths = [*page_paths(PROGRAM, STAGE, FAILING, row.supersedes_id or row.id), f"/programs/{PROGRAM}/stages/stage-2",
+             f"/programs/{PROGRAM}/stages/{STAGE}/gates/halla/licence"]
+    for path in paths:
+        ko = get(site, path, lang="ko").text
+        en = get(site, path, lang="en").text
+        assert '<html lang="ko">' in ko and '<html lang="en">' in en
+        assert "감사 기록" in ko and "Audit log" in en  # the frame
+        assert f'href="{path}?lang=en"' in ko  # the language switch keeps the page
+    stage_ko = get(site, f"/programs/{PROGRAM}/stages/{STAGE}", lang="ko").text
+    stage_en = get(site, f"/programs/{PROGRAM}/stages/{STAGE}", lang="en").text
+    assert WEB_LABELS["leaderboard"][1] in stage_ko and WEB_LABELS["leaderboard"][0] not in stage_ko
+    assert "Leaderboard" in stage_en and "백두팀" in stage_ko and "Team Baekdu" in stage_en
+    assert "내려받기" in stage_ko
+
+
+def test_every_label_the_templates_name_exists() -> None:
+    templates = Path(__file__).resolve().parent.parent / "src" / "simsa" / "web" / "templates"
+    used = set()
+    for path in templates.glob("public_*.html.j2"):
+        used |= set(re.findall(r"""\bt\(["']([a-z0-9_]+)["']\s*[,)]""", path.read_text(encoding="utf-8")))
+    assert len(used) > 60
+    used |= {f"pub_gate_kind_{kind}" for kind in ("recorded", "min_score", "licence")}  # named from data
+    assert sorted(k for k in used if k not in WEB_LABELS) == []
+    assert all(WEB_LABELS[k][0] and WEB_LABELS[k][1] for k in used)
+
+
+# ---------------------------------------------------------------- downloads
+
+
+def test_downloads_bytes(site: Site) -> None:
+    base = f"/programs/{PROGRAM}/stages/{STAGE}"
+    row = decision_in_force(site)
+    decision = get(site, f"{base}/decision.json")
+    assert decision.content == row.body.encode("utf-8")
+    assert decision.headers["content-type"] == "application/json"
+    assert f'filename="{PROGRAM}-{STAGE}-decision-{row.id}.json"' in decision.headers["content-disposition"]
+    assert site.live.store is not None
+    with site.live.store.session(readonly=True) as s:
+        first = s.get(Decision, row.supersedes_id)
+        assert first is not None
+        assert get(site, f"{base}/decision.json", id=str(first.id)).content == first.body.encode("utf-8")
+        score_rows = s.execute(select(Score).where(Score.program_key == PROGRAM, Score.stage_id == STAGE)
+                               .order_by(Score.id)).scalars().all()
+        rows_count = s.execute(select(func.count()).select_from(Score)
+                               .where(Score.program_key == PROGRAM, Score.stage_id == STAGE)).scalar_one()
+    report = json.loads(get(site, f"{base}/report.json").content)
+    assert report["schema"] == "simsa.report/1" and report["decision"]["decision_id"] == row.id
+    assert report["history"][0]["decision_id"] == row.supersedes_id and report["appeals"][0]["grounds"] == GROUNDS
+    html = get(site, f"{base}/report.html", lang="ko")
+    assert html.headers["content-type"].startswith("text/html") and "attachment" in html.headers["content-disposition"]
+    assert "순위표" in html.text and "Leaderboard" not in html.text
+    md = get(site, f"{base}/report.md")
+    assert md.headers["content-type"].startswith("text/markdown") and "## Leaderboard" in md.text
+    assert "-both.md" in md.headers["content-disposition"]
+    old = json.loads(get(site, f"{base}/report.json", id=str(row.supersedes_id)).content)
+    assert old["decision"]["decision_id"] == row.supersedes_id
+    get(site, f"{base}/report.pdf", status=404)
+    get(site, f"{base}/report.html", status=400, lang="fr")
+
+    scores = get(site, f"{base}/scores.csv")
+    assert scores.headers["content-type"].startswith("text/csv")
+    table = list(csv.DictReader(io.StringIO(scores.content.decode("utf-8-sig"))))
+    assert len(table) == rows_count == len(score_rows)
+    assert [int(r["id"]) for r in table] == [r.id for r in score_rows]
+    assert list(table[0]) == ["id", "stage", "team", "source", "rater", "value", "stderr", "run_id", "evidence",
+                              "note", "example", "recorded_at_utc", "recorded_by", "supersedes", "voided", "reason",
+                              "batch", "current"]
+    voided = [r for r in table if r["voided"] == "true"]
+    assert len(voided) == 1 and voided[0]["reason"] == VOID_REASON and voided[0]["supersedes"]
+    assert sum(1 for r in table if r["supersedes"]) == 2  # the correction and the void
+    assert all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", r["recorded_at_utc"]) for r in table)
+
+    export = json.loads(get(site, "/audit/export.json").content)
+    with site.live.store.session(readonly=True) as s:
+        assert export["head"] == verify(s).head
+
+
+# ---------------------------------------------------------------- attacks
+
+
+def test_hostile_text_comes_back_escaped_everywhere(site: Site) -> None:
+    row = decision_in_force(site, XSS_KEY, "s1")
+    base = f"/programs/{XSS_KEY}/stages/s1"
+    paths = [*page_paths(XSS_KEY, "s1", "alpha", row.id), f"{base}/gates/beta/originality",
+             f"{base}/gates/gamma/originality"]
+    assert site.live.store is not None
+    with site.live.store.session(readonly=True) as s:
+        entries = verify(s).entries
+    paths += [f"/audit/{n}" for n in range(1, entries + 1) if n % 7 == 0 or n > entries - 30]
+    for lang in ("en", "ko"):
+        for path in paths:
+            page = get(site, path, lang=lang).text
+            for raw in HOSTILE:
+                assert raw not in page, (path, raw)
+            assert "<img" not in page
+    stage_page = get(site, base, lang="en").text
+    for escaped in ESCAPED:
+        assert escaped in stage_page
+    assert 'href="javascript:' not in stage_page and BAD_LINK in stage_page  # shown, never linked
+    assert 'href="https://evil.example/?q=&#34;&gt;&lt;script&gt;alert(1)&lt;/script&gt;"' in stage_page
+    audit_page = get(site, "/audit", actor=SCRIPT, lang="en").text
+    assert ESCAPED[0] in audit_page and SCRIPT not in audit_page and "gate.record" in audit_page
+    report = get(site, f"{base}/report.html").text
+    assert SCRIPT not in report and "<img" not in report
+
+
+def test_csv_cells_cannot_run_as_formulas(site: Site) -> None:
+    content = get(site, f"/programs/{XSS_KEY}/stages/s1/scores.csv").content.decode("utf-8-sig")
+    table = list(csv.DictReader(io.StringIO(content)))
+    assert len(table) == 3
+    cells = [r[k] for r in table for k in ("run_id", "note", "evidence", "recorded_by")]
+    for formula in FORMULAS:
+        assert "'" + formula in cells and formula not in cells
+    assert all(not c.startswith(("=", "+", "-", "@")) for c in cells)
+    assert all(r["evidence"] == SCRIPT for r in table)  # CSV is data, not HTML: kept as recorded
+    assert [r["value"] for r in table] == ["0.8", "0.6", "0.4"]  # numbers stay numbers
+
+
+def test_sql_and_path_tricks_in_every_parameter(site: Site) -> None:
+    row = decision_in_force(site)
+    base = f"/programs/{PROGRAM}/stages/{STAGE}"
+    for attack in ATTACKS:
+        a = quote(attack, safe="")
+        paths = [f"/programs/{a}", f"/programs/{a}/stages/{STAGE}", f"/programs/{PROGRAM}/stages/{a}",
+                 f"{base}/decisions/{a}", f"{base}/gates/{a}/originality", f"{base}/gates/{FAILING}/{a}",
+                 f"{base}/gates/{a}/originality/lineage.json", f"/audit/{a}", f"/programs/{PROGRAM}/versions/{a}.toml",
+                 f"{base}/report.{a}", f"/programs/{a}/stages/{STAGE}/decision.json",
+                 f"/programs/{PROGRAM}/stages/{a}/scores.csv", f"{base}/decision.json?id={a}",
+                 f"{base}/report.html?id={a}", f"{base}/report.json?lang={a}", f"/audit?page={a}"]
+        if not attack.isdigit():  # digits could start an action's name: that filter just matches nothing
+            paths.append(f"/audit?action={a}")
+        for path in paths:
+            response = site.client.get(path)
+            assert response.status_code in (400, 404), (path, response.status_code, response.text[:300])
+            assert "Team Baekdu" not in response.text and "root:" not in response.text
+        filtered = site.client.get(f"/audit?actor={a}")  # a free-text filter: no entry has that actor
+        assert filtered.status_code == 200 and "No entry matches" in filtered.text
+        assert site.client.get(f"/?lang={a}").status_code == 200  # an unknown language is ignored
+    # an id of the right shape that belongs elsewhere is not found either
+    get(site, f"/programs/{PROGRAM}/stages/stage-2/decisions/{row.id}", status=404)
+    get(site, f"/programs/{PROGRAM}/stages/stage-2/decision.json", status=404)
+    get(site, f"/programs/{XSS_KEY}/versions/1.toml", status=404)
+    get(site, f"/programs/{PROGRAM}/stages/stage-9", status=404)
+    get(site, "/programs/src", status=404)  # a directory next to the server is never read as a programme
+    get(site, "/programs/pyproject.toml", status=404)
+
+
+def test_no_secret_on_any_page(site: Site) -> None:
+    row = decision_in_force(site)
+    paths = [*page_paths(PROGRAM, STAGE, FAILING, row.id), "/audit/export.json", "/audit?page=1&action=token."]
+    assert site.live.store is not None
+    with site.live.store.session(readonly=True) as s:
+        entries = verify(s).entries
+    paths += [f"/audit/{n}" for n in range(entries - 3, entries + 1)]
+    for path in paths:
+        text = site.client.get(path).text
+        assert "$argon2" not in text and site.admin_token not in text and PASSWORD not in text, path
+
+
+def test_audit_verify_fails_after_an_edit_behind_the_log(site: Site, tmp_path: Path) -> None:
+    copy = tmp_path / "tampered.db"
+    shutil.copyfile(site.db_path, copy)
+    with sqlite3.connect(copy) as conn:
+        score_id = conn.execute("SELECT min(id) FROM scores WHERE program_key = ?", (PROGRAM,)).fetchone()[0]
+        conn.execute("UPDATE scores SET value = value + 7 WHERE id = ?", (score_id,))
+    live = LiveSite(f"sqlite:///{copy}").start()
+    try:
+        with live.client() as client:
+            page = client.get("/audit/verify", params={"lang": "en"})
+            assert page.status_code == 200
+            assert "FAILED" in page.text and "OK —" not in page.text
+            assert "<td>scores</td>" in page.text and f"<td>{score_id}</td>" in page.text
+            assert client.get("/audit/verify", params={"lang": "ko"}).text.count("실패") >= 1
+    finally:
+        live.stop()
