@@ -51,8 +51,10 @@ def write_session(request: Request) -> Iterator[Session]:
         yield session
 
 
-ReadSession = Annotated[Session, Depends(read_session)]
-WriteSession = Annotated[Session, Depends(write_session)]
+# scope="function": the transaction ends when the route returns, before the response is sent, so a redirect's
+# target sees what was written and a failed commit is never answered as a success.
+ReadSession = Annotated[Session, Depends(read_session, scope="function")]
+WriteSession = Annotated[Session, Depends(write_session, scope="function")]
 
 
 @dataclass(frozen=True)

@@ -8,14 +8,14 @@ from __future__ import annotations
 from contextlib import AbstractContextManager
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Form, Path, Request
+from fastapi import APIRouter, Form, Path, Request
 from fastapi.responses import Response
 from sqlalchemy.orm import Session
 
 from simsa import accounts
 from simsa.errors import InputError, SimsaError
 from simsa.services import web_forms
-from simsa.web.deps import ReadSession, Refused, SignedIn, Viewer, check_csrf, store, write_session
+from simsa.web.deps import ReadSession, Refused, SignedIn, Viewer, WriteSession, check_csrf, store
 from simsa.web.render import page, redirect
 
 router = APIRouter(prefix="/account", include_in_schema=False)
@@ -25,10 +25,7 @@ Short = Annotated[str, Form(max_length=200)]
 Secret = Annotated[str, Form(max_length=1000)]
 Csrf = Annotated[str | None, Form(max_length=200)]
 RowId = Annotated[int, Path(ge=1, le=2**31 - 1)]  # a database id (larger would overflow PostgreSQL's integer)
-# A form's write transaction, committed before the response goes out: the page a redirect leads to must show what
-# was written, and a failed commit must not have been answered as a success. (`deps.WriteSession` ends after the
-# response is sent, FastAPI's default for dependencies with yield.)
-FormWrite = Annotated[Session, Depends(write_session, scope="function")]
+FormWrite = WriteSession  # committed before the response goes out (see deps)
 
 
 def form_post(request: Request, who: Viewer, csrf_token: str | None) -> None:
