@@ -499,3 +499,15 @@ def test_a_database_made_before_accounts_upgrades_and_signs_in(db_url: str) -> N
                                f"created_by) VALUES ({values}, :t, 'x')"), {"t": T0})
     finally:
         store.dispose()
+
+
+def test_changing_a_password_signs_out_every_other_session(store: Store) -> None:
+    kim = _member(store)
+    with store.session() as s:
+        here, _ = accounts.open_session(s, kim.id, now=T0)
+        elsewhere, _ = accounts.open_session(s, kim.id, now=T0)
+    with store.session() as s:
+        accounts.change_password(s, kim.id, PASSWORD, "a brand new password", now=T0, keep_session=here)
+    with store.session(readonly=True) as s:
+        assert accounts.session_info(s, here, now=T0) is not None
+        assert accounts.session_info(s, elsewhere, now=T0) is None

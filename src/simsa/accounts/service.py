@@ -361,8 +361,10 @@ def authenticate(session: Session, username: str, password: str, *, now: dt.date
     return LoginOutcome(_view(row), None)
 
 
-def change_password(session: Session, account_id: int, old: str, new: str, *, now: dt.datetime | None = None) -> None:
-    """Replace a password, given the current one."""
+def change_password(session: Session, account_id: int, old: str, new: str, *, now: dt.datetime | None = None,
+                    keep_session: str | None = None) -> None:
+    """Replace a password, given the current one. Every other signed-in session of the account ends (whoever knew
+    the old password is signed out); `keep_session` is the plain token of the session making the change."""
     when = _now(now)
     row = _account(session, account_id)
     if row.password_hash is None or not passwords.verify_password(row.password_hash, old):
@@ -371,6 +373,10 @@ def change_password(session: Session, account_id: int, old: str, new: str, *, no
         raise InputError("the new password is the same as the current one")
     passwords.check_policy(new, row.username)
     row.password_hash = passwords.hash_password(new)
+    ending = delete(WebSession).where(WebSession.account_id == row.id)
+    if keep_session:
+        ending = ending.where(WebSession.token_hash != tokens.token_hash(keep_session))
+    session.execute(ending)
     session.flush()
     _audit(session, row, "account.password", f"account:{row.username}", when)
 

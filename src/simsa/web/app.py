@@ -16,7 +16,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from simsa import __version__
-from simsa.errors import SimsaError
+from simsa.errors import MAX_LISTED_PROBLEMS, SimsaError
 from simsa.store.db import Store
 from simsa.web.deps import Refused
 from simsa.web.settings import WebSettings
@@ -135,7 +135,10 @@ def _errors(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> Response:
-        problems = "; ".join(f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg')}" for e in exc.errors())
+        errors = exc.errors()
+        shown = [f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg')}" for e in errors[:MAX_LISTED_PROBLEMS]]
+        more = f"; and {len(errors) - len(shown)} more" if len(errors) > len(shown) else ""
+        problems = "; ".join(shown)[:4000] + more
         if _is_api(request):
             return _api_error(422, f"invalid request: {problems}")
         return _error_page(request, 422, "error_title", f"invalid request: {problems}")

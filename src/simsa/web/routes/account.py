@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from simsa import accounts
 from simsa.errors import InputError, SimsaError
 from simsa.services import web_forms
-from simsa.web.deps import ReadSession, Refused, SignedIn, Viewer, WriteSession, check_csrf, store
+from simsa.web.deps import SESSION_COOKIE, ReadSession, Refused, SignedIn, Viewer, WriteSession, check_csrf, store
 from simsa.web.render import page, redirect
 
 router = APIRouter(prefix="/account", include_in_schema=False)
@@ -64,7 +64,8 @@ def change_password(request: Request, who: SignedIn, session: FormWrite, old: Se
     try:
         if new != new_again:
             raise InputError("the two new passwords differ")
-        accounts.change_password(session, who.account.id, old, new)
+        accounts.change_password(session, who.account.id, old, new,
+                                 keep_session=request.cookies.get(SESSION_COOKIE))
     except SimsaError as exc:
         with after_refusal(request, session) as reading:
             return _page(request, reading, who, error=str(exc), status_code=400)

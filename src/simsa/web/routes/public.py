@@ -16,6 +16,7 @@ from markupsafe import Markup
 
 from simsa.services import public_views as views
 from simsa.web.deps import ReadSession, ViewerDep
+from simsa.web.heavy import coalesced
 from simsa.web.render import page
 
 router = APIRouter(include_in_schema=False)
@@ -122,7 +123,8 @@ def audit(request: Request, session: ReadSession, who: ViewerDep) -> Response:
 
 @router.get("/audit/verify")
 def audit_verify(request: Request, session: ReadSession, who: ViewerDep) -> Response:
-    return page(request, "public_audit_verify.html.j2", result=views.audit_verification(session))
+    result = coalesced(request, "verify-page", lambda: views.audit_verification(session))
+    return page(request, "public_audit_verify.html.j2", result=result)
 
 
 @router.get("/audit/export.json")
