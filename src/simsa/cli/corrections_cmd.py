@@ -9,7 +9,7 @@ from rich.markup import escape
 
 from simsa.cli.context import STATE
 from simsa.cli.output import console, emit_json
-from simsa.cli.score_cmd import app, gate_app, warn_version_changes
+from simsa.cli.score_cmd import app, gate_app, writing
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
 ProgramArg = Annotated[str, typer.Argument(help="Program file (.toml) or the id of a loaded program.")]
@@ -27,18 +27,15 @@ def void_score(
 ) -> None:
     """Void a score (its key then has no value), or undo a whole import with --batch; nothing is deleted."""
     from simsa.errors import InputError
-    from simsa.services import corrections, programs
+    from simsa.services import corrections
 
     if (score_id is None) == (batch is None):
         raise InputError("give either a SCORE_ID or --batch IMPORT_ID")
     with STATE.store().session() as session:
-        key = programs.resolve(session, program).program.program.id
         if batch is not None:
-            out = corrections.undo_import(session, key, batch, reason, STATE.who()).to_dict()
+            out = corrections.undo_import(session, program, batch, reason, STATE.who()).to_dict()
         else:
-            row = corrections.void_score(session, key, score_id or 0, reason, STATE.who())
-            out = {"id": row.id, "voids": row.supersedes_id, "team": row.team_id, "source": row.source,
-                   "rater": row.rater, "reason": row.reason}
+            out = corrections.void_score(session, program, score_id or 0, reason, STATE.who()).to_dict()
     if as_json:
         emit_json(out)
     elif batch is not None:
@@ -57,13 +54,10 @@ def void_gate(
     as_json: JsonOpt = False,
 ) -> None:
     """Void a gate result: the gate then has no result for the team until a new one is recorded."""
-    from simsa.services import corrections, programs
+    from simsa.services import corrections
 
     with STATE.store().session() as session:
-        key = programs.resolve(session, program).program.program.id
-        row = corrections.void_gate(session, key, result_id, reason, STATE.who())
-        out = {"id": row.id, "voids": row.supersedes_id, "team": row.team_id, "gate": row.gate_id,
-               "reason": row.evidence}
+        out = corrections.void_gate(session, program, result_id, reason, STATE.who()).to_dict()
     if as_json:
         emit_json(out)
     else:
@@ -81,17 +75,13 @@ def import_gates(
     """Import many gate results at once: every row is validated first (all bad rows named); one bad row imports
     nothing. Each result supersedes the team's current result for that gate."""
     from simsa.cli.output import err_console
-    from simsa.services import gate_files, programs
+    from simsa.services import gate_files
 
     parsed = gate_files.read_gate_file(file)
     for notice in parsed.notices:
         err_console.print(f"[yellow]note:[/] {escape(notice)}", highlight=False)
-    with STATE.store().session() as session:
-        loaded = programs.resolve(session, program)
-        version, _ = programs.register(session, loaded, STATE.who())
-        warn_version_changes(session)
-        out = gate_files.import_gates(session, version, loaded.program, parsed.items, STATE.who(),
-                                      source_name=file).to_dict()
+    with writing() as session:
+        out = gate_files.import_gates(session, program, parsed.items, STATE.who(), source_name=file).to_dict()
     out["notices"] = parsed.notices
     if as_json:
         emit_json(out)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -15,8 +17,6 @@ from simsa.cli.output import console, emit_json, notice
 if TYPE_CHECKING:  # the services load SQLAlchemy; commands import them when they run
     from sqlalchemy.orm import Session
 
-    from simsa.store.models import Score
-
 app = typer.Typer(help="Record and import scores (never overwritten: a new score supersedes).", no_args_is_help=True)
 gate_app = typer.Typer(help="Record gate results (e.g. originality) with evidence.", no_args_is_help=True)
 
@@ -24,20 +24,18 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of tab
 ProgramArg = Annotated[str, typer.Argument(help="Program file (.toml) or the id of a loaded program.")]
 
 
-def warn_version_changes(session: Session) -> None:
-    """A program file given to a recording command may be a new version that changes a decided stage's rules."""
+@contextmanager
+def writing() -> Iterator[Session]:
+    """A write session for a recording command. A program file given to it may be a new version that changes a
+    decided stage's rules: the warnings are printed as the session ends, also when the write then failed."""
     from simsa.cli.program_cmd import print_version_warnings
     from simsa.services import programs
 
-    print_version_warnings(programs.session_warnings(session))
-
-
-def score_dict(row: Score) -> dict:
-    return {"id": row.id, "stage": row.stage_id, "team": row.team_id, "source": row.source, "rater": row.rater,
-            "value": row.value, "stderr": row.stderr, "run_id": row.run_id, "evidence": row.evidence,
-            "note": row.note, "example": row.example, "recorded_at": row.recorded_at.isoformat(),
-            "recorded_by": row.recorded_by, "supersedes": row.supersedes_id, "voided": row.voided,
-            "reason": row.reason, "batch_id": row.batch_id}
+    with STATE.store().session() as session:
+        try:
+            yield session
+        finally:
+            print_version_warnings(programs.session_warnings(session))
 
 
 @app.command("add")
@@ -56,23 +54,18 @@ def add(
     as_json: JsonOpt = False,
 ) -> None:
     """Record one score; a score for the same stage/team/source/rater supersedes the current one."""
-    from simsa.services import programs
     from simsa.services import scores as score_service
 
     item = score_service.ScoreInput(stage=stage, team=team, source=source, value=value, stderr=stderr, rater=rater,
                                     run_id=run_id, evidence=evidence, note=note, example=example)
-    with STATE.store().session() as session:
-        loaded = programs.resolve(session, program)
-        version, _ = programs.register(session, loaded, STATE.who())
-        warn_version_changes(session)
-        rows = score_service.add(session, version, loaded.program, [item], STATE.who())
-        out = [score_dict(r) for r in rows]
+    with writing() as session:
+        result = score_service.record(session, program, [item], STATE.who())
     if as_json:
-        emit_json({"recorded": out})
+        emit_json(result.to_dict())
     else:
-        r = out[0]
-        extra = f", supersedes score {r['supersedes']}" if r["supersedes"] else ""
-        console.print(f"[green]✓[/] score {r['id']}: {team} {source} = {value:g}{extra}")
+        r = result.rows[0]
+        extra = f", supersedes score {r.supersedes_id}" if r.supersedes_id else ""
+        console.print(f"[green]✓[/] score {r.id}: {team} {source} = {value:g}{extra}")
 
 
 @app.command("import")
@@ -87,18 +80,14 @@ def import_(
     """Import many scores at once: every row is validated first; one bad row imports nothing.
 
     The import gets a batch id (printed) so it can later be undone (`score void --batch ID`) or replaced."""
-    from simsa.services import corrections, programs
+    from simsa.services import corrections
     from simsa.services.score_files import read_score_file
 
     parsed = read_score_file(file)  # notices (e.g. an encoding converted) go to stderr, and into --json output
     for line in parsed.notices:
         notice(line)
-    items = parsed.items
-    with STATE.store().session() as session:
-        loaded = programs.resolve(session, program)
-        version, _ = programs.register(session, loaded, STATE.who())
-        warn_version_changes(session)
-        result = corrections.import_scores(session, version, loaded.program, items, STATE.who(), source_name=file,
+    with writing() as session:
+        result = corrections.import_scores(session, program, parsed.items, STATE.who(), source_name=file,
                                            replace_batch=replace_batch).to_dict()
     if as_json:
         emit_json({**result, "notices": parsed.notices})
@@ -129,7 +118,7 @@ def list_(
         zone = loaded.program.program.timezone
         rows = score_service.history(session, loaded.program.program.id, stage, team)
         superseded = {r.supersedes_id for r in rows if r.supersedes_id}
-        out = [{**score_dict(r), "current": r.id not in superseded,
+        out = [{**score_service.score_dict(r), "current": r.id not in superseded,
                 "recorded_local": format_local(r.recorded_at, zone)} for r in rows]
     label = "recorded" + (f" ({out[0]['recorded_local'].split()[2]})" if out else "")
     columns = [output.Column("recorded_local", label, text=lambda r: r["recorded_local"][:16], wrap=True)
@@ -174,20 +163,16 @@ def record(
 ) -> None:
     """Record a gate result with its evidence; a new result for the same team and gate supersedes the old."""
     from simsa.services import gates as gate_service
-    from simsa.services import programs
 
-    with STATE.store().session() as session:
-        loaded = programs.resolve(session, program)
-        version, _ = programs.register(session, loaded, STATE.who())
-        warn_version_changes(session)
-        row = gate_service.record(session, version, loaded.program, stage_id=stage, team_id=team, gate_id=gate,
-                                  passed=passed, evidence=evidence, link=link, actor=STATE.who(), example=example)
-        out = {"id": row.id, "stage": stage, "team": team, "gate": gate, "passed": passed,
-               "evidence": row.evidence, "link": link, "supersedes": row.supersedes_id}
+    with writing() as session:
+        result = gate_service.record_result(session, program, stage_id=stage, team_id=team, gate_id=gate,
+                                            passed=passed, evidence=evidence, link=link, actor=STATE.who(),
+                                            example=example)
     if as_json:
-        emit_json(out)
+        emit_json(result.to_dict())
     else:
-        console.print(f"[green]✓[/] gate {gate} for {team}: {'passed' if passed else 'FAILED'} (record {out['id']})")
+        console.print(f"[green]✓[/] gate {gate} for {team}: {'passed' if passed else 'FAILED'} (record "
+                      f"{result.recorded.id})")
 
 
 def _print_originality(summary: dict) -> None:
@@ -233,30 +218,16 @@ def from_lineage(
     """
     from simsa.errors import InputError
     from simsa.services import gates as gate_service
-    from simsa.services import programs
 
     if override not in (None, "pass", "fail"):
         raise InputError(f"--override must be pass or fail, got {override!r}")
     decided = None if override is None else override == "pass"
     result, digest = gate_service.read_lineage_result(lineage)
-    link = report or lineage
-    with STATE.store().session() as session:
-        loaded = programs.resolve(session, program)
-        if dry_run:
-            summary = gate_service.lineage_summary(loaded.program, stage_id=stage, team_id=team, gate_id=gate,
-                                                   lineage=result)
-            out = {"recorded": None, "summary": summary}
-        else:
-            version, _ = programs.register(session, loaded, STATE.who())
-            warn_version_changes(session)
-            row, summary = gate_service.record_from_lineage(
-                session, version, loaded.program, stage_id=stage, team_id=team, gate_id=gate, lineage=result,
-                lineage_sha256=digest, link=link, actor=STATE.who(), override=decided, reason=reason,
-                example=example)
-            out = {"recorded": {"id": row.id, "stage": stage, "team": team, "gate": gate, "passed": row.passed,
-                                "evidence": row.evidence, "link": row.link, "supersedes": row.supersedes_id},
-                   "summary": summary}
-    out["lineage_sha256"] = digest
+    with writing() as session:
+        out = gate_service.record_result_from_lineage(
+            session, program, stage_id=stage, team_id=team, gate_id=gate, lineage=result, lineage_sha256=digest,
+            link=report or lineage, actor=STATE.who(), override=decided, reason=reason, example=example,
+            dry_run=dry_run).to_dict()
     if as_json:
         emit_json(out)
         return

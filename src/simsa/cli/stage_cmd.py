@@ -49,24 +49,16 @@ def decide(
     """Apply the stage's rules to the current scores and gate results, record the decision, and show it."""
     from simsa.cli.program_cmd import print_version_warnings
     from simsa.services import decisions as decision_service
-    from simsa.services import programs
 
     when = parse_at(at)
     with STATE.store().session() as session, console.status("Deciding and running the robustness analysis…"):
-        loaded = programs.resolve(session, program)
-        if dry_run:
-            result = decision_service.compute(session, loaded, stage, when or dt.datetime.now(dt.UTC))
-        else:
-            result = decision_service.decide_and_store(session, loaded, stage, STATE.who(), at=when,
-                                                       supersede=supersede, reason=reason)
-        version_warnings = programs.session_warnings(session)
-    print_version_warnings(version_warnings)
-    if version_warnings:
-        result = {**result, "decision_warnings": [w.to_dict() for w in version_warnings]}
+        decided = decision_service.decide(session, program, stage, STATE.who(), when, supersede=supersede,
+                                          reason=reason, dry_run=dry_run)
+    print_version_warnings(decided.warnings)
     if as_json:
-        emit_json(result)
+        emit_json(decided.to_dict())
     else:
-        print_decision(result, loaded.program.program.timezone)
+        print_decision(decided.to_dict(), decided.timezone)
 
 
 @app.command("show")
@@ -102,12 +94,10 @@ def import_decision(
     """Record a previous stage's decision made elsewhere, as the programme pins it (`[stages.previous_decision]`
     file and sha256), so the next stage can be decided here."""
     from simsa.services import decisions as decision_service
-    from simsa.services import programs
 
     with STATE.store().session() as session:
-        loaded = programs.resolve(session, program)
-        result = decision_service.import_decision(session, loaded, file, STATE.who(), supersede=supersede,
-                                                  reason=reason)
+        result = decision_service.import_decision(session, program, file, STATE.who(), supersede=supersede,
+                                                  reason=reason).to_dict()
     if as_json:
         emit_json(result)
         return
@@ -128,18 +118,14 @@ def file_appeal(
 ) -> None:
     """File an appeal against the decision in force, within the stage's appeal window."""
     from simsa.services import appeals as appeal_service
-    from simsa.services import programs
 
     with STATE.store().session() as session:
-        loaded = programs.resolve(session, program)
-        row = appeal_service.file(session, loaded, stage, team, grounds, STATE.who(), parse_at(at))
-        out = {"appeal_id": row.id, "decision_id": row.decision_id, "team": team, "status": "pending"}
-        filed = format_local(row.filed_at, loaded.program.program.timezone)
+        filed = appeal_service.file_appeal(session, program, stage, team, grounds, STATE.who(), parse_at(at))
     if as_json:
-        emit_json(out)
+        emit_json(filed.to_dict())
     else:
-        console.print(f"[green]✓[/] appeal {out['appeal_id']} filed by {team} against decision {out['decision_id']}"
-                      f" at {filed}")
+        console.print(f"[green]✓[/] appeal {filed.appeal_id} filed by {team} against decision {filed.decision_id}"
+                      f" at {format_local(filed.filed_at, filed.timezone)}")
 
 
 @appeal_app.command("resolve")
@@ -154,18 +140,16 @@ def resolve_appeal(
     """Resolve an appeal. Upholding re-decides the stage on the data recorded now (enter corrections first);
     the new decision links to the one it replaces."""
     from simsa.services import appeals as appeal_service
-    from simsa.services import programs
 
     with STATE.store().session() as session:
-        loaded = programs.resolve(session, program)
-        row, new = appeal_service.resolve(session, loaded, appeal_id, uphold, reason, STATE.who(), parse_at(at))
-        out = {"appeal_id": appeal_id, "status": row.outcome, "new_decision": new}
+        resolved = appeal_service.resolve_appeal(session, program, appeal_id, uphold, reason, STATE.who(),
+                                                 parse_at(at))
     if as_json:
-        emit_json(out)
+        emit_json(resolved.to_dict())
         return
-    console.print(f"[green]✓[/] appeal {appeal_id} {row.outcome}")
-    if new:
-        print_decision(new, loaded.program.program.timezone)
+    console.print(f"[green]✓[/] appeal {appeal_id} {resolved.status}")
+    if resolved.new_decision:
+        print_decision(resolved.new_decision, resolved.timezone)
 
 
 @appeal_app.command("list")

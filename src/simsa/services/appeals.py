@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
@@ -11,7 +12,8 @@ from sqlalchemy.orm import Session
 from simsa.audit.log import append, now_utc
 from simsa.errors import InputError
 from simsa.program.loader import LoadedProgram
-from simsa.services import decisions
+from simsa.services import decisions, programs
+from simsa.services.programs import ProgramRef
 from simsa.store.models import Appeal, AppealResolution, Decision
 from simsa.timeutil import as_utc, utc_text
 
@@ -71,6 +73,54 @@ def resolve(session: Session, loaded: LoadedProgram, appeal_id: int, upheld: boo
     session.add(row)
     append(session, actor=actor, action="appeal.resolve", row=row, at=when)
     return row, new
+
+
+@dataclass(frozen=True)
+class FiledAppeal:
+    """An appeal as filed: pending against the decision in force, and when (UTC) and in which display zone."""
+
+    appeal_id: int
+    decision_id: int
+    team: str
+    filed_at: dt.datetime
+    timezone: str
+    status: str = "pending"
+
+    def to_dict(self) -> dict:
+        return {"appeal_id": self.appeal_id, "decision_id": self.decision_id, "team": self.team,
+                "status": self.status}
+
+
+def file_appeal(session: Session, program_ref: ProgramRef, stage_id: str, team_id: str, grounds: str, actor: str,
+                at: dt.datetime | None = None) -> FiledAppeal:
+    """File a team's appeal against a stage's decision in force (program: a .toml path or a loaded program's id)."""
+    loaded = programs.resolve(session, program_ref)
+    row = file(session, loaded, stage_id, team_id, grounds, actor, at)
+    session.flush()  # the appeal's id
+    return FiledAppeal(appeal_id=row.id, decision_id=row.decision_id, team=row.team_id, filed_at=row.filed_at,
+                       timezone=loaded.program.program.timezone)
+
+
+@dataclass(frozen=True)
+class ResolvedAppeal:
+    """An appeal resolved: upheld or rejected, and the new decision when upholding it re-decided the stage."""
+
+    appeal_id: int
+    status: str  # "upheld" | "rejected"
+    new_decision: dict | None
+    timezone: str
+
+    def to_dict(self) -> dict:
+        return {"appeal_id": self.appeal_id, "status": self.status, "new_decision": self.new_decision}
+
+
+def resolve_appeal(session: Session, program_ref: ProgramRef, appeal_id: int, upheld: bool, reason: str, actor: str,
+                   at: dt.datetime | None = None) -> ResolvedAppeal:
+    """Reject an appeal, or uphold it and re-decide the stage (program: a .toml path or a loaded program's id)."""
+    loaded = programs.resolve(session, program_ref)
+    row, new = resolve(session, loaded, appeal_id, upheld, reason, actor, at)
+    return ResolvedAppeal(appeal_id=appeal_id, status=row.outcome, new_decision=new,
+                          timezone=loaded.program.program.timezone)
 
 
 def listing(session: Session, key: str, stage_id: str) -> list[dict]:

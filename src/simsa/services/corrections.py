@@ -16,9 +16,10 @@ from sqlalchemy.orm import Session
 
 from simsa.audit.log import Write, append, append_many, now_utc
 from simsa.errors import InputError
-from simsa.program.schema import Program
+from simsa.services import programs
 from simsa.services import scores as score_service
-from simsa.store.models import GateResult, ProgramVersion, Score
+from simsa.services.programs import ProgramRef, VersionWarning
+from simsa.store.models import GateResult, Score
 from simsa.timeutil import utc_text
 
 MAX_REASON_CHARS = 4000
@@ -45,6 +46,7 @@ class ImportResult:
     batch_id: str
     rows: list[Score]
     voided: list[Score] = field(default_factory=list)
+    warnings: tuple[VersionWarning, ...] = ()  # what registering the program version warned about
 
     @property
     def superseded(self) -> int:
@@ -62,15 +64,19 @@ def _void_row(previous: Score, reason: str, actor: str, when: dt.datetime, batch
                  supersedes_id=previous.id, voided=True, reason=reason, batch_id=batch_id)
 
 
-def import_scores(session: Session, version: ProgramVersion, program: Program, items: list[score_service.ScoreInput],
-                  actor: str, *, source_name: str, replace_batch: str | None = None,
-                  at: dt.datetime | None = None) -> ImportResult:
-    """Record a file's scores as one batch; with `replace_batch`, the file replaces that earlier import whole.
+def import_scores(session: Session, program_ref: ProgramRef, items: list[score_service.ScoreInput], actor: str, *,
+                  source_name: str, replace_batch: str | None = None, at: dt.datetime | None = None) -> ImportResult:
+    """Record a file's scores (as `score_files.read_score_file` reads them) against a program (a .toml path or a
+    loaded program's id) as one batch; with `replace_batch`, the file replaces that earlier import whole.
+
+    The program's version is registered first if it is new.
 
     Replacing: every key the file has supersedes its current row as usual, and every row of the old batch that is
     still current and whose key the new file lacks is voided — so the result is as if the old file had been this
     one. Rows of the old batch already corrected by later writes are left alone.
     """
+    target = programs.for_writing(session, program_ref, actor)
+    version, program = target.version, target.program
     when = at or now_utc()
     if replace_batch is not None:
         old = _batch_rows(session, version.program_key, replace_batch)
@@ -93,7 +99,7 @@ def import_scores(session: Session, version: ProgramVersion, program: Program, i
     append(session, actor=actor, action="score.import", entity="batch", at=when,
            details={"batch_id": batch_id, "file": source_name, "rows": len(rows), "replaces": replace_batch,
                     "voided": len(voided)})
-    return ImportResult(batch_id=batch_id, rows=rows, voided=voided)
+    return ImportResult(batch_id=batch_id, rows=rows, voided=voided, warnings=target.warnings)
 
 
 def _stages(rows: list[Score]) -> list[str]:
@@ -106,8 +112,30 @@ def _batch_rows(session: Session, key: str, batch_id: str) -> list[Score]:
                                                     Score.voided.is_(False)).order_by(Score.id)).scalars())
 
 
-def void_score(session: Session, key: str, score_id: int, reason: str, actor: str) -> Score:
-    """Void a current score: its key then has no value until a new score is recorded."""
+@dataclass(frozen=True)
+class VoidedScore:
+    """A score voided: the void's own record id, the score it voids, and the key that has no value now."""
+
+    id: int
+    voids: int
+    team: str
+    source: str
+    rater: str
+    reason: str
+
+    def to_dict(self) -> dict:
+        return {"id": self.id, "voids": self.voids, "team": self.team, "source": self.source, "rater": self.rater,
+                "reason": self.reason}
+
+
+def _key(session: Session, program_ref: ProgramRef) -> str:
+    return programs.resolve(session, program_ref).program.program.id
+
+
+def void_score(session: Session, program_ref: ProgramRef, score_id: int, reason: str, actor: str) -> VoidedScore:
+    """Void a current score of a program (a .toml path or a loaded program's id): its key then has no value until a
+    new score is recorded."""
+    key = _key(session, program_ref)
     reason = _reason(reason)
     row = session.get(Score, score_id)
     if row is None or row.program_key != key:
@@ -123,7 +151,9 @@ def void_score(session: Session, key: str, score_id: int, reason: str, actor: st
     void = _void_row(row, reason, actor, now_utc())
     session.add(void)
     append(session, actor=actor, action="score.void", row=void, at=void.recorded_at)
-    return void
+    session.flush()  # the void's id
+    return VoidedScore(id=void.id, voids=score_id, team=void.team_id, source=void.source, rater=void.rater,
+                       reason=reason)
 
 
 @dataclass(frozen=True)
@@ -142,11 +172,13 @@ class UndoResult:
                 "skipped": [{"id": r.id, "reason": "corrected after the import"} for r in self.skipped]}
 
 
-def undo_import(session: Session, key: str, batch_id: str, reason: str, actor: str) -> UndoResult:
-    """Undo a whole score import: each of its rows still current gives way to the value it replaced, or to a void.
+def undo_import(session: Session, program_ref: ProgramRef, batch_id: str, reason: str, actor: str) -> UndoResult:
+    """Undo a whole score import of a program (a .toml path or a loaded program's id): each of its rows still
+    current gives way to the value it replaced, or to a void.
 
     A row already superseded by a later write is skipped (the later write stands) and reported.
     """
+    key = _key(session, program_ref)
     reason = _reason(reason)
     rows = _batch_rows(session, key, batch_id)
     if not rows:
@@ -174,12 +206,28 @@ def undo_import(session: Session, key: str, batch_id: str, reason: str, actor: s
     append(session, actor=actor, action="score.undo_import", entity="batch", at=when,
            details={"batch_id": batch_id, "reason": reason, "restored": len(restored), "voided": len(voided),
                     "skipped": len(skipped)})
+    session.flush()  # the new rows' ids
     return UndoResult(batch_id=batch_id, restored=restored, voided=voided, skipped=skipped)
 
 
-def void_gate(session: Session, key: str, result_id: int, reason: str, actor: str) -> GateResult:
-    """Void a current gate result: the gate then has no result for the team (a decision refuses until one is
-    recorded)."""
+@dataclass(frozen=True)
+class VoidedGate:
+    """A gate result voided: the void's own record id, the result it voids, and the team and gate left without one."""
+
+    id: int
+    voids: int
+    team: str
+    gate: str
+    reason: str
+
+    def to_dict(self) -> dict:
+        return {"id": self.id, "voids": self.voids, "team": self.team, "gate": self.gate, "reason": self.reason}
+
+
+def void_gate(session: Session, program_ref: ProgramRef, result_id: int, reason: str, actor: str) -> VoidedGate:
+    """Void a current gate result of a program (a .toml path or a loaded program's id): the gate then has no result
+    for the team (a decision refuses until one is recorded)."""
+    key = _key(session, program_ref)
     reason = _reason(reason)
     row = session.get(GateResult, result_id)
     if row is None or row.program_key != key:
@@ -196,7 +244,8 @@ def void_gate(session: Session, key: str, result_id: int, reason: str, actor: st
                       supersedes_id=row.id, voided=True)
     session.add(void)
     append(session, actor=actor, action="gate.void", row=void, at=when)
-    return void
+    session.flush()  # the void's id
+    return VoidedGate(id=void.id, voids=result_id, team=void.team_id, gate=void.gate_id, reason=reason)
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from dataclasses import dataclass
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -11,7 +12,7 @@ from sqlalchemy.orm import Session
 from simsa.audit.chain import canonical
 from simsa.audit.log import append, now_utc
 from simsa.errors import DataMissingError, InputError
-from simsa.program.adjudicate import decide
+from simsa.program.adjudicate import decide as adjudicate
 from simsa.program.explain import decision_dict
 from simsa.program.loader import LoadedProgram
 from simsa.program.previous import DecisionFileError, read_previous_decision
@@ -19,6 +20,7 @@ from simsa.program.schema import Program, Stage, near_names
 from simsa.services import corrections, programs
 from simsa.services import gates as gate_service
 from simsa.services import scores as score_service
+from simsa.services.programs import ProgramRef, VersionWarning
 from simsa.store.models import Decision
 from simsa.timeutil import as_utc, utc_text
 
@@ -107,7 +109,7 @@ def compute(session: Session, loaded: LoadedProgram, stage_id: str, at: dt.datet
     holders, blocker = continuing_teams(session, loaded, stage_id)
     if blocker is not None:
         raise DataMissingError(blocker)
-    decision = decide(program, stage_id, score_service.current(session, key, stage_id),
+    decision = adjudicate(program, stage_id, score_service.current(session, key, stage_id),
                       gate_service.current(session, key, stage_id), holders)
     result = decision_dict(decision, decided_at=at, program_sha256=loaded.sha256)
     # Voided records stay visible: a reader sees that a score or gate result existed and why it no longer counts.
@@ -120,7 +122,7 @@ def decide_and_store(session: Session, loaded: LoadedProgram, stage_id: str, act
                      appeal_id: int | None = None) -> dict:
     """Decide and record the decision; refuses to replace a decision in force unless told why."""
     key = loaded.program.program.id
-    version, _ = programs.register(session, loaded, actor)
+    version = programs.for_writing(session, loaded, actor).version
     existing = effective(session, key, stage_id)
     if existing is not None and not supersede and appeal_id is None:
         raise InputError(f"stage {stage_id!r} already has decision {existing.id}; to replace it, uphold an appeal "
@@ -144,6 +146,42 @@ def decide_and_store(session: Session, loaded: LoadedProgram, stage_id: str, act
     return result
 
 
+@dataclass(frozen=True)
+class StageDecision:
+    """A stage decided: the decision as recorded (or, on a dry run, as it would be), the programme's display time
+    zone, and the warnings about decisions in force whose rules the program version registered here changes."""
+
+    body: dict
+    timezone: str
+    recorded: bool
+    warnings: tuple[VersionWarning, ...] = ()
+
+    @property
+    def decision_id(self) -> int | None:
+        return self.body.get("decision_id")
+
+    def to_dict(self) -> dict:
+        if not self.warnings:
+            return dict(self.body)
+        return {**self.body, "decision_warnings": [w.to_dict() for w in self.warnings]}
+
+
+def decide(session: Session, program_ref: ProgramRef, stage_id: str, actor: str, at: dt.datetime | None = None, *,
+           supersede: bool = False, reason: str | None = None, dry_run: bool = False) -> StageDecision:
+    """Decide a stage of a program (a .toml path or a loaded program's id) and record the decision.
+
+    `dry_run` computes the decision as of `at` (default now) and records nothing. Replacing a decision in force
+    needs `supersede` and a reason (or an upheld appeal, `appeals.resolve_appeal`).
+    """
+    loaded = programs.resolve(session, program_ref)
+    if dry_run:
+        body = compute(session, loaded, stage_id, at or dt.datetime.now(dt.UTC))
+    else:
+        body = decide_and_store(session, loaded, stage_id, actor, at=at, supersede=supersede, reason=reason)
+    return StageDecision(body=body, timezone=loaded.program.program.timezone, recorded=not dry_run,
+                         warnings=tuple(programs.session_warnings(session)))
+
+
 def get(session: Session, key: str, stage_id: str, decision_id: int | None = None) -> Decision:
     if decision_id is not None:
         row = session.get(Decision, decision_id)
@@ -156,14 +194,34 @@ def get(session: Session, key: str, stage_id: str, decision_id: int | None = Non
     return row
 
 
-def import_decision(session: Session, loaded: LoadedProgram, path: str, actor: str, *,
-                    supersede: bool = False, reason: str | None = None) -> dict:
+@dataclass(frozen=True)
+class ImportedDecision:
+    """A previous stage's published decision as recorded here (or found already recorded)."""
+
+    stage: str
+    for_stage: str
+    file: str
+    sha256: str
+    title_holders: tuple[str, ...]
+    decision_id: int
+    recorded: bool  # False when the same file was already imported and is in force
+    supersedes: int | None
+
+    def to_dict(self) -> dict:
+        return {"stage": self.stage, "for_stage": self.for_stage, "file": self.file, "sha256": self.sha256,
+                "title_holders": list(self.title_holders), "decision_id": self.decision_id,
+                "recorded": self.recorded, "supersedes": self.supersedes}
+
+
+def import_decision(session: Session, program_ref: ProgramRef, path: str, actor: str, *,
+                    supersede: bool = False, reason: str | None = None) -> ImportedDecision:
     """Record a previous stage's decision published elsewhere, as the programme pins it (file and sha256).
 
     The row is an ordinary decision of that stage (audited as `decision.import`) whose body is the published JSON
     plus `imported: {sha256, file}`, so deciding the next stage uses it like a decision made here. Importing the
     same file again changes nothing; replacing another decision in force needs `supersede` and a reason.
     """
+    loaded = programs.resolve(session, program_ref)
     program = loaded.program
     try:
         imported = read_previous_decision(program, path)
@@ -173,16 +231,16 @@ def import_decision(session: Session, loaded: LoadedProgram, path: str, actor: s
     existing = effective(session, key, imported.stage_id)
     marker = _imported_marker(existing)
     summary = {"stage": imported.stage_id, "for_stage": imported.for_stage, "file": imported.file,
-               "sha256": imported.sha256, "title_holders": list(imported.title_holders)}
+               "sha256": imported.sha256, "title_holders": tuple(imported.title_holders)}
     if existing is not None and marker is not None and marker.get("sha256") == imported.sha256:
-        return {**summary, "decision_id": existing.id, "recorded": False, "supersedes": existing.supersedes_id}
+        return ImportedDecision(**summary, decision_id=existing.id, recorded=False, supersedes=existing.supersedes_id)
     if existing is not None and not supersede:
         what = "imported from another file" if marker is not None else "made here"
         raise InputError(f"stage {imported.stage_id!r} already has decision {existing.id} ({what}); to replace it "
                          "with this import pass --supersede with --reason")
     if supersede and not (reason and reason.strip()):
         raise InputError("--supersede needs --reason: say why the decision in force is replaced")
-    version, _ = programs.register(session, loaded, actor)
+    version = programs.for_writing(session, loaded, actor).version
     content = {**imported.body, "imported": {"sha256": imported.sha256, "file": imported.file}}
     row = Decision(program_key=key, stage_id=imported.stage_id, program_version_id=version.id,
                    decided_at=imported.decided_at, decided_by=actor, body=canonical(content),
@@ -192,4 +250,4 @@ def import_decision(session: Session, loaded: LoadedProgram, path: str, actor: s
     append(session, actor=actor, action="decision.import", row=row,
            details={"file": imported.file, "sha256": imported.sha256, "for_stage": imported.for_stage,
                     "title_holders": list(imported.title_holders)})
-    return {**summary, "decision_id": row.id, "recorded": True, "supersedes": row.supersedes_id}
+    return ImportedDecision(**summary, decision_id=row.id, recorded=True, supersedes=row.supersedes_id)

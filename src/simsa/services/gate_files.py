@@ -15,9 +15,10 @@ from sqlalchemy.orm import Session
 
 from simsa.audit.log import append, now_utc
 from simsa.errors import InputError, collect
-from simsa.program.schema import Program
 from simsa.services import gates as gate_service
+from simsa.services import programs
 from simsa.services.corrections import new_batch_id
+from simsa.services.programs import ProgramRef, VersionWarning
 from simsa.services.score_files import (
     check_mapping,
     csv_records,
@@ -27,7 +28,7 @@ from simsa.services.score_files import (
     read_capped,
     shown,
 )
-from simsa.store.models import GateResult, ProgramVersion
+from simsa.store.models import GateResult
 
 FIELDS = ("stage", "team", "gate", "passed", "evidence", "link", "example")
 REQUIRED = ("stage", "team", "gate", "passed", "evidence")
@@ -88,6 +89,7 @@ def read_gate_file(path: str | Path) -> ParsedGates:
 class GateImport:
     batch_id: str
     rows: list[GateResult]
+    warnings: tuple[VersionWarning, ...] = ()  # what registering the program version warned about
 
     def to_dict(self) -> dict:
         return {"batch_id": self.batch_id, "imported": len(self.rows),
@@ -96,9 +98,12 @@ class GateImport:
                              "passed": r.passed, "supersedes": r.supersedes_id} for r in self.rows]}
 
 
-def import_gates(session: Session, version: ProgramVersion, program: Program, items: list[GateInput], actor: str,
-                 *, source_name: str, at: dt.datetime | None = None) -> GateImport:
-    """Validate every result (naming every bad one), then record them all as one audited batch."""
+def import_gates(session: Session, program_ref: ProgramRef, items: list[GateInput], actor: str, *, source_name: str,
+                 at: dt.datetime | None = None) -> GateImport:
+    """Validate every result (as `read_gate_file` reads them; every bad one named), then record them all against a
+    program (a .toml path or a loaded program's id) as one audited batch, registering its version first if new."""
+    target = programs.for_writing(session, program_ref, actor)
+    version, program = target.version, target.program
     seen: dict[tuple[str, str, str], str] = {}
 
     def check(item: GateInput) -> GateInput:
@@ -122,4 +127,5 @@ def import_gates(session: Session, version: ProgramVersion, program: Program, it
                                 batch_id=batch_id) for i in items]
     append(session, actor=actor, action="gate.import", entity="batch", at=when,
            details={"batch_id": batch_id, "file": source_name, "rows": len(rows)})
-    return GateImport(batch_id=batch_id, rows=rows)
+    session.flush()  # the rows' ids
+    return GateImport(batch_id=batch_id, rows=rows, warnings=target.warnings)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy import select
@@ -20,6 +21,8 @@ from simsa.files import FileReadError, read_limited
 from simsa.lineage.originality import check_compare_result, evidence_text
 from simsa.program.gates import GateOutcome, originality_from_lineage
 from simsa.program.schema import Gate, Program, Team
+from simsa.services import programs
+from simsa.services.programs import ProgramRef, VersionWarning
 from simsa.store.models import GateResult, ProgramVersion
 
 MAX_LINEAGE_BYTES = 64 << 20
@@ -54,6 +57,52 @@ def record(session: Session, version: ProgramVersion, program: Program, *, stage
     session.add(row)
     append(session, actor=actor, action="gate.supersede" if previous else "gate.record", row=row)
     return row
+
+
+@dataclass(frozen=True)
+class RecordedGate:
+    """A gate result as recorded, and the result it superseded (None for the team's first result for the gate)."""
+
+    id: int
+    stage: str
+    team: str
+    gate: str
+    passed: bool
+    evidence: str
+    link: str | None
+    supersedes: int | None
+
+    @classmethod
+    def of(cls, row: GateResult) -> RecordedGate:
+        return cls(id=row.id, stage=row.stage_id, team=row.team_id, gate=row.gate_id, passed=bool(row.passed),
+                   evidence=row.evidence, link=row.link, supersedes=row.supersedes_id)
+
+    def to_dict(self) -> dict:
+        return {"id": self.id, "stage": self.stage, "team": self.team, "gate": self.gate, "passed": self.passed,
+                "evidence": self.evidence, "link": self.link, "supersedes": self.supersedes}
+
+
+@dataclass(frozen=True)
+class GateRecording:
+    """One gate result recorded through `record_result`, with what registering the program version warned about."""
+
+    recorded: RecordedGate
+    warnings: tuple[VersionWarning, ...] = ()
+
+    def to_dict(self) -> dict:
+        return self.recorded.to_dict()
+
+
+def record_result(session: Session, program_ref: ProgramRef, *, stage_id: str, team_id: str, gate_id: str,
+                  passed: bool, evidence: str, actor: str, link: str | None = None,
+                  example: bool = False) -> GateRecording:
+    """Record a gate result against a program (a .toml path or a loaded program's id), superseding the team's
+    current result for that gate; the program's version is registered first if it is new."""
+    target = programs.for_writing(session, program_ref, actor)
+    row = record(session, target.version, target.program, stage_id=stage_id, team_id=team_id, gate_id=gate_id,
+                 passed=passed, evidence=evidence, link=link, actor=actor, example=example)
+    session.flush()  # the row's id
+    return GateRecording(RecordedGate.of(row), target.warnings)
 
 
 def check_result(program: Program, *, stage_id: str, team_id: str, gate_id: str, evidence: str,
@@ -126,6 +175,43 @@ def record_from_lineage(session: Session, version: ProgramVersion, program: Prog
     row = record(session, version, program, stage_id=stage_id, team_id=team_id, gate_id=gate_id, passed=passed,
                  evidence=evidence, link=link, actor=actor, example=example)
     return row, summary
+
+
+@dataclass(frozen=True)
+class LineageGate:
+    """A gate decided from a lineage comparison: the originality summary, the result recorded (None on a dry run),
+    and the sha256 of the comparison file."""
+
+    summary: dict
+    lineage_sha256: str | None
+    recorded: RecordedGate | None = None
+    warnings: tuple[VersionWarning, ...] = ()
+
+    def to_dict(self) -> dict:
+        return {"recorded": None if self.recorded is None else self.recorded.to_dict(), "summary": self.summary,
+                "lineage_sha256": self.lineage_sha256}
+
+
+def record_result_from_lineage(session: Session, program_ref: ProgramRef, *, stage_id: str, team_id: str,
+                               gate_id: str, lineage: dict, lineage_sha256: str | None, link: str | None, actor: str,
+                               override: bool | None = None, reason: str | None = None, example: bool = False,
+                               dry_run: bool = False) -> LineageGate:
+    """Decide a recorded gate from a lineage result (as `read_lineage_result` reads it) and record it.
+
+    With `dry_run` only the summary is computed: nothing is written and the program's version is not registered.
+    """
+    if dry_run:
+        loaded = programs.resolve(session, program_ref)
+        summary = lineage_summary(loaded.program, stage_id=stage_id, team_id=team_id, gate_id=gate_id,
+                                  lineage=lineage)
+        return LineageGate(summary=summary, lineage_sha256=lineage_sha256)
+    target = programs.for_writing(session, program_ref, actor)
+    row, summary = record_from_lineage(session, target.version, target.program, stage_id=stage_id, team_id=team_id,
+                                       gate_id=gate_id, lineage=lineage, lineage_sha256=lineage_sha256, link=link,
+                                       actor=actor, override=override, reason=reason, example=example)
+    session.flush()  # the row's id
+    return LineageGate(summary=summary, lineage_sha256=lineage_sha256, recorded=RecordedGate.of(row),
+                       warnings=target.warnings)
 
 
 # --- reading

@@ -17,9 +17,11 @@ from simsa.audit.log import append, now_utc
 from simsa.errors import InputError, SimsaError
 from simsa.program.diff import Change, ProgramDiff, diff_programs
 from simsa.program.loader import LoadedProgram, load_program, parse_program
+from simsa.program.schema import Program
 from simsa.store.models import Decision, ProgramVersion
 from simsa.timeutil import as_utc
 
+ProgramRef = str | LoadedProgram  # a .toml path, the id of a loaded program, or a program already loaded in memory
 WARNINGS_KEY = "simsa.program_version_warnings"  # Session.info key: warnings of versions registered in a session
 
 
@@ -147,8 +149,13 @@ def is_file_ref(ref: str) -> bool:
     return Path(ref).exists() or ref.endswith(".toml")
 
 
-def resolve(session: Session, ref: str) -> LoadedProgram:
-    """A program reference is a path to a TOML file, or the id of a program already loaded in the store."""
+def resolve(session: Session, ref: ProgramRef) -> LoadedProgram:
+    """A program reference is a path to a TOML file, or the id of a program already loaded in the store.
+
+    A program already loaded in memory (`LoadedProgram`) is its own reference.
+    """
+    if isinstance(ref, LoadedProgram):
+        return ref
     if is_file_ref(ref):
         return load_program(ref)
     row = latest_version(session, ref)
@@ -156,3 +163,35 @@ def resolve(session: Session, ref: str) -> LoadedProgram:
         raise InputError(f"no program file {ref!r} and no loaded program with that id; "
                          f"pass the path of the .toml file")
     return parse_program(row.text, f"{ref} (stored version {row.sha256[:12]})")
+
+
+@dataclass(frozen=True)
+class Writable:
+    """A program ready to record against: the program as read, and its stored version (registered if new)."""
+
+    loaded: LoadedProgram
+    version: ProgramVersion
+    created: bool = False
+    warnings: tuple[VersionWarning, ...] = ()
+
+    @property
+    def program(self) -> Program:
+        return self.loaded.program
+
+    @property
+    def key(self) -> str:
+        return self.loaded.program.program.id
+
+    def to_dict(self) -> dict:
+        return {"program": self.key, "sha256": self.loaded.sha256, "version_id": self.version.id,
+                "created": self.created, "decision_warnings": [w.to_dict() for w in self.warnings]}
+
+
+def for_writing(session: Session, ref: ProgramRef, actor: str) -> Writable:
+    """Resolve a program reference and record its version unless it already is: what every write starts with.
+
+    Warnings about decisions whose rules the version changes are in the result, and in `session_warnings`.
+    """
+    loaded = resolve(session, ref)
+    reg = register_with_warnings(session, loaded, actor)
+    return Writable(loaded=loaded, version=reg.version, created=reg.created, warnings=reg.warnings)

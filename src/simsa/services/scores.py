@@ -18,6 +18,8 @@ from sqlalchemy.orm import Session, aliased
 from simsa.audit.log import Write, append_many, now_utc, plain_values
 from simsa.errors import InputError, collect
 from simsa.program.schema import Criterion, Program, Stage
+from simsa.services import programs
+from simsa.services.programs import ProgramRef, VersionWarning
 from simsa.store.models import ProgramVersion, Score
 
 if TYPE_CHECKING:  # the adjudication module loads numpy; `score add` does not need it
@@ -154,6 +156,43 @@ class RecordedScore:
     voided: bool
     reason: str | None
     batch_id: str | None
+
+    def to_dict(self) -> dict:
+        return score_dict(self)
+
+
+def score_dict(row: Score | RecordedScore) -> dict:
+    """A score row as the shells show it (JSON), with the stage, team and superseded row by their short names."""
+    return {"id": row.id, "stage": row.stage_id, "team": row.team_id, "source": row.source, "rater": row.rater,
+            "value": row.value, "stderr": row.stderr, "run_id": row.run_id, "evidence": row.evidence,
+            "note": row.note, "example": row.example, "recorded_at": row.recorded_at.isoformat(),
+            "recorded_by": row.recorded_by, "supersedes": row.supersedes_id, "voided": row.voided,
+            "reason": row.reason, "batch_id": row.batch_id}
+
+
+@dataclass(frozen=True)
+class RecordedScores:
+    """Scores recorded by one call: the rows written, and what registering the program version warned about."""
+
+    program: str
+    version_id: int
+    rows: tuple[RecordedScore, ...]
+    warnings: tuple[VersionWarning, ...] = ()
+
+    def to_dict(self) -> dict:
+        return {"recorded": [r.to_dict() for r in self.rows]}
+
+
+def record(session: Session, program_ref: ProgramRef, items: list[ScoreInput], actor: str,
+           at: dt.datetime | None = None) -> RecordedScores:
+    """Record scores against a program (a .toml path or a loaded program's id): all validated, then all recorded.
+
+    The program's version is registered first if it is new; each item supersedes its key's current row.
+    """
+    target = programs.for_writing(session, program_ref, actor)
+    rows = add(session, target.version, target.program, items, actor, at=at)
+    return RecordedScores(program=target.key, version_id=target.version.id, rows=tuple(rows),
+                          warnings=target.warnings)
 
 
 def add(session: Session, version: ProgramVersion, program: Program, items: list[ScoreInput], actor: str,
