@@ -19,7 +19,6 @@ import pytest
 
 from helpers import EXAMPLE, write_bench_scores
 from simsa.cli.decision_display import decision_text
-from simsa.cli.report_cmd import ReportInputs, report_inputs
 from simsa.demo import write_example_scores
 from simsa.program.loader import load_program
 from simsa.report.formats import fmt_points, fmt_prob, fmt_raw
@@ -30,6 +29,7 @@ from simsa.services import corrections, programs
 from simsa.services import decisions as decision_service
 from simsa.services import gates as gate_service
 from simsa.services import scores as score_service
+from simsa.services.reports import ReportInputs, report_inputs
 from simsa.store.db import Store, sqlite_url
 
 STAGE = "stage-1"

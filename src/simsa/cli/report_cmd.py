@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -10,45 +9,6 @@ import typer
 
 from simsa.cli.context import STATE
 from simsa.cli.output import console, emit_json
-
-
-@dataclass(frozen=True)
-class ReportInputs:
-    """What a report is rendered from: the decision as recorded, its appeals, the decisions it replaced, and the
-    programme's display time zone."""
-
-    decision: dict
-    appeals: list[dict]
-    history: list[dict]
-    timezone: str
-
-
-def report_inputs(session, program: str, stage: str, decision_id: int | None = None) -> ReportInputs:  # type: ignore[no-untyped-def]
-    """Decision body, appeals and superseded decisions of a stage, as the renderer wants them."""
-    from simsa.services import appeals as appeal_service
-    from simsa.services import decisions as decision_service
-    from simsa.services import programs
-
-    loaded = programs.resolve(session, program)
-    key = loaded.program.program.id
-    row = decision_service.get(session, key, stage, decision_id)
-    history = []
-    for old in decision_service.chain(session, row):
-        body = decision_service.body(old)
-        history.append({"decision_id": old.id, "decided_at": body["decided_at"], "advanced": body["advanced"],
-                        "eliminated": body["eliminated"], "appeal_id": old.appeal_id})
-    return ReportInputs(decision=decision_service.body(row), appeals=appeal_service.listing(session, key, stage),
-                        history=history, timezone=loaded.program.program.timezone)
-
-
-def write_report(session, program: str, stage: str, fmt: str, output: str, lang: str = "both") -> Path:  # type: ignore[no-untyped-def]
-    from simsa.report.render import render_report  # matplotlib is slow to import; only load it when rendering
-
-    inputs = report_inputs(session, program, stage)
-    text = render_report(inputs.decision, inputs.appeals, inputs.history, fmt, lang, inputs.timezone)
-    path = Path(output)
-    path.write_text(text, encoding="utf-8")
-    return path
 
 
 def report_language(option: str | None, ctx: typer.Context | None = None) -> str:
@@ -77,9 +37,13 @@ def report(
 ) -> None:
     """Leaderboard with breakdown, raw scores, gates, decision, robustness and appeals, with plots (HTML); times
     in the programme's time zone."""
+    from simsa.services import reports
+
     language = report_language(lang, ctx)
     with STATE.store().session(readonly=True) as session:
-        path = write_report(session, program, stage, fmt, output, language)
+        text = reports.render(session, program, stage, fmt, language)
+    path = Path(output)
+    path.write_text(text, encoding="utf-8")
     if as_json:
         emit_json({"written": str(path), "format": fmt, "lang": language, "bytes": path.stat().st_size})
     else:

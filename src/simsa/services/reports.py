@@ -1,0 +1,55 @@
+"""A stage's report: what it is rendered from (the decision as recorded, its appeals, the decisions it replaced),
+and the rendered document as Markdown, self-contained HTML or JSON."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from sqlalchemy.orm import Session
+
+from simsa.services import appeals as appeal_service
+from simsa.services import decisions as decision_service
+from simsa.services import programs
+from simsa.services.programs import ProgramRef
+
+ReportFormat = Literal["md", "html", "json"]
+
+
+@dataclass(frozen=True)
+class ReportInputs:
+    """What a report is rendered from: the decision as recorded, its appeals, the decisions it replaced, and the
+    programme's display time zone."""
+
+    decision: dict
+    appeals: list[dict]
+    history: list[dict]
+    timezone: str
+
+    def to_dict(self) -> dict:
+        return {"decision": self.decision, "appeals": self.appeals, "history": self.history,
+                "timezone": self.timezone}
+
+
+def report_inputs(session: Session, program_ref: ProgramRef, stage: str,
+                  decision_id: int | None = None) -> ReportInputs:
+    """The decision in force (or `decision_id`), the stage's appeals and the decisions it replaced, newest first."""
+    loaded = programs.resolve(session, program_ref)
+    key = loaded.program.program.id
+    row = decision_service.get(session, key, stage, decision_id)
+    history = []
+    for old in decision_service.chain(session, row):
+        body = decision_service.body(old)
+        history.append({"decision_id": old.id, "decided_at": body["decided_at"], "advanced": body["advanced"],
+                        "eliminated": body["eliminated"], "appeal_id": old.appeal_id})
+    return ReportInputs(decision=decision_service.body(row), appeals=appeal_service.listing(session, key, stage),
+                        history=history, timezone=loaded.program.program.timezone)
+
+
+def render(session: Session, program_ref: ProgramRef, stage: str, fmt: ReportFormat, lang: str = "both",
+           decision_id: int | None = None) -> str:
+    """The stage's report as text in `fmt` and `lang` ("en", "ko" or "both"), times in the programme's zone."""
+    from simsa.report.render import render_report  # matplotlib is slow to import; only load it when rendering
+
+    inputs = report_inputs(session, program_ref, stage, decision_id)
+    return render_report(inputs.decision, inputs.appeals, inputs.history, fmt, lang, inputs.timezone)
