@@ -22,12 +22,10 @@ import numpy as np
 
 from simsa.audit import log as audit_log
 from simsa.errors import CheckFailed
-from simsa.program.loader import load_program
-from simsa.report.render import render_report
-from simsa.services import appeals as appeal_service
+from simsa.program.loader import LoadedProgram
 from simsa.services import decisions as decision_service
 from simsa.services import gates as gate_service
-from simsa.services import programs
+from simsa.services import programs, reports
 from simsa.services import scores as score_service
 from simsa.store.db import Store, sqlite_url
 
@@ -132,17 +130,17 @@ def run_team_benchmarks(program, cache: Path, step: Callable[[str], None]) -> di
     return runs
 
 
-def record_benchmark_scores(session, version, program, store_root: Path, runs: dict[str, dict]) -> int:  # type: ignore[no-untyped-def]
+def record_benchmark_scores(session, loaded: LoadedProgram, store_root: Path, runs: dict[str, dict]) -> int:  # type: ignore[no-untyped-def]
     """Score every suite on each team's run and record it as bench:<suite> with the run id and evidence."""
-    from simsa.bench.record import suite_evidence
     from simsa.bench.runs import RunStore
     from simsa.bench.suites import score_suite
+    from simsa.services.bench_scores import suite_evidence
 
     store = RunStore(store_root)
     items = []
     for team, run in runs.items():
         samples = store.samples(run["run_id"])
-        for suite in stage_suites(program):
+        for suite in stage_suites(loaded.program):
             scored = score_suite(suite, run["results"], samples, partial=run["request"]["limit"] is not None)
             steps = TRAINING[team][0]
             items.append(score_service.ScoreInput(
@@ -150,7 +148,7 @@ def record_benchmark_scores(session, version, program, store_root: Path, runs: d
                 run_id=run["run_id"], evidence=suite_evidence(run, scored.to_dict()),
                 note=f"real run of the demo's tiny model for {team} ({steps} training steps); "
                      f"95% CI {scored.ci95[0]:.3f}–{scored.ci95[1]:.3f}"))
-    score_service.add(session, version, program, items, ACTOR)
+    score_service.record(session, loaded, items, ACTOR)
     return len(items)
 
 
@@ -191,30 +189,28 @@ def run_demo(workdir: Path, step: Callable[[str], None] = lambda _msg: None,
     store = Store(database_url or sqlite_url(db_path))
     try:
         step("Loading the example program")
-        loaded = load_program(program_copy)
         with store.session() as session:
-            version, _ = programs.register(session, loaded, ACTOR)
+            loaded = programs.for_writing(session, program_ref, ACTOR).loaded
         runs = run_team_benchmarks(loaded.program, cache, step)
         step("Recording benchmark scores (suite → 0–1 with a bootstrap CI, from each team's run)")
         with store.session() as session:
-            record_benchmark_scores(session, version, loaded.program, cache / "runs", runs)
+            record_benchmark_scores(session, loaded, cache / "runs", runs)
         step("Recording example panel scores (expert and user)")
         scores_csv = workdir / "example-scores.csv"
         write_example_scores(scores_csv)
         with store.session() as session:
-            score_service.add(session, version, loaded.program, score_service.parse_file(scores_csv), ACTOR)
+            score_service.record(session, loaded, score_service.parse_file(scores_csv), ACTOR)
         step("Recording originality gate results")
         with store.session() as session:
             for team in loaded.program.teams:
                 if team.joins_at:
                     continue
                 passed, evidence = ORIGINALITY.get(team.id, (True, ORIGINALITY_PASS))
-                gate_service.record(session, version, loaded.program, stage_id=STAGE, team_id=team.id,
-                                    gate_id="originality", passed=passed, evidence=evidence, link=None,
-                                    actor=ACTOR, example=True)
+                gate_service.record_result(session, loaded, stage_id=STAGE, team_id=team.id, gate_id="originality",
+                                           passed=passed, evidence=evidence, actor=ACTOR, example=True)
         step("Deciding stage 1 (with robustness analysis)")
         with store.session() as session:
-            decision = decision_service.decide_and_store(session, loaded, STAGE, ACTOR, at=DECIDED_AT)
+            decision = decision_service.decide(session, loaded, STAGE, ACTOR, DECIDED_AT).body
         step("Verifying the audit log against the database")
         with store.session() as session:
             verification = audit_log.verify(session)
@@ -223,11 +219,11 @@ def run_demo(workdir: Path, step: Callable[[str], None] = lambda _msg: None,
             exported = audit_log.export(session)
         step("Writing reports")
         files_written: dict[str, str] = {}
-        with store.session() as session:
-            appeals = appeal_service.listing(session, loaded.program.program.id, STAGE)
+        with store.session(readonly=True) as session:
+            rendered = {fmt: reports.render(session, loaded, STAGE, fmt) for fmt in ("html", "md", "json")}
         for fmt, name in (("html", "report.html"), ("md", "report.md"), ("json", "report.json")):
             path = workdir / name
-            path.write_text(render_report(decision, appeals, [], fmt), encoding="utf-8")
+            path.write_text(rendered[fmt], encoding="utf-8")
             files_written[fmt] = str(path)
         audit_path = workdir / "audit.json"
         audit_path.write_text(json.dumps(exported, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")

@@ -238,11 +238,12 @@ def record(
     as_json: Json = False,
 ) -> None:
     """Score a suite from a run (0–1 with a bootstrap CI) and record it as the team's bench:<suite> score."""
-    from simsa.bench.record import record_suite_score
+    from simsa.services.bench_scores import record_suite_score
 
     store = _store(runs_dir)
-    out = record_suite_score(STATE.store(), program, store, run_id, suite, stage, team, STATE.who(),
-                             dry_run=dry_run)
+    with STATE.store().session() as session:
+        out = record_suite_score(session, program, store, run_id, suite, stage, team, STATE.who(),
+                                 dry_run=dry_run).to_dict()
     if as_json:
         emit_json(out)
         return
