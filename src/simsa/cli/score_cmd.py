@@ -222,10 +222,11 @@ def from_lineage(
     if override not in (None, "pass", "fail"):
         raise InputError(f"--override must be pass or fail, got {override!r}")
     decided = None if override is None else override == "pass"
-    result, digest = gate_service.read_lineage_result(lineage)
+    found = gate_service.read_lineage_file(lineage)
     with writing() as session:
         out = gate_service.record_result_from_lineage(
-            session, program, stage_id=stage, team_id=team, gate_id=gate, lineage=result, lineage_sha256=digest,
+            session, program, stage_id=stage, team_id=team, gate_id=gate, lineage=found.data,
+            lineage_sha256=found.sha256, lineage_text=found.text,
             link=report or lineage, actor=STATE.who(), override=decided, reason=reason, example=example,
             dry_run=dry_run).to_dict()
     if as_json:

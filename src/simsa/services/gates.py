@@ -21,7 +21,7 @@ from simsa.files import FileReadError, read_limited
 from simsa.lineage.originality import check_compare_result, evidence_text
 from simsa.program.gates import GateOutcome, originality_from_lineage
 from simsa.program.schema import Gate, Program, Team
-from simsa.services import programs
+from simsa.services import evidence_docs, programs
 from simsa.services.programs import ProgramRef, VersionWarning
 from simsa.store.models import GateResult, ProgramVersion
 
@@ -47,13 +47,13 @@ def recorded_gate(program: Program, stage_id: str, team_id: str, gate_id: str) -
 
 def record(session: Session, version: ProgramVersion, program: Program, *, stage_id: str, team_id: str,
            gate_id: str, passed: bool, evidence: str, link: str | None, actor: str,
-           example: bool = False, batch_id: str | None = None) -> GateResult:
+           example: bool = False, batch_id: str | None = None, document_id: int | None = None) -> GateResult:
     check_result(program, stage_id=stage_id, team_id=team_id, gate_id=gate_id, evidence=evidence, link=link)
     previous = _current(session, version.program_key, stage_id).get((team_id, gate_id))
     row = GateResult(program_key=version.program_key, stage_id=stage_id, team_id=team_id, gate_id=gate_id,
                      passed=passed, evidence=evidence.strip(), link=link, example=example, recorded_at=now_utc(),
                      recorded_by=actor, supersedes_id=previous.id if previous else None, voided=False,
-                     batch_id=batch_id)
+                     batch_id=batch_id, document_id=document_id)
     session.add(row)
     append(session, actor=actor, action="gate.supersede" if previous else "gate.record", row=row)
     return row
@@ -118,8 +118,24 @@ def check_result(program: Program, *, stage_id: str, team_id: str, gate_id: str,
 # --- originality from a lineage comparison
 
 
+@dataclass(frozen=True)
+class LineageFile:
+    """A saved `simsa lineage compare --json` result: its data, the sha256 of the file's bytes, and its text (kept
+    in the store as the gate's evidence document, so anyone can re-hash it)."""
+
+    data: dict
+    sha256: str
+    text: str
+
+
 def read_lineage_result(path: str | Path) -> tuple[dict, str]:
     """A saved `simsa lineage compare --json` result, validated, and the sha256 of the file's bytes."""
+    found = read_lineage_file(path)
+    return found.data, found.sha256
+
+
+def read_lineage_file(path: str | Path) -> LineageFile:
+    """Like `read_lineage_result`, keeping the file's text."""
     try:
         raw = read_limited(path, MAX_LINEAGE_BYTES, "lineage results")
     except FileReadError as exc:
@@ -136,7 +152,7 @@ def read_lineage_result(path: str | Path) -> tuple[dict, str]:
         check_compare_result(data)
     except InputError as exc:
         raise InputError(f"{path}: {exc}") from None
-    return data, hashlib.sha256(raw).hexdigest()
+    return LineageFile(data=data, sha256=hashlib.sha256(raw).hexdigest(), text=raw.decode("utf-8"))
 
 
 def lineage_summary(program: Program, *, stage_id: str, team_id: str, gate_id: str, lineage: dict) -> dict:
@@ -168,12 +184,20 @@ def lineage_decision(summary: dict, *, lineage_sha256: str | None, override: boo
 def record_from_lineage(session: Session, version: ProgramVersion, program: Program, *, stage_id: str, team_id: str,
                         gate_id: str, lineage: dict, lineage_sha256: str | None, link: str | None, actor: str,
                         override: bool | None = None, reason: str | None = None,
-                        example: bool = False) -> tuple[GateResult, dict]:
-    """Decide a recorded gate from a lineage result and record it (audited, superseding the previous result)."""
+                        example: bool = False, lineage_text: str | None = None) -> tuple[GateResult, dict]:
+    """Decide a recorded gate from a lineage result and record it (audited, superseding the previous result).
+
+    The comparison itself is stored as the result's evidence document: `lineage_text` (a file's exact text) or,
+    for data that came without a file, its canonical JSON — whose sha256 the evidence then names.
+    """
     summary = lineage_summary(program, stage_id=stage_id, team_id=team_id, gate_id=gate_id, lineage=lineage)
+    text = lineage_text if lineage_text is not None else evidence_docs.lineage_text(lineage)
+    if lineage_sha256 is None:
+        lineage_sha256 = evidence_docs.digest(text)
     passed, evidence = lineage_decision(summary, lineage_sha256=lineage_sha256, override=override, reason=reason)
+    document = evidence_docs.store_document(session, text, kind=evidence_docs.LINEAGE_KIND, actor=actor)
     row = record(session, version, program, stage_id=stage_id, team_id=team_id, gate_id=gate_id, passed=passed,
-                 evidence=evidence, link=link, actor=actor, example=example)
+                 evidence=evidence, link=link, actor=actor, example=example, document_id=document.id)
     return row, summary
 
 
@@ -195,7 +219,7 @@ class LineageGate:
 def record_result_from_lineage(session: Session, program_ref: ProgramRef, *, stage_id: str, team_id: str,
                                gate_id: str, lineage: dict, lineage_sha256: str | None, link: str | None, actor: str,
                                override: bool | None = None, reason: str | None = None, example: bool = False,
-                               dry_run: bool = False) -> LineageGate:
+                               dry_run: bool = False, lineage_text: str | None = None) -> LineageGate:
     """Decide a recorded gate from a lineage result (as `read_lineage_result` reads it) and record it.
 
     With `dry_run` only the summary is computed: nothing is written and the program's version is not registered.
@@ -208,7 +232,8 @@ def record_result_from_lineage(session: Session, program_ref: ProgramRef, *, sta
     target = programs.for_writing(session, program_ref, actor)
     row, summary = record_from_lineage(session, target.version, target.program, stage_id=stage_id, team_id=team_id,
                                        gate_id=gate_id, lineage=lineage, lineage_sha256=lineage_sha256, link=link,
-                                       actor=actor, override=override, reason=reason, example=example)
+                                       actor=actor, override=override, reason=reason, example=example,
+                                       lineage_text=lineage_text)
     session.flush()  # the row's id
     return LineageGate(summary=summary, lineage_sha256=lineage_sha256, recorded=RecordedGate.of(row),
                        warnings=target.warnings)

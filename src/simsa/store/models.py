@@ -146,6 +146,22 @@ class GateResult(Base):
     )
     voided: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
     batch_id: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+    document_id: Mapped[int | None] = mapped_column(ForeignKey("evidence_documents.id"), nullable=True)
+
+
+class EvidenceDocument(Base):
+    """A document a record rests on (a `lineage compare` result behind an originality gate), stored once by the
+    sha256 of its bytes, so the published evidence can be read and re-hashed by anyone."""
+
+    __tablename__ = "evidence_documents"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    kind: Mapped[str] = mapped_column(String(64))
+    media_type: Mapped[str] = mapped_column(String(64))
+    content: Mapped[str] = mapped_column(Text)
+    stored_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    stored_by: Mapped[str] = mapped_column(String(128))
 
 
 class Decision(Base):
@@ -290,10 +306,10 @@ class WebSession(Base):
 # lack the column).
 ADDED_COLUMNS: dict[str, dict[str, object]] = {
     "scores": {"voided": False, "reason": None, "batch_id": None},
-    "gate_results": {"voided": False, "batch_id": None},
+    "gate_results": {"voided": False, "batch_id": None, "document_id": None},
 }
 
 DOMAIN_TABLES: dict[str, type[Base]] = {
     cls.__tablename__: cls
-    for cls in (ProgramVersion, Score, GateResult, Decision, Appeal, AppealResolution)
+    for cls in (ProgramVersion, Score, GateResult, Decision, Appeal, AppealResolution, EvidenceDocument)
 }

@@ -6,7 +6,7 @@ argon2id hashes (passwords) or sha256 digests (invitation, API and session token
 
 Revision ID: 0003
 Revises: 0002
-Create Date: 2026-12-10 09:00:00
+Create Date: 2026-12-02 23:50:00
 """
 
 import sqlalchemy as sa
