@@ -35,6 +35,12 @@ class InputError(SimsaError):
     """A command argument or an imported file is invalid."""
 
 
+class NotFound(InputError):
+    """A programme, stage, team, record or document named by a caller that does not exist (the web answers 404)."""
+
+    not_found = True
+
+
 class DataMissingError(SimsaError):
     """A decision cannot be made because required scores or gate results are missing."""
 

@@ -22,7 +22,7 @@ def invite(session: Session, *, username: str, display_name: str, role: str, act
     if wanted == accounts.Role.TEAM:
         if not program_ref or not team_id:
             raise InputError("a team account needs a programme and a team")
-        loaded = programs.resolve(session, program_ref)
+        loaded = programs.stored(session, program_ref)
         program_key = loaded.program.program.id
         teams = [t.id for t in loaded.program.teams]
     elif team_id:

@@ -8,13 +8,14 @@ the audit entry of the load.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from simsa.audit.log import append, now_utc
-from simsa.errors import InputError, SimsaError
+from simsa.errors import InputError, NotFound, SimsaError
 from simsa.program.diff import Change, ProgramDiff, diff_programs
 from simsa.program.loader import LoadedProgram, load_program, parse_program
 from simsa.program.schema import Program
@@ -142,6 +143,27 @@ def _audit_form(w: VersionWarning) -> dict:
 def latest_version(session: Session, key: str) -> ProgramVersion | None:
     return session.execute(select(ProgramVersion).where(ProgramVersion.program_key == key)
                            .order_by(ProgramVersion.id.desc()).limit(1)).scalar_one_or_none()
+
+
+@lru_cache(maxsize=64)
+def _parse_stored(key: str, sha256: str, text: str) -> LoadedProgram:
+    # Versions are content-addressed: the same sha256 always parses to the same programme, so parse it once.
+    return parse_program(text, f"{key} (stored version {sha256[:12]})")
+
+
+def stored_version(session: Session, key: str) -> tuple[ProgramVersion, LoadedProgram]:
+    """The newest stored version of programme `key` and what it defines — never a file on disk, so a name that
+    arrived over the network cannot make the server read its files."""
+    row = latest_version(session, key) if len(key) <= 64 else None
+    if row is None:
+        shown = key if len(key) <= 70 else key[:67] + "..."
+        raise NotFound(f"no loaded programme {shown!r}")
+    return row, _parse_stored(row.program_key, row.sha256, row.text)
+
+
+def stored(session: Session, key: str) -> LoadedProgram:
+    """Programme `key` as its newest stored version defines it (see `stored_version`)."""
+    return stored_version(session, key)[1]
 
 
 def is_file_ref(ref: str) -> bool:
