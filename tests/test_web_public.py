@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import hashlib
 import io
 import json
 import re
 import shutil
 import sqlite3
-import sys
-import types
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,7 +31,7 @@ from simsa.audit.log import verify
 from simsa.program.loader import load_program, parse_program
 from simsa.report.formats import fmt_points
 from simsa.services import appeals as appeal_service
-from simsa.services import corrections, programs
+from simsa.services import corrections, evidence_docs, programs, public_views
 from simsa.services import decisions as decision_service
 from simsa.services import gates as gate_service
 from simsa.services import scores as score_service
@@ -117,6 +116,7 @@ class Site:
     db_path: Path
     admin_token: str
     lineage: dict
+    lineage_file: bytes  # jiri's lineage result as the file `lineage compare --json` wrote and the gate recorded
 
 
 def _lineage_result(root: Path) -> dict:
@@ -193,38 +193,47 @@ def _build(store, work: Path) -> None:  # type: ignore[no-untyped-def]
         appeal_service.resolve(s, hostile, appeal_id, False, IMG, SCRIPT, RESOLVED)
 
 
+UNREADABLE = json.dumps({"schema": "simsa.lineage.compare/1", "verdict": SCRIPT})  # JSON, but no report in it
+
+
+def _record_lineage(store, work: Path, lineage: dict) -> bytes:  # type: ignore[no-untyped-def]
+    """Jiri's originality gate decided from a saved lineage comparison, as `simsa gate from-lineage` records it
+    (after the decisions, so the decision in force keeps the hand-recorded result); halla's current result pointed
+    at a stored document that is JSON but not a lineage report (an older format, say)."""
+    path = work / "jiri-lineage.json"
+    path.write_text(json.dumps(lineage, ensure_ascii=False, indent=2), encoding="utf-8")
+    found = gate_service.read_lineage_file(path)
+    loaded = load_program(EXAMPLE)
+    with store.session() as s:
+        out = gate_service.record_result_from_lineage(
+            s, loaded, stage_id=STAGE, team_id=FAILING, gate_id="originality", lineage=found.data,
+            lineage_sha256=found.sha256, lineage_text=found.text, link=JIRI_LINK, actor="test")
+        assert out.recorded is not None and out.recorded.passed is False and out.summary["recommendation"] == "fail"
+    with store.session() as s:
+        version, _ = programs.register(s, loaded, "test")
+        doc = evidence_docs.store_document(s, UNREADABLE, kind=evidence_docs.LINEAGE_KIND, actor="test")
+        gate_service.record(s, version, loaded.program, stage_id=STAGE, team_id="halla", gate_id="originality",
+                            passed=True, evidence="lineage result in an older format", link=None, actor="test",
+                            document_id=doc.id)
+    return path.read_bytes()
+
+
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     work = tmp_path_factory.mktemp("web-public")
     db_path = work / "simsa.db"
     live = LiveSite(f"sqlite:///{db_path}").start()
-    lineage = _lineage_result(work)
-    monkey = pytest.MonkeyPatch()
     try:
         assert live.store is not None
+        lineage = _lineage_result(work)
         _build(live.store, work)
+        lineage_file = _record_lineage(live.store, work, lineage)
         live.account("secretariat", "admin")
         token = live.api_token("secretariat")
-
-        def lineage_for_gate(session, program_key, stage, team, gate):  # type: ignore[no-untyped-def]
-            if (program_key, stage, team, gate) == (PROGRAM, STAGE, FAILING, "originality"):
-                return lineage
-            if (program_key, stage, team, gate) == (PROGRAM, STAGE, "halla", "originality"):
-                return {"schema": "simsa.lineage.compare/1", "verdict": SCRIPT}  # unreadable as a report
-            return None
-
-        try:  # where evidence documents are kept, the attached lineage comparison is looked up
-            import simsa.services.evidence_docs as evidence_docs  # type: ignore[import-not-found,unused-ignore]
-
-            monkey.setattr(evidence_docs, "lineage_for_gate", lineage_for_gate)
-        except ImportError:
-            fake = types.ModuleType("simsa.services.evidence_docs")
-            fake.lineage_for_gate = lineage_for_gate  # type: ignore[attr-defined]
-            monkey.setitem(sys.modules, "simsa.services.evidence_docs", fake)
         with live.client() as client:
-            yield Site(live=live, client=client, db_path=db_path, admin_token=token, lineage=lineage)
+            yield Site(live=live, client=client, db_path=db_path, admin_token=token, lineage=lineage,
+                       lineage_file=lineage_file)
     finally:
-        monkey.undo()
         live.stop()
 
 
@@ -335,19 +344,32 @@ def test_undecided_stage_shows_its_status(site: Site) -> None:
 
 def test_gate_page_with_history_and_lineage_report(site: Site) -> None:
     path = f"/programs/{PROGRAM}/stages/{STAGE}/gates/{FAILING}/originality"
+    sha = hashlib.sha256(site.lineage_file).hexdigest()
     page = get(site, path, lang="en").text
-    assert JIRI_EVIDENCE in page and f'href="{JIRI_LINK}"' in page
+    assert "Originality from lineage: FAIL" in page and sha[:16] in page  # the evidence names the file's hash
+    assert JIRI_EVIDENCE in page and f'href="{JIRI_LINK}"' in page  # the hand-recorded result it superseded
     assert "Recorded by" in page and "Failed" in page
     assert "Lineage report" in page and "Layer-by-layer evidence" in page and "<svg" in page
     assert "&lt;script&gt;" in page and SCRIPT not in page  # the hostile candidate path, escaped
     download = get(site, path + "/lineage.json")
     assert download.headers["content-type"] == "application/json"
+    assert download.content == site.lineage_file  # the recorded file byte for byte, not a re-serialisation
+    assert f'-lineage-{sha}.json"' in download.headers["content-disposition"]
     assert json.loads(download.content) == site.lineage
+    assert site.live.store is not None
+    with site.live.store.session(readonly=True) as s:
+        view = public_views.gate_page(s, PROGRAM, STAGE, FAILING, "originality")
+        assert view.document is not None and view.lineage == site.lineage
+        assert (view.document.sha256, view.document.bytes) == (sha, len(site.lineage_file))
+        assert view.to_dict()["document"]["sha256"] == sha and view.to_dict()["lineage_attached"]
     other = get(site, f"/programs/{PROGRAM}/stages/{STAGE}/gates/baekdu/originality", lang="en").text
     assert "Lineage report" not in other and "independent of every registered reference" in other
     get(site, f"/programs/{PROGRAM}/stages/{STAGE}/gates/baekdu/originality/lineage.json", status=404)
+    get(site, f"/programs/{PROGRAM}/stages/{STAGE}/gates/nobody/originality/lineage.json", status=404)
     broken = get(site, f"/programs/{PROGRAM}/stages/{STAGE}/gates/halla/originality", lang="en").text
     assert "cannot be shown as a report" in broken and "lineage.json" in broken and SCRIPT not in broken
+    stored = get(site, f"/programs/{PROGRAM}/stages/{STAGE}/gates/halla/originality/lineage.json")
+    assert stored.content == UNREADABLE.encode("utf-8")  # served as stored; a download is data, not a page
     computed = get(site, f"/programs/{PROGRAM}/stages/{STAGE}/gates/halla/licence", lang="en").text
     assert "computed from the programme file" in computed and "In the decision in force" in computed
 
@@ -545,11 +567,17 @@ def test_no_secret_on_any_page(site: Site) -> None:
 
 
 def test_audit_verify_fails_after_an_edit_behind_the_log(site: Site, tmp_path: Path) -> None:
+    """A score and the stored lineage document edited in a copy of the database: verification names both rows; the
+    gate page still opens (the document cannot be shown as a report) and the download is what the database holds,
+    so its hash no longer matches the one in its name."""
     copy = tmp_path / "tampered.db"
     shutil.copyfile(site.db_path, copy)
+    sha = hashlib.sha256(site.lineage_file).hexdigest()
     with sqlite3.connect(copy) as conn:
         score_id = conn.execute("SELECT min(id) FROM scores WHERE program_key = ?", (PROGRAM,)).fetchone()[0]
         conn.execute("UPDATE scores SET value = value + 7 WHERE id = ?", (score_id,))
+        doc_id = conn.execute("SELECT id FROM evidence_documents WHERE sha256 = ?", (sha,)).fetchone()[0]
+        conn.execute("UPDATE evidence_documents SET content = ? WHERE id = ?", ("{not json", doc_id))
     live = LiveSite(f"sqlite:///{copy}").start()
     try:
         with live.client() as client:
@@ -557,6 +585,13 @@ def test_audit_verify_fails_after_an_edit_behind_the_log(site: Site, tmp_path: P
             assert page.status_code == 200
             assert "FAILED" in page.text and "OK —" not in page.text
             assert "<td>scores</td>" in page.text and f"<td>{score_id}</td>" in page.text
+            assert "<td>evidence_documents</td>" in page.text and f"<td>{doc_id}</td>" in page.text
             assert client.get("/audit/verify", params={"lang": "ko"}).text.count("실패") >= 1
+            gate = f"/programs/{PROGRAM}/stages/{STAGE}/gates/{FAILING}/originality"
+            shown = client.get(gate, params={"lang": "en"})
+            assert shown.status_code == 200 and "cannot be shown as a report" in shown.text
+            served = client.get(gate + "/lineage.json")
+            assert served.content == b"{not json" and sha in served.headers["content-disposition"]
+            assert hashlib.sha256(served.content).hexdigest() != sha
     finally:
         live.stop()

@@ -53,28 +53,35 @@ def _current_gate(session: Session, program_key: str, stage_id: str, team_id: st
         GateResult.gate_id == gate_id, GateResult.id.not_in(superseded))).scalar_one_or_none()
 
 
-def lineage_for_gate(session: Session, program_key: str, stage_id: str, team_id: str, gate_id: str) -> dict | None:
-    """The lineage comparison the current result of this gate was decided from; None when it has none (recorded
-    by hand, voided, or never recorded). A stored document that no longer parses raises InputError."""
+def document_for_gate(session: Session, program_key: str, stage_id: str, team_id: str, gate_id: str, *,
+                      kind: str | None = LINEAGE_KIND) -> EvidenceDocument | None:
+    """The stored document (exact text and hash) the current result of this gate was decided from, of `kind`
+    (None: any kind); None when it has none (recorded by hand, voided, or never recorded)."""
     row = _current_gate(session, program_key, stage_id, team_id, gate_id)
     if row is None or row.document_id is None or row.voided:
         return None
     doc = session.get(EvidenceDocument, row.document_id)
-    if doc is None:
+    if doc is None or (kind is not None and doc.kind != kind):
         return None
+    return doc
+
+
+def lineage_of(doc: EvidenceDocument) -> dict:
+    """A stored lineage document read as data. A document that no longer parses as a JSON object raises InputError
+    (only an edit behind the log's back makes one; `audit verify` names the row)."""
     try:
-        data = json.loads(doc.content)
-    except json.JSONDecodeError:
+        # A file saved with a byte-order mark is kept with it (its sha256 is the file's); JSON readers skip it.
+        data = json.loads(doc.content.removeprefix("\ufeff"))
+    except (ValueError, RecursionError):
         raise InputError(f"evidence document {doc.id} is not JSON: it was altered (audit verify names it)") from None
     if not isinstance(data, dict):
-        raise InputError(f"evidence document {doc.id} is not a lineage result")
+        raise InputError(f"evidence document {doc.id} is not a lineage result: it was altered (audit verify names "
+                         "it)")
     return data
 
 
-def document_for_gate(session: Session, program_key: str, stage_id: str, team_id: str,
-                      gate_id: str) -> EvidenceDocument | None:
-    """The stored document itself (exact bytes and hash), for downloads."""
-    row = _current_gate(session, program_key, stage_id, team_id, gate_id)
-    if row is None or row.document_id is None or row.voided:
-        return None
-    return session.get(EvidenceDocument, row.document_id)
+def lineage_for_gate(session: Session, program_key: str, stage_id: str, team_id: str, gate_id: str) -> dict | None:
+    """The lineage comparison the current result of this gate was decided from; None when it has none (recorded
+    by hand, voided, or never recorded). A stored document that no longer parses raises InputError."""
+    doc = document_for_gate(session, program_key, stage_id, team_id, gate_id)
+    return None if doc is None else lineage_of(doc)

@@ -28,10 +28,10 @@ from simsa.errors import InputError
 from simsa.program.loader import LoadedProgram, parse_program
 from simsa.program.schema import ID_PATTERN, Stage
 from simsa.services import decisions as decision_service
-from simsa.services import program_versions
+from simsa.services import evidence_docs, program_versions
 from simsa.services.appeals import listing as appeal_listing
 from simsa.services.status import StageStatus, stage_status
-from simsa.store.models import AuditEntry, Decision, GateResult, ProgramVersion, Score
+from simsa.store.models import AuditEntry, Decision, EvidenceDocument, GateResult, ProgramVersion, Score
 from simsa.timeutil import utc_text
 
 AUDIT_PAGE_SIZE = 50
@@ -479,6 +479,29 @@ class GateRecord:
 
 
 @dataclass(frozen=True)
+class EvidenceRef:
+    """The stored document a gate result was decided from (a lineage comparison): its sha256 and size, which
+    anyone can check against the download and against the hash the evidence text names."""
+
+    id: int
+    kind: str
+    sha256: str
+    bytes: int
+    media_type: str
+    stored_at: str  # UTC
+    stored_by: str
+
+    def to_dict(self) -> dict:
+        return {"id": self.id, "kind": self.kind, "sha256": self.sha256, "bytes": self.bytes,
+                "media_type": self.media_type, "stored_at": self.stored_at, "stored_by": self.stored_by}
+
+
+def _evidence_ref(doc: EvidenceDocument) -> EvidenceRef:
+    return EvidenceRef(id=doc.id, kind=doc.kind, sha256=doc.sha256, bytes=len(doc.content.encode("utf-8")),
+                       media_type=doc.media_type, stored_at=utc_text(doc.stored_at), stored_by=doc.stored_by)
+
+
+@dataclass(frozen=True)
 class GatePage:
     program: ProgramHead
     stage: StageSummary
@@ -491,7 +514,10 @@ class GatePage:
     records: tuple[GateRecord, ...]   # newest first; the first is current unless the gate is computed
     in_decision: dict | None          # the gate's result for the team in the decision in force
     decision_id: int | None
+    # The lineage comparison behind the current result, as data (an empty dict when the stored document no longer
+    # reads as one: the page then says it cannot be shown and offers the download), and the document itself.
     lineage: dict | None = field(default=None, compare=False)
+    document: EvidenceRef | None = None
 
     @property
     def current(self) -> GateRecord | None:
@@ -502,17 +528,21 @@ class GatePage:
                 "gate": self.gate, "gate_name": self.gate_name, "gate_name_ko": self.gate_name_ko,
                 "kind": self.kind, "description": self.description, "records": [r.to_dict() for r in self.records],
                 "in_decision": self.in_decision, "decision_id": self.decision_id,
-                "lineage_attached": self.lineage is not None}
+                "lineage_attached": self.document is not None,
+                "document": self.document.to_dict() if self.document is not None else None}
 
 
-def _lineage(session: Session, key: str, stage_id: str, team_id: str, gate_id: str) -> dict | None:
-    """The lineage comparison attached to the gate result, where evidence documents are kept."""
+def _lineage(session: Session, key: str, stage_id: str, team_id: str,
+             gate_id: str) -> tuple[EvidenceRef | None, dict | None]:
+    """The stored lineage document behind the gate's current result and its data ({} when it no longer parses)."""
+    doc = evidence_docs.document_for_gate(session, key, stage_id, team_id, gate_id)
+    if doc is None:
+        return None, None
     try:
-        from simsa.services.evidence_docs import lineage_for_gate  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:
-        return None
-    result = lineage_for_gate(session, key, stage_id, team_id, gate_id)
-    return result if isinstance(result, dict) else None
+        data = evidence_docs.lineage_of(doc)
+    except InputError:
+        data = {}
+    return _evidence_ref(doc), data
 
 
 def gate_page(session: Session, key: str, stage_id: str, team_id: str, gate_id: str) -> GatePage:
@@ -540,6 +570,7 @@ def gate_page(session: Session, key: str, stage_id: str, team_id: str, gate_id: 
                                recorded_by=r.recorded_by, supersedes=r.supersedes_id, batch=r.batch_id,
                                current=r.id not in superseded) for r in rows)
     in_force = decision_service.effective(session, pkey, stage.id)
+    document, lineage = _lineage(session, pkey, stage.id, team.id, gate.id)
     in_decision = None
     if in_force is not None:
         for entry in _body(in_force).get("teams") or []:
@@ -551,7 +582,7 @@ def gate_page(session: Session, key: str, stage_id: str, team_id: str, gate_id: 
                     team=TeamRef(team.id, team.name, team.name_ko), gate=gate.id, gate_name=gate.name,
                     gate_name_ko=gate.name_ko, kind=gate.kind, description=gate.description, records=records,
                     in_decision=in_decision, decision_id=in_force.id if in_force is not None else None,
-                    lineage=_lineage(session, pkey, stage.id, team.id, gate.id))
+                    lineage=lineage, document=document)
 
 
 # ---------------------------------------------------------------- the audit log
@@ -822,10 +853,15 @@ def version_text(session: Session, key: str, version_id: str | int) -> Download:
 
 
 def lineage_download(session: Session, key: str, stage_id: str, team_id: str, gate_id: str) -> Download:
-    """The lineage comparison attached to a gate result, as JSON."""
-    page = gate_page(session, key, stage_id, team_id, gate_id)
-    if page.lineage is None:
+    """The lineage comparison the gate's current result was decided from, byte for byte as stored (the file that
+    was recorded, or the canonical JSON of data sent without a file); its sha256 is in the file name."""
+    loaded = stored_program(session, key)
+    stage = _stage_of(session, loaded, stage_id)
+    pkey = loaded.program.program.id
+    check_id(team_id, "team")
+    check_id(gate_id, "gate")
+    doc = evidence_docs.document_for_gate(session, pkey, stage.id, team_id, gate_id)
+    if doc is None:
         raise NotFound("no lineage comparison is attached to this gate result")
-    text = json.dumps(page.lineage, ensure_ascii=False, indent=2, sort_keys=True)
-    name = f"{page.program.key}-{page.stage.id}-{page.team.id}-{page.gate}-lineage.json"
-    return Download(name, "application/json", text.encode("utf-8"))
+    name = f"{pkey}-{stage.id}-{team_id}-{gate_id}-lineage-{doc.sha256}.json"
+    return Download(name, doc.media_type, doc.content.encode("utf-8"))

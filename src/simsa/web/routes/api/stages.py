@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse, Response
 
-from simsa.services import api_views, reports
+from simsa.services import api_views, evidence_docs, reports
 from simsa.services import appeals as appeal_service
 from simsa.services.status import stage_status
 from simsa.web import api_models as m
@@ -100,20 +100,21 @@ def report(key: str, stage: str, session: ReadSession,
     return Response(reports.render(session, loaded, stage, fmt, lang, decision_id), media_type=MEDIA[fmt])
 
 
-@router.get(STAGE + "/lineage/{team}/{gate}", response_model=m.Lineage, responses=READ_ERRORS,
-            summary="The lineage comparison behind a gate result")
-def lineage(key: str, stage: str, team: str, gate: str, session: ReadSession) -> dict:
-    """The `simsa lineage compare` result attached to the team's current result of the gate (404 when none)."""
+@router.get(STAGE + "/lineage/{team}/{gate}", response_model=m.Lineage, summary="The lineage comparison behind a "
+            "gate result", responses={**READ_ERRORS, 200: {
+                "description": "The stored document byte for byte; its sha256 in the X-Content-SHA256 header.",
+                "headers": {"X-Content-SHA256": {"description": "sha256 of the body (the hash the gate result's "
+                                                                "evidence names)", "schema": {"type": "string"}}}}})
+def lineage(key: str, stage: str, team: str, gate: str, session: ReadSession) -> Response:
+    """The `simsa lineage compare` result the team's current result of the gate was decided from, exactly as stored
+    (the recorded file, or the canonical JSON of data sent to `POST .../gates/lineage`); 404 when the result was
+    recorded by hand, voided, or is missing."""
     loaded = _stage(session, key, stage, team)
     api_views.require_gate(loaded.program.stage(stage), gate)
-    try:
-        from simsa.services.evidence_docs import lineage_for_gate  # stored lineage documents, where kept
-    except ImportError:
-        found = None
-    else:
-        found = lineage_for_gate(session, key, stage, team, gate)
-    if found is None:
+    doc = evidence_docs.document_for_gate(session, key, stage, team, gate)
+    if doc is None:
         raise api_views.NotFoundError(f"no lineage comparison is attached to gate {gate!r} of team {team!r} in "
                                       f"stage {stage!r}")
-    return found
-
+    evidence_docs.lineage_of(doc)  # a document altered into something unreadable is a 400 naming it, not served
+    return Response(doc.content.encode("utf-8"), media_type=doc.media_type,
+                    headers={"X-Content-SHA256": doc.sha256})
