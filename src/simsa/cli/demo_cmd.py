@@ -35,10 +35,24 @@ def demo(
 
         result = run_demo(path, step)
         progress.update(task, description="done")
+    browse = browse_command(result.database)
     if as_json:
-        emit_json(result.to_dict())
+        emit_json({**result.to_dict(), "browse": browse})
         return
     print_decision(result.decision)
     console.print(f"[green]✓[/] audit log verified ({result.audit['entries']} entries, head "
                   f"{result.audit['head'][:16]}…)")
     console.print(f"Report: [bold]{result.report}[/]  (also report.md, report.json, audit.json in {path})")
+    console.print("Browse the demo's stage in a web browser:", highlight=False)
+    console.print(f"  [bold]{browse}[/]   then open http://127.0.0.1:8080/", highlight=False, soft_wrap=True)
+    console.print(f"  (to sign in as the secretariat first: simsa web --db {_url(result.database)} create-admin "
+                  "admin)", highlight=False, soft_wrap=True)
+
+
+def _url(database: str) -> str:
+    return database if "://" in database else f"sqlite:///{database}"
+
+
+def browse_command(database: str) -> str:
+    """The command that serves the demo's database with `simsa web`."""
+    return f"simsa web --db {_url(database)}"
