@@ -17,9 +17,9 @@ from sqlalchemy.orm import Session
 
 from simsa.audit.chain import Entry
 from simsa.audit.log import utc_iso
-from simsa.errors import InputError
+from simsa.errors import InputError, NotFound
 from simsa.program.diff import diff_programs, unified_text
-from simsa.program.loader import LoadedProgram, parse_program
+from simsa.program.loader import LoadedProgram
 from simsa.program.schema import ID_PATTERN, Gate, Program, Stage, Team
 from simsa.services import decisions as decision_service
 from simsa.services import gates as gate_service
@@ -34,10 +34,7 @@ BATCH_PATTERN = re.compile(r"^[A-Za-z0-9_.:\-]{1,64}$")
 _ID = re.compile(ID_PATTERN)
 
 
-class NotFoundError(InputError):
-    """A programme, stage, team, record or document that does not exist (the web answers 404)."""
-
-    not_found = True
+NotFoundError = NotFound  # the web answers 404
 
 
 def _shown(value: str) -> str:
@@ -48,29 +45,24 @@ def _shown(value: str) -> str:
 # --------------------------------------------------------------------------- programmes as stored
 
 
+def stored_version(session: Session, key: str) -> tuple[ProgramVersion, LoadedProgram]:
+    """The newest stored version of programme `key` and what it defines (what writes record against); NotFound
+    for anything else, malformed keys included."""
+    if not _ID.fullmatch(key):
+        raise NotFound(f"no programme {_shown(key)} (GET /api/v1/programs lists them)")
+    try:
+        return programs.stored_version(session, key)
+    except NotFound:
+        raise NotFound(f"no programme {_shown(key)} (GET /api/v1/programs lists them)") from None
+
+
 def latest_row(session: Session, key: str) -> ProgramVersion:
-    """The newest stored version of programme `key`; NotFoundError for anything else (malformed keys included)."""
-    row = None
-    if _ID.fullmatch(key):
-        row = programs.latest_version(session, key)
-    if row is None:
-        raise NotFoundError(f"no programme {_shown(key)} (GET /api/v1/programs lists them)")
-    return row
-
-
-def _parse(row: ProgramVersion) -> LoadedProgram:
-    return parse_program(row.text, f"{row.program_key} (stored version {row.sha256[:12]})")
+    return stored_version(session, key)[0]
 
 
 def stored_program(session: Session, key: str) -> LoadedProgram:
     """Programme `key` as its newest stored version defines it (what the CLI resolves a loaded id to)."""
-    return _parse(latest_row(session, key))
-
-
-def stored_version(session: Session, key: str) -> tuple[ProgramVersion, LoadedProgram]:
-    """The newest stored version of programme `key` and what it defines (what writes record against)."""
-    row = latest_row(session, key)
-    return row, _parse(row)
+    return stored_version(session, key)[1]
 
 
 def require_stage(program: Program, stage_id: str) -> Stage:
@@ -136,7 +128,7 @@ def program_summaries(session: Session) -> list[ProgramSummary]:
     for key in sorted(counts):
         row = programs.latest_version(session, key)
         assert row is not None
-        info = _parse(row).program.program
+        info = programs.parse_stored(row).program.program
         out.append(ProgramSummary(id=key, name=info.name, name_ko=info.name_ko, timezone=info.timezone,
                                   versions=int(counts[key]), latest=VersionRef.of(row)))
     return out
@@ -185,7 +177,7 @@ class ProgramDetail:
 
 def program_detail(session: Session, key: str) -> ProgramDetail:
     row = latest_row(session, key)
-    return ProgramDetail(loaded=_parse(row), latest=VersionRef.of(row),
+    return ProgramDetail(loaded=programs.parse_stored(row), latest=VersionRef.of(row),
                          versions=tuple(program_versions.list_versions(session, key)))
 
 
@@ -249,7 +241,7 @@ def version_diff(session: Session, key: str, from_ref: str | None = None, to_ref
     for row in (before, after):
         label = f"version {row.id} ({row.sha256[:12]})"
         sides.append((program_versions.Side(label=label, sha256=row.sha256, version_id=row.id,
-                                            path=row.source_path), _parse(row)))
+                                            path=row.source_path), programs.parse_stored(row)))
     (b_side, b_loaded), (a_side, a_loaded) = sides
     body = unified_text(b_loaded.text, a_loaded.text, b_side.label, a_side.label) if text else None
     return program_versions.VersionDiff(program=key, before=b_side, after=a_side,

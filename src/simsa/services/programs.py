@@ -151,6 +151,11 @@ def _parse_stored(key: str, sha256: str, text: str) -> LoadedProgram:
     return parse_program(text, f"{key} (stored version {sha256[:12]})")
 
 
+def parse_stored(row: ProgramVersion) -> LoadedProgram:
+    """What a stored version defines."""
+    return _parse_stored(row.program_key, row.sha256, row.text)
+
+
 def stored_version(session: Session, key: str) -> tuple[ProgramVersion, LoadedProgram]:
     """The newest stored version of programme `key` and what it defines — never a file on disk, so a name that
     arrived over the network cannot make the server read its files."""
@@ -158,7 +163,7 @@ def stored_version(session: Session, key: str) -> tuple[ProgramVersion, LoadedPr
     if row is None:
         shown = key if len(key) <= 70 else key[:67] + "..."
         raise NotFound(f"no loaded programme {shown!r}")
-    return row, _parse_stored(row.program_key, row.sha256, row.text)
+    return row, parse_stored(row)
 
 
 def stored(session: Session, key: str) -> LoadedProgram:
