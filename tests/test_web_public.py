@@ -23,7 +23,6 @@ from pathlib import Path
 from urllib.parse import quote
 
 import httpx
-import numpy as np
 import pytest
 from sqlalchemy import func, select
 
@@ -37,6 +36,7 @@ from simsa.services import gates as gate_service
 from simsa.services import scores as score_service
 from simsa.store.models import Decision, Score
 from simsa.web.i18n import WEB_LABELS
+from test_evidence_docs import lineage_result
 from web_support import EXAMPLE, FAILING, PASSWORD, PROGRAM, STAGE, LiveSite, record_example_stage
 
 DECIDED = dt.datetime(2026, 1, 15, 9, 0, tzinfo=dt.UTC)
@@ -119,42 +119,6 @@ class Site:
     lineage_file: bytes  # jiri's lineage result as the file `lineage compare --json` wrote and the gate recorded
 
 
-def _lineage_result(root: Path) -> dict:
-    """A real `lineage compare` result of two tiny Llama checkpoints (one a fine-tune of the other)."""
-    from safetensors.numpy import save_file
-
-    from simsa.lineage.compare import compare_paths  # scipy: loaded when the site is built, not on collection
-    from simsa.lineage.correspondence import SamplingSettings
-
-    d, f, v, layers = 32, 64, 64, 2
-    config = {"model_type": "llama", "hidden_size": d, "intermediate_size": f, "num_hidden_layers": layers,
-              "num_attention_heads": 4, "num_key_value_heads": 4, "vocab_size": v, "rms_norm_eps": 1e-6,
-              "architectures": ["LlamaForCausalLM"]}
-    rng = np.random.default_rng(3)
-    base = {"model.embed_tokens.weight": rng.normal(0, 0.02, (v, d)), "model.norm.weight": 1 + rng.normal(0, 0.05, d),
-            "lm_head.weight": rng.normal(0, 0.02, (v, d))}
-    for i in range(layers):
-        p = f"model.layers.{i}"
-        base |= {f"{p}.self_attn.{m}_proj.weight": rng.normal(0, 0.02, (d, d)) for m in "qkvo"}
-        base |= {f"{p}.mlp.gate_proj.weight": rng.normal(0, 0.02, (f, d)),
-                 f"{p}.mlp.up_proj.weight": rng.normal(0, 0.02, (f, d)),
-                 f"{p}.mlp.down_proj.weight": rng.normal(0, 0.02, (d, f)),
-                 f"{p}.input_layernorm.weight": 1 + rng.normal(0, 0.05, d),
-                 f"{p}.post_attention_layernorm.weight": 1 + rng.normal(0, 0.05, d)}
-    noise = np.random.default_rng(9)
-    tuned = {k: w + noise.normal(0, 0.004, w.shape) for k, w in base.items()}
-    paths = []
-    for name, tensors in (("candidate", tuned), ("reference", base)):
-        path = root / name
-        path.mkdir()
-        save_file({k: np.asarray(w, np.float32) for k, w in tensors.items()}, str(path / "model.safetensors"))
-        (path / "config.json").write_text(json.dumps(config), encoding="utf-8")
-        paths.append(path)
-    result = compare_paths(paths[0], paths[1], settings=SamplingSettings(draws=8))
-    result["candidate"]["path"] = f"jiri/{SCRIPT}"  # a hostile path must come back escaped in the lineage section
-    return result
-
-
 def _build(store, work: Path) -> None:  # type: ignore[no-untyped-def]
     """The example stage decided, appealed (upheld after a correction and a void), and the hostile programme."""
     first = record_example_stage(store, work, decide_at=DECIDED)
@@ -225,7 +189,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     live = LiveSite(f"sqlite:///{db_path}").start()
     try:
         assert live.store is not None
-        lineage = _lineage_result(work)
+        lineage = lineage_result(work, candidate_path=f"jiri/{SCRIPT}")  # escaped in the lineage section
         _build(live.store, work)
         lineage_file = _record_lineage(live.store, work, lineage)
         live.account("secretariat", "admin")
