@@ -5,6 +5,8 @@ expired and reused invitations, repeated wrong passwords."""
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,7 +21,8 @@ from simsa import accounts
 from simsa.audit.log import iter_entries, verify
 from simsa.demo import write_example_scores
 from simsa.services import appeals, decisions, programs
-from simsa.store.models import Account, Appeal, AuditEntry, GateResult, Invitation, Score
+from simsa.store.models import Account, Appeal, AuditEntry, EvidenceDocument, GateResult, Invitation, Score
+from test_evidence_docs import lineage_result
 from web_support import PASSWORD, PROGRAM, STAGE, TEAMS, LiveSite, csrf_of, record_example_stage
 
 STAGE_URL = f"/admin/programs/{PROGRAM}/stages/{STAGE}"
@@ -367,6 +370,67 @@ def test_program_upload_errors_are_shown_on_the_form(attacked: dict) -> None:
     empty = post_form(admin, "/admin/programs/load", "/admin/programs/load")
     assert empty.status_code == 400
     assert audit_count(site) == before
+
+
+def test_gate_from_an_uploaded_lineage_result(attacked: dict) -> None:
+    """A saved `lineage compare --json` result uploaded on the stage page decides the gate as recommended (or, after
+    review, as overridden with a reason); the public gate page then shows the lineage report and serves the uploaded
+    file byte for byte. Bad files, a reason without a decision, other roles and a missing CSRF token record
+    nothing."""
+    site, admin = attacked["site"], attacked["clients"]["sec"]
+    root = attacked["work"] / "lineage-upload"
+    root.mkdir()
+    raw = json.dumps(lineage_result(root, candidate_path=f"jiri/{SCRIPT}"), ensure_ascii=False, indent=2).encode()
+    sha = hashlib.sha256(raw).hexdigest()
+    action = f"{STAGE_URL}/gates/lineage"
+    form = admin.get(STAGE_URL).text
+    assert f'action="{action}"' in form and "Decide a gate from a lineage comparison" in form
+
+    before = audit_count(site)
+    for name, content, fields, message in (
+            ("l <b>.json", b"{not json", {}, "l _b_.json:1: malformed JSON"),
+            ("d.json", b'{"schema": "simsa.decision/1"}', {}, "d.json: lineage result: schema"),
+            ("x.json", b"\xff\xfe", {}, "x.json: not valid UTF-8"),
+            ("r.json", raw, {"reason": SCRIPT}, "a reason is recorded with a reviewer&#39;s decision"),
+            ("o.json", raw, {"override": "maybe"}, "pass or fail after review"),
+            ("t.json", raw, {"team": SQL}, "unknown stage or team"),
+            ("k.json", raw, {"link": "javascript:alert(1)"}, "web address")):
+        refused = post_form(admin, STAGE_URL, action, {"team": "jiri", "gate": "originality", **fields},
+                            files={"file": (name, content)})
+        assert refused.status_code == 400 and message in error_of(refused), (name, error_of(refused))
+        assert SCRIPT not in refused.text and "/tmp" not in error_of(refused)
+    assert post_form(admin, STAGE_URL, action, {"team": "jiri"}).status_code == 400  # no file
+    team_a = attacked["clients"]["team-a"]
+    assert team_a.post(action, data={"csrf_token": csrf_of(team_a.get("/account").text), "team": "jiri"},
+                       files={"file": ("j.json", raw)}).status_code == 403
+    assert admin.post(action, data={"team": "jiri"}, files={"file": ("j.json", raw)}).status_code == 403
+    assert audit_count(site) == before
+
+    recorded = post_form(admin, STAGE_URL, action, {"team": "jiri", "gate": "originality", "override": "",
+                                                     "reason": "", "link": ""}, files={"file": ("jiri.json", raw)})
+    redirected(recorded, f"{STAGE_URL}?done=done_gate_lineage_recorded")
+    reviewed = post_form(admin, STAGE_URL, action, {"team": "seorak", "override": "pass", "reason": SCRIPT,
+                                                     "link": "https://example.org/seorak"},
+                         files={"file": ("seorak.json", raw)})
+    redirected(reviewed, STAGE_URL)
+
+    gate = f"/programs/{PROGRAM}/stages/{STAGE}/gates/jiri/originality"
+    page = admin.get(gate, params={"lang": "en"}).text
+    assert "Originality from lineage: FAIL" in page and sha[:16] in page
+    assert "Lineage report" in page and "Layer-by-layer evidence" in page and "<svg" in page
+    assert SCRIPT not in page and escaped(f"jiri/{SCRIPT}") in page
+    assert admin.get(gate + "/lineage.json").content == raw
+    seorak = admin.get(f"/programs/{PROGRAM}/stages/{STAGE}/gates/seorak/originality", params={"lang": "en"}).text
+    assert "Decided PASS after review: " + escaped(SCRIPT) in seorak and "Lineage report" in seorak
+    assert SCRIPT not in seorak
+    assert site.store is not None
+    with site.store.session(readonly=True) as s:
+        docs = s.execute(select(EvidenceDocument)).scalars().all()
+        assert [d.sha256 for d in docs] == [sha] and docs[0].stored_by == "account:sec"
+        linked = s.execute(select(GateResult.team_id, GateResult.document_id).where(
+            GateResult.document_id.is_not(None)).order_by(GateResult.id)).all()
+        assert [tuple(r) for r in linked] == [("jiri", docs[0].id), ("seorak", docs[0].id)]
+        assert verify(s).ok
 
 
 def test_no_page_shows_hashes_or_other_tokens(attacked: dict) -> None:

@@ -11,6 +11,8 @@ with the same messages (naming the uploaded file, not a temporary path).
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import json
 import math
 import re
 import tempfile
@@ -25,6 +27,7 @@ from sqlalchemy.orm import Session
 from simsa import accounts
 from simsa.audit.log import now_utc
 from simsa.errors import InputError, ProgramFileError, SimsaError
+from simsa.lineage.originality import check_compare_result
 from simsa.program.loader import MAX_PROGRAM_BYTES, LoadedProgram, parse_program
 from simsa.services import account_admin, appeals, corrections, decisions, programs, status
 from simsa.services import gates as gate_service
@@ -285,6 +288,72 @@ def record_gate(session: Session, key: str, stage_id: str, *, team: str, gate: s
     return gate_service.record_result(session, loaded, stage_id=stage_id, team_id=(team or "").strip(),
                                       gate_id=(gate or "").strip(), passed=choice == "pass", evidence=evidence or "",
                                       link=url, actor=actor)
+
+
+MAX_FIELD_CHARS = 200     # a team or gate id typed in an upload form
+MAX_REASON_CHARS = 4000
+MAX_LINK_CHARS = 2048
+
+
+def lineage_from_bytes(data: bytes, name: str) -> gate_service.LineageFile:
+    """An uploaded `simsa lineage compare --json` result, checked as `gate_service.read_lineage_file` checks a file
+    (UTF-8, JSON, a lineage result by `check_compare_result`, at most MAX_LINEAGE_BYTES), with the sha256 of the
+    uploaded bytes and their text (kept as the gate result's evidence document). Messages name the upload."""
+    shown = upload_name(name, "lineage.json")
+    if not data:
+        raise InputError(f"{shown}: the file is empty")
+    if len(data) > gate_service.MAX_LINEAGE_BYTES:
+        raise InputError(f"{shown}: larger than {gate_service.MAX_LINEAGE_BYTES} bytes")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{shown}: not valid UTF-8 (offset {exc.start})") from None
+    try:
+        parsed = json.loads(text.removeprefix("\ufeff"))
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{shown}:{exc.lineno}: malformed JSON: {exc.msg}") from None
+    except (ValueError, RecursionError):
+        raise InputError(f"{shown}: not a readable JSON document") from None
+    try:
+        check_compare_result(parsed)
+    except InputError as exc:
+        raise InputError(f"{shown}: {exc}") from None
+    return gate_service.LineageFile(data=parsed, sha256=hashlib.sha256(data).hexdigest(), text=text)
+
+
+def _bounded(text: str | None, name: str, limit: int) -> str:
+    value = (text or "").strip()
+    if len(value) > limit:
+        raise InputError(f"{name} is {len(value)} characters; at most {limit}")
+    return value
+
+
+def record_gate_from_lineage(session: Session, key: str, stage_id: str, *, team: str, gate: str,
+                             filename: str | None, data: bytes | None, override: str | None, reason: str | None,
+                             link: str | None, actor: str) -> gate_service.LineageGate:
+    """A gate decided from an uploaded lineage comparison, as `simsa gate from-lineage` decides it: pass or fail as
+    recommended, or (after review) as overridden with a reason; the uploaded file is kept as the result's evidence
+    document. A link must be a web address."""
+    _, loaded = stored_stage(session, key, stage_id)
+    team_id = _bounded(team, "team", MAX_FIELD_CHARS)
+    gate_id = _bounded(gate, "gate", MAX_FIELD_CHARS) or "originality"
+    choice = _bounded(override, "override", MAX_FIELD_CHARS).lower()
+    if choice not in ("", "pass", "fail"):
+        raise InputError("the decision is the recommendation, or pass or fail after review")
+    why = _bounded(reason, "the reason", MAX_REASON_CHARS) or None
+    if why is not None and not choice:
+        raise InputError("a reason is recorded with a reviewer's decision: choose pass or fail after review, or "
+                         "leave the reason empty")
+    url = _bounded(link, "the link", MAX_LINK_CHARS) or None
+    if url is not None and not url.lower().startswith(("https://", "http://")):
+        raise InputError("the link must be a web address starting with https:// or http://")
+    if not data:
+        raise InputError("choose a lineage result (.json, as `simsa lineage compare --json` writes it) to upload")
+    found = lineage_from_bytes(data, filename or "")
+    return gate_service.record_result_from_lineage(
+        session, loaded, stage_id=stage_id, team_id=team_id, gate_id=gate_id, lineage=found.data,
+        lineage_sha256=found.sha256, lineage_text=found.text, link=url, actor=actor,
+        override=None if not choice else choice == "pass", reason=why)
 
 
 def void_record(session: Session, key: str, stage_id: str, *, kind: str, record_id: str, reason: str,

@@ -57,6 +57,24 @@ LABELS: dict[str, tuple[str, str]] = {
     "adm_record_gate": ("Record a gate result", "필수 요건 결과 기록"),
     "adm_gate": ("Gate", "필수 요건"),
     "adm_result": ("Result", "결과"),
+    "adm_lineage_gate": ("Decide a gate from a lineage comparison", "계보 비교 결과로 필수 요건 판정"),
+    "adm_lineage_help": ("A saved `simsa lineage compare --json` result of at most {limit} bytes, as `simsa gate "
+                         "from-lineage` takes it. It is read against the team's declaration and the gate's originality "
+                         "rules and pass or fail is recorded as recommended; a result that needs review is recorded "
+                         "only with a decision after review and its reason. The file itself is kept as the result's "
+                         "evidence and published with its sha256.",
+                         "`simsa gate from-lineage`와 같이 저장된 `simsa lineage compare --json` 결과 파일, "
+                         "최대 {limit}바이트. 팀의 신고 내용과 필수 요건의 독자성 규칙에 비추어 읽고 "
+                         "권고대로 통과 또는 미통과를 기록합니다. "
+                         "검토가 필요한 결과는 검토 후 판정과 그 사유가 있을 때만 기록합니다. "
+                         "파일 자체는 결과의 근거 자료로 보관되며 sha256과 함께 공개됩니다."),
+    "adm_lineage_file": ("Lineage result (.json)", "계보 비교 결과 (.json)"),
+    "adm_override": ("Decision", "판정"),
+    "adm_override_none": ("as recommended", "권고대로"),
+    "adm_override_pass": ("pass after review", "검토 후 통과"),
+    "adm_override_fail": ("fail after review", "검토 후 미통과"),
+    "adm_override_reason": ("Reason for a decision after review", "검토 후 판정의 사유"),
+    "adm_lineage_button": ("Record from the comparison", "비교 결과로 기록"),
     "adm_void": ("Void a score or gate result", "점수 또는 필수 요건 결과 무효화"),
     "adm_void_kind": ("What", "대상"),
     "adm_void_score": ("score", "점수"),
@@ -137,6 +155,9 @@ LABELS: dict[str, tuple[str, str]] = {
     "done_score_recorded": ("The score is recorded.", "점수를 기록했습니다."),
     "done_scores_imported": ("The score file is imported.", "점수 파일을 가져왔습니다."),
     "done_gate_recorded": ("The gate result is recorded.", "필수 요건 결과를 기록했습니다."),
+    "done_gate_lineage_recorded": ("The gate result is recorded from the lineage comparison, which is kept as its "
+                                   "evidence.", "계보 비교 결과로 필수 요건 결과를 기록했습니다. 비교 결과는 근거 "
+                                   "자료로 보관됩니다."),
     "done_voided": ("The record is voided.", "기록을 무효화했습니다."),
     "done_decided": ("The stage is decided.", "단계를 결정했습니다."),
     "done_appeal_resolved": ("The appeal is resolved.", "이의신청을 처리했습니다."),

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from simsa import accounts
 from simsa.errors import SimsaError
+from simsa.services import gates as gate_service
 from simsa.services import web_forms
 from simsa.web.deps import Admin, ReadSession, Refused, settings
 from simsa.web.render import page, redirect
@@ -183,8 +184,10 @@ def load_program(request: Request, who: Admin, upload: UploadForm, session: Form
 def _stage_page(request: Request, session: Session, key: str, stage: str, *, error: str | None = None,
                 kept: dict | None = None, status_code: int = 200) -> Response:
     view = web_forms.stage_admin(session, key, stage)
+    limit = settings(request).max_upload_bytes
     return page(request, "admin_stage.html.j2", status_code=status_code, view=view, error=error, kept=kept or {},
-                stage_url=_stage_url(key, stage), limit=settings(request).max_upload_bytes)
+                stage_url=_stage_url(key, stage), limit=limit,
+                lineage_limit=min(limit, gate_service.MAX_LINEAGE_BYTES))
 
 
 @router.get("/programs/{key}/stages/{stage}")
@@ -236,6 +239,22 @@ def record_gate(request: Request, who: Admin, session: FormWrite, key: str, stag
             kept = {"gate": {"team": team, "gate": gate, "passed": passed, "evidence": evidence, "link": link}}
             return _stage_page(request, reading, key, stage, error=str(exc), kept=kept, status_code=400)
     return redirect(request, _stage_url(key, stage), done="done_gate_recorded")
+
+
+@router.post("/programs/{key}/stages/{stage}/gates/lineage")
+def record_gate_from_lineage(request: Request, who: Admin, upload: UploadForm, session: FormWrite, key: str,
+                             stage: str) -> Response:
+    form_post(request, who, upload.fields.get("csrf_token"))
+    assert who.account is not None
+    fields = {name: upload.fields.get(name, "") for name in ("team", "gate", "override", "reason", "link")}
+    try:
+        web_forms.record_gate_from_lineage(session, key, stage, filename=upload.filename, data=upload.data,
+                                           actor=who.account.actor, **fields)
+    except SimsaError as exc:
+        with after_refusal(request, session) as reading:
+            return _stage_page(request, reading, key, stage, error=str(exc), kept={"lineage": fields},
+                               status_code=400)
+    return redirect(request, _stage_url(key, stage), done="done_gate_lineage_recorded")
 
 
 @router.post("/programs/{key}/stages/{stage}/void")
