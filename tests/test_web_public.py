@@ -314,6 +314,7 @@ def test_gate_page_with_history_and_lineage_report(site: Site) -> None:
     assert JIRI_EVIDENCE in page and f'href="{JIRI_LINK}"' in page  # the hand-recorded result it superseded
     assert "Recorded by" in page and "Failed" in page
     assert "Lineage report" in page and "Layer-by-layer evidence" in page and "<svg" in page
+    assert f'<span class="hash">{sha}</span>' in page and f"{len(site.lineage_file)} bytes" in page
     assert "&lt;script&gt;" in page and SCRIPT not in page  # the hostile candidate path, escaped
     download = get(site, path + "/lineage.json")
     assert download.headers["content-type"] == "application/json"

@@ -183,4 +183,7 @@ LABELS: dict[str, tuple[str, str]] = {
     "pub_verify_elsewhere": ("To verify elsewhere, download the log and run: simsa audit verify --file audit.json",
                              "다른 곳에서 검증하려면 감사 기록을 내려받아 다음을 실행하십시오: "
                              "simsa audit verify --file audit.json"),
+    "pub_doc_sha256": ("SHA-256 of the stored comparison (re-hash the download to check it)",
+                       "저장된 비교 결과의 SHA-256 (내려받은 파일의 해시와 비교해 확인할 수 있습니다)"),
+    "pub_doc_size": ("{size} bytes", "{size}바이트"),
 }
