@@ -162,7 +162,7 @@ def stored_version(session: Session, key: str) -> tuple[ProgramVersion, LoadedPr
     row = latest_version(session, key) if len(key) <= 64 else None
     if row is None:
         shown = key if len(key) <= 70 else key[:67] + "..."
-        raise NotFound(f"no loaded programme {shown!r}")
+        raise NotFound(f"no programme {shown!r} is loaded")
     return row, parse_stored(row)
 
 

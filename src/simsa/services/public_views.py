@@ -13,7 +13,6 @@ import io
 import json
 import re
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import PurePath
 from typing import Any
 from urllib.parse import urlsplit
@@ -24,11 +23,11 @@ from sqlalchemy.orm import Session
 from simsa.audit.chain import Entry
 from simsa.audit.log import export, utc_iso, verify
 from simsa.audit.trail import summarise
-from simsa.errors import InputError
-from simsa.program.loader import LoadedProgram, parse_program
+from simsa.errors import InputError, NotFound
+from simsa.program.loader import LoadedProgram
 from simsa.program.schema import ID_PATTERN, Stage
 from simsa.services import decisions as decision_service
-from simsa.services import evidence_docs, program_versions
+from simsa.services import evidence_docs, program_versions, programs
 from simsa.services.appeals import listing as appeal_listing
 from simsa.services.status import StageStatus, stage_status
 from simsa.store.models import AuditEntry, Decision, EvidenceDocument, GateResult, ProgramVersion, Score
@@ -44,10 +43,6 @@ REPORT_MEDIA = {"html": "text/html; charset=utf-8", "md": "text/markdown; charse
                 "json": "application/json"}
 
 
-class NotFound(InputError):
-    """Nothing of that name or number exists (or the name cannot be one): the web answers 404."""
-
-    not_found = True
 
 
 # ---------------------------------------------------------------- checking what a URL says
@@ -84,23 +79,9 @@ def http_url(link: str | None) -> str | None:
 # ---------------------------------------------------------------- programmes
 
 
-@lru_cache(maxsize=64)
-def _parsed(key: str, sha256: str, text: str) -> LoadedProgram:
-    return parse_program(text, f"{key} (stored version {sha256[:12]})")
-
-
-def _latest(session: Session, key: str) -> ProgramVersion:
-    row = session.execute(select(ProgramVersion).where(ProgramVersion.program_key == key)
-                          .order_by(ProgramVersion.id.desc()).limit(1)).scalar_one_or_none()
-    if row is None:
-        raise NotFound(f"no programme {key!r}")
-    return row
-
-
 def stored_program(session: Session, key: str) -> LoadedProgram:
     """The latest stored version of programme `key` (never a file on disk)."""
-    row = _latest(session, check_id(key, "programme"))
-    return _parsed(row.program_key, row.sha256, row.text)
+    return programs.stored(session, check_id(key, "programme"))
 
 
 @dataclass(frozen=True)
@@ -255,7 +236,7 @@ def list_programs(session: Session) -> list[ProgramSummary]:
         select(Decision.program_key, func.count(func.distinct(Decision.stage_id))).group_by(Decision.program_key))}
     out = []
     for row in sorted((r for r in rows if r is not None), key=lambda r: r.program_key):
-        program = _parsed(row.program_key, row.sha256, row.text).program
+        program = programs.parse_stored(row).program
         out.append(ProgramSummary(
             key=row.program_key, name=program.program.name, name_ko=program.program.name_ko,
             timezone=program.program.timezone, stages=len(program.stages),

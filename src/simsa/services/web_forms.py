@@ -17,7 +17,6 @@ import math
 import re
 import tempfile
 from dataclasses import dataclass, replace
-from functools import lru_cache
 from pathlib import Path, PurePath
 from zoneinfo import ZoneInfo
 
@@ -26,7 +25,7 @@ from sqlalchemy.orm import Session
 
 from simsa import accounts
 from simsa.audit.log import now_utc
-from simsa.errors import InputError, ProgramFileError, SimsaError
+from simsa.errors import InputError, NotFound, ProgramFileError, SimsaError
 from simsa.lineage.originality import check_compare_result
 from simsa.program.loader import MAX_PROGRAM_BYTES, LoadedProgram, parse_program
 from simsa.services import account_admin, appeals, corrections, decisions, programs, status
@@ -43,27 +42,17 @@ MAX_TOKEN_DAYS = 3650
 UPLOAD_NAME = re.compile(r"[^A-Za-z0-9._ -]+")
 
 
-class NotFound(InputError):
-    """Something named in a URL that does not exist (the app answers 404)."""
-
-    not_found = True
 
 
 # --------------------------------------------------------------------------- programmes in the store
 
 
-@lru_cache(maxsize=32)
-def _parsed(text: str, sha256: str, key: str) -> LoadedProgram:
-    return parse_program(text, f"{key} (stored version {sha256[:12]})")
-
-
 def stored_version(session: Session, key: str) -> tuple[ProgramVersion, LoadedProgram]:
     """The latest stored version of programme `key` and the programme it holds; NotFound when none is loaded."""
     key = (key or "").strip()
-    row = programs.latest_version(session, key) if 0 < len(key) <= MAX_KEY else None
-    if row is None:
+    if not 0 < len(key) <= MAX_KEY:
         raise NotFound(f"no programme {key!r} is loaded")
-    return row, _parsed(row.text, row.sha256, key)
+    return programs.stored_version(session, key)
 
 
 def stored_program(session: Session, key: str) -> LoadedProgram:
