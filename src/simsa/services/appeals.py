@@ -123,18 +123,40 @@ def resolve_appeal(session: Session, program_ref: ProgramRef, appeal_id: int, up
                           timezone=loaded.program.program.timezone)
 
 
-def listing(session: Session, key: str, stage_id: str) -> list[dict]:
-    """Appeals against any decision of the stage, with their resolution."""
+@dataclass(frozen=True)
+class AppealRecord:
+    """An appeal against a decision of a stage, with its resolution (the shape reports and pages read)."""
+
+    id: int
+    decision_id: int
+    team: str
+    grounds: str
+    filed_at: str
+    status: str                  # pending, upheld or rejected
+    resolved_at: str | None
+    resolution: str | None
+    new_decision_id: int | None
+
+    def to_dict(self) -> dict:
+        return {"id": self.id, "decision_id": self.decision_id, "team": self.team, "grounds": self.grounds,
+                "filed_at": self.filed_at, "status": self.status, "resolved_at": self.resolved_at,
+                "resolution": self.resolution, "new_decision_id": self.new_decision_id}
+
+
+def records(session: Session, key: str, stage_id: str) -> list[AppealRecord]:
+    """Appeals against any decision of the stage, with their resolution, oldest first."""
     rows = session.execute(select(Appeal, AppealResolution).join(Decision, Decision.id == Appeal.decision_id)
                            .outerjoin(AppealResolution, AppealResolution.appeal_id == Appeal.id)
                            .where(Decision.program_key == key, Decision.stage_id == stage_id)
                            .order_by(Appeal.id)).all()
-    out = []
-    for appeal, res in rows:
-        out.append({
-            "id": appeal.id, "decision_id": appeal.decision_id, "team": appeal.team_id, "grounds": appeal.grounds,
-            "filed_at": utc_text(appeal.filed_at), "status": res.outcome if res else "pending",
-            "resolved_at": utc_text(res.resolved_at) if res else None, "resolution": res.reason if res else None,
-            "new_decision_id": res.new_decision_id if res else None,
-        })
-    return out
+    return [AppealRecord(id=appeal.id, decision_id=appeal.decision_id, team=appeal.team_id, grounds=appeal.grounds,
+                         filed_at=utc_text(appeal.filed_at), status=res.outcome if res else "pending",
+                         resolved_at=utc_text(res.resolved_at) if res else None,
+                         resolution=res.reason if res else None,
+                         new_decision_id=res.new_decision_id if res else None)
+            for appeal, res in rows]
+
+
+def listing(session: Session, key: str, stage_id: str) -> list[dict]:
+    """`records` as plain dicts, as the report renderer and the decision JSON take them."""
+    return [r.to_dict() for r in records(session, key, stage_id)]

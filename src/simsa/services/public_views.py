@@ -28,7 +28,8 @@ from simsa.program.loader import LoadedProgram
 from simsa.program.schema import ID_PATTERN, Stage
 from simsa.services import decisions as decision_service
 from simsa.services import evidence_docs, program_versions, programs
-from simsa.services.appeals import listing as appeal_listing
+from simsa.services.appeals import AppealRecord
+from simsa.services.appeals import records as appeal_records
 from simsa.services.status import StageStatus, stage_status
 from simsa.store.models import AuditEntry, Decision, EvidenceDocument, GateResult, ProgramVersion, Score
 from simsa.timeutil import utc_text
@@ -249,7 +250,7 @@ def _stage_summary(session: Session, key: str, stage: Stage) -> StageSummary:
     row = decision_service.effective(session, key, stage.id)
     count = session.execute(select(func.count()).select_from(Decision)
                             .where(Decision.program_key == key, Decision.stage_id == stage.id)).scalar_one()
-    pending = sum(1 for a in appeal_listing(session, key, stage.id) if a["status"] == "pending")
+    pending = sum(1 for a in appeal_records(session, key, stage.id) if a.status == "pending")
     return StageSummary(id=stage.id, name=stage.name, name_ko=stage.name_ko, start=stage.start.isoformat(),
                         end=stage.end.isoformat(), appeal_days=stage.appeal_days,
                         decision=_decision_summary(row) if row is not None else None, decisions=int(count),
@@ -302,24 +303,7 @@ class HistoryItem:
                 "eliminated": list(self.eliminated), "appeal_id": self.appeal_id}
 
 
-@dataclass(frozen=True)
-class AppealItem:
-    """An appeal against a decision of the stage, in the shape the report renderer reads."""
-
-    id: int
-    decision_id: int
-    team: str
-    grounds: str
-    filed_at: str
-    status: str
-    resolved_at: str | None
-    resolution: str | None
-    new_decision_id: int | None
-
-    def to_dict(self) -> dict:
-        return {"id": self.id, "decision_id": self.decision_id, "team": self.team, "grounds": self.grounds,
-                "filed_at": self.filed_at, "status": self.status, "resolved_at": self.resolved_at,
-                "resolution": self.resolution, "new_decision_id": self.new_decision_id}
+AppealItem = AppealRecord  # an appeal as the stage page shows it
 
 
 @dataclass(frozen=True)
@@ -409,7 +393,7 @@ def _history(session: Session, row: Decision) -> tuple[HistoryItem, ...]:
 
 
 def _appeals(session: Session, key: str, stage_id: str) -> tuple[AppealItem, ...]:
-    return tuple(AppealItem(**a) for a in appeal_listing(session, key, stage_id))
+    return tuple(appeal_records(session, key, stage_id))
 
 
 def stage_page(session: Session, key: str, stage_id: str, decision_id: str | int | None = None) -> StagePage:

@@ -596,22 +596,7 @@ class GateRow:
                 "evidence": self.evidence, "link": self.link}
 
 
-@dataclass(frozen=True)
-class StageAppeal:
-    id: int
-    decision_id: int
-    team: str
-    grounds: str
-    filed_at: str
-    status: str
-    resolved_at: str | None
-    resolution: str | None
-    new_decision_id: int | None
-
-    def to_dict(self) -> dict:
-        return {"id": self.id, "decision_id": self.decision_id, "team": self.team, "grounds": self.grounds,
-                "filed_at": self.filed_at, "status": self.status, "resolved_at": self.resolved_at,
-                "resolution": self.resolution, "new_decision_id": self.new_decision_id}
+StageAppeal = appeals.AppealRecord
 
 
 @dataclass(frozen=True)
@@ -641,11 +626,6 @@ class StageAdmin:
                 "appeals": [a.to_dict() for a in self.appeals]}
 
 
-def _appeal(entry: dict) -> StageAppeal:
-    return StageAppeal(entry["id"], entry["decision_id"], entry["team"], entry["grounds"], entry["filed_at"],
-                       entry["status"], entry["resolved_at"], entry["resolution"], entry["new_decision_id"])
-
-
 def stage_admin(session: Session, key: str, stage_id: str) -> StageAdmin:
     """Everything the secretariat's stage page shows (reads only)."""
     _, loaded = stored_stage(session, key, stage_id)
@@ -663,7 +643,7 @@ def stage_admin(session: Session, key: str, stage_id: str) -> StageAdmin:
         sources=tuple(stage.score_sources()),
         recorded_gates=tuple(g.id for g in stage.gates if g.kind == "recorded"),
         scores=tuple(_score_row(r, "current") for r in current[:MAX_LISTED_SCORES]), scores_total=len(current),
-        gate_results=gates, appeals=tuple(_appeal(a) for a in appeals.listing(session, key, stage_id)))
+        gate_results=gates, appeals=tuple(appeals.records(session, key, stage_id)))
 
 
 # --------------------------------------------------------------------------- a team's own view
@@ -815,7 +795,7 @@ def team_overview(session: Session, account: accounts.AccountView, lang: str = "
     for stage in p.stages:
         row = decisions.effective(session, key, stage.id)
         body = decisions.body(row) if row is not None else {}
-        mine = tuple(_appeal(a) for a in appeals.listing(session, key, stage.id) if a["team"] == team)
+        mine = tuple(a for a in appeals.records(session, key, stage.id) if a.team == team)
         result = _team_result(body, team, lang) if row is not None else None
         stages.append(TeamStage(
             id=stage.id, name=(stage.name_ko if lang == "ko" else None) or stage.name,
@@ -849,12 +829,12 @@ def team_appeal(session: Session, account: accounts.AccountView, appeal_id: int)
     if found is None or found[1] != key or found[0].team_id != team:
         raise NotFound(f"no appeal {appeal_id} of your team")
     stage_id = found[2]
-    entry = next(a for a in appeals.listing(session, key, stage_id) if a["id"] == appeal_id)
+    entry = next(a for a in appeals.records(session, key, stage_id) if a.id == appeal_id)
     try:
         zone = stored_program(session, key).program.program.timezone
     except NotFound:
         zone = "UTC"
-    return TeamAppealView(key, zone, stage_id, _appeal(entry))
+    return TeamAppealView(key, zone, stage_id, entry)
 
 
 def file_team_appeal(session: Session, account: accounts.AccountView, stage_id: str,
