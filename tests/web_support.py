@@ -13,6 +13,7 @@ from pathlib import Path
 
 import httpx
 import uvicorn
+from fastapi import FastAPI
 
 from helpers import EXAMPLE, write_bench_scores
 from simsa import accounts
@@ -48,6 +49,7 @@ class LiveSite:
     settings_changes: dict = field(default_factory=dict)
     port: int = 0
     store: Store | None = None
+    app: FastAPI | None = None
     _server: uvicorn.Server | None = None
     _thread: threading.Thread | None = None
 
@@ -57,11 +59,11 @@ class LiveSite:
 
     def start(self) -> LiveSite:
         self.store = Store(self.db_url)
-        settings = WebSettings(database_url=self.db_url, access_log=False, **self.settings_changes)
-        app = create_app(settings, store=self.store)
+        settings = WebSettings(**{"database_url": self.db_url, "access_log": False, **self.settings_changes})
+        app = self.app = create_app(settings, store=self.store)
         self.port = free_port()
         config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", access_log=False,
-                                lifespan="off")
+                                lifespan="off", server_header=False)
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, name="simsa-web-test", daemon=True)
         self._thread.start()

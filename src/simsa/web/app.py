@@ -22,6 +22,7 @@ from simsa.web.deps import Refused
 from simsa.web.settings import WebSettings
 
 ACCESS_LOG = logging.getLogger("simsa.web.access")
+ERROR_LOG = logging.getLogger("simsa.web")
 API_PREFIX = "/api/v1"
 CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; script-src 'self'; "
        "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
@@ -71,7 +72,10 @@ def _frame(app: FastAPI, settings: WebSettings) -> None:
         request.state.request_id = request_id
         status = 500
         try:
-            response: Response = await call_next(request)
+            try:
+                response: Response = await call_next(request)
+            except Exception as exc:  # simsa's own bug: answered here, so the connection stays usable
+                response = _internal_error(request, exc)
             status = response.status_code
         finally:
             if settings.access_log:
@@ -92,6 +96,20 @@ def _frame(app: FastAPI, settings: WebSettings) -> None:
                                                         getattr(request.state, "viewer", None) is not None):
             response.headers["Cache-Control"] = "no-store"
         return response
+
+
+def _internal_error(request: Request, exc: Exception) -> Response:
+    """Logged with its traceback and the request id; the client learns only the id (exit code 70, as the CLI)."""
+    request_id = getattr(request.state, "request_id", "-")
+    ERROR_LOG.error("internal error in %s %s (request %s)", request.method, request.url.path, request_id,
+                    exc_info=exc)
+    message = f"internal error (request {request_id}); the server's log has the details"
+    if _is_api(request):
+        return JSONResponse({"error": message, "exit_code": 70, "status": 500}, status_code=500)
+    try:
+        return _error_page(request, 500, "error_title", message)
+    except Exception:  # the error page itself failed: plain text
+        return Response(message, status_code=500, media_type="text/plain")
 
 
 def _is_api(request: Request) -> bool:
