@@ -30,11 +30,13 @@ import contextlib
 import datetime as dt
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -409,8 +411,41 @@ def check_writes(db_url: str, run: str, acked: list[str]) -> WriteCheck:
 # --------------------------------------------------------------------------- the whole run
 
 
+def server_errors(log_path: Path, limit: int = 5) -> list[str]:
+    """The exceptions the server logged (the last line of each traceback), most frequent first, with counts."""
+    counts: dict[str, int] = {}
+    try:
+        lines = log_path.read_text(errors="replace").splitlines()
+    except OSError:
+        return []
+    for line in lines:
+        if line[:1] not in ("", " ", "{") and re.match(r"^[\w.]+(Error|Exception|Timeout)\b.*?: ", line):
+            text = line[:300]
+            counts[text] = counts.get(text, 0) + 1
+    return [f"{n} × {text}" for text, n in sorted(counts.items(), key=lambda kv: -kv[1])[:limit]]
+
+
 def backend_name(db_url: str) -> str:
     return "postgresql" if db_url.startswith("postgresql") else "sqlite"
+
+
+def run_async(coroutine):  # type: ignore[no-untyped-def]
+    """Run a coroutine to its end on a fresh event loop in a thread of its own, so that a caller whose thread
+    already runs a loop (a test session driving a browser through Playwright does) can run the load too."""
+    outcome: dict = {}
+
+    def target() -> None:
+        try:
+            outcome["value"] = asyncio.run(coroutine)
+        except BaseException as exc:
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=target, name="simsa-web-load")
+    thread.start()
+    thread.join()
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
 
 
 def run_load(db_url: str, work: Path, *, readers: int, seconds: float, writers: int, per_writer: int,
@@ -421,12 +456,12 @@ def run_load(db_url: str, work: Path, *, readers: int, seconds: float, writers: 
     with serve(db_url, work / "server.log", workers=workers) as base:
         paths = reader_paths(prepared)
         check_paths(base, paths)
-        reads = asyncio.run(read_load(base, paths, readers, seconds)) if readers else None
-        writes = asyncio.run(write_load(base, prepared, writers, per_writer, run)) if writers else None
+        reads = run_async(read_load(base, paths, readers, seconds)) if readers else None
+        writes = run_async(write_load(base, prepared, writers, per_writer, run)) if writers else None
     check = check_writes(db_url, run, writes.acked if writes else [])
     return {"backend": backend_name(db_url), "workers": workers, "cores": os.cpu_count(),
             "reads": reads.to_dict() if reads else None, "writes": writes.to_dict() if writes else None,
-            "check": check.to_dict()}
+            "check": check.to_dict(), "server_errors": server_errors(work / "server.log")}
 
 
 def show(result: dict) -> None:
@@ -450,6 +485,8 @@ def show(result: dict) -> None:
               f"{writes['seconds']:.1f} s")
         for sample in writes["error_samples"]:
             print(f"    error: {sample}")
+    for line in result.get("server_errors", []):
+        print(f"server logged: {line}")
     check = result["check"]
     print(f"check: {check['acknowledged']} acknowledged, {check['stored']} stored, {len(check['lost'])} lost, "
           f"{len(check['duplicated'])} duplicated, {len(check['unacknowledged_stored'])} stored unacknowledged; "

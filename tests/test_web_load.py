@@ -33,3 +33,4 @@ def test_readers_and_writers_at_once(db_url: str, tmp_path: Path) -> None:
     assert check["stored"] == 30
     assert check["lost"] == [] and check["duplicated"] == [] and check["unacknowledged_stored"] == []
     assert check["audit_ok"], check["audit_problems"]
+    assert result["server_errors"] == []
