@@ -4,6 +4,11 @@ The browser is found at $SIMSA_TEST_CHROMIUM, else /usr/bin/chromium (`scripts/t
 `make test` does this and sets both variables). Without one the browser tests are skipped, unless
 SIMSA_REQUIRE_BROWSER=1, when they fail. Playwright's own browser download is never used.
 
+The browser lives for one test module: Playwright's sync API keeps an asyncio event loop running in the main
+thread while it is open, and `asyncio.run()` there fails, so holding it for the whole session would break any later
+test that runs a loop of its own (a test module that needs both runs its loop in a thread, as
+bench/web_load.run_async does). Starting it costs about a second.
+
 `shot(page, name)` keeps a full-page screenshot of every page a test visits: `<tmp>/screenshots/NN-name.png` under
 the test's tmp folder, and a copy in `$SIMSA_SCREENSHOTS_DIR/<test>/` when that variable is set.
 """
@@ -50,9 +55,9 @@ def _missing(reason: str) -> None:
     pytest.skip(reason)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def playwright_driver() -> Iterator[Playwright]:
-    """Playwright's driver for the session (its sync API; the tests' servers run in other threads)."""
+    """Playwright's driver for a test module (its sync API; the tests' servers run in other threads)."""
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
@@ -61,9 +66,9 @@ def playwright_driver() -> Iterator[Playwright]:
         yield driver
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(playwright_driver: Playwright) -> Iterator[Browser]:
-    """One headless chromium for the whole session; tests open their own contexts (cookies) and pages in it."""
+    """One headless chromium for a test module; tests open their own contexts (cookies) and pages in it."""
     path = chromium_path()
     if path is None:
         where = os.environ.get(CHROMIUM_ENV) or " or ".join(DEFAULT_CHROMIUM)

@@ -197,6 +197,6 @@ def sqlite_site(sqlite_url: str):  # type: ignore[no-untyped-def]
 
 # --------------------------------------------------------------------------- browser
 
-# Debian's chromium driven by Playwright (tests/browser.py): `browser` is one per session; `shot(page, name)` keeps
+# Debian's chromium driven by Playwright (tests/browser.py): `browser` is one per test module; `shot(page, name)` keeps
 # a full-page screenshot of each page a test visits.
 from browser import browser, playwright_driver, shot  # noqa: E402, F401
