@@ -87,3 +87,42 @@ def test_an_internal_error_is_a_page_or_json_naming_only_the_request(sqlite_site
     assert "secret detail" not in page.text
     assert api.status_code == 500 and api.json()["exit_code"] == 70 and "secret detail" not in api.text
     assert any("secret detail" in str(r.exc_info[1]) for r in caplog.records if r.exc_info)
+
+
+def test_api_reference_page_lists_every_operation_without_scripts(sqlite_site: LiveSite) -> None:
+    with sqlite_site.client() as client:
+        page = client.get("/api/docs", params={"lang": "en"})
+        schema = client.get("/api/v1/openapi.json").json()
+    assert page.status_code == 200 and "<script" not in page.text
+    for path, item in schema["paths"].items():
+        for method in item:
+            assert f"<code>{method.upper()} {path}</code>" in page.text
+
+
+def test_more_requests_than_threads_all_complete(sqlite_url: str) -> None:
+    """A request may hold two connections (who is asking, then what it reads): the pool must hold two for every
+    thread, or requests waiting for a second connection hold every first one and nothing moves (200 concurrent
+    readers once stalled the server for the pool's 30 s timeout)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import httpx
+
+    site = LiveSite(sqlite_url, settings_changes={"threads": 4}).start()
+    try:
+        assert site.app is not None and site.store is not None
+        settings = site.app.state.settings
+        pool = site.store.engine.pool
+        assert pool.size() + pool._max_overflow >= 2 * settings.threads  # type: ignore[attr-defined]
+        site.account("chair", "admin")
+        token = site.api_token("chair")
+
+        def one(i: int) -> int:
+            headers = {"Authorization": f"Bearer {token}"} if i % 2 else {}
+            with httpx.Client(base_url=site.url, timeout=20) as client:
+                return client.get("/audit" if i % 3 else "/api/v1/me", headers=headers).status_code
+
+        with ThreadPoolExecutor(max_workers=40) as workers:
+            codes = list(workers.map(one, range(120)))
+    finally:
+        site.stop()
+    assert set(codes) <= {200, 401} and codes.count(200) >= 80, codes

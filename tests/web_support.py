@@ -58,8 +58,8 @@ class LiveSite:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> LiveSite:
-        self.store = Store(self.db_url)
         settings = WebSettings(**{"database_url": self.db_url, "access_log": False, **self.settings_changes})
+        self.store = Store(self.db_url, pool_size=settings.pool_size)
         app = self.app = create_app(settings, store=self.store)
         self.port = free_port()
         config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", access_log=False,

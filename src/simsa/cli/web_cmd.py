@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import sys
 from typing import Annotated
@@ -58,7 +57,6 @@ def web(
     os.environ["SIMSA_DATABASE_URL"] = settings.database_url or ""
     os.environ["SIMSA_WEB_HOST"] = settings.host
     os.environ["SIMSA_WEB_PORT"] = str(settings.port)
-    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     shown = settings.host if ":" not in settings.host else f"[{settings.host}]"
     err_console.print(f"simsa web on http://{shown}:{settings.port}/  (database {_safe(settings.database_url)})")
     uvicorn.run("simsa.web.app:create_app", factory=True, host=settings.host, port=settings.port, workers=workers,

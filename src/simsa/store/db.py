@@ -71,10 +71,14 @@ def _revision_on(conn: Connection) -> str | None:
 class Store:
     """A database connection pool plus a session factory, migrated to the current schema on open."""
 
-    def __init__(self, url: str | None = None, *, migrate: bool = True) -> None:
+    def __init__(self, url: str | None = None, *, migrate: bool = True, pool_size: int | None = None) -> None:
+        """`pool_size`: connections kept open, and as many again on demand (a server sizes it to its threads;
+        the default, 5 + 10, suits one command)."""
         self.url = resolve_url(url)
+        pooling = {} if pool_size is None or ":memory:" in self.url else {"pool_size": pool_size,
+                                                                          "max_overflow": pool_size}
         try:
-            self.engine = create_engine(self.url, future=True)
+            self.engine = create_engine(self.url, future=True, **pooling)
         except (ArgumentError, ValueError) as exc:
             raise InputError(f"invalid database URL {self.url!r}: {exc}") from None
         except ModuleNotFoundError as exc:

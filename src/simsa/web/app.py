@@ -9,6 +9,7 @@ import time
 import uuid
 from importlib.resources import files
 
+import anyio.to_thread
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
@@ -32,12 +33,13 @@ STATUS_LABEL = {401: "login_required", 403: "forbidden", 404: "not_found"}
 def create_app(settings: WebSettings | None = None, store: Store | None = None) -> FastAPI:
     """The app for `settings` (default: from the environment) on `store` (default: opened from the settings)."""
     settings = settings or WebSettings.from_env()
-    app = FastAPI(title="simsa", version=__version__, docs_url="/api/docs", redoc_url=None,
+    app = FastAPI(title="simsa", version=__version__, docs_url=None, redoc_url=None,
                   openapi_url=f"{API_PREFIX}/openapi.json",
                   description="Open judging for national foundation-model programmes: the JSON API. "
                               "Reads are public; writes need an API token (Authorization: Bearer …).")
     app.state.settings = settings
-    app.state.store = store or Store(settings.database_url)
+    app.state.store = store or Store(settings.database_url, pool_size=settings.pool_size)
+    _logging(settings)
     app.mount("/static", StaticFiles(directory=str(files("simsa.web") / "static")), name="static")
     _frame(app, settings)
     _errors(app)
@@ -50,6 +52,15 @@ def _routes(app: FastAPI) -> None:
 
     for router in routes.all_routers():
         app.include_router(router)
+
+    @app.get("/api/docs", include_in_schema=False)
+    def api_docs(request: Request) -> Response:
+        """The API reference, drawn from the app's own OpenAPI schema."""
+        from simsa.web.api_docs import reference
+        from simsa.web.render import page
+
+        base = str(request.base_url).rstrip("/")
+        return page(request, "api_docs.html.j2", groups=reference(app.openapi()), base_url=base)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz(request: Request) -> JSONResponse:
@@ -64,9 +75,25 @@ def _routes(app: FastAPI) -> None:
         return JSONResponse({"ok": True, "version": __version__})
 
 
+def _logging(settings: WebSettings) -> None:
+    """One JSON line per request and internal errors on stderr, in every worker process (uvicorn sets up only its
+    own loggers there); where the host application already configured logging, that configuration is kept."""
+    logger = logging.getLogger("simsa.web")
+    if logger.level == logging.NOTSET:
+        logger.setLevel(logging.INFO)
+    if not logger.handlers and not logging.getLogger().handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        logger.addHandler(handler)
+
+
 def _frame(app: FastAPI, settings: WebSettings) -> None:
     @app.middleware("http")
     async def frame(request: Request, call_next):  # type: ignore[no-untyped-def]
+        if not getattr(app.state, "threads_limited", False):
+            # Routes run in the thread pool; at most `threads` at once, matching the store's connection pool.
+            anyio.to_thread.current_default_thread_limiter().total_tokens = settings.threads
+            app.state.threads_limited = True
         started = time.perf_counter()
         request_id = uuid.uuid4().hex[:16]
         request.state.request_id = request_id

@@ -51,6 +51,13 @@ class WebSettings:
     login_rate: int = 20                     # $SIMSA_WEB_LOGIN_RATE: login attempts per client address per minute
     access_log: bool = True                  # $SIMSA_WEB_ACCESS_LOG: one JSON line per request on stderr
     max_upload_bytes: int = 50_000_000       # $SIMSA_WEB_MAX_UPLOAD: largest accepted upload (program, scores)
+    threads: int = 20                        # $SIMSA_WEB_THREADS: requests a worker process serves at once
+
+    @property
+    def pool_size(self) -> int:
+        """Database connections per worker: a request may hold two at once (who is asking, and what it reads), so
+        the pool holds 2 × (threads + 5) at most and no request can wait on a connection another waiter holds."""
+        return self.threads + 5
 
     @classmethod
     def from_env(cls) -> WebSettings:
@@ -75,6 +82,7 @@ class WebSettings:
             login_rate=_int("SIMSA_WEB_LOGIN_RATE", 20, 1, 10_000),
             access_log=_flag("SIMSA_WEB_ACCESS_LOG", True),
             max_upload_bytes=_int("SIMSA_WEB_MAX_UPLOAD", 50_000_000, 1_000, 2_000_000_000),
+            threads=_int("SIMSA_WEB_THREADS", 20, 1, 1000),
         )
 
     def with_overrides(self, **changes: object) -> WebSettings:
