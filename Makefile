@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_DIR ?= simsa-demo
 
-.PHONY: install demo test lint pytest clean
+.PHONY: install demo test test-quick lint pytest clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,13 @@ test: lint
 	SIMSA_TEST_POSTGRES_URL="$$url" SIMSA_REQUIRE_POSTGRES=1 \
 	SIMSA_TEST_CHROMIUM="$$chromium" SIMSA_REQUIRE_BROWSER=1 \
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+# A quick subset for iterating (SQLite only; the browser tests run when chromium is installed): the web platform,
+# accounts, the store, the audit log and the program file.
+test-quick: lint
+	$(BIN)/python -m pytest -q -x tests/test_web_public.py tests/test_web_admin.py tests/test_web_team.py \
+	  tests/test_web_api.py tests/test_web_frame.py tests/test_web_browser.py tests/test_accounts.py \
+	  tests/test_evidence_docs.py tests/test_store.py tests/test_audit.py tests/test_program_file.py $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache .ruff_cache
