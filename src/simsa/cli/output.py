@@ -17,6 +17,8 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from simsa.report.formats import csv_cell
+
 # No automatic highlighting of numbers and strings: its regular expressions take ~0.1 s to compile on the first
 # print, a tenth of an everyday command's budget; what deserves colour is marked up explicitly.
 console = Console(highlight=False)
@@ -25,7 +27,6 @@ err_console = Console(stderr=True, highlight=False)
 Format = Literal["table", "csv", "json"]
 FormatOpt = Annotated[Format | None, typer.Option(
     "--format", help="Output as a table (default), CSV (for spreadsheets) or JSON.", show_default=False)]
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 def emit_json(obj: Any) -> None:
@@ -93,20 +94,6 @@ class Column:
         return "" if value is None else str(value)
 
 
-def csv_cell(value: Any) -> str:
-    """A CSV cell that a spreadsheet shows as text rather than runs as a formula.
-
-    Text starting with = + - @ (or a tab or carriage return) gets a leading apostrophe, as OWASP advises; numbers
-    are written as numbers, so a negative score stays a number.
-    """
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return repr(value) if isinstance(value, float) else str(value)
-    text = str(value)
-    return "'" + text if text.startswith(FORMULA_STARTS) else text
 
 
 def emit_rows(rows: Sequence[dict[str, Any]], columns: Sequence[Column], fmt: Format, *, key: str = "rows",

@@ -97,3 +97,22 @@ def fmt_change(pct: Any, sign: str) -> str:
     """A signed weight change in percent."""
     v = num(pct)
     return DASH if v is None else f"{sign}{abs(v):.1f}%"
+
+
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: Any) -> str:
+    """A CSV cell that a spreadsheet shows as text rather than runs as a formula.
+
+    Text starting with = + - @ (or a tab or carriage return) gets a leading apostrophe, as OWASP advises; numbers
+    are written as numbers, so a negative score stays a number.
+    """
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value) if isinstance(value, float) else str(value)
+    text = str(value)
+    return "'" + text if text.startswith(FORMULA_STARTS) else text

@@ -26,6 +26,7 @@ from simsa.audit.trail import summarise
 from simsa.errors import InputError, NotFound
 from simsa.program.loader import LoadedProgram
 from simsa.program.schema import ID_PATTERN, Stage
+from simsa.report.formats import csv_cell
 from simsa.services import decisions as decision_service
 from simsa.services import evidence_docs, program_versions, programs
 from simsa.services.appeals import AppealRecord
@@ -39,7 +40,6 @@ MAX_ID = 2**63 - 1
 _ID = re.compile(ID_PATTERN)
 _NUMBER = re.compile(r"[0-9]{1,19}")
 _ACTION_PREFIX = re.compile(r"[a-z0-9_.]{0,64}")
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 REPORT_MEDIA = {"html": "text/html; charset=utf-8", "md": "text/markdown; charset=utf-8",
                 "json": "application/json"}
 
@@ -772,17 +772,6 @@ SCORE_COLUMNS = ("id", "stage", "team", "source", "rater", "value", "stderr", "r
                  "example", "recorded_at_utc", "recorded_by", "supersedes", "voided", "reason", "batch", "current")
 
 
-def csv_cell(value: Any) -> str:
-    """A spreadsheet shows this as text, never runs it: text starting with = + - @ (or tab, CR) gets a leading '.
-    Numbers stay numbers (a negative score is not a formula)."""
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return repr(value) if isinstance(value, float) else str(value)
-    text = str(value)
-    return "'" + text if text.startswith(FORMULA_STARTS) else text
 
 
 def scores_csv(session: Session, key: str, stage_id: str) -> Download:
