@@ -126,3 +126,41 @@ def test_more_requests_than_threads_all_complete(sqlite_url: str) -> None:
     finally:
         site.stop()
     assert set(codes) <= {200, 401} and codes.count(200) >= 80, codes
+
+
+def test_concurrent_verifications_share_one_run_and_whole_log_reads_are_bounded() -> None:
+    import threading
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    from simsa.web import heavy
+
+    runs = []
+    gate = heavy.Coalesced()
+
+    def verify() -> int:
+        runs.append(1)
+        time.sleep(0.2)
+        return len(runs)
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        results = list(pool.map(lambda _: gate.run(verify), range(8)))
+    assert len(runs) <= 2 and set(results) <= {1, 2}  # 8 requests, at most two runs (one began before the rest)
+    assert gate.run(verify) == len(runs)  # a later request runs again: nothing is cached past its waiters
+
+    inside = 0
+    most = 0
+    lock = threading.Lock()
+
+    def read() -> None:
+        nonlocal inside, most
+        with lock:
+            inside += 1
+            most = max(most, inside)
+        time.sleep(0.05)
+        with lock:
+            inside -= 1
+
+    with ThreadPoolExecutor(max_workers=10) as pool:
+        list(pool.map(lambda _: heavy.whole_log(read), range(20)))
+    assert most == heavy.WHOLE_LOG_READS

@@ -1,5 +1,6 @@
-"""Expensive public reads (verifying the whole audit log) run one at a time; requests that arrive while one runs
-wait for it and share its result, so a crowd of readers costs one verification, not one each.
+"""Expensive public reads — those that go through the whole audit log — bounded so a crowd cannot exhaust the
+server: verifying runs one at a time, and requests that arrive while one runs wait for it and share its result
+(`coalesced`); exports and trails run at most `WHOLE_LOG_READS` at a time per worker (`whole_log`).
 
 Results are never kept for later requests: a verification shown is always one that finished after the request
 arrived, so an edit behind the log cannot hide behind a cached "OK".
@@ -34,6 +35,14 @@ class Coalesced:
 
 
 _GUARD = threading.Lock()
+WHOLE_LOG_READS = 2
+_WHOLE_LOG = threading.BoundedSemaphore(WHOLE_LOG_READS)
+
+
+def whole_log(compute: Callable[[], T]) -> T:
+    """Run a read of the whole log (export, trail) once one of the few slots for them is free."""
+    with _WHOLE_LOG:
+        return compute()
 
 
 def coalesced(request: Request, name: str, compute: Callable[[], T]) -> T:

@@ -16,7 +16,7 @@ from markupsafe import Markup
 
 from simsa.services import public_views as views
 from simsa.web.deps import ReadSession, ViewerDep
-from simsa.web.heavy import coalesced
+from simsa.web.heavy import coalesced, whole_log
 from simsa.web.render import page
 
 router = APIRouter(include_in_schema=False)
@@ -129,7 +129,7 @@ def audit_verify(request: Request, session: ReadSession, who: ViewerDep) -> Resp
 
 @router.get("/audit/export.json")
 def audit_export(session: ReadSession) -> Response:
-    return _download(views.audit_export(session))
+    return _download(whole_log(lambda: views.audit_export(session)))
 
 
 @router.get("/audit/{seq}")

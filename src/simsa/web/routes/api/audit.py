@@ -13,7 +13,7 @@ from simsa.audit.trail import TrailFilter, build_trail, parse_instant, zone
 from simsa.services import api_views
 from simsa.web import api_models as m
 from simsa.web.deps import ReadSession, SignedIn
-from simsa.web.heavy import coalesced
+from simsa.web.heavy import coalesced, whole_log
 from simsa.web.routes.api.common import DOCUMENT_TOKEN, ERRORS, READ_ERRORS, BoundedRoute
 
 router = APIRouter(route_class=BoundedRoute)
@@ -38,7 +38,7 @@ def verify(request: Request, session: ReadSession) -> dict:
 @router.get("/audit/export", response_model=m.AuditExport, tags=["audit"], summary="The whole audit log")
 def export(session: ReadSession) -> Response:
     """As `simsa audit export`: every entry, payloads and hashes, and the head, for publication."""
-    return JSONResponse(audit_log.export(session))
+    return JSONResponse(whole_log(lambda: audit_log.export(session)))
 
 
 @router.get("/audit/trail", response_model=m.Trail, responses=READ_ERRORS, tags=["audit"],
@@ -56,7 +56,7 @@ def trail(session: ReadSession,
                       until=parse_instant(until, "until") if until is not None else None,
                       actor=actor, action=action, limit=limit)
     shown_in = zone(tz) if tz is not None else None
-    return build_trail(audit_log.iter_entries(session), flt, shown_in).to_dict()
+    return whole_log(lambda: build_trail(audit_log.iter_entries(session), flt, shown_in).to_dict())
 
 
 @router.get("/audit/{seq}", response_model=m.AuditEntry, responses=READ_ERRORS, tags=["audit"],
