@@ -34,7 +34,6 @@ BATCH_PATTERN = re.compile(r"^[A-Za-z0-9_.:\-]{1,64}$")
 _ID = re.compile(ID_PATTERN)
 
 
-NotFoundError = NotFound  # the web answers 404
 
 
 def _shown(value: str) -> str:
@@ -69,7 +68,7 @@ def require_stage(program: Program, stage_id: str) -> Stage:
     try:
         return program.stage(stage_id)
     except KeyError:
-        raise NotFoundError(f"programme {program.program.id!r} has no stage {_shown(stage_id)} (stages: "
+        raise NotFound(f"programme {program.program.id!r} has no stage {_shown(stage_id)} (stages: "
                             f"{', '.join(s.id for s in program.stages)})") from None
 
 
@@ -77,14 +76,14 @@ def require_team(program: Program, team_id: str) -> Team:
     try:
         return program.team(team_id)
     except KeyError:
-        raise NotFoundError(f"programme {program.program.id!r} has no team {_shown(team_id)} (teams: "
+        raise NotFound(f"programme {program.program.id!r} has no team {_shown(team_id)} (teams: "
                             f"{', '.join(t.id for t in program.teams)})") from None
 
 
 def require_gate(stage: Stage, gate_id: str) -> Gate:
     gate = next((g for g in stage.gates if g.id == gate_id), None)
     if gate is None:
-        raise NotFoundError(f"stage {stage.id!r} has no gate {_shown(gate_id)} (gates: "
+        raise NotFound(f"stage {stage.id!r} has no gate {_shown(gate_id)} (gates: "
                             f"{', '.join(g.id for g in stage.gates) or 'none'})")
     return gate
 
@@ -202,7 +201,7 @@ def version_text(session: Session, key: str, version_id: int) -> VersionText:
     latest_row(session, key)
     row = session.get(ProgramVersion, version_id) if 1 <= version_id <= MAX_ID else None
     if row is None or row.program_key != key:
-        raise NotFoundError(f"programme {key!r} has no version {version_id}")
+        raise NotFound(f"programme {key!r} has no version {version_id}")
     return VersionText(id=row.id, program=row.program_key, sha256=row.sha256, loaded_at=utc_text(row.loaded_at),
                        loaded_by=row.loaded_by, source_path=row.source_path, text=row.text)
 
@@ -219,7 +218,7 @@ def _version_ref(versions: list[ProgramVersion], key: str, ref: str) -> ProgramV
     if len(hit) != 1:
         known = ", ".join(f"{v.id} ({v.sha256[:12]})" for v in versions)
         what = "matches several versions" if hit else "is not a version"
-        raise NotFoundError(f"{_shown(ref)} {what} of programme {key!r} (versions: {known})")
+        raise NotFound(f"{_shown(ref)} {what} of programme {key!r} (versions: {known})")
     return hit[0]
 
 
@@ -379,15 +378,15 @@ class DecisionSummary:
 
 
 def decision_row(session: Session, key: str, stage_id: str, decision_id: int | None = None) -> Decision:
-    """The stage's decision in force, or decision `decision_id` of the stage; NotFoundError when there is none."""
+    """The stage's decision in force, or decision `decision_id` of the stage; NotFound when there is none."""
     if decision_id is not None:
         row = session.get(Decision, decision_id) if 1 <= decision_id <= MAX_ID else None
         if row is None or row.program_key != key or row.stage_id != stage_id:
-            raise NotFoundError(f"no decision {decision_id} for stage {stage_id!r} of programme {key!r}")
+            raise NotFound(f"no decision {decision_id} for stage {stage_id!r} of programme {key!r}")
         return row
     row = decision_service.effective(session, key, stage_id)
     if row is None:
-        raise NotFoundError(f"stage {stage_id!r} of programme {key!r} has no decision yet")
+        raise NotFound(f"stage {stage_id!r} of programme {key!r} has no decision yet")
     return row
 
 
@@ -415,21 +414,21 @@ def appeal_program(session: Session, appeal_id: int) -> str:
     appeal = session.get(Appeal, appeal_id) if 1 <= appeal_id <= MAX_ID else None
     decision = session.get(Decision, appeal.decision_id) if appeal is not None else None
     if decision is None:
-        raise NotFoundError(f"no appeal {appeal_id}")
+        raise NotFound(f"no appeal {appeal_id}")
     return decision.program_key
 
 
 def score_program(session: Session, score_id: int) -> str:
     row = session.get(Score, score_id) if 1 <= score_id <= MAX_ID else None
     if row is None:
-        raise NotFoundError(f"no score {score_id}")
+        raise NotFound(f"no score {score_id}")
     return row.program_key
 
 
 def gate_program(session: Session, result_id: int) -> str:
     row = session.get(GateResult, result_id) if 1 <= result_id <= MAX_ID else None
     if row is None:
-        raise NotFoundError(f"no gate result {result_id}")
+        raise NotFound(f"no gate result {result_id}")
     return row.program_key
 
 
@@ -440,7 +439,7 @@ def require_batch(session: Session, key: str, batch_id: str) -> str:
         found = session.execute(select(Score.id).where(Score.program_key == key, Score.batch_id == batch_id)
                                 .limit(1)).first()
     if found is None:
-        raise NotFoundError(f"no score import {_shown(batch_id)} in programme {key!r}")
+        raise NotFound(f"no score import {_shown(batch_id)} in programme {key!r}")
     return batch_id
 
 
@@ -483,5 +482,5 @@ def audit_entry(session: Session, seq: int) -> Entry:
     t = AuditEntry.__table__.c
     row = session.execute(select(*_entry_columns()).where(t.seq == seq)).first() if 1 <= seq <= MAX_ID else None
     if row is None:
-        raise NotFoundError(f"no audit entry {seq}")
+        raise NotFound(f"no audit entry {seq}")
     return _entry(row)

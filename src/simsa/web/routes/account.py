@@ -25,7 +25,6 @@ Short = Annotated[str, Form(max_length=200)]
 Secret = Annotated[str, Form(max_length=1000)]
 Csrf = Annotated[str | None, Form(max_length=200)]
 RowId = Annotated[int, Path(ge=1, le=2**31 - 1)]  # a database id (larger would overflow PostgreSQL's integer)
-FormWrite = WriteSession  # committed before the response goes out (see deps)
 
 
 def form_post(request: Request, who: Viewer, csrf_token: str | None) -> None:
@@ -57,7 +56,7 @@ def account_page(request: Request, who: SignedIn, session: ReadSession) -> Respo
 
 
 @router.post("/password")
-def change_password(request: Request, who: SignedIn, session: FormWrite, old: Secret = "", new: Secret = "",
+def change_password(request: Request, who: SignedIn, session: WriteSession, old: Secret = "", new: Secret = "",
                     new_again: Secret = "", csrf_token: Csrf = None) -> Response:
     form_post(request, who, csrf_token)
     assert who.account is not None
@@ -73,7 +72,7 @@ def change_password(request: Request, who: SignedIn, session: FormWrite, old: Se
 
 
 @router.post("/tokens")
-def create_token(request: Request, who: SignedIn, session: FormWrite, name: Short = "",
+def create_token(request: Request, who: SignedIn, session: WriteSession, name: Short = "",
                  expires_days: Short = "", csrf_token: Csrf = None) -> Response:
     form_post(request, who, csrf_token)
     assert who.account is not None
@@ -87,7 +86,7 @@ def create_token(request: Request, who: SignedIn, session: FormWrite, name: Shor
 
 
 @router.post("/tokens/{token_id}/revoke")
-def revoke_token(request: Request, who: SignedIn, session: FormWrite, token_id: RowId,
+def revoke_token(request: Request, who: SignedIn, session: WriteSession, token_id: RowId,
                  csrf_token: Csrf = None) -> Response:
     form_post(request, who, csrf_token)
     assert who.account is not None

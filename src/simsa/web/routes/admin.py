@@ -20,9 +20,9 @@ from simsa import accounts
 from simsa.errors import SimsaError
 from simsa.services import gates as gate_service
 from simsa.services import web_forms
-from simsa.web.deps import Admin, ReadSession, Refused, settings
+from simsa.web.deps import Admin, ReadSession, Refused, WriteSession, settings
 from simsa.web.render import page, redirect
-from simsa.web.routes.account import Csrf, FormWrite, RowId, Short, Text, after_refusal, form_post
+from simsa.web.routes.account import Csrf, RowId, Short, Text, after_refusal, form_post
 
 router = APIRouter(prefix="/admin", include_in_schema=False)
 
@@ -101,7 +101,7 @@ def account_list(request: Request, who: Admin, session: ReadSession) -> Response
 
 
 @router.post("/accounts/invite")
-def invite(request: Request, who: Admin, session: FormWrite, username: Short = "", display_name: Short = "",
+def invite(request: Request, who: Admin, session: WriteSession, username: Short = "", display_name: Short = "",
            role: Short = "", program: Short = "", team: Short = "", csrf_token: Csrf = None) -> Response:
     form_post(request, who, csrf_token)
     assert who.account is not None
@@ -117,7 +117,7 @@ def invite(request: Request, who: Admin, session: FormWrite, username: Short = "
 
 
 @router.post("/accounts/{account_id}/active")
-def set_active(request: Request, who: Admin, session: FormWrite, account_id: RowId, active: Short = "",
+def set_active(request: Request, who: Admin, session: WriteSession, account_id: RowId, active: Short = "",
                csrf_token: Csrf = None) -> Response:
     form_post(request, who, csrf_token)
     assert who.account is not None
@@ -131,7 +131,7 @@ def set_active(request: Request, who: Admin, session: FormWrite, account_id: Row
 
 
 @router.post("/accounts/{account_id}/unlock")
-def unlock(request: Request, who: Admin, session: FormWrite, account_id: RowId, csrf_token: Csrf = None) -> Response:
+def unlock(request: Request, who: Admin, session: WriteSession, account_id: RowId, csrf_token: Csrf = None) -> Response:
     form_post(request, who, csrf_token)
     assert who.account is not None
     try:
@@ -143,7 +143,7 @@ def unlock(request: Request, who: Admin, session: FormWrite, account_id: RowId, 
 
 
 @router.post("/accounts/{account_id}/reinvite")
-def reinvite(request: Request, who: Admin, session: FormWrite, account_id: RowId,
+def reinvite(request: Request, who: Admin, session: WriteSession, account_id: RowId,
              csrf_token: Csrf = None) -> Response:
     form_post(request, who, csrf_token)
     assert who.account is not None
@@ -165,7 +165,7 @@ def load_form(request: Request, who: Admin) -> Response:
 
 
 @router.post("/programs/load")
-def load_program(request: Request, who: Admin, upload: UploadForm, session: FormWrite) -> Response:
+def load_program(request: Request, who: Admin, upload: UploadForm, session: WriteSession) -> Response:
     form_post(request, who, upload.fields.get("csrf_token"))
     assert who.account is not None
     try:
@@ -196,7 +196,7 @@ def stage_page(request: Request, who: Admin, session: ReadSession, key: str, sta
 
 
 @router.post("/programs/{key}/stages/{stage}/scores")
-def record_score(request: Request, who: Admin, session: FormWrite, key: str, stage: str, team: Short = "",
+def record_score(request: Request, who: Admin, session: WriteSession, key: str, stage: str, team: Short = "",
                  source: Short = "", rater: Annotated[str, Form(max_length=128)] = "", value: Short = "",
                  stderr: Short = "", evidence: Text = "", note: Text = "", csrf_token: Csrf = None) -> Response:
     form_post(request, who, csrf_token)
@@ -213,7 +213,7 @@ def record_score(request: Request, who: Admin, session: FormWrite, key: str, sta
 
 
 @router.post("/programs/{key}/stages/{stage}/scores/import")
-def import_scores(request: Request, who: Admin, upload: UploadForm, session: FormWrite, key: str,
+def import_scores(request: Request, who: Admin, upload: UploadForm, session: WriteSession, key: str,
                   stage: str) -> Response:
     form_post(request, who, upload.fields.get("csrf_token"))
     assert who.account is not None
@@ -226,7 +226,7 @@ def import_scores(request: Request, who: Admin, upload: UploadForm, session: For
 
 
 @router.post("/programs/{key}/stages/{stage}/gates")
-def record_gate(request: Request, who: Admin, session: FormWrite, key: str, stage: str, team: Short = "",
+def record_gate(request: Request, who: Admin, session: WriteSession, key: str, stage: str, team: Short = "",
                 gate: Short = "", passed: Short = "", evidence: Text = "",
                 link: Annotated[str, Form(max_length=2048)] = "", csrf_token: Csrf = None) -> Response:
     form_post(request, who, csrf_token)
@@ -242,7 +242,7 @@ def record_gate(request: Request, who: Admin, session: FormWrite, key: str, stag
 
 
 @router.post("/programs/{key}/stages/{stage}/gates/lineage")
-def record_gate_from_lineage(request: Request, who: Admin, upload: UploadForm, session: FormWrite, key: str,
+def record_gate_from_lineage(request: Request, who: Admin, upload: UploadForm, session: WriteSession, key: str,
                              stage: str) -> Response:
     form_post(request, who, upload.fields.get("csrf_token"))
     assert who.account is not None
@@ -258,7 +258,7 @@ def record_gate_from_lineage(request: Request, who: Admin, upload: UploadForm, s
 
 
 @router.post("/programs/{key}/stages/{stage}/void")
-def void(request: Request, who: Admin, session: FormWrite, key: str, stage: str, kind: Short = "",
+def void(request: Request, who: Admin, session: WriteSession, key: str, stage: str, kind: Short = "",
          record_id: Short = "", reason: Text = "", csrf_token: Csrf = None) -> Response:
     form_post(request, who, csrf_token)
     assert who.account is not None
@@ -273,7 +273,7 @@ def void(request: Request, who: Admin, session: FormWrite, key: str, stage: str,
 
 
 @router.post("/programs/{key}/stages/{stage}/decide")
-def decide(request: Request, who: Admin, session: FormWrite, key: str, stage: str, decided_at: Short = "",
+def decide(request: Request, who: Admin, session: WriteSession, key: str, stage: str, decided_at: Short = "",
            csrf_token: Csrf = None) -> Response:
     form_post(request, who, csrf_token)
     assert who.account is not None
@@ -287,7 +287,7 @@ def decide(request: Request, who: Admin, session: FormWrite, key: str, stage: st
 
 
 @router.post("/programs/{key}/stages/{stage}/appeals/{appeal_id}/resolve")
-def resolve_appeal(request: Request, who: Admin, session: FormWrite, key: str, stage: str, appeal_id: RowId,
+def resolve_appeal(request: Request, who: Admin, session: WriteSession, key: str, stage: str, appeal_id: RowId,
                    outcome: Short = "", reason: Text = "", csrf_token: Csrf = None) -> Response:
     form_post(request, who, csrf_token)
     assert who.account is not None

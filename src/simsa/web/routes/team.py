@@ -10,11 +10,11 @@ from fastapi.responses import Response
 from sqlalchemy.orm import Session
 
 from simsa.accounts import Role
-from simsa.errors import SimsaError
+from simsa.errors import NotFound, SimsaError
 from simsa.services import web_forms
-from simsa.web.deps import ReadSession, Viewer, require
+from simsa.web.deps import ReadSession, Viewer, WriteSession, require
 from simsa.web.render import page, redirect
-from simsa.web.routes.account import Csrf, FormWrite, RowId, Text, after_refusal, form_post
+from simsa.web.routes.account import Csrf, RowId, Text, after_refusal, form_post
 
 router = APIRouter(prefix="/team", include_in_schema=False)
 
@@ -34,13 +34,13 @@ def overview(request: Request, who: TeamMember, session: ReadSession) -> Respons
 
 
 @router.post("/stages/{stage}/appeal")
-def file_appeal(request: Request, who: TeamMember, session: FormWrite, stage: str, grounds: Text = "",
+def file_appeal(request: Request, who: TeamMember, session: WriteSession, stage: str, grounds: Text = "",
                 csrf_token: Csrf = None) -> Response:
     form_post(request, who, csrf_token)
     assert who.account is not None
     try:
         web_forms.file_team_appeal(session, who.account, stage, grounds)
-    except web_forms.NotFound:
+    except NotFound:
         raise  # a stage the programme lacks: 404, not the form again
     except SimsaError as exc:
         with after_refusal(request, session) as reading:

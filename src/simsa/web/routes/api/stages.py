@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse, Response
 
+from simsa.errors import NotFound
 from simsa.services import api_views, evidence_docs, reports
 from simsa.services import appeals as appeal_service
 from simsa.services.status import stage_status
@@ -113,7 +114,7 @@ def lineage(key: str, stage: str, team: str, gate: str, session: ReadSession) ->
     api_views.require_gate(loaded.program.stage(stage), gate)
     doc = evidence_docs.document_for_gate(session, key, stage, team, gate)
     if doc is None:
-        raise api_views.NotFoundError(f"no lineage comparison is attached to gate {gate!r} of team {team!r} in "
+        raise NotFound(f"no lineage comparison is attached to gate {gate!r} of team {team!r} in "
                                       f"stage {stage!r}")
     evidence_docs.lineage_of(doc)  # a document altered into something unreadable is a 400 naming it, not served
     return Response(doc.content.encode("utf-8"), media_type=doc.media_type,
