@@ -1,0 +1,1 @@
+"""The expert review panel: rubric scoring, agreement statistics, aggregation, submitted documents."""
