@@ -277,6 +277,106 @@ class PreviousDecision(_Strict):
         return v.lower()
 
 
+PANEL_SOURCE = "panel:expert"
+
+
+class RubricLevel(_Strict):
+    """One anchored point of a criterion's scale: the value an expert gives and what it means."""
+
+    value: int = Field(ge=0, le=100)
+    label: str = Field(min_length=1, max_length=80)
+    label_ko: str | None = Field(default=None, max_length=80)
+    description: str = Field(min_length=1, max_length=2000)
+    description_ko: str | None = Field(default=None, max_length=2000)
+
+
+class RubricCriterion(_Strict):
+    """A rubric criterion with an anchored scale, so experts score against described levels rather than a bare
+    1–5 (`justification`: whether a written reason is required with each score)."""
+
+    id: str = Field(pattern=ID_PATTERN)
+    name: str = Field(min_length=1, max_length=200)
+    name_ko: str | None = Field(default=None, max_length=200)
+    weight: float = Field(gt=0, le=MAX_WEIGHT, allow_inf_nan=False)
+    justification: Literal["required", "optional"] = "required"
+    levels: list[RubricLevel] = Field(min_length=2, max_length=11)
+
+    @model_validator(mode="after")
+    def _levels_ascend(self) -> RubricCriterion:
+        values = [lv.value for lv in self.levels]
+        if any(b <= a for a, b in zip(values, values[1:], strict=False)):
+            raise ValueError(f"rubric criterion {self.id!r}: level values must be distinct and ascending, got "
+                             f"{values}")
+        return self
+
+    @property
+    def low(self) -> int:
+        return self.levels[0].value
+
+    @property
+    def high(self) -> int:
+        return self.levels[-1].value
+
+    def level(self, value: int) -> RubricLevel | None:
+        return next((lv for lv in self.levels if lv.value == value), None)
+
+
+class Calibration(_Strict):
+    """`[stages.expert_panel.calibration]`: anchor documents every expert scores before live scoring, which opens
+    only when their agreement reaches `threshold` (Krippendorff's α at the panel's level)."""
+
+    anchors: list[Annotated[str, Field(pattern=ID_PATTERN)]] = Field(min_length=1, max_length=20)
+    threshold: float = Field(default=0.667, ge=-1, le=1, allow_inf_nan=False)
+
+
+def _aware(v: dt.datetime) -> dt.datetime:
+    if v.tzinfo is None or v.utcoffset() is None:
+        raise ValueError(f"submission_deadline {v.isoformat()} has no UTC offset; write it with one, e.g. "
+                         "2026-01-05T18:00:00+09:00")
+    return v.astimezone(dt.UTC)
+
+
+class ExpertPanel(_Strict):
+    """`[stages.expert_panel]`: the rubric and rules by which experts score the teams' documents; the panel's
+    aggregate per team becomes the stage's `panel:expert` score when the stage is decided.
+
+    `aggregation` combines the non-conflicted experts' totals (0–100); `counts` says whether the raw or the
+    severity-adjusted aggregate is the score (both are reported); `trim` is the share cut from each end by
+    `trimmed_mean`.
+    """
+
+    criteria: list[RubricCriterion] = Field(min_length=1, max_length=30)
+    submission_deadline: Annotated[dt.datetime, AfterValidator(_aware)]
+    min_experts: int = Field(default=5, ge=1, le=100)
+    aggregation: Literal["mean", "trimmed_mean", "median"] = "mean"
+    trim: float = Field(default=0.2, ge=0, lt=0.5, allow_inf_nan=False)
+    counts: Literal["raw", "severity_adjusted"] = "raw"
+    blinding: bool = True
+    consensus_round: bool = True
+    agreement_level: Literal["interval", "ordinal"] = "interval"
+    calibration: Calibration | None = None
+    publish_expert_names: bool = False
+
+    @model_validator(mode="after")
+    def _unique(self) -> ExpertPanel:
+        ids = [c.id for c in self.criteria]
+        dup = sorted({i for i in ids if ids.count(i) > 1})
+        if dup:
+            raise ValueError(f"rubric criterion id {dup[0]!r} is used twice")
+        if self.calibration is not None:
+            anchors = self.calibration.anchors
+            dup = sorted({a for a in anchors if anchors.count(a) > 1})
+            if dup:
+                raise ValueError(f"calibration anchor {dup[0]!r} is listed twice")
+        return self
+
+    def criterion(self, cid: str) -> RubricCriterion:
+        for c in self.criteria:
+            if c.id == cid:
+                return c
+        raise KeyError(cid)
+
+
 TIE_BREAKER_RE = re.compile(r"^(criterion:[a-z0-9][a-z0-9_\-]*|team_order|lot)$")
 
 
@@ -296,6 +396,7 @@ class Stage(_Strict):
     robustness: Robustness = Field(default_factory=Robustness)
     participants: list[Annotated[str, Field(pattern=ID_PATTERN)]] | None = Field(default=None, min_length=1)
     previous_decision: PreviousDecision | None = None
+    expert_panel: ExpertPanel | None = None
 
     @field_validator("tie_breakers")
     @classmethod
@@ -335,6 +436,9 @@ class Stage(_Strict):
             if self.previous_decision is not None:
                 raise ValueError(f"stage {self.id!r} has both participants and previous_decision; declare who "
                                  "takes part in one way only")
+        if self.expert_panel is not None and PANEL_SOURCE not in sources:
+            raise ValueError(f"stage {self.id!r} has an expert_panel but no criterion with source "
+                             f"{PANEL_SOURCE!r} for its scores to feed")
         if self.max_points > MAX_POINTS:
             raise ValueError(f"stage {self.id!r}'s criteria sum to {self.max_points:g} points; a stage may have "
                              f"at most {MAX_POINTS:g}")

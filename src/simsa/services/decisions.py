@@ -17,7 +17,7 @@ from simsa.program.explain import decision_dict
 from simsa.program.loader import LoadedProgram
 from simsa.program.previous import DecisionFileError, read_previous_decision
 from simsa.program.schema import Program, Stage, near_names
-from simsa.services import corrections, programs
+from simsa.services import corrections, panel_results, programs
 from simsa.services import gates as gate_service
 from simsa.services import scores as score_service
 from simsa.services.programs import ProgramRef, VersionWarning
@@ -109,11 +109,17 @@ def compute(session: Session, loaded: LoadedProgram, stage_id: str, at: dt.datet
     holders, blocker = continuing_teams(session, loaded, stage_id)
     if blocker is not None:
         raise DataMissingError(blocker)
-    decision = adjudicate(program, stage_id, score_service.current(session, key, stage_id),
-                      gate_service.current(session, key, stage_id), holders)
+    current = score_service.current(session, key, stage_id)
+    panel = panel_results.for_decision(session, loaded, stage_id)
+    if panel is not None:  # a dry run, or the decision itself after record_for_decision: the panel's aggregate counts
+        current = panel_results.with_panel_scores(current, loaded, stage_id, panel)
+    decision = adjudicate(program, stage_id, current, gate_service.current(session, key, stage_id), holders)
     result = decision_dict(decision, decided_at=at, program_sha256=loaded.sha256)
     # Voided records stay visible: a reader sees that a score or gate result existed and why it no longer counts.
     result["voided"] = [v.to_dict() for v in corrections.voided_in_force(session, key, stage_id)]
+    if panel is not None:  # the panel's anonymised result travels with the decision it fed
+        result["expert_panel"] = panel.to_dict()
+        result["expert_panel_sha256"] = panel_results.digest(panel)
     return result
 
 
@@ -133,6 +139,7 @@ def decide_and_store(session: Session, loaded: LoadedProgram, stage_id: str, act
     if existing is not None and when < as_utc(existing.decided_at):
         raise InputError(f"a decision dated {utc_text(when)} cannot replace decision {existing.id} of "
                          f"{utc_text(existing.decided_at)}: it would be dated before the decision it replaces")
+    panel_results.record_for_decision(session, loaded, stage_id, actor, when)
     result = compute(session, loaded, stage_id, when)
     row = Decision(program_key=key, stage_id=stage_id, program_version_id=version.id, decided_at=when,
                    decided_by=actor, body="{}", supersedes_id=existing.id if existing else None,

@@ -14,6 +14,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -209,6 +210,149 @@ class AppealResolution(Base):
     new_decision_id: Mapped[int | None] = mapped_column(ForeignKey("decisions.id"), nullable=True)
 
 
+# The expert panel. Contents an observer must not read before the decision (review scores and justifications,
+# discussion, which blind code a team has) are kept as bytes: the audit log records a byte column as the sha256 of
+# its bytes, so the chain pins every locked score without publishing it, and any edit fails `audit verify`.
+class PanelBlob(Base):
+    """A submitted file's bytes, stored once by sha256 (content-addressed)."""
+
+    __tablename__ = "panel_blobs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    size: Mapped[int] = mapped_column(Integer)
+    media_type: Mapped[str] = mapped_column(String(64))
+    content: Mapped[bytes] = mapped_column(LargeBinary)
+    stored_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    stored_by: Mapped[str] = mapped_column(String(128))
+
+
+class PanelDocument(Base):
+    """A document in a stage's panel: a team's submission (`team_id`) or a calibration anchor (`anchor_id`).
+
+    Withdrawing adds a row with `withdrawn` that supersedes the document; nothing is deleted.
+    """
+
+    __tablename__ = "panel_documents"
+    __table_args__ = (
+        CheckConstraint("(team_id IS NULL) <> (anchor_id IS NULL)", name="owner"),
+        Index("ix_panel_documents_stage", "program_key", "stage_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    program_key: Mapped[str] = mapped_column(String(64))
+    stage_id: Mapped[str] = mapped_column(String(64))
+    team_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    anchor_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    purpose: Mapped[str] = mapped_column(String(16))
+    kind: Mapped[str] = mapped_column(String(16))
+    filename: Mapped[str] = mapped_column(String(256))
+    pages: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    blob_id: Mapped[int] = mapped_column(ForeignKey("panel_blobs.id"))
+    uploaded_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    uploaded_by: Mapped[str] = mapped_column(String(128))
+    supersedes_id: Mapped[int | None] = mapped_column(ForeignKey("panel_documents.id"), nullable=True, unique=True)
+    withdrawn: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class PanelDeclaration(Base):
+    """What an expert declared: affiliations, relations, and teams they know they are conflicted with (JSON
+    lists). The newest row per expert is in force; earlier ones stay as history."""
+
+    __tablename__ = "panel_declarations"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    expert: Mapped[str] = mapped_column(String(64), index=True)
+    affiliations: Mapped[str] = mapped_column(Text)
+    relations: Mapped[str] = mapped_column(Text)
+    conflicts: Mapped[str] = mapped_column(Text)
+    declared_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+
+
+class PanelAssignment(Base):
+    """An expert assigned to review a team in a stage; a later row (`removed`) supersedes it."""
+
+    __tablename__ = "panel_assignments"
+    __table_args__ = (_one_root("uq_panel_assignments_first_per_key", "program_key", "stage_id", "team_id", "expert"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    program_key: Mapped[str] = mapped_column(String(64), index=True)
+    stage_id: Mapped[str] = mapped_column(String(64))
+    team_id: Mapped[str] = mapped_column(String(64))
+    expert: Mapped[str] = mapped_column(String(64))
+    assigned_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    assigned_by: Mapped[str] = mapped_column(String(128))
+    supersedes_id: Mapped[int | None] = mapped_column(ForeignKey("panel_assignments.id"), nullable=True, unique=True)
+    removed: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class PanelCode(Base):
+    """The blind code a team goes by in a stage's panel; `content` holds the code with a random nonce, so the
+    log's sha256 of it does not reveal which team has which code."""
+
+    __tablename__ = "panel_codes"
+    __table_args__ = (UniqueConstraint("program_key", "stage_id", "team_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    program_key: Mapped[str] = mapped_column(String(64))
+    stage_id: Mapped[str] = mapped_column(String(64))
+    team_id: Mapped[str] = mapped_column(String(64))
+    content: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class PanelReview(Base):
+    """An expert's locked scores for one subject (a team, or a calibration anchor) in one round.
+
+    Unique per (stage, round, subject, expert): submitting locks, and a second submission is refused by the
+    database. `content` is the canonical JSON of the scores, justifications and the identification answer.
+    """
+
+    __tablename__ = "panel_reviews"
+    __table_args__ = (UniqueConstraint("program_key", "stage_id", "round", "subject", "expert"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    program_key: Mapped[str] = mapped_column(String(64), index=True)
+    stage_id: Mapped[str] = mapped_column(String(64))
+    round: Mapped[str] = mapped_column(String(16))
+    subject: Mapped[str] = mapped_column(String(64))
+    expert: Mapped[str] = mapped_column(String(64))
+    rubric_sha256: Mapped[str] = mapped_column(String(64))
+    content: Mapped[bytes] = mapped_column(LargeBinary)
+    submitted_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+
+
+class PanelComment(Base):
+    """A message in a team's discussion thread (round 2). A moderator hides one by adding a row that names it
+    (`hides_id`, `reason`); the hidden message stays in the store."""
+
+    __tablename__ = "panel_comments"
+    __table_args__ = (Index("ix_panel_comments_thread", "program_key", "stage_id", "team_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    program_key: Mapped[str] = mapped_column(String(64))
+    stage_id: Mapped[str] = mapped_column(String(64))
+    team_id: Mapped[str] = mapped_column(String(64))
+    author: Mapped[str] = mapped_column(String(64))
+    body: Mapped[bytes] = mapped_column(LargeBinary)
+    posted_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    hides_id: Mapped[int | None] = mapped_column(ForeignKey("panel_comments.id"), nullable=True, unique=True)
+
+
+class PanelEvent(Base):
+    """A step of a stage's panel: opening calibration, round 1, round 2, closing; `details` holds the evidence
+    the step was taken on (e.g. the calibration α)."""
+
+    __tablename__ = "panel_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    program_key: Mapped[str] = mapped_column(String(64), index=True)
+    stage_id: Mapped[str] = mapped_column(String(64))
+    phase: Mapped[str] = mapped_column(String(16))
+    details: Mapped[str] = mapped_column(Text)
+    at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    by: Mapped[str] = mapped_column(String(128))
+
+
 class AuditEntry(Base):
     """One link of the hash chain: what was written, by whom, and the hash binding it to all before it."""
 
@@ -311,5 +455,7 @@ ADDED_COLUMNS: dict[str, dict[str, object]] = {
 
 DOMAIN_TABLES: dict[str, type[Base]] = {
     cls.__tablename__: cls
-    for cls in (ProgramVersion, Score, GateResult, Decision, Appeal, AppealResolution, EvidenceDocument)
+    for cls in (ProgramVersion, Score, GateResult, Decision, Appeal, AppealResolution, EvidenceDocument,
+                PanelBlob, PanelDocument, PanelDeclaration, PanelAssignment, PanelCode, PanelReview, PanelComment,
+                PanelEvent)
 }
