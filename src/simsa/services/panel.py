@@ -62,11 +62,13 @@ class PanelContext:
 
     @property
     def teams(self) -> list[Team]:
-        """The teams the panel reviews: the stage's participants, else every team of the programme."""
+        """The teams the panel reviews: the stage's declared participants, else every team that has joined by this
+        stage (teams eliminated earlier still appear until the previous decision is read: the admin unassigns)."""
         program = self.loaded.program
         if self.stage.participants is not None:
             return [program.team(t) for t in self.stage.participants]
-        return list(program.teams)
+        idx = program.stage_index(self.stage.id)
+        return [t for t in program.teams if t.joins_at is None or program.stage_index(t.joins_at) <= idx]
 
     def team(self, team_id: str) -> Team:
         for t in self.teams:

@@ -81,7 +81,7 @@ def _current(session: Session, ctx: PanelContext, *, team_id: str | None = None,
         query = query.where(PanelDocument.anchor_id == anchor_id)
     if at is not None:
         query = query.where(PanelDocument.uploaded_at <= at)
-    return [(d, b) for d, b in session.execute(query.order_by(PanelDocument.id)).tuples()]
+    return [(d, b) for d, b in session.execute(query.order_by(PanelDocument.id))]
 
 
 def submission(session: Session, ctx: PanelContext, team_id: str) -> list[DocumentRef]:
