@@ -78,6 +78,8 @@ def _num(value: float, digits: int) -> str:
 
 
 def _cell(c: Cell) -> str:
+    if c.panel:
+        return f"[dim]panel: {c.panel}[/]"
     if c.missing == "blocks":
         return "[red]—[/]"
     if c.missing == "zero":

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from simsa.errors import InputError
 from simsa.program.gates import GateOutcome, licence_gate, min_score_gate
 from simsa.program.loader import LoadedProgram
-from simsa.program.schema import Program, Stage, Team
+from simsa.program.schema import PANEL_SOURCE, Program, Stage, Team
 from simsa.services import decisions
 from simsa.services import gates as gate_service
 from simsa.services import scores as score_service
@@ -54,10 +54,11 @@ class Cell:
     n: int = 0
     example: bool = False
     missing: MissingPolicy | None = None
+    panel: str | None = None  # the expert panel's step when the stage's panel supplies this source at the decision
 
     def to_dict(self) -> dict:
         return {"source": self.source, "value": self.value, "stderr": self.stderr, "n": self.n,
-                "example": self.example, "missing": self.missing}
+                "example": self.example, "missing": self.missing, "panel": self.panel}
 
 
 @dataclass(frozen=True)
@@ -186,9 +187,16 @@ def stage_status(session: Session, loaded: LoadedProgram, stage_id: str) -> Stag
     scores = score_service.current(session, key, stage_id)
     recorded = gate_service.current(session, key, stage_id)
     rows, zero = [], []
+    panel_step = None if decisions.effective(session, key, stage_id) else _panel_step(session, loaded, stage_id)
+    if panel_step is not None and panel_step != "closed":
+        blockers.append(Blocker("panel_open", f"the expert panel of {stage_id!r} is in {panel_step}; its scores "
+                                              "count once it is closed"))
     for team, basis in teams:
         cells = []
         for col in columns:
+            if panel_step is not None and col.source == PANEL_SOURCE:  # never shown before the decision
+                cells.append(Cell(col.source, panel=panel_step))
+                continue
             got = scores.get(team.id, {}).get(col.source)
             if got is not None:
                 cells.append(Cell(col.source, got.value, got.stderr, got.n, got.example))
@@ -213,6 +221,14 @@ def stage_status(session: Session, loaded: LoadedProgram, stage_id: str) -> Stag
         participants_final=not previous or holders is not None, columns=tuple(columns), gates=_gates(stage),
         teams=tuple(rows), blockers=tuple(blockers), zero_counted=tuple(zero),
         decision=_decision_ref(session, current, loaded.sha256) if current else None)
+
+
+def _panel_step(session: Session, loaded: LoadedProgram, stage_id: str) -> str | None:
+    """The step of the stage's expert panel once it has opened (it then supplies `panel:expert`), else None."""
+    from simsa.services import panel_results
+
+    ctx = panel_results.panel_context_if_any(session, loaded, stage_id)
+    return None if ctx is None else panel_results.panel_service.phase(session, ctx).phase
 
 
 def _participants(program: Program, idx: int, holders: list[str] | None) -> list[tuple[Team, str]]:
