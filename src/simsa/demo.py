@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from simsa import demo_panel
 from simsa.audit import log as audit_log
 from simsa.errors import CheckFailed
 from simsa.program.loader import LoadedProgram
@@ -67,13 +68,16 @@ def example_program_path() -> Path:
         return Path(path)
 
 
-def write_example_scores(path: Path, seed: int = 2026) -> int:
-    """Seeded example panel scores: one row per expert and per user rater."""
+def write_example_scores(path: Path, seed: int = 2026, *, experts: bool = True) -> int:
+    """Seeded example panel scores: one row per user rater, and per expert unless `experts` is false (the demo's
+    expert scores then come from its expert panel)."""
     rng = np.random.default_rng(seed)
     rows = []
     for team, (expert, user) in PROFILES.items():
         for i in range(EXPERTS):
             value = float(np.clip(rng.normal(expert, 6.0), 0, 100))
+            if not experts:
+                continue
             rows.append({"stage": STAGE, "team": team, "source": "panel:expert", "value": f"{value:.1f}",
                          "stderr": "", "rater": f"expert-{i + 1:02d}", "run_id": "", "evidence": "",
                          "note": "example expert score", "example": "true"})
@@ -195,11 +199,19 @@ def run_demo(workdir: Path, step: Callable[[str], None] = lambda _msg: None,
         step("Recording benchmark scores (suite → 0–1 with a bootstrap CI, from each team's run)")
         with store.session() as session:
             record_benchmark_scores(session, loaded, cache / "runs", runs)
-        step("Recording example panel scores (expert and user)")
+        with store.session() as session:
+            with_panel = demo_panel.expert_panel_ready(session, loaded, STAGE)
+        step("Recording example user-panel scores" if with_panel else
+             "Recording example panel scores (expert and user)")
         scores_csv = workdir / "example-scores.csv"
-        write_example_scores(scores_csv)
+        write_example_scores(scores_csv, experts=not with_panel)
         with store.session() as session:
             score_service.record(session, loaded, score_service.parse_file(scores_csv), ACTOR)
+        if with_panel:
+            step("Running the expert panel: documents, conflicts, calibration, blind rounds 1 and 2 (example "
+                 "experts)")
+            demo_panel.run_panel(store.session, loaded, STAGE, {t: p[0] for t, p in PROFILES.items()}, TRAINING,
+                                 ACTOR, DECIDED_AT)
         step("Recording originality gate results")
         with store.session() as session:
             for team in loaded.program.teams:

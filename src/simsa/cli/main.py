@@ -23,6 +23,7 @@ from simsa.cli import (
     corrections_cmd,  # noqa: F401 — registers `score void`, `gate void` on the score and gate apps
     demo_cmd,
     lineage_cmd,
+    panel_cmd,
     program_cmd,
     report_cmd,
     score_cmd,
@@ -54,6 +55,7 @@ app.add_typer(audit_cmd.app, name="audit")
 app.add_typer(lineage_cmd.app, name="lineage")
 app.add_typer(bench_cmd.app, name="bench")
 app.add_typer(web_cmd.app, name="web")
+app.add_typer(panel_cmd.app, name="panel")
 app.command("report")(report_cmd.report)
 app.command("demo")(demo_cmd.demo)
 app.command("serve-model")(serve_cmd.serve_model)

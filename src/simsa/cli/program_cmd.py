@@ -15,6 +15,7 @@ from simsa.cli.output import console, emit_json, err_console
 
 if TYPE_CHECKING:
     from simsa.program.loader import LoadedProgram
+    from simsa.program.schema import Stage
     from simsa.services.program_versions import VersionDiff
     from simsa.services.programs import VersionWarning
 
@@ -30,10 +31,44 @@ def summary(loaded: LoadedProgram) -> dict:
         "teams": [t.id for t in p.teams],
         "stages": [{"id": s.id, "name": s.name, "start": s.start.isoformat(), "end": s.end.isoformat(),
                     "points": s.max_points, "criteria": [c.id for c, _, _ in s.walk()],
-                    "gates": [g.id for g in s.gates], "sources": s.score_sources()} for s in p.stages],
+                    "gates": [g.id for g in s.gates], "sources": s.score_sources(),
+                    "expert_panel": _panel_summary(s)} for s in p.stages],
         "suites": [{"id": s.id, "name": s.name, "limit": s.limit,
                     "tasks": [t.model_dump() for t in s.tasks]} for s in p.suites],
     }
+
+
+def _panel_summary(stage: Stage) -> dict | None:
+    panel = stage.expert_panel
+    if panel is None:
+        return None
+    from simsa.panel.rubric import rubric_sha256
+
+    return {"submission_deadline": panel.submission_deadline.isoformat().replace("+00:00", "Z"),
+            "min_experts": panel.min_experts, "aggregation": panel.aggregation, "counts": panel.counts,
+            "blinding": panel.blinding, "consensus_round": panel.consensus_round,
+            "calibration": panel.calibration.model_dump() if panel.calibration else None,
+            "rubric_sha256": rubric_sha256(panel),
+            "criteria": [{"id": c.id, "weight": c.weight, "levels": [lv.value for lv in c.levels],
+                          "justification": c.justification} for c in panel.criteria]}
+
+
+def _print_panel(stage: Stage) -> None:
+    panel = stage.expert_panel
+    if panel is None:
+        return
+    cal = panel.calibration
+    title = (f"{stage.id}: expert panel — deadline {panel.submission_deadline.isoformat().replace('+00:00', 'Z')}, "
+             f"≥ {panel.min_experts} experts per team, {panel.aggregation} ({panel.counts}), blinding "
+             f"{'on' if panel.blinding else 'off'}, round 2 {'on' if panel.consensus_round else 'off'}, calibration "
+             + (f"on {', '.join(cal.anchors)} (α ≥ {cal.threshold:g})" if cal else "off"))
+    table = Table(title=escape(title), title_justify="left")
+    for col in ("rubric criterion", "weight", "levels", "justification"):
+        table.add_column(col)
+    for c in panel.criteria:
+        table.add_row(c.id, f"{c.weight:g}", ", ".join(f"{lv.value} {escape(lv.label)}" for lv in c.levels),
+                      c.justification)
+    console.print(table)
 
 
 def _print(loaded: LoadedProgram, verb: str) -> None:
@@ -53,6 +88,7 @@ def _print(loaded: LoadedProgram, verb: str) -> None:
         for gate in stage.gates:
             table.add_row(f"gate {gate.id}", "", gate.source or gate.kind, "")
         console.print(table)
+        _print_panel(stage)
     if p.suites:
         table = Table(title="benchmark suites (source bench:<suite>)", title_justify="left")
         for col in ("suite", "task", "metric", "normalisation", "weight"):

@@ -15,6 +15,15 @@ _LAZY = {
                      "read_long_table", "severities"), "agreement"),
     **dict.fromkeys(("RULES", "Aggregate", "Rule", "SeverityAdjustment", "severity_adjusted", "winsorised_sd"),
                     "aggregate"),
+    **dict.fromkeys(("Review", "check_review", "read_content", "rubric_sha256", "total"), "rubric"),
+    **dict.fromkeys(("Conflict", "Declaration", "conflict_map", "conflicts_with", "team_names"), "conflicts"),
+    **dict.fromkeys(("Balanced", "balance"), "balance"),
+    **dict.fromkeys(("MAX_BYTES", "Kind", "Purpose", "Sniffed", "safe_filename", "sniff"), "files"),
+    **dict.fromkeys(("Masker",), "blinding"),
+    **dict.fromkeys(("render_markdown",), "markdown_view"),
+    **dict.fromkeys(("identifying_mentions", "page_count", "page_texts", "render_page"), "pdf_pages"),
+    **dict.fromkeys(("LogSummary", "Series", "TrainingLog", "parse_training_log"), "training_log"),
+    **dict.fromkeys(("log_plot_svg",), "log_plots"),
 }
 
 __all__ = [*_LAZY]
