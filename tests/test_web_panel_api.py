@@ -384,6 +384,31 @@ def test_a_locked_review_edited_in_the_database_fails_verification(running: Pane
         assert verify(s).ok
 
 
+def test_openapi_documents_the_panel_routes() -> None:
+    from fastapi.routing import APIRoute
+
+    from simsa.web.app import create_app
+    from simsa.web.routes.api import panel as panel_routes
+    from simsa.web.settings import WebSettings
+
+    class NoStore:
+        pass
+
+    schema = create_app(WebSettings(access_log=False), store=NoStore()).openapi()  # type: ignore[arg-type]
+    routes = [r for r in panel_routes.router.routes if isinstance(r, APIRoute)]
+    assert len(routes) == 7
+    for route in routes:
+        for method in route.methods:
+            operation = schema["paths"][API + route.path][method.lower()]
+            assert operation["summary"] and {"200", "201"} & set(operation["responses"]), route.path
+            assert operation["tags"] == ["panel"]
+            if method == "POST":
+                assert operation["security"] == [{"api_token": []}], route.path
+                assert {"401", "403", "404", "422"} <= set(operation["responses"]), route.path
+    review = schema["components"]["schemas"]["ReviewIn"]
+    assert review["additionalProperties"] is False and review["properties"]["scores"]["maxProperties"] == 50
+
+
 # --------------------------------------------------------------------------- after the decision
 
 

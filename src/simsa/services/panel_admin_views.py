@@ -201,9 +201,9 @@ def panel_admin(session: Session, key: str, stage_id: str) -> PanelAdminView:
     ctx = panel.context(session, key, stage_id)
     state = panel.phase(session, ctx)
     step = next_step(ctx, state.phase)
-    names = panel.experts(session)
-    conflicted = panel.conflicts(session, ctx, names)
     pairs = set(panel.assignments(session, ctx))
+    names = sorted(set(panel.experts(session)) | {e for _, e in pairs})  # a deactivated expert's assignments too
+    conflicted = panel.conflicts(session, ctx, names)
     locked = {(r.subject, r.expert) for r in panel.reviews(session, ctx, "1")}
     codes = panel.codes(session, ctx)
     experts = tuple(ExpertView(e, panel.declaration(session, e),
