@@ -265,6 +265,14 @@ def test_conflicted_expert_gets_nothing_of_the_team_before_the_decision(running:
             page = c.get(path)
             assert page.status_code == 403
             bodies.append(page.text)
+    # the expert's own pages: the team's submission answers as a code that exists nowhere
+    browser = p.site.signed_in(CONFLICTED)
+    own = browser.get("/expert")
+    assert own.status_code == 200
+    on_stage = f"/expert/panels/{PROGRAM}/{STAGE}/submissions"
+    hidden_page, nowhere_page = browser.get(f"{on_stage}/{halla_code}"), browser.get(f"{on_stage}/ZZ")
+    assert hidden_page.status_code == nowhere_page.status_code == 404
+    bodies += [own.text, hidden_page.text]
     text = "\n".join(bodies)
     for number in halla_numbers:
         assert number not in text, number
