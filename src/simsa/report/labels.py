@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from simsa.report.panel_labels import PANEL_LABELS
+
 LANGS = ("en", "ko", "both")
 SEPARATOR = " · "
 
@@ -228,6 +230,8 @@ LABELS: dict[str, tuple[str, str]] = {
         "옅은 막대는 탐색 범위 안에서 찾지 못했음을 뜻합니다.",
     ),
 }
+
+LABELS.update(PANEL_LABELS)  # the expert panel section's words
 
 
 def label_parts(key: str, lang: str, **fields: object) -> list[str]:

@@ -15,6 +15,7 @@ import jinja2
 from markupsafe import Markup
 
 from simsa.errors import InputError
+from simsa.report import panel_section
 from simsa.report.formats import (
     DASH,
     fmt_change,
@@ -608,6 +609,7 @@ def build_view(decision: dict, appeals: list[dict], history: list[dict], lang: s
         "voided": _voided(decision, names, lang, zone),
         "appeals": _appeals(appeals, names, lang, zone),
         "history": _history(history, decision, teams, names, lang, zone),
+        "panel": panel_section.panel_view(decision, names.parts, lang, [t.get("team") for t in teams]),
         "schema": str(decision.get("schema") or "simsa.decision/1"),
         "_teams": teams,
     }
@@ -811,7 +813,7 @@ def render_markdown(view: dict) -> str:
     """Plain-text-readable Markdown: tables and lists only, so it reads the same raw or rendered."""
     t = _Text(view["lang"])
     parts = [_md_header, _md_leaderboard, _md_breakdown, _md_raw_scores, _md_gates, _md_decision, _md_robustness,
-             _md_voided, _md_appeals, _md_history]
+             panel_section.markdown, _md_voided, _md_appeals, _md_history]
     lines: list[str] = []
     for part in parts:
         lines += part(view, t)
@@ -851,7 +853,8 @@ def _plot_markup(view: dict) -> dict[str, Markup | None]:
         weights = [(x["name_parts"], x["smallest_value"], x["smallest"]) for x in rob["weights"]["rows"]]
     searched = rob["weights"]["searched_value"] if rob["weights"] else 100.0
     robustness = plots.robustness_chart(flips, weights, searched, lang)
-    return {"points": Markup(points), "robustness": Markup(robustness) if robustness else None}
+    return {"points": Markup(points), "robustness": Markup(robustness) if robustness else None,
+            **panel_section.panel_plots(view)}
 
 
 def plot_markup(view: dict) -> dict[str, Markup | None]:
