@@ -131,10 +131,9 @@ def test_appeal_window_upheld_appeal_and_superseding(store: Store, db_url: str, 
         appeal = appeals.file(s, lp, "stage-1", "taebaek", "expert panel mis-scored our report", "taebaek-lead",
                               at=dt.datetime(2026, 1, 20, tzinfo=dt.UTC))
         appeal_id = appeal.id
-    with store.session() as s:  # the correction: every expert score of taebaek re-entered higher
+    with store.session() as s:  # the correction: the expert panel's score of taebaek corrected by the agency
         version, _ = programs.register(s, lp, "agency")
-        fixed = [_item("taebaek", 95.0, rater=f"expert-{i + 1:02d}") for i in range(10)]
-        score_service.add(s, version, lp.program, fixed, "agency")
+        score_service.add(s, version, lp.program, [_item("taebaek", 95.0, rater="panel")], "agency")
         _, new = appeals.resolve(s, lp, appeal_id, True, "panel error confirmed", "agency",
                                  at=dt.datetime(2026, 1, 24, tzinfo=dt.UTC))
     assert new is not None

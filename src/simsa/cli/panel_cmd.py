@@ -7,10 +7,11 @@ from typing import Annotated, Any, Literal
 import typer
 from rich.markup import escape
 
-from simsa.cli import output
+from simsa.cli import output, panel_ops_cmd
 from simsa.cli.output import console, emit_json
 
-app = typer.Typer(help="Expert review panel: agreement statistics and aggregation.", no_args_is_help=True)
+app = typer.Typer(help="The expert panel: its steps, assignments, documents, results and agreement statistics.",
+                  no_args_is_help=True)
 
 ALPHA_TENTATIVE = 0.667  # Krippendorff: the lowest α from which tentative conclusions may be drawn
 ALPHA_RELIABLE = 0.800
@@ -88,3 +89,6 @@ def agreement(
         emit_json(out)
     else:
         _print_report(out, file)
+
+
+panel_ops_cmd.register(app)

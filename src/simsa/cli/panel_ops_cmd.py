@@ -43,7 +43,7 @@ def _context(session: Session, program: str, stage: str, *, write: bool) -> Pane
 
     resolve = programs.resolve if not write else (lambda s, ref: programs.for_writing(s, ref, STATE.who()).loaded)
     loaded = resolve(session, program)
-    return panel.context(session, loaded.program.program.id, stage)
+    return panel.context_of(loaded, stage)
 
 
 @contextmanager

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
@@ -31,6 +32,9 @@ class Review:
     justifications: Mapping[str, str] = field(default_factory=dict)
     identified: Identified | None = None
     identified_as: str | None = None
+    # Random bytes locked with the review: the public log holds the content's sha256, and without a nonce a review
+    # with few levels and no justification could be found by trying every combination.
+    nonce: str = field(default_factory=lambda: secrets.token_hex(16), compare=False)
 
     def to_dict(self) -> dict:
         return {"scores": dict(sorted(self.scores.items())),
@@ -39,7 +43,7 @@ class Review:
 
     def content(self) -> bytes:
         """The locked form: canonical JSON, so its sha256 is reproducible from the data."""
-        return canonical(self.to_dict()).encode("utf-8")
+        return canonical({**self.to_dict(), "nonce": self.nonce}).encode("utf-8")
 
 
 def rubric_sha256(panel: ExpertPanel) -> str:
@@ -127,6 +131,7 @@ def read_content(data: bytes) -> Review:
         doc = json.loads(data.decode("utf-8"))
         return Review(scores={k: int(v) for k, v in doc["scores"].items()},
                       justifications=dict(doc.get("justifications") or {}),
-                      identified=doc.get("identified"), identified_as=doc.get("identified_as"))
+                      identified=doc.get("identified"), identified_as=doc.get("identified_as"),
+                      nonce=str(doc.get("nonce") or ""))
     except (ValueError, KeyError, TypeError, AttributeError):
         raise InputError("a stored review no longer parses: it was altered (audit verify names the row)") from None

@@ -196,7 +196,7 @@ def panel_view(decision: dict, name_parts: NameParts, lang: str, order: Sequence
         "conventions": label_parts("xp_conventions", lang),
         "icc": icc,
         "icc_reason": icc_reason,
-        "criteria_alpha": [(str(k), _f(v)) for k, v in crit.items()],
+        "criteria_alpha": [(_criterion_name(doc, str(k), lang), _f(v)) for k, v in _in_rubric_order(doc, crit)],
         "raters": raters,
         "outliers": (label_parts("xp_outliers", lang, ids=", ".join(outliers)) if outliers
                      else label_parts("xp_no_outliers", lang)),
@@ -209,6 +209,20 @@ def panel_view(decision: dict, name_parts: NameParts, lang: str, order: Sequence
         "result_sha256": str(decision.get("expert_panel_sha256") or DASH),
         "review_hashes": str(len(doc.get("review_sha256") or [])),
     }
+
+
+def _criterion_name(doc: dict, cid: str, lang: str) -> str:
+    """A rubric criterion's name in `lang` as the result document records it (its id for older documents)."""
+    for c in doc.get("criteria") or ():
+        if isinstance(c, dict) and c.get("id") == cid:
+            name = c.get("name_ko") if lang == "ko" and c.get("name_ko") else c.get("name")
+            return str(name or cid)
+    return cid
+
+
+def _in_rubric_order(doc: dict, crit: dict) -> list[tuple[str, object]]:
+    order = [str(c.get("id")) for c in doc.get("criteria") or () if isinstance(c, dict)]
+    return sorted(crit.items(), key=lambda kv: (order.index(kv[0]) if kv[0] in order else len(order), kv[0]))
 
 
 # ---------------------------------------------------------------- Markdown

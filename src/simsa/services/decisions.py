@@ -112,7 +112,8 @@ def compute(session: Session, loaded: LoadedProgram, stage_id: str, at: dt.datet
     current = score_service.current(session, key, stage_id)
     panel = panel_results.for_decision(session, loaded, stage_id)
     if panel is not None:  # a dry run, or the decision itself after record_for_decision: the panel's aggregate counts
-        current = panel_results.with_panel_scores(current, loaded, stage_id, panel)
+        current = panel_results.with_panel_scores(current, loaded, stage_id, panel,
+                                                  panel_results.corrected_teams(session, key, stage_id))
     decision = adjudicate(program, stage_id, current, gate_service.current(session, key, stage_id), holders)
     result = decision_dict(decision, decided_at=at, program_sha256=loaded.sha256)
     # Voided records stay visible: a reader sees that a score or gate result existed and why it no longer counts.

@@ -83,7 +83,12 @@ class PanelContext:
 
 def context(session: Session, key: str, stage_id: str) -> PanelContext:
     """The panel of `stage_id` in the stored programme `key`; NotFound when there is no such stage or panel."""
-    loaded = programs.stored(session, key)
+    return context_of(programs.stored(session, key), stage_id)
+
+
+def context_of(loaded: LoadedProgram, stage_id: str) -> PanelContext:
+    """The panel of `stage_id` as `loaded` declares it (a programme file read but not necessarily stored)."""
+    key = loaded.program.program.id
     try:
         stage = loaded.program.stage(stage_id)
     except KeyError:
@@ -130,6 +135,12 @@ def phase(session: Session, ctx: PanelContext) -> PhaseState:
 
 def deadline_passed(ctx: PanelContext, now: dt.datetime | None = None) -> bool:
     return (now or now_utc()) >= ctx.panel.submission_deadline
+
+
+def next_step(ctx: PanelContext, current: str | None) -> str | None:
+    """The step the panel can move to from `current`; None once closed."""
+    steps = _next_phases(ctx, current)
+    return steps[0] if steps else None
 
 
 def _next_phases(ctx: PanelContext, current: str | None) -> list[str]:
@@ -342,6 +353,8 @@ def auto_assign(session: Session, ctx: PanelContext, actor: str) -> Balanced:
     """Assign experts so every team reaches the minimum of non-conflicted experts, load spread evenly."""
     names = experts(session)
     conflicted = set(conflicts(session, ctx, names))
+    # A pair the admin removed is not handed back by balancing: it counts as excluded, like a conflict.
+    conflicted |= {(r.expert, r.team_id) for r in _current_assignments(session, ctx) if r.removed}
     result = balance([t.id for t in ctx.teams], names, assignments(session, ctx), conflicted, ctx.panel.min_experts)
     for team_id, expert in result.added:
         assign(session, ctx, team_id, expert, actor)
@@ -505,10 +518,19 @@ def thread(session: Session, ctx: PanelContext, team_id: str) -> list[Comment]:
     rows = list(session.execute(select(PanelComment).where(
         PanelComment.program_key == ctx.key, PanelComment.stage_id == ctx.stage.id,
         PanelComment.team_id == team_id).order_by(PanelComment.id)).scalars())
-    hides = {r.hides_id: r.body.decode("utf-8") for r in rows if r.hides_id is not None}
-    return [Comment(id=r.id, author=r.author, body=r.body.decode("utf-8"), posted_at=as_utc(r.posted_at),
+    hides = {r.hides_id: _text_of(r.body) for r in rows if r.hides_id is not None}
+    return [Comment(id=r.id, author=r.author, body=_text_of(r.body), posted_at=as_utc(r.posted_at),
                     hidden=r.id in hides, hidden_reason=hides.get(r.id))
             for r in rows if r.hides_id is None]
+
+
+def _sealed_text(text: str) -> bytes:
+    """A message as stored: with a random nonce, so its sha256 in the public log cannot be matched to a guess."""
+    return canonical({"text": text, "nonce": secrets.token_hex(16)}).encode("utf-8")
+
+
+def _text_of(body: bytes) -> str:
+    return str(json.loads(body.decode("utf-8"))["text"])
 
 
 def post_comment(session: Session, ctx: PanelContext, team_id: str, author: str, body: str, *,
@@ -528,7 +550,7 @@ def post_comment(session: Session, ctx: PanelContext, team_id: str, author: str,
         if _review_row(session, ctx, "1", team_id, author) is None:
             raise InputError("lock your round-1 review before joining the discussion")
     row = PanelComment(program_key=ctx.key, stage_id=ctx.stage.id, team_id=team_id, author=author,
-                       body=text.encode("utf-8"), posted_at=now_utc())
+                       body=_sealed_text(text), posted_at=now_utc())
     session.add(row)
     session.flush()
     append(session, actor=author, action="panel.comment", row=row)
@@ -547,7 +569,7 @@ def hide_comment(session: Session, ctx: PanelContext, comment_id: int, reason: s
     if session.execute(select(PanelComment).where(PanelComment.hides_id == comment_id)).scalar_one_or_none():
         raise InputError(f"message {comment_id} is hidden already")
     row = PanelComment(program_key=ctx.key, stage_id=ctx.stage.id, team_id=target.team_id, author=actor,
-                       body=why[:MAX_COMMENT].encode("utf-8"), posted_at=now_utc(), hides_id=comment_id)
+                       body=_sealed_text(why[:MAX_COMMENT]), posted_at=now_utc(), hides_id=comment_id)
     session.add(row)
     session.flush()
     append(session, actor=actor, action="panel.comment.hide", row=row)

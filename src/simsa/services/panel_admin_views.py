@@ -17,23 +17,12 @@ from simsa.errors import SimsaError
 from simsa.panel.conflicts import Conflict, Declaration
 from simsa.program.schema import ExpertPanel
 from simsa.services import decisions, panel, panel_documents, panel_results
-from simsa.services.panel import CALIBRATION, PHASES, Comment, LockedReview, PanelContext, PhaseState
+from simsa.services.panel import CALIBRATION, Comment, LockedReview, PanelContext, PhaseState
 from simsa.services.panel_documents import DocumentRef
 from simsa.services.panel_results import Calibration, PanelResult
 from simsa.timeutil import utc_text
 
 ASSIGNED, CONFLICTED, FREE = "assigned", "conflicted", "free"
-
-
-def next_step(ctx: PanelContext, current: str | None) -> str | None:
-    """The step the panel can move to from `current` (the service's order: calibration only with anchors, round 2
-    only with a consensus round); None once closed."""
-    order = [p for p in PHASES
-             if (p != CALIBRATION or ctx.anchors) and (p != "round2" or ctx.panel.consensus_round)]
-    if current is None:
-        return order[0]
-    idx = order.index(current)
-    return order[idx + 1] if idx + 1 < len(order) else None
 
 
 def is_decided(session: Session, ctx: PanelContext) -> bool:
@@ -200,7 +189,7 @@ def panel_admin(session: Session, key: str, stage_id: str) -> PanelAdminView:
     """The admin's page of a stage's panel (NotFound for a stage without one)."""
     ctx = panel.context(session, key, stage_id)
     state = panel.phase(session, ctx)
-    step = next_step(ctx, state.phase)
+    step = panel.next_step(ctx, state.phase)
     pairs = set(panel.assignments(session, ctx))
     names = sorted(set(panel.experts(session)) | {e for _, e in pairs})  # a deactivated expert's assignments too
     conflicted = panel.conflicts(session, ctx, names)
@@ -266,7 +255,7 @@ class AdminPanelState:
 
 def admin_state(session: Session, ctx: PanelContext) -> AdminPanelState:
     state = panel.phase(session, ctx)
-    step = next_step(ctx, state.phase)
+    step = panel.next_step(ctx, state.phase)
     return AdminPanelState(
         key=ctx.key, stage=ctx.stage.id, phase=state, next_step=step,
         blockers=tuple(panel.blockers(session, ctx, step)) if step else (), min_experts=ctx.panel.min_experts,

@@ -110,7 +110,8 @@ class PanelResult:
     identification_rate: float | None
     shifts: tuple[dict, ...]  # per expert and team: round-1 total, final total, shift
     experts: tuple[str, ...]  # E1, E2, … (or names, when the programme publishes them)
-    review_hashes: tuple[str, ...]
+    review_hashes: tuple[dict, ...]  # every locked review counted: expert (anonymised), team, round, sha256
+    criteria: tuple[dict, ...] = ()  # the rubric's criteria in order: id, name, name_ko, weight
 
     def team(self, team_id: str) -> TeamResult | None:
         return next((t for t in self.teams if t.team == team_id), None)
@@ -121,7 +122,7 @@ class PanelResult:
                 "experts": list(self.experts), "teams": [t.to_dict() for t in self.teams],
                 "agreement": self.agreement, "criteria_alpha": self.criteria_alpha,
                 "identification_rate": self.identification_rate, "round_shift": list(self.shifts),
-                "review_sha256": list(self.review_hashes)}
+                "criteria": list(self.criteria), "review_sha256": list(self.review_hashes)}
 
 
 def _final_reviews(session: Session, ctx: PanelContext) -> tuple[dict[tuple[str, str], LockedReview],
@@ -189,11 +190,16 @@ def compute(session: Session, ctx: PanelContext, *, names: bool | None = None) -
         after = totals[(team, expert)]
         shift_rows.append({"expert": shown[expert], "team": team, "round1": round(before, 6),
                            "final": round(after, 6), "shift": round(after - before, 6)})
-    hashes = tuple(sorted({r.content_sha256 for r in list(first.values()) + list(final.values())}))
+    used = {r.id: r for r in list(first.values()) + list(final.values())}
+    hashes = tuple({"expert": shown[r.expert], "team": r.subject, "round": r.round, "sha256": r.content_sha256}
+                   for r in sorted(used.values(), key=lambda r: (r.subject, shown[r.expert], r.round)))
+    criteria = tuple({"id": c.id, "name": c.name, "name_ko": c.name_ko, "weight": c.weight}
+                     for c in ctx.panel.criteria)
     return PanelResult(program=ctx.key, stage=ctx.stage.id, rubric_sha256=rubric_sha256(ctx.panel),
                        aggregation=ctx.panel.aggregation, counts=ctx.panel.counts, teams=tuple(teams),
                        agreement=report.to_dict(), criteria_alpha=crit_alpha, identification_rate=rate,
-                       shifts=tuple(shift_rows), experts=tuple(shown[e] for e in expert_ids), review_hashes=hashes)
+                       shifts=tuple(shift_rows), experts=tuple(shown[e] for e in expert_ids), review_hashes=hashes,
+                       criteria=criteria)
 
 
 def criterion_scale(ctx: PanelContext) -> tuple[float, float]:
@@ -208,6 +214,15 @@ def to_scale(ctx: PanelContext, value: float, stderr: float | None) -> tuple[flo
     low, high = criterion_scale(ctx)
     factor = (high - low) / 100.0
     return low + value * factor, None if stderr is None else stderr * factor
+
+
+def corrected_teams(session: Session, key: str, stage_id: str) -> frozenset[str]:
+    """Teams whose `panel:expert` score was corrected by hand after the panel's result."""
+    from simsa.services import scores as score_service
+
+    rows = score_service.current_rows(session, key, [stage_id])
+    return frozenset(team for (_s, team, source, rater), row in rows.items()
+                     if source == PANEL_SOURCE and rater == "panel" and is_correction(row))
 
 
 def panel_context_if_any(session: Session, loaded: LoadedProgram, stage_id: str) -> PanelContext | None:
@@ -255,6 +270,8 @@ def record_for_decision(session: Session, loaded: LoadedProgram, stage_id: str, 
     items = []
     for t in result.teams:
         old = current.get((stage_id, t.team, PANEL_SOURCE, "panel"))
+        if is_correction(old):
+            continue  # the secretariat corrected the panel's score (e.g. an upheld appeal): the correction stands
         value, se = to_scale(ctx, t.value, t.stderr)
         evidence = (f"expert panel: {t.experts} experts, {ctx.panel.aggregation} of "
                     f"{'severity-adjusted' if ctx.panel.counts == 'severity_adjusted' else 'raw'} totals; rubric "
@@ -270,6 +287,13 @@ def record_for_decision(session: Session, loaded: LoadedProgram, stage_id: str, 
         version = programs.for_writing(session, loaded, actor).version
         score_service.add(session, version, loaded.program, items, actor, at=at)
     return result
+
+
+def is_correction(row: object) -> bool:
+    """A current `panel:expert` row of rater `panel` recorded by hand (not from a panel result): a correction that
+    takes precedence over the panel's aggregate, visible with its provenance in the record."""
+    run_id = getattr(row, "run_id", None)
+    return row is not None and not getattr(row, "voided", True) and not (run_id or "").startswith("panel:")
 
 
 def _fmt(x: object) -> str:
@@ -307,9 +331,11 @@ def identification_summary(results: Sequence[TeamResult]) -> dict[str, int]:
     return out
 
 
-def with_panel_scores(current: dict, loaded: LoadedProgram, stage_id: str, result: PanelResult) -> dict:
+def with_panel_scores(current: dict, loaded: LoadedProgram, stage_id: str, result: PanelResult,
+                      corrected: frozenset[str] = frozenset()) -> dict:
     """The stage's current scores with `panel:expert` taken from the panel's result for every team (n = its
-    experts), and no other `panel:expert` value counting."""
+    experts), and no other `panel:expert` value counting — except the teams in `corrected`, whose score the
+    secretariat corrected by hand (see `is_correction`)."""
     from simsa.program.adjudicate import SourceScore
 
     ctx = PanelContext(loaded=loaded, stage=loaded.program.stage(stage_id),
@@ -318,6 +344,9 @@ def with_panel_scores(current: dict, loaded: LoadedProgram, stage_id: str, resul
     for t in result.teams:
         value, se = to_scale(ctx, t.value, t.stderr)
         existing = current.get(t.team, {}).get(PANEL_SOURCE)
+        if t.team in corrected and existing is not None:
+            out.setdefault(t.team, {})[PANEL_SOURCE] = existing
+            continue
         ids = existing.score_ids if existing is not None and abs(existing.value - value) < 1e-9 else ()
         out.setdefault(t.team, {})[PANEL_SOURCE] = SourceScore(value=value, stderr=se, n=t.experts, score_ids=ids)
     return out

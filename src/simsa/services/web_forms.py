@@ -616,6 +616,7 @@ class StageAdmin:
     scores_total: int
     gate_results: tuple[GateRow, ...]           # current recorded gate results
     appeals: tuple[StageAppeal, ...]
+    has_panel: bool = False                     # the stage declares an expert panel
 
     def to_dict(self) -> dict:
         return {"program": self.program, "program_name": self.program_name, "timezone": self.timezone,
@@ -623,7 +624,7 @@ class StageAdmin:
                 "teams": [{"id": i, "name": n} for i, n in self.teams], "sources": list(self.sources),
                 "recorded_gates": list(self.recorded_gates), "scores": [s.to_dict() for s in self.scores],
                 "scores_total": self.scores_total, "gate_results": [g.to_dict() for g in self.gate_results],
-                "appeals": [a.to_dict() for a in self.appeals]}
+                "appeals": [a.to_dict() for a in self.appeals], "has_panel": self.has_panel}
 
 
 def stage_admin(session: Session, key: str, stage_id: str) -> StageAdmin:
@@ -643,7 +644,8 @@ def stage_admin(session: Session, key: str, stage_id: str) -> StageAdmin:
         sources=tuple(stage.score_sources()),
         recorded_gates=tuple(g.id for g in stage.gates if g.kind == "recorded"),
         scores=tuple(_score_row(r, "current") for r in current[:MAX_LISTED_SCORES]), scores_total=len(current),
-        gate_results=gates, appeals=tuple(appeals.records(session, key, stage_id)))
+        gate_results=gates, appeals=tuple(appeals.records(session, key, stage_id)),
+        has_panel=stage.expert_panel is not None)
 
 
 # --------------------------------------------------------------------------- a team's own view
