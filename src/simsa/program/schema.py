@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import difflib
+import itertools
 import math
 import re
 from collections.abc import Iterator
@@ -304,7 +305,7 @@ class RubricCriterion(_Strict):
     @model_validator(mode="after")
     def _levels_ascend(self) -> RubricCriterion:
         values = [lv.value for lv in self.levels]
-        if any(b <= a for a, b in zip(values, values[1:], strict=False)):
+        if any(b <= a for a, b in itertools.pairwise(values)):
             raise ValueError(f"rubric criterion {self.id!r}: level values must be distinct and ascending, got "
                              f"{values}")
         return self

@@ -11,6 +11,8 @@ distribution; discussion authors are shown as "you", "expert 1", "expert 2"… o
 from __future__ import annotations
 
 import datetime as dt
+import threading
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -294,9 +296,30 @@ def _png(session: Session, ctx: PanelContext, document_id: int, page: int, maske
 
 
 # ---------------------------------------------------------------------------------------------------- pages
+# Rendered documents by (document, masker): Markdown and log parsing cost seconds for the largest files, and every
+# expert opens the same submission many times. The key holds the document's sha256, so a view is never stale.
+_VIEWS: OrderedDict[tuple[panel_documents.DocumentRef, Masker | None], DocumentView] = OrderedDict()
+_VIEWS_LOCK = threading.Lock()
+MAX_CACHED_VIEWS = 64
+
+
 def _documents(session: Session, ctx: PanelContext, refs: Sequence[panel_documents.DocumentRef],
                masker: Masker | None) -> tuple[DocumentView, ...]:
-    return tuple(_document_view(r, panel_documents.content(session, ctx, r.id).data, masker) for r in refs)
+    out = []
+    for ref in refs:
+        key = (ref, masker)
+        with _VIEWS_LOCK:
+            view = _VIEWS.get(key)
+            if view is not None:
+                _VIEWS.move_to_end(key)
+        if view is None:
+            view = _document_view(ref, panel_documents.content(session, ctx, ref.id).data, masker)
+            with _VIEWS_LOCK:
+                _VIEWS[key] = view
+                while len(_VIEWS) > MAX_CACHED_VIEWS:
+                    _VIEWS.popitem(last=False)
+        out.append(view)
+    return tuple(out)
 
 
 def _thread(session: Session, ctx: PanelContext, team: str, expert: str) -> tuple[CommentView, ...]:
