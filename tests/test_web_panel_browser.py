@@ -34,6 +34,7 @@ from playwright.sync_api import Browser, Page, expect
 Shot = Callable[[Page, str], Path]
 TEAM = "baekdu"
 TEAM_USER = "baekdu-lead"
+ADMIN = "secretariat"
 EXPERTS = ("expert-ahn", "expert-baek", "expert-cho", "expert-do", "expert-eom")
 BROWSER_EXPERT = EXPERTS[0]
 CRITERIA = ("originality", "training", "data", "reproducibility", "safety")
@@ -54,6 +55,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveSite]:
     load(live, dt.datetime.now(dt.UTC) + dt.timedelta(hours=1))
     live.account("sec")
     live.account(TEAM_USER, "team", team=TEAM)
+    live.account(ADMIN, "admin")
     for name in EXPERTS:
         live.account(name, "expert")
     try:
@@ -107,14 +109,13 @@ def open_round1(site: LiveSite) -> None:
         panel.advance(s, panel.context(s, PROGRAM, STAGE), "round1", "sec")
 
 
-def decide(site: LiveSite, work: Path) -> None:
-    """Close the panel and decide stage 1 with the example's other scores and gates (as the secretariat would)."""
+def record_other_scores(site: LiveSite, work: Path) -> None:
+    """The stage's other sources (benchmarks, user panel) and originality gates, recorded as the secretariat would."""
     assert site.store is not None
     write_example_scores(work / "panel.csv", experts=False)
     write_bench_scores(work / "bench.json")
     with site.store.session() as s:
         ctx = panel.context(s, PROGRAM, STAGE)
-        panel.advance(s, ctx, "closed", "sec")
         version, loaded = programs.stored_version(s, PROGRAM)
         for name in ("panel.csv", "bench.json"):
             score_service.add(s, version, loaded.program, score_service.parse_file(work / name), "test")
@@ -122,8 +123,21 @@ def decide(site: LiveSite, work: Path) -> None:
             gate_service.record(s, version, loaded.program, stage_id=STAGE, team_id=team.id, gate_id="originality",
                                 passed=team.id != FAILING, evidence="recorded for the test", actor="test",
                                 example=True, link=None)
-    with site.store.session() as s:
-        decision_service.decide_and_store(s, programs.stored(s, PROGRAM), STAGE, "sec", at=dt.datetime.now(dt.UTC))
+
+
+def close_and_decide(browser: Browser, site: LiveSite, shot: Shot) -> None:
+    """The secretariat, in the browser: the panel's page (its result preview), close the panel, decide the stage."""
+    admin = sign_in(browser, site, shot, ADMIN)
+    admin.goto(f"/admin/panels/{PROGRAM}/{STAGE}")
+    shot(admin, "admin-panel-round2")
+    admin.get_by_role("button", name="Close the panel").click()
+    expect(admin.get_by_role("status")).to_be_visible()
+    shot(admin, "admin-panel-closed")
+    admin.goto(f"/admin/programs/{PROGRAM}/stages/{STAGE}")
+    admin.get_by_role("button", name="Decide", exact=True).click()
+    expect(admin.get_by_role("status")).to_be_visible()
+    shot(admin, "admin-decided")
+    admin.context.close()
 
 
 def test_team_uploads_expert_scores_blind_revises_and_the_public_sees_the_panel(
@@ -211,15 +225,15 @@ def test_team_uploads_expert_scores_blind_revises_and_the_public_sees_the_panel(
     assert not [n for n in EXPERTS[1:] if n in expert.content()]  # the panel is anonymous to its members
 
     # the secretariat closes the panel and decides; the public stage page shows the panel's section
-    decide(site, tmp_path)
+    record_other_scores(site, tmp_path)
+    close_and_decide(browser, site, shot)
     public = new_context(browser, site.url).new_page()
     public.goto(f"/programs/{PROGRAM}/stages/{STAGE}")
     section = public.locator("#expert-panel")
-    if section.count():
-        expect(section.get_by_role("heading", name="Expert panel", exact=True)).to_be_visible()
-        text = section.inner_text()
-        assert not [n for n in EXPERTS if n in text]
-        section.scroll_into_view_if_needed()
+    expect(section.get_by_role("heading", name="Expert panel", exact=True)).to_be_visible()
+    text = section.inner_text()
+    assert "Krippendorff" in text and not [n for n in EXPERTS if n in text]
+    section.scroll_into_view_if_needed()
     shot(public, "public-stage-panel")
     with site.store.session(readonly=True) as s:
         body = decision_service.body(decision_service.effective(s, PROGRAM, STAGE))

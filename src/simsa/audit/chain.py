@@ -32,11 +32,25 @@ class Entry:
     payload: str
     prev_hash: str
     hash: str
+    sealed: str | None = None  # why the content is withheld (see `seal`); None for a published entry
 
     def to_dict(self) -> dict:
-        return {"seq": self.seq, "at": self.at, "actor": self.actor, "action": self.action, "entity": self.entity,
-                "entity_id": self.entity_id, "payload": json.loads(self.payload), "prev_hash": self.prev_hash,
-                "hash": self.hash}
+        out = {"seq": self.seq, "at": self.at, "actor": self.actor, "action": self.action, "entity": self.entity,
+               "entity_id": self.entity_id, "payload": json.loads(self.payload), "prev_hash": self.prev_hash,
+               "hash": self.hash}
+        if self.sealed is not None:
+            out["sealed"] = self.sealed
+        return out
+
+
+SEALED_ACTION = "sealed"
+
+
+def seal(e: Entry, note: str) -> Entry:
+    """The entry as published while its content is withheld: its place, time, links and hash stay, so the chain
+    still links through it and its hash commits to the content that is published later (commit, then reveal)."""
+    return Entry(seq=e.seq, at=e.at, actor="", action=SEALED_ACTION, entity="", entity_id=None,
+                 payload=canonical({"sealed": note}), prev_hash=e.prev_hash, hash=e.hash, sealed=note)
 
 
 def entry_hash(prev_hash: str, seq: int, at: str, actor: str, action: str, entity: str, entity_id: int | None,
@@ -61,7 +75,11 @@ class Problem:
 
 
 def verify_chain(entries: Iterable[Entry], expect_head: str | None = None) -> list[Problem]:
-    """Check numbering, links and hashes; with `expect_head`, also that the log ends where it was published."""
+    """Check numbering, links and hashes; with `expect_head`, also that the log ends where it was published.
+
+    A sealed entry (content withheld, see `seal`) is checked for its place and links only: its hash cannot be
+    recomputed until its content is published.
+    """
     problems: list[Problem] = []
     prev = GENESIS
     expected_seq = 1
@@ -76,7 +94,7 @@ def verify_chain(entries: Iterable[Entry], expect_head: str | None = None) -> li
                        f"(prev_hash {e.prev_hash[:12]}…, expected {prev[:12]}…)")
             problems.append(Problem("broken_link", message, seq=e.seq))
         recomputed = entry_hash(e.prev_hash, e.seq, e.at, e.actor, e.action, e.entity, e.entity_id, e.payload)
-        if recomputed != e.hash:
+        if e.sealed is None and recomputed != e.hash:
             problems.append(Problem("edited", f"entry {e.seq} ({e.action}) was altered: its content no longer "
                                               f"matches its hash", seq=e.seq))
         prev = e.hash

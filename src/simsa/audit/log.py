@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from sqlalchemy import insert, inspect, select, text
@@ -171,19 +171,28 @@ def verify(session: Session, expect_head: str | None = None) -> Verification:
     return Verification(entries=seen["count"], head=str(seen["head"]), problems=problems)
 
 
-def export(session: Session) -> dict:
-    """The whole log as a publishable document; `head` lets readers detect later truncation."""
+def export(session: Session, shown: Callable[[Entry], Entry] | None = None) -> dict:
+    """The whole log as a publishable document; `head` lets readers detect later truncation. `shown` maps each
+    entry to its published form (sealing what the public may not read yet); `sealed` counts those entries."""
     entries = load_entries(session)
-    return {"schema": "simsa.audit/1", "head": entries[-1].hash if entries else GENESIS,
-            "entries": [e.to_dict() for e in entries]}
+    if shown is not None:
+        entries = [shown(e) for e in entries]
+    doc: dict = {"schema": "simsa.audit/1", "head": entries[-1].hash if entries else GENESIS}
+    sealed = sum(1 for e in entries if e.sealed is not None)
+    if sealed:
+        doc["sealed"] = sealed
+    doc["entries"] = [e.to_dict() for e in entries]
+    return doc
 
 
 def entries_from_export(doc: dict) -> list[Entry]:
     """Entries from an exported document, for verifying a published log without the database."""
     out = []
     for item in doc.get("entries", []):
+        sealed = item.get("sealed")
         out.append(Entry(seq=item["seq"], at=item["at"], actor=item["actor"], action=item["action"],
                          entity=item["entity"], entity_id=item["entity_id"], payload=canonical(item["payload"]),
-                         prev_hash=item["prev_hash"], hash=item["hash"]))
+                         prev_hash=item["prev_hash"], hash=item["hash"],
+                         sealed=str(sealed) if sealed is not None else None))
     return out
 

@@ -61,6 +61,7 @@ def verify(
             raise InputError(f"{exported}: not a simsa audit export ({exc})") from None
         problems = verify_chain(entries, expect_head or doc.get("head"))
         result = {"ok": not problems, "entries": len(entries), "head": entries[-1].hash if entries else None,
+                  "sealed": sum(1 for e in entries if e.sealed is not None),
                   "problems": [p.to_dict() for p in problems]}
     else:
         with STATE.store().session(readonly=True) as session:
@@ -82,7 +83,9 @@ def verify(
         raise CheckFailed(f"audit verification failed: {first['message']}{more}")
     if not as_json:
         console.print(f"[green]✓[/] audit log intact: {result['entries']} entries, head {result['head']}; "
-                      + ("database matches the log" if not exported else "exported chain verified"))
+                      + ("database matches the log" if not exported else "exported chain verified")
+                      + (f"; {result['sealed']} sealed entries (an expert panel before its decision) checked for "
+                         "their links only" if result.get("sealed") else ""))
         for c in checks:
             trust = ("a trusted key" if c.pinned else
                      "not pinned: compare it with the published fingerprint, or pass --trusted-key")

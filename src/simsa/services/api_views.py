@@ -25,6 +25,7 @@ from simsa.services import decisions as decision_service
 from simsa.services import gates as gate_service
 from simsa.services import program_versions, programs
 from simsa.services import scores as score_service
+from simsa.services.audit_seal import PUBLISHED, Sealer
 from simsa.store.models import Appeal, AuditEntry, Decision, GateResult, ProgramVersion, Score
 from simsa.timeutil import utc_text
 
@@ -468,19 +469,20 @@ def _entry_columns() -> tuple:
     return (t.seq, t.at, t.actor, t.action, t.entity, t.entity_id, t.payload, t.prev_hash, t.hash)
 
 
-def audit_page(session: Session, after: int = 0, limit: int = MAX_AUDIT_PAGE) -> AuditPage:
+def audit_page(session: Session, after: int = 0, limit: int = MAX_AUDIT_PAGE, sealer: Sealer = PUBLISHED
+               ) -> AuditPage:
     if not 1 <= limit <= MAX_AUDIT_PAGE:
         raise InputError(f"limit must be between 1 and {MAX_AUDIT_PAGE}, got {limit}")
     t = AuditEntry.__table__.c
     rows = session.execute(select(*_entry_columns()).where(t.seq > after).order_by(t.seq).limit(limit + 1)).all()
-    entries = [_entry(r) for r in rows[:limit]]
+    entries = [sealer.shown(_entry(r)) for r in rows[:limit]]
     head = session.execute(select(t.hash).order_by(t.seq.desc()).limit(1)).scalar_one_or_none()
     return AuditPage(entries=entries, next=entries[-1].seq if len(rows) > limit else None, head=head)
 
 
-def audit_entry(session: Session, seq: int) -> Entry:
+def audit_entry(session: Session, seq: int, sealer: Sealer = PUBLISHED) -> Entry:
     t = AuditEntry.__table__.c
     row = session.execute(select(*_entry_columns()).where(t.seq == seq)).first() if 1 <= seq <= MAX_ID else None
     if row is None:
         raise NotFound(f"no audit entry {seq}")
-    return _entry(row)
+    return sealer.shown(_entry(row))

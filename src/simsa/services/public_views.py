@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from simsa.audit.chain import Entry
+from simsa.audit.chain import SEALED_ACTION, Entry
 from simsa.audit.log import export, utc_iso, verify
 from simsa.audit.trail import summarise
 from simsa.errors import InputError, NotFound
@@ -31,6 +31,7 @@ from simsa.services import decisions as decision_service
 from simsa.services import evidence_docs, program_versions, programs
 from simsa.services.appeals import AppealRecord
 from simsa.services.appeals import records as appeal_records
+from simsa.services.audit_seal import PUBLISHED, Sealer
 from simsa.services.status import StageStatus, stage_status
 from simsa.store.models import AuditEntry, Decision, EvidenceDocument, GateResult, ProgramVersion, Score
 from simsa.timeutil import utc_text
@@ -591,9 +592,11 @@ def _entry(r: Any) -> Entry:
                  entity_id=r.entity_id, payload=r.payload, prev_hash=r.prev_hash, hash=r.hash)
 
 
-def _row(r: Any) -> AuditRow:
-    return AuditRow(seq=r.seq, at=utc_text(r.at), actor=r.actor, action=r.action, entity=r.entity,
-                    entity_id=r.entity_id, summary=summarise(_entry(r)), hash=r.hash)
+def _row(r: Any, sealer: Sealer = PUBLISHED) -> AuditRow:
+    e = sealer.shown(_entry(r))
+    summary = e.sealed if e.sealed is not None else summarise(e)
+    return AuditRow(seq=r.seq, at=utc_text(r.at), actor=e.actor, action=e.action, entity=e.entity,
+                    entity_id=e.entity_id, summary=summary, hash=r.hash)
 
 
 def audit_filter(action: str | None, actor: str | None) -> tuple[str, str]:
@@ -608,8 +611,9 @@ def audit_filter(action: str | None, actor: str | None) -> tuple[str, str]:
 
 
 def audit_page(session: Session, page: str | int | None = None, action: str | None = None,
-               actor: str | None = None, per_page: int = AUDIT_PAGE_SIZE) -> AuditPage:
-    """One page of the log, newest first, optionally only actions starting with `action` and entries of `actor`.
+               actor: str | None = None, per_page: int = AUDIT_PAGE_SIZE, sealer: Sealer = PUBLISHED) -> AuditPage:
+    """One page of the log, newest first, optionally only actions starting with `action` and entries of `actor`;
+    entries `sealer` withholds are shown sealed (and never matched by a filter on what they withhold).
 
     Reads one page of entries (LIMIT/OFFSET on the primary key), never the whole log.
     """
@@ -636,7 +640,9 @@ def audit_page(session: Session, page: str | int | None = None, action: str | No
     result = session.execute(select(t.seq, t.at, t.actor, t.action, t.entity, t.entity_id, t.payload, t.prev_hash,
                                     t.hash).where(*where).order_by(t.seq.desc())
                              .limit(per_page).offset((number - 1) * per_page))
-    rows = tuple(_row(r) for r in result)
+    rows = tuple(_row(r, sealer) for r in result)
+    if action or actor:  # a filter must not reveal what a sealed entry withholds
+        rows = tuple(r for r in rows if r.action != SEALED_ACTION)
     return AuditPage(rows=rows, page=number, pages=pages, matched=matched, total=total, action=action, actor=actor,
                      per_page=per_page)
 
@@ -655,21 +661,21 @@ class AuditEntryView:
                 "payload_is_json": self.payload_is_json, "previous": self.previous, "next": self.next}
 
 
-def audit_entry(session: Session, seq: str | int) -> AuditEntryView:
+def audit_entry(session: Session, seq: str | int, sealer: Sealer = PUBLISHED) -> AuditEntryView:
     number = parse_number(seq, "audit entry")
     t = AuditEntry.__table__.c
     r = session.execute(select(t.seq, t.at, t.actor, t.action, t.entity, t.entity_id, t.payload, t.prev_hash, t.hash)
                         .where(t.seq == number)).first()
     if r is None:
         raise NotFound(f"no audit entry {number}")
-    entry = _entry(r)
+    entry = sealer.shown(_entry(r))
     try:
         payload, is_json = json.dumps(json.loads(entry.payload), ensure_ascii=False, indent=2, sort_keys=True), True
     except ValueError:
         payload, is_json = entry.payload, False
     previous = session.execute(select(func.max(t.seq)).where(t.seq < number)).scalar_one_or_none()
     following = session.execute(select(func.min(t.seq)).where(t.seq > number)).scalar_one_or_none()
-    return AuditEntryView(row=_row(r), prev_hash=entry.prev_hash, payload=payload, payload_is_json=is_json,
+    return AuditEntryView(row=_row(r, sealer), prev_hash=entry.prev_hash, payload=payload, payload_is_json=is_json,
                           previous=previous, next=following)
 
 
@@ -718,9 +724,9 @@ class Download:
         return {"filename": self.filename, "media_type": self.media_type, "bytes": len(self.content)}
 
 
-def audit_export(session: Session) -> Download:
+def audit_export(session: Session, sealer: Sealer = PUBLISHED) -> Download:
     try:
-        doc = export(session)
+        doc = export(session, sealer.shown)
     except ValueError:
         raise InputError("an audit entry's payload is not JSON: the log was altered (/audit/verify names it)"
                          ) from None

@@ -543,6 +543,9 @@ class AuditEntry(_Out):
     payload: dict[str, Any]
     prev_hash: str
     hash: str
+    sealed: str | None = Field(default=None, description="Set when the entry's content is withheld for now (an "
+                                                          "expert panel before its stage's decision): why, and when "
+                                                          "it is published. Its hash still links the chain.")
 
 
 class AuditPage(_Out):
@@ -561,6 +564,7 @@ class Verification(_Out):
 class AuditExport(_Out):
     schema_: str = Field(alias="schema")
     head: str
+    sealed: int = Field(default=0, description="How many entries are sealed (content withheld for now).")
     entries: list[AuditEntry]
 
 

@@ -14,6 +14,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from markupsafe import Markup
 
+from simsa.services import audit_seal
 from simsa.services import public_views as views
 from simsa.web.deps import ReadSession, ViewerDep
 from simsa.web.heavy import coalesced, whole_log
@@ -117,7 +118,8 @@ def gate(request: Request, key: str, stage: str, team: str, gate: str, session: 
 @router.get("/audit")
 def audit(request: Request, session: ReadSession, who: ViewerDep) -> Response:
     params = request.query_params
-    data = views.audit_page(session, params.get("page"), params.get("action"), params.get("actor"))
+    data = views.audit_page(session, params.get("page"), params.get("action"), params.get("actor"),
+                            sealer=audit_seal.for_viewer(session, who.is_admin))
     return page(request, "public_audit.html.j2", data=data, zone=SITE_ZONE)
 
 
@@ -128,13 +130,15 @@ def audit_verify(request: Request, session: ReadSession, who: ViewerDep) -> Resp
 
 
 @router.get("/audit/export.json")
-def audit_export(session: ReadSession) -> Response:
-    return _download(whole_log(lambda: views.audit_export(session)))
+def audit_export(session: ReadSession, who: ViewerDep) -> Response:
+    sealer = audit_seal.for_viewer(session, who.is_admin)
+    return _download(whole_log(lambda: views.audit_export(session, sealer)))
 
 
 @router.get("/audit/{seq}")
 def audit_entry(request: Request, seq: str, session: ReadSession, who: ViewerDep) -> Response:
-    return page(request, "public_audit_entry.html.j2", e=views.audit_entry(session, seq), zone=SITE_ZONE)
+    e = views.audit_entry(session, seq, audit_seal.for_viewer(session, who.is_admin))
+    return page(request, "public_audit_entry.html.j2", e=e, zone=SITE_ZONE)
 
 
 # ---------------------------------------------------------------- downloads
