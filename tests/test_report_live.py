@@ -350,7 +350,9 @@ def track(value: object, path: str, log: list[tuple[str, str, bool]]) -> object:
 
 
 # Keys a decision may rightly lack: only gate eliminations list failed gates.
-OPTIONAL = {("decision.robustness.cuts[]", "gates_failed")}
+# Keys only some decisions have: a cut's failed gates; the expert panel's result (stages decided with a panel).
+OPTIONAL = {("decision.robustness.cuts[]", "gates_failed"), ("decision", "expert_panel"),
+            ("decision", "expert_panel_sha256")}
 
 
 def keys_read(decision: dict, langs: tuple[str, ...] = ("en", "ko", "both")

@@ -55,6 +55,11 @@ def _anchor(anchor: str) -> bytes:
             "align the experts' reading of the rubric before live scoring.\n").encode()
 
 
+def _nonce(rng: np.random.Generator) -> str:
+    """Seeded like the rest of the example data, so that two demos give identical records."""
+    return f"{int(rng.integers(2**62)):016x}"
+
+
 def _levels(ctx: panel.PanelContext, centre: float, rng: np.random.Generator, severity: float) -> tuple[dict, dict]:
     scores, notes = {}, {}
     for crit in ctx.panel.criteria:
@@ -71,6 +76,7 @@ def run_panel(session_factory, loaded: LoadedProgram, stage_id: str, profiles: d
     """Run the stage's expert panel from set-up to closing; `profiles`: team → expert mean on 0–100."""
     key = loaded.program.program.id
     rng = np.random.default_rng(seed)
+    nonces = np.random.default_rng(seed + 1)  # a stream of its own: the levels drawn do not depend on it
     with session_factory() as s:
         ctx = panel.context(s, key, stage_id)
         deadline = ctx.panel.submission_deadline
@@ -88,7 +94,8 @@ def run_panel(session_factory, loaded: LoadedProgram, stage_id: str, profiles: d
             panel_documents.upload(s, ctx, _log(steps, team_seed), f"{team.id}-train.csv", "log", actor,
                                    team_id=team.id, now=uploaded)
         for anchor in ctx.anchors:
-            panel_documents.upload(s, ctx, _anchor(anchor), f"{anchor}.md", "report", actor, anchor_id=anchor)
+            panel_documents.upload(s, ctx, _anchor(anchor), f"{anchor}.md", "report", actor, anchor_id=anchor,
+                                   now=deadline - dt.timedelta(days=3))
         panel.auto_assign(s, ctx, actor)
     step = deadline + dt.timedelta(hours=1)
     severity = {name: float(rng.normal(0, 0.2)) for name in EXPERT_NAMES}
@@ -100,7 +107,8 @@ def run_panel(session_factory, loaded: LoadedProgram, stage_id: str, profiles: d
                 for anchor in ctx.anchors:
                     centre = ANCHOR_LEVELS.get(anchor, 3.0)
                     panel.submit_review(s, ctx, expert, anchor, "calibration",
-                                        *_levels(ctx, centre, rng, severity[expert] / 2), now=step)
+                                        *_levels(ctx, centre, rng, severity[expert] / 2), now=step,
+                                        nonce=_nonce(nonces))
     with session_factory() as s:
         ctx = panel.context(s, key, stage_id)
         panel.advance(s, ctx, "round1", actor, now=step + dt.timedelta(hours=2))
@@ -108,7 +116,7 @@ def run_panel(session_factory, loaded: LoadedProgram, stage_id: str, profiles: d
             centre = 1 + 4 * profiles.get(team_id, 50.0) / 100
             identified = "yes" if rng.random() < 0.15 else "no"
             panel.submit_review(s, ctx, expert, team_id, "1", *_levels(ctx, centre, rng, severity[expert]),
-                                identified=identified, now=step + dt.timedelta(days=1))
+                                identified=identified, now=step + dt.timedelta(days=1), nonce=_nonce(nonces))
     with session_factory() as s:
         ctx = panel.context(s, key, stage_id)
         if ctx.panel.consensus_round:
@@ -120,11 +128,12 @@ def run_panel(session_factory, loaded: LoadedProgram, stage_id: str, profiles: d
                     scores = dict(first.review.scores)
                     crit = min(ctx.panel.criteria, key=lambda c: scores[c.id])
                     panel.post_comment(s, ctx, team_id, expert, f"On a second reading I raise my score for "
-                                                                f"{crit.name.lower()}.")
+                                                                f"{crit.name.lower()}.", nonce=_nonce(nonces))
                     higher = [lv.value for lv in crit.levels if lv.value > scores[crit.id]]
                     scores[crit.id] = higher[0] if higher else scores[crit.id]
                     panel.submit_review(s, ctx, expert, team_id, "2", scores, dict(first.review.justifications),
-                                        identified=first.review.identified, now=step + dt.timedelta(days=3))
+                                        identified=first.review.identified, now=step + dt.timedelta(days=3),
+                                        nonce=_nonce(nonces))
         panel.advance(s, ctx, "closed", actor, now=min(step + dt.timedelta(days=4), decided_at))
 
 

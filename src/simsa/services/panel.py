@@ -14,7 +14,7 @@ import json
 import secrets
 import string
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from sqlalchemy import exists, select
@@ -461,12 +461,14 @@ def missing_reviews(session: Session, ctx: PanelContext, rnd: str) -> list[tuple
 
 def submit_review(session: Session, ctx: PanelContext, expert: str, subject: str, rnd: str,
                   scores: Mapping[str, object], justifications: Mapping[str, str], *, identified: str | None = None,
-                  identified_as: str | None = None, now: dt.datetime | None = None) -> LockedReview:
+                  identified_as: str | None = None, now: dt.datetime | None = None,
+                  nonce: str | None = None) -> LockedReview:
     """Lock an expert's review of a team (round "1" or "2") or of a calibration anchor (round "calibration").
 
     Refused unless the panel is in that round, the expert is assigned (and not conflicted) or, for calibration,
     takes part in the panel; a second submission for the same round and subject is refused — a locked review
-    never changes (round 2 is stored beside round 1, not over it).
+    never changes (round 2 is stored beside round 1, not over it). The review is locked with a random nonce
+    unless `nonce` is given (seeded example data only).
     """
     state = phase(session, ctx).phase
     if rnd == CALIBRATION:
@@ -490,6 +492,8 @@ def submit_review(session: Session, ctx: PanelContext, expert: str, subject: str
         raise InputError("this review is locked: it was submitted already and cannot be changed")
     review = check_review(ctx.panel, scores, justifications, identified=identified, identified_as=identified_as,
                           live=rnd != CALIBRATION)
+    if nonce is not None:  # only seeded example data (the demo) passes one, so two runs give identical records
+        review = replace(review, nonce=nonce)
     when = as_utc(now) if now else now_utc()
     row = PanelReview(program_key=ctx.key, stage_id=ctx.stage.id, round=rnd, subject=subject, expert=expert,
                       rubric_sha256=rubric_sha256(ctx.panel), content=review.content(), submitted_at=when)
@@ -524,9 +528,9 @@ def thread(session: Session, ctx: PanelContext, team_id: str) -> list[Comment]:
             for r in rows if r.hides_id is None]
 
 
-def _sealed_text(text: str) -> bytes:
+def _sealed_text(text: str, nonce: str | None = None) -> bytes:
     """A message as stored: with a random nonce, so its sha256 in the public log cannot be matched to a guess."""
-    return canonical({"text": text, "nonce": secrets.token_hex(16)}).encode("utf-8")
+    return canonical({"text": text, "nonce": nonce or secrets.token_hex(16)}).encode("utf-8")
 
 
 def _text_of(body: bytes) -> str:
@@ -534,7 +538,7 @@ def _text_of(body: bytes) -> str:
 
 
 def post_comment(session: Session, ctx: PanelContext, team_id: str, author: str, body: str, *,
-                 moderator: bool = False) -> Comment:
+                 moderator: bool = False, nonce: str | None = None) -> Comment:
     """Add a message to a team's discussion: open in round 2 to its assigned experts (and the moderator)."""
     ctx.team(team_id)
     text = body.strip()
@@ -550,7 +554,7 @@ def post_comment(session: Session, ctx: PanelContext, team_id: str, author: str,
         if _review_row(session, ctx, "1", team_id, author) is None:
             raise InputError("lock your round-1 review before joining the discussion")
     row = PanelComment(program_key=ctx.key, stage_id=ctx.stage.id, team_id=team_id, author=author,
-                       body=_sealed_text(text), posted_at=now_utc())
+                       body=_sealed_text(text, nonce), posted_at=now_utc())
     session.add(row)
     session.flush()
     append(session, actor=author, action="panel.comment", row=row)

@@ -228,7 +228,10 @@ def corrected_teams(session: Session, key: str, stage_id: str) -> frozenset[str]
 def panel_context_if_any(session: Session, loaded: LoadedProgram, stage_id: str) -> PanelContext | None:
     """The stage's panel when it has one and the panel has been opened (a stage whose panel never opened takes
     `panel:expert` scores recorded the old way, e.g. imported)."""
-    stage = loaded.program.stage(stage_id)
+    try:
+        stage = loaded.program.stage(stage_id)
+    except KeyError:
+        return None  # the callers name an unknown stage in their own words
     if stage.expert_panel is None:
         return None
     ctx = PanelContext(loaded=loaded, stage=stage, panel=stage.expert_panel)

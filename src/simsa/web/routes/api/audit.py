@@ -66,6 +66,7 @@ def trail(session: ReadSession, who: ViewerDep,
 
 
 @router.get("/audit/{seq}", response_model=m.AuditEntry, responses=READ_ERRORS, tags=["audit"],
+            response_model_exclude_unset=True,
             summary="One audit log entry")
 def entry(seq: int, session: ReadSession, who: ViewerDep) -> dict:
     return api_views.audit_entry(session, seq, audit_seal.for_viewer(session, who.is_admin)).to_dict()
