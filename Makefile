@@ -32,11 +32,13 @@ test: lint
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 # A quick subset for iterating (SQLite only; the browser tests run when chromium is installed): the web platform,
-# accounts, the store, the audit log and the program file.
+# accounts, the store, the audit log, the program file and the expert panel.
 test-quick: lint
 	$(BIN)/python -m pytest -q -x tests/test_web_public.py tests/test_web_admin.py tests/test_web_team.py \
 	  tests/test_web_api.py tests/test_web_frame.py tests/test_web_browser.py tests/test_accounts.py \
-	  tests/test_evidence_docs.py tests/test_store.py tests/test_audit.py tests/test_program_file.py $(PYTEST_ARGS)
+	  tests/test_evidence_docs.py tests/test_store.py tests/test_audit.py tests/test_program_file.py \
+	  tests/test_panel_service.py tests/test_panel_sealing.py tests/test_web_panel_expert.py \
+	  tests/test_web_panel_admin.py tests/test_web_panel_api.py $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache .ruff_cache
