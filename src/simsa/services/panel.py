@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 import numpy as np
-from sqlalchemy import exists, select
+from sqlalchemy import exists, func, select
 from sqlalchemy.orm import Session, aliased
 
 from simsa.accounts import Role
@@ -246,12 +246,19 @@ def declare(session: Session, expert: str, *, affiliations: Sequence[str], relat
 
 
 def declaration(session: Session, expert: str) -> Declaration | None:
-    row = session.execute(select(PanelDeclaration).where(PanelDeclaration.expert == expert)
-                          .order_by(PanelDeclaration.id.desc()).limit(1)).scalar_one_or_none()
-    if row is None:
-        return None
-    return Declaration(expert=expert, affiliations=tuple(json.loads(row.affiliations)),
-                       relations=tuple(json.loads(row.relations)), conflicts=tuple(json.loads(row.conflicts)))
+    return declarations(session, [expert]).get(expert)
+
+
+def declarations(session: Session, names: Sequence[str]) -> dict[str, Declaration]:
+    """The declaration in force (the newest) of each of `names` that has declared, in one query."""
+    if not names:
+        return {}
+    newest = (select(func.max(PanelDeclaration.id)).where(PanelDeclaration.expert.in_(list(names)))
+              .group_by(PanelDeclaration.expert))
+    rows = session.execute(select(PanelDeclaration).where(PanelDeclaration.id.in_(newest))).scalars()
+    return {r.expert: Declaration(expert=r.expert, affiliations=tuple(json.loads(r.affiliations)),
+                                  relations=tuple(json.loads(r.relations)), conflicts=tuple(json.loads(r.conflicts)))
+            for r in rows}
 
 
 def experts(session: Session) -> list[str]:
@@ -266,10 +273,11 @@ def conflicts(session: Session, ctx: PanelContext, names: Sequence[str] | None =
     """(expert, team) → declared conflicts, over every expert (or `names`). An expert who has not declared
     anything yet is conflicted with every team: no assignment before a declaration."""
     names = experts(session) if names is None else list(names)
+    declared = declarations(session, names)
     decls = []
     out: dict[tuple[str, str], list[Conflict]] = {}
     for name in names:
-        decl = declaration(session, name)
+        decl = declared.get(name)
         if decl is None:
             for team in ctx.teams:
                 out[(name, team.id)] = [Conflict(name, team.id, "has not declared affiliations and relations yet")]
