@@ -24,10 +24,11 @@ class Ran:
         return json.loads(self.stdout)
 
 
-def run(*args: str, db: str, actor: str = "tester") -> Ran:
+def run(*args: str, db: str, actor: str = "tester", columns: int | None = None) -> Ran:
     runner = CliRunner()
+    env = {"NO_COLOR": "1", **({"COLUMNS": str(columns)} if columns else {})}
     try:
-        result = runner.invoke(app, ["--db", db, "--actor", actor, *args], env={"NO_COLOR": "1"})
+        result = runner.invoke(app, ["--db", db, "--actor", actor, *args], env=env)
     finally:
         if STATE._store is not None:  # one store per command, as in a real process
             STATE._store.dispose()

@@ -10,13 +10,12 @@ import json
 import os
 import subprocess
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import typer
-from typer.testing import CliRunner
 
+import cli_inproc
+from cli_inproc import Ran
 from panel_fixtures import (
     ADMIN,
     EXPERTS,
@@ -31,9 +30,6 @@ from panel_fixtures import (
 from panel_support import PROGRAM, STAGE, markdown_report, write_panel_program
 from simsa import accounts
 from simsa.cli import main as cli_main
-from simsa.cli import panel_cmd, panel_ops_cmd
-from simsa.cli.context import STATE
-from simsa.errors import SimsaError
 from simsa.panel.agreement import krippendorff_alpha, read_long_table
 from simsa.services import panel, panel_results
 from simsa.store.db import Store
@@ -41,46 +37,9 @@ from simsa.store.db import Store
 CONFLICTED = "expert-halla-friend"
 
 
-def _app() -> typer.Typer:
-    """`simsa` with the panel's sub-app as it will be wired: the root options (--db, --actor) and `simsa panel`
-    holding `agreement` and the operations registered by `panel_ops_cmd.register`."""
-    root = typer.Typer(pretty_exceptions_enable=False, add_completion=False)
-    root.callback()(cli_main.root)
-    sub = typer.Typer(no_args_is_help=True)
-    sub.command("agreement")(panel_cmd.agreement)
-    panel_ops_cmd.register(sub)
-    root.add_typer(sub, name="panel")
-    return root
-
-
-APP = _app()
-
-
-@dataclass
-class Ran:
-    code: int
-    stdout: str
-    stderr: str
-
-    def json(self) -> dict:
-        assert self.code == 0, self.stderr or self.stdout
-        return json.loads(self.stdout)
-
-
 def run(db: str, *args: str) -> Ran:
-    try:
-        result = CliRunner().invoke(APP, ["--db", db, "--actor", ADMIN, "panel", *args], env={"NO_COLOR": "1",
-                                                                                               "COLUMNS": "200"})
-    finally:
-        if STATE._store is not None:  # one store per command, as in a real process
-            STATE._store.dispose()
-            STATE._store = None
-    exc = result.exception
-    if isinstance(exc, SimsaError):
-        return Ran(exc.exit_code, result.stdout, f"error: {exc}\n")
-    if exc is not None and not isinstance(exc, SystemExit):
-        raise exc
-    return Ran(result.exit_code, result.stdout, result.stderr)
+    """`simsa --db DB --actor ADMIN panel ARGS…` in this process (the real app, one store per command)."""
+    return cli_inproc.run("panel", *args, db=db, actor=ADMIN, columns=200)
 
 
 def refused(ran: Ran, *words: str) -> None:
