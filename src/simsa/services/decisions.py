@@ -101,8 +101,13 @@ def continuing_teams(session: Session, loaded: LoadedProgram, stage_id: str) -> 
                   f"{program.program.id} {spec.file}{fix}`")
 
 
-def compute(session: Session, loaded: LoadedProgram, stage_id: str, at: dt.datetime) -> dict:
-    """Evaluate the stage's rules on the current data, without storing anything."""
+_ASK = object()  # `compute`'s panel argument when the caller has not computed the panel's result already
+
+
+def compute(session: Session, loaded: LoadedProgram, stage_id: str, at: dt.datetime,
+            panel: object = _ASK) -> dict:
+    """Evaluate the stage's rules on the current data, without storing anything. `panel`: the expert panel's
+    result when the caller has it already (None: the stage has no open panel), so it is not computed twice."""
     program = loaded.program
     require_stage(program, stage_id)
     key = program.program.id
@@ -110,15 +115,16 @@ def compute(session: Session, loaded: LoadedProgram, stage_id: str, at: dt.datet
     if blocker is not None:
         raise DataMissingError(blocker)
     current = score_service.current(session, key, stage_id)
-    panel = panel_results.for_decision(session, loaded, stage_id)
-    if panel is not None:  # a dry run, or the decision itself after record_for_decision: the panel's aggregate counts
+    if panel is _ASK:
+        panel = panel_results.for_decision(session, loaded, stage_id)
+    if isinstance(panel, panel_results.PanelResult):  # a dry run or the decision itself: the panel's aggregate counts
         current = panel_results.with_panel_scores(current, loaded, stage_id, panel,
                                                   panel_results.corrected_teams(session, key, stage_id))
     decision = adjudicate(program, stage_id, current, gate_service.current(session, key, stage_id), holders)
     result = decision_dict(decision, decided_at=at, program_sha256=loaded.sha256)
     # Voided records stay visible: a reader sees that a score or gate result existed and why it no longer counts.
     result["voided"] = [v.to_dict() for v in corrections.voided_in_force(session, key, stage_id)]
-    if panel is not None:  # the panel's anonymised result travels with the decision it fed
+    if isinstance(panel, panel_results.PanelResult):  # its anonymised result travels with the decision it fed
         result["expert_panel"] = panel.to_dict()
         result["expert_panel_sha256"] = panel_results.digest(panel)
     return result
@@ -140,8 +146,8 @@ def decide_and_store(session: Session, loaded: LoadedProgram, stage_id: str, act
     if existing is not None and when < as_utc(existing.decided_at):
         raise InputError(f"a decision dated {utc_text(when)} cannot replace decision {existing.id} of "
                          f"{utc_text(existing.decided_at)}: it would be dated before the decision it replaces")
-    panel_results.record_for_decision(session, loaded, stage_id, actor, when)
-    result = compute(session, loaded, stage_id, when)
+    panel = panel_results.record_for_decision(session, loaded, stage_id, actor, when)
+    result = compute(session, loaded, stage_id, when, panel=panel)
     row = Decision(program_key=key, stage_id=stage_id, program_version_id=version.id, decided_at=when,
                    decided_by=actor, body="{}", supersedes_id=existing.id if existing else None,
                    appeal_id=appeal_id, reason=reason)
