@@ -172,3 +172,95 @@ def test_ten_thousand_previous_prompts_checked_fast():
     index.add(prompt_key("one more"))
     assert index.find(prompt_key("one more!")).kind == "exact"
     assert len(index) == 10_002
+
+
+# --- anomalous raters ---------------------------------------------------------------------------------------------
+
+THETA = np.linspace(-1.5, 1.5, 8)  # true strengths of 8 entrants (log-odds)
+
+
+def _simulate(seed: int, honest: int, per_rater: int, cheats: tuple[str, ...] = ()):
+    """Raters interleaved in time, each on random pairs; honest votes follow Bradley–Terry with 10 % ties/both-bad.
+    Cheats: "random" (a coin between the two answers), "against" (always the weaker model), "fan" (always entrant
+    1, a weak one, when it is in the battle; honest otherwise), "left" (always the first-listed answer)."""
+    from simsa.arena.votes import Votes
+
+    rng = np.random.default_rng(seed)
+    k = len(THETA)
+    kinds = {f"{c}{i}": c for i, c in enumerate(cheats)}
+    names = [f"honest{i}" for i in range(honest)] + list(kinds)
+    order = np.repeat(np.array(names), per_rater)
+    rng.shuffle(order)
+    a = np.empty(len(order), dtype=np.int64)
+    b = np.empty(len(order), dtype=np.int64)
+    kind = np.empty(len(order), dtype=np.int8)
+    for i, rater in enumerate(order):
+        x, y = rng.choice(k, 2, replace=False)
+        p = 1.0 / (1.0 + np.exp(THETA[y] - THETA[x]))
+        vote = (2 + int(rng.random() < 0.3)) if rng.random() < 0.1 else (0 if rng.random() < p else 1)
+        cheat = kinds.get(str(rater))
+        if cheat == "random":
+            vote = int(rng.integers(2))
+        elif cheat == "against":
+            vote = 0 if THETA[x] < THETA[y] else 1
+        elif cheat == "fan" and 1 in (x, y):
+            vote = 0 if x == 1 else 1
+        elif cheat == "left":
+            vote = 0
+        a[i], b[i], kind[i] = x, y, vote
+    return Votes(tuple(f"m{i}" for i in range(k)), a, b, kind), [str(r) for r in order]
+
+
+def test_honest_raters_are_rarely_flagged():
+    from simsa.arena.anomaly import anomalous_raters
+
+    per_rater_flags = []
+    family_flags = 0
+    for seed in range(5):
+        votes, raters = _simulate(seed, honest=200, per_rater=40)
+        per_rater_flags += [r.flagged for r in anomalous_raters(votes, raters, alpha=0.05, correction="none")]
+        family_flags += any(r.flagged for r in anomalous_raters(votes, raters, alpha=0.05))
+    rate = float(np.mean(per_rater_flags))
+    assert len(per_rater_flags) == 1000
+    assert rate <= 0.05, rate  # each honest rater at level α without correction
+    assert family_flags == 0  # with Bonferroni no honest rater among 200 is flagged (5 of 5 simulations)
+
+
+def test_cheating_raters_are_flagged_with_evidence():
+    from simsa.arena.anomaly import anomalous_raters
+
+    cheats = ("random", "random", "against", "against", "fan", "fan", "left", "left")
+    needed: dict[str, list[int | None]] = {c: [] for c in set(cheats)}
+    for seed in range(3):
+        votes, raters = _simulate(100 + seed, honest=150, per_rater=150, cheats=cheats)
+        results = {r.rater: r for r in anomalous_raters(votes, raters, alpha=0.05)}
+        assert not any(r.flagged for name, r in results.items() if name.startswith("honest"))
+        for i, cheat in enumerate(cheats):
+            needed[cheat].append(results[f"{cheat}{i}"].first_flag_at)
+        against = results["against2"]
+        assert against.p_value < 1e-6 and against.statistic > 6
+        worst = against.evidence[0]
+        assert worst.probability < 0.2 and worst.voted in (worst.model_a, worst.model_b)
+        assert raters[worst.index] == "against2"
+        assert against.to_dict()["evidence"][0]["history"] >= 10
+    # votes needed to flag (Bonferroni over ~158 raters, α = 0.05); measured figures are in docs/arena-hygiene.md
+    assert all(n is not None and n <= 25 for n in needed["against"]), needed
+    assert all(n is not None and n <= 40 for n in needed["left"]), needed
+    assert sum(n is not None for n in needed["fan"]) >= 5, needed
+    assert sum(n is not None for n in needed["random"]) >= 4, needed
+
+
+def test_anomaly_input_errors_and_untested_raters():
+    from simsa.arena.anomaly import anomalous_raters
+    from simsa.arena.votes import Votes
+
+    votes = Votes.from_rows([("x", "y", "model_a"), ("x", "y", "tie"), ("y", "z", "both_bad")])
+    with pytest.raises(InputError, match="3 votes"):
+        anomalous_raters(votes, ["r1"])
+    with pytest.raises(InputError, match="alpha"):
+        anomalous_raters(votes, ["r1"] * 3, alpha=1.5)
+    with pytest.raises(InputError, match="correction"):
+        anomalous_raters(votes, ["r1"] * 3, correction="holm")
+    results = anomalous_raters(votes, ["r1", "r2", "r1"])  # no pair has 10 votes of history: nothing is tested
+    assert [(r.rater, r.votes, r.total_votes, r.flagged, r.p_value) for r in results] == [
+        ("r1", 0, 2, False, 1.0), ("r2", 0, 1, False, 1.0)]
