@@ -164,6 +164,25 @@ def _participation(program: Program) -> Iterator[Issue]:
                             "participants are its complete list of teams)")
 
 
+def _arena(program: Program) -> Iterator[Issue]:
+    """An arena's entrants and anchor are teams of the stage."""
+    team_ids = [t.id for t in program.teams]
+    for si, stage in enumerate(program.stages):
+        if stage.arena is None:
+            continue
+        where = ("stages", si, "arena")
+        taking_part = stage.participants if stage.participants is not None else team_ids
+        for ei, entrant in enumerate(stage.arena.entrants):
+            if entrant.team not in team_ids:
+                yield Issue((*where, "entrants", ei, "team"), "error",
+                            f"entrant team {entrant.team!r} is not a team (teams: {', '.join(team_ids)})"
+                            f"{near_names(entrant.team, team_ids)}")
+            elif entrant.team not in taking_part:
+                yield Issue((*where, "entrants", ei, "team"), "error",
+                            f"entrant team {entrant.team!r} does not take part in stage {stage.id!r}")
+
+
 def check(program: Program) -> list[Issue]:
     """Every cross-reference problem of the program, errors and warnings, in document order of the checks."""
-    return [*_participation(program), *_suite_sources(program), *_ranges(program), *_tasks(program)]
+    return [*_participation(program), *_suite_sources(program), *_ranges(program), *_tasks(program),
+            *_arena(program)]

@@ -18,6 +18,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from simsa.lineage.originality import check_component_pattern
+from simsa.program.arena_schema import ARENA_SOURCE, Arena
 
 ID_PATTERN = r"^[a-z0-9][a-z0-9_\-]{0,62}$"
 SOURCE_RE = re.compile(
@@ -398,6 +399,7 @@ class Stage(_Strict):
     participants: list[Annotated[str, Field(pattern=ID_PATTERN)]] | None = Field(default=None, min_length=1)
     previous_decision: PreviousDecision | None = None
     expert_panel: ExpertPanel | None = None
+    arena: Arena | None = None
 
     @field_validator("tie_breakers")
     @classmethod
@@ -440,6 +442,9 @@ class Stage(_Strict):
         if self.expert_panel is not None and PANEL_SOURCE not in sources:
             raise ValueError(f"stage {self.id!r} has an expert_panel but no criterion with source "
                              f"{PANEL_SOURCE!r} for its scores to feed")
+        if self.arena is not None and ARENA_SOURCE not in sources:
+            raise ValueError(f"stage {self.id!r} has an arena but no criterion with source {ARENA_SOURCE!r} for its "
+                             "scores to feed")
         if self.max_points > MAX_POINTS:
             raise ValueError(f"stage {self.id!r}'s criteria sum to {self.max_points:g} points; a stage may have "
                              f"at most {MAX_POINTS:g}")

@@ -1,4 +1,5 @@
-"""What the public audit log withholds: the entries of an expert panel whose stage is not decided yet.
+"""What the public audit log withholds: the entries of an expert panel or a user arena whose stage is not decided
+yet.
 
 The log is public, and a blind panel cannot be: an expert who locked "Submission A" could read in the log which
 team that review, its documents or its discussion belong to, and anyone could see who reviews whom. Until the
@@ -19,6 +20,11 @@ from sqlalchemy.orm import Session
 from simsa.audit.chain import Entry, seal
 from simsa.services import decisions
 from simsa.store.models import (
+    ArenaBattle,
+    ArenaExclusion,
+    ArenaRating,
+    ArenaTurn,
+    ArenaVote,
     PanelAssignment,
     PanelCode,
     PanelComment,
@@ -27,8 +33,12 @@ from simsa.store.models import (
     PanelReview,
 )
 
-STAGE_TABLES = {m.__tablename__: m for m in (PanelAssignment, PanelCode, PanelComment, PanelDocument, PanelEvent,
+PANEL_TABLES = {m.__tablename__: m for m in (PanelAssignment, PanelCode, PanelComment, PanelDocument, PanelEvent,
                                             PanelReview)}
+# An arena battle's row says which entrant is on which side: published before the decision, it would unblind
+# every rater who can read the log. The frozen segments stay public (they name no battle).
+ARENA_TABLES = {m.__tablename__: m for m in (ArenaBattle, ArenaTurn, ArenaVote, ArenaRating, ArenaExclusion)}
+STAGE_TABLES = {**PANEL_TABLES, **ARENA_TABLES}
 BLOB_TABLE = "panel_blobs"
 
 
@@ -52,7 +62,8 @@ class Sealer:
             return None
         key, stage = row.get("program_key"), row.get("stage_id")
         if (key, stage) in self.stages:
-            return f"the expert panel of {key} / {stage}, published with the stage's decision"
+            what = "the user arena" if e.entity in ARENA_TABLES else "the expert panel"
+            return f"{what} of {key} / {stage}, published with the stage's decision"
         return None
 
     def shown(self, e: Entry) -> Entry:

@@ -17,7 +17,7 @@ from simsa.program.explain import decision_dict
 from simsa.program.loader import LoadedProgram
 from simsa.program.previous import DecisionFileError, read_previous_decision
 from simsa.program.schema import Program, Stage, near_names
-from simsa.services import corrections, panel_results, programs
+from simsa.services import arena_results, corrections, panel_results, programs
 from simsa.services import gates as gate_service
 from simsa.services import scores as score_service
 from simsa.services.programs import ProgramRef, VersionWarning
@@ -105,9 +105,10 @@ _ASK = object()  # `compute`'s panel argument when the caller has not computed t
 
 
 def compute(session: Session, loaded: LoadedProgram, stage_id: str, at: dt.datetime,
-            panel: object = _ASK) -> dict:
-    """Evaluate the stage's rules on the current data, without storing anything. `panel`: the expert panel's
-    result when the caller has it already (None: the stage has no open panel), so it is not computed twice."""
+            panel: object = _ASK, arena: object = _ASK) -> dict:
+    """Evaluate the stage's rules on the current data, without storing anything. `panel` and `arena`: the expert
+    panel's and the user arena's results when the caller has them already (None: the stage has none open), so
+    they are not computed twice."""
     program = loaded.program
     require_stage(program, stage_id)
     key = program.program.id
@@ -120,6 +121,10 @@ def compute(session: Session, loaded: LoadedProgram, stage_id: str, at: dt.datet
     if isinstance(panel, panel_results.PanelResult):  # a dry run or the decision itself: the panel's aggregate counts
         current = panel_results.with_panel_scores(current, loaded, stage_id, panel,
                                                   panel_results.corrected_teams(session, key, stage_id))
+    if arena is _ASK:
+        arena = arena_results.for_decision(session, loaded, stage_id, at)
+    if isinstance(arena, arena_results.ArenaResult):  # the arena's strengths are the stage's panel:user scores
+        current = arena_results.with_arena_scores(current, arena)
     decision = adjudicate(program, stage_id, current, gate_service.current(session, key, stage_id), holders)
     result = decision_dict(decision, decided_at=at, program_sha256=loaded.sha256)
     # Voided records stay visible: a reader sees that a score or gate result existed and why it no longer counts.
@@ -127,6 +132,9 @@ def compute(session: Session, loaded: LoadedProgram, stage_id: str, at: dt.datet
     if isinstance(panel, panel_results.PanelResult):  # its anonymised result travels with the decision it fed
         result["expert_panel"] = panel.to_dict()
         result["expert_panel_sha256"] = panel_results.digest(panel)
+    if isinstance(arena, arena_results.ArenaResult):
+        result["user_arena"] = arena.to_dict()
+        result["user_arena_sha256"] = arena_results.digest(arena)
     return result
 
 
@@ -147,7 +155,8 @@ def decide_and_store(session: Session, loaded: LoadedProgram, stage_id: str, act
         raise InputError(f"a decision dated {utc_text(when)} cannot replace decision {existing.id} of "
                          f"{utc_text(existing.decided_at)}: it would be dated before the decision it replaces")
     panel = panel_results.record_for_decision(session, loaded, stage_id, actor, when)
-    result = compute(session, loaded, stage_id, when, panel=panel)
+    arena = arena_results.record_for_decision(session, loaded, stage_id, actor, when)
+    result = compute(session, loaded, stage_id, when, panel=panel, arena=arena)
     row = Decision(program_key=key, stage_id=stage_id, program_version_id=version.id, decided_at=when,
                    decided_by=actor, body="{}", supersedes_id=existing.id if existing else None,
                    appeal_id=appeal_id, reason=reason)

@@ -353,6 +353,120 @@ class PanelEvent(Base):
     by: Mapped[str] = mapped_column(String(128))
 
 
+class ArenaSegment(Base):
+    """A frozen set of arena entrants: each team's endpoint identity or weights digest, the system prompt and the
+    decoding settings, hashed (`manifest_sha256`) into the audit chain before voting. A change opens a new
+    segment, reported separately; votes belong to the segment their battle was started in."""
+
+    __tablename__ = "arena_segments"
+    __table_args__ = (UniqueConstraint("program_key", "stage_id", "number"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    program_key: Mapped[str] = mapped_column(String(64), index=True)
+    stage_id: Mapped[str] = mapped_column(String(64))
+    number: Mapped[int] = mapped_column(Integer)
+    manifest: Mapped[str] = mapped_column(Text)
+    manifest_sha256: Mapped[str] = mapped_column(String(64))
+    reason: Mapped[str] = mapped_column(Text)
+    opened_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    opened_by: Mapped[str] = mapped_column(String(128))
+
+
+class ArenaBattle(Base):
+    """One blind battle the schedule gave a rater: which entrant is on the left and on the right (or, for an
+    attention check, which side holds the good answer). `token` is the battle's unguessable public id."""
+
+    __tablename__ = "arena_battles"
+    __table_args__ = (Index("ix_arena_battles_stage", "program_key", "stage_id"),
+                      Index("ix_arena_battles_rater", "rater", "started_at"))
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    token: Mapped[str] = mapped_column(String(64), unique=True)
+    program_key: Mapped[str] = mapped_column(String(64))
+    stage_id: Mapped[str] = mapped_column(String(64))
+    segment_id: Mapped[int] = mapped_column(ForeignKey("arena_segments.id"))
+    rater: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(16))  # entrants | gold
+    left_team: Mapped[str] = mapped_column(String(64))
+    right_team: Mapped[str] = mapped_column(String(64))
+    category: Mapped[str] = mapped_column(String(64))
+    gold_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    started_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+
+
+class ArenaTurn(Base):
+    """One prompt of a battle and the two answers to it, with each answer's measured latency and speed. Prompt
+    and answers are kept as bytes so the audit chain pins them by hash without publishing raters' text."""
+
+    __tablename__ = "arena_turns"
+    __table_args__ = (UniqueConstraint("battle_id", "turn"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    program_key: Mapped[str] = mapped_column(String(64), index=True)
+    stage_id: Mapped[str] = mapped_column(String(64))
+    battle_id: Mapped[int] = mapped_column(ForeignKey("arena_battles.id"))
+    turn: Mapped[int] = mapped_column(Integer)
+    prompt_source: Mapped[str] = mapped_column(String(80))  # rater | curated:<id> | gold:<id>
+    prompt: Mapped[bytes] = mapped_column(LargeBinary)
+    prompt_key: Mapped[str] = mapped_column(Text)  # normalised sha256 and minhash signature (JSON)
+    answer_left: Mapped[bytes] = mapped_column(LargeBinary)
+    answer_right: Mapped[bytes] = mapped_column(LargeBinary)
+    stats: Mapped[str] = mapped_column(Text)  # per side: latency, tokens, tokens/s, finish reason (JSON)
+    answered_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+
+
+class ArenaVote(Base):
+    """A rater's verdict on a battle, once: unique per battle. `status` is counted, void (with the reason, e.g.
+    an answer named its team) or, for attention checks, gold_pass / gold_fail. Nothing is ever deleted."""
+
+    __tablename__ = "arena_votes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    program_key: Mapped[str] = mapped_column(String(64), index=True)
+    stage_id: Mapped[str] = mapped_column(String(64))
+    battle_id: Mapped[int] = mapped_column(ForeignKey("arena_battles.id"), unique=True)
+    rater: Mapped[str] = mapped_column(String(64))
+    choice: Mapped[str] = mapped_column(String(16))  # left | right | tie | both_bad
+    status: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    dwell_seconds: Mapped[float] = mapped_column(Float)
+    voted_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+
+
+class ArenaRating(Base):
+    """A rater's optional ratings of one answer after the vote (usefulness, cost efficiency; 1–5)."""
+
+    __tablename__ = "arena_ratings"
+    __table_args__ = (UniqueConstraint("battle_id", "side"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    program_key: Mapped[str] = mapped_column(String(64), index=True)
+    stage_id: Mapped[str] = mapped_column(String(64))
+    battle_id: Mapped[int] = mapped_column(ForeignKey("arena_battles.id"))
+    side: Mapped[str] = mapped_column(String(8))
+    usefulness: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    cost_efficiency: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    rated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+
+
+class ArenaExclusion(Base):
+    """The secretariat's decision on a flagged rater or a single vote: `exclude` (the votes stay, marked, and stop
+    counting) or `keep` (the flag was looked at and the votes count), with the reason and the evidence shown."""
+
+    __tablename__ = "arena_exclusions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    program_key: Mapped[str] = mapped_column(String(64), index=True)
+    stage_id: Mapped[str] = mapped_column(String(64))
+    rater: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    vote_id: Mapped[int | None] = mapped_column(ForeignKey("arena_votes.id"), nullable=True)
+    decision: Mapped[str] = mapped_column(String(16))  # exclude | keep
+    reason: Mapped[str] = mapped_column(Text)
+    evidence: Mapped[str] = mapped_column(Text)
+    decided_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    decided_by: Mapped[str] = mapped_column(String(128))
+
+
 class AuditEntry(Base):
     """One link of the hash chain: what was written, by whom, and the hash binding it to all before it."""
 
@@ -457,5 +571,5 @@ DOMAIN_TABLES: dict[str, type[Base]] = {
     cls.__tablename__: cls
     for cls in (ProgramVersion, Score, GateResult, Decision, Appeal, AppealResolution, EvidenceDocument,
                 PanelBlob, PanelDocument, PanelDeclaration, PanelAssignment, PanelCode, PanelReview, PanelComment,
-                PanelEvent)
+                PanelEvent, ArenaSegment, ArenaBattle, ArenaTurn, ArenaVote, ArenaRating, ArenaExclusion)
 }

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from simsa.web.routes.api import audit, panel, programs, stages, writes
+from simsa.web.routes.api import arena, audit, panel, programs, stages, writes
 from simsa.web.routes.api.common import BoundedRoute
 
 router = APIRouter(prefix="/api/v1", route_class=BoundedRoute)
-for _part in (programs, stages, writes, panel, audit):
+for _part in (programs, stages, writes, panel, arena, audit):
     router.include_router(_part.router)

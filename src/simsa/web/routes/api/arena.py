@@ -1,0 +1,7 @@
+"""The arena's JSON API (filled in by the arena API work)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter()
