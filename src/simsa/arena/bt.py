@@ -221,7 +221,7 @@ def fit(votes: Votes, weights: np.ndarray | None = None, *, style: bool = False,
     Raises InputError when no finite maximum exists (see the module's docstring).
     """
     if style:
-        return _fit_style(votes, weights, reg=reg, reweight=reweight, theta0=theta0, coef0=coef0)
+        return fit_style(votes, weights, reg=reg, reweight=reweight, theta0=theta0, coef0=coef0)
     w = vote_weights(votes, weights, reweight)
     table = pair_table(votes, w)
     problem = identifiability_problem(votes.models, table.i, table.j, table.n, table.s)
@@ -269,19 +269,22 @@ def style_objective(design: StyleDesign, theta: np.ndarray, coef: np.ndarray, re
     return float(ll - 0.5 * reg * coef @ coef)
 
 
-def _fit_style(votes: Votes, weights: np.ndarray | None, *, reg: float, reweight: bool,
-               theta0: np.ndarray | None, coef0: np.ndarray | None) -> BTFit:
+def fit_style(votes: Votes, weights: np.ndarray | None, *, reg: float, reweight: bool,
+              theta0: np.ndarray | None = None, coef0: np.ndarray | None = None, ridge: float = 0.0) -> BTFit:
+    """The style-controlled fit; `ridge` > 0 adds ridge·‖θ‖²/2 to the (mean) objective and skips the check for a
+    finite maximum — used only for bootstrap resamples that lost one."""
     if reg < 0:
         raise InputError("the style penalty reg must be non-negative")
     dz = style_design(votes, weights, reweight)
-    table = pair_table(votes, dz.u)
-    problem = identifiability_problem(votes.models, table.i, table.j, table.n, table.s)
-    if problem:
-        raise InputError(problem)
+    if ridge <= 0:
+        table = pair_table(votes, dz.u)
+        problem = identifiability_problem(votes.models, table.i, table.j, table.n, table.s)
+        if problem:
+            raise InputError(problem)
     k, f = dz.k, dz.x.shape[1]
     theta = np.zeros(k) if theta0 is None else np.asarray(theta0, dtype=float) - np.mean(theta0)
     coef = np.zeros(f) if coef0 is None else np.asarray(coef0, dtype=float).copy()
-    old = style_objective(dz, theta, coef, reg)
+    old = style_objective(dz, theta, coef, reg) - 0.5 * ridge * theta @ theta
     converged = False
     it = 0
     for it in range(1, MAX_ITER + 1):  # noqa: B007 - the count is returned
@@ -289,16 +292,17 @@ def _fit_style(votes: Votes, weights: np.ndarray | None, *, reg: float, reweight
         p = expit(z)
         r = dz.u * (dz.o - p)
         h = dz.u * p * (1.0 - p)
-        g_theta = np.bincount(dz.a, r, k) - np.bincount(dz.b, r, k)
+        g_theta = np.bincount(dz.a, r, k) - np.bincount(dz.b, r, k) - ridge * theta
         g_coef = dz.x.T @ r - reg * coef
-        hess = style_hessian(dz, h) + np.diag(np.r_[np.zeros(k), np.full(f, reg)])
+        hess = style_hessian(dz, h) + np.diag(np.r_[np.full(k, ridge), np.full(f, reg)])
         scale = max(np.trace(hess[:k, :k]) / k, 1e-12)
         hess[:k, :k] += scale / k
         step = np.linalg.solve(hess, np.r_[g_theta, g_coef])
         step[:k] -= step[:k].mean()
         factor = 1.0
         for _ in range(60):
-            new = style_objective(dz, theta + factor * step[:k], coef + factor * step[k:], reg)
+            cand = theta + factor * step[:k]
+            new = style_objective(dz, cand, coef + factor * step[k:], reg) - 0.5 * ridge * cand @ cand
             if new >= old - 1e-12 * (1.0 + abs(old)):
                 break
             factor *= 0.5

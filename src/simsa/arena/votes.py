@@ -16,12 +16,14 @@ import numpy as np
 
 from simsa.errors import InputError
 
+from .style import STYLE_COVARIATES
+
 OUTCOMES = ("model_a", "model_b", "tie", "both_bad")
 # FastChat's logs spell "both bad" as a kind of tie; accepted so its exports read without editing.
 OUTCOME_ALIASES = {"tie (bothbad)": "both_bad", "bothbad": "both_bad", "both bad": "both_bad"}
 # Ties and both-bad count half a win for each side (arena-rank's and FastChat's convention).
 OUTCOME_VALUE = np.array([1.0, 0.0, 0.5, 0.5])
-STYLE_COLUMNS = ("length", "headers", "lists", "bold")  # same order as style.STYLE_COVARIATES
+STYLE_COLUMNS = STYLE_COVARIATES
 
 
 def outcome_kind(winner: str) -> int:
