@@ -133,7 +133,7 @@ def test_no_finite_maximum_is_an_error_naming_the_model() -> None:
     with pytest.raises(InputError, match=r"model 'A' won every vote"):
         fit(votes_of(perfect))
     loser = [("A", "B", "model_a"), ("B", "A", "model_a"), ("C", "A", "model_b"), ("B", "C", "model_a")]
-    with pytest.raises(InputError, match=r"model 'C' lost every vote|'A', 'B'.* won every vote"):
+    with pytest.raises(InputError, match=r"model 'C' lost every vote against the other models"):
         fit(votes_of(loser))
     apart = [("A", "B", "model_a"), ("B", "A", "model_a"), ("C", "D", "tie")]
     with pytest.raises(InputError, match="never met: models 'A', 'B'; models 'C', 'D'"):

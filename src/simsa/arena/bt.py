@@ -128,15 +128,12 @@ def identifiability_problem(models: tuple[str, ...], i: np.ndarray, j: np.ndarra
     cross = comp[src] != comp[dst]
     out_edges[comp[src[cross]]] = True
     in_edges[comp[dst[cross]]] = True
-    for c in range(nstrong):
-        names = [models[m] for m in np.flatnonzero(comp == c)]
-        if not in_edges[c]:
-            return f"{_names(names)} won every vote against the other models (no finite rating)"
-    for c in range(nstrong):  # pragma: no cover - a strongly disconnected graph always has a source component
-        if not out_edges[c]:
-            names = [models[m] for m in np.flatnonzero(comp == c)]
-            return f"{_names(names)} lost every vote against the other models (no finite rating)"
-    return "no finite rating exists"  # pragma: no cover
+    # name the smallest group that never conceded (won every vote against the rest) or never scored (lost every one)
+    candidates = [(int(np.sum(comp == c)), 0, c, "won") for c in range(nstrong) if not in_edges[c]]
+    candidates += [(int(np.sum(comp == c)), 1, c, "lost") for c in range(nstrong) if not out_edges[c]]
+    _, _, c, verb = min(candidates)
+    names = [models[m] for m in np.flatnonzero(comp == c)]
+    return f"{_names(names)} {verb} every vote against the other models (no finite rating)"
 
 
 def _names(names: list[str]) -> str:
