@@ -534,11 +534,12 @@ def record_turn(session: Session, ctx: ArenaContext, req: TurnRequest, answers: 
 
 
 def ask(store: Store, key: str, stage_id: str, token: str, rater: AccountView, prompt: str, *,
-        use_suggested: bool = False, entrants: Entrants | None = None) -> BattleView:
-    """Ask both entrants of a battle: check (short transaction), generate (no transaction held), store."""
+        use_suggested: bool = False, entrants: Entrants | None = None, now: dt.datetime | None = None) -> BattleView:
+    """Ask both entrants of a battle: check (short transaction), generate (no transaction held), store. `now`
+    stands for the clock in tests and example data; the turn is stamped when its answers are stored."""
     with store.session(readonly=True) as session:
         ctx = context(session, key, stage_id)
-        req = prepare_turn(session, ctx, token, rater, prompt, use_suggested=use_suggested)
+        req = prepare_turn(session, ctx, token, rater, prompt, use_suggested=use_suggested, now=now)
     if req.gold is None:
         entrants = entrants or entrants_for(ctx.key, ctx.stage.id, ctx.arena)
         with store.session(readonly=True) as session:
@@ -552,7 +553,7 @@ def ask(store: Store, key: str, stage_id: str, token: str, rater: AccountView, p
     answers = generate(ctx, req, entrants)
     with store.session() as session:
         ctx = context(session, key, stage_id)
-        return record_turn(session, ctx, req, answers, rater)
+        return record_turn(session, ctx, req, answers, rater, now=now)
 
 
 # ---------------------------------------------------------------------------------------------------- votes
