@@ -371,3 +371,25 @@ def test_the_arena_result_becomes_panel_user_at_the_decision(tmp_path: Path):
     user_points = {t["team"]: t["breakdown"]["user"]["points"] for t in decision["teams"]}
     assert max(user_points, key=user_points.get) == "baekdu" and user_points["baekdu"] == 25.0  # relative_to_best
     assert decision["teams"][0]["breakdown"]["user"]["source"] == "panel:user"
+
+
+def test_stage_status_shows_the_arena_instead_of_user_scores_and_blocks_while_voting(tmp_path: Path):
+    from simsa.services.status import stage_status
+
+    now = dt.datetime.now(UTC)
+    store = Store(f"sqlite:///{tmp_path / 'arena.db'}")
+    store.upgrade()
+    path = write_arena_program(tmp_path, now - dt.timedelta(days=1), now + dt.timedelta(days=1), changes=FAST)
+    with store.session() as s:
+        loaded = programs.for_writing(s, str(path), "admin:test").loaded
+    with store.session(readonly=True) as s:  # not frozen: panel:user is an ordinary (missing) score
+        before = stage_status(s, loaded, STAGE)
+    assert not [b for b in before.blockers if b.kind == "arena_open"]
+    freeze(store, _entrants(store))
+    with store.session(readonly=True) as s:
+        status = stage_status(s, loaded, STAGE)
+    blocker = next(b for b in status.blockers if b.kind == "arena_open")
+    assert "open until" in blocker.message
+    cells = [c for t in status.teams for c in t.cells if c.source == "panel:user"]
+    assert cells and all(c.arena == "voting" and c.value is None and c.missing is None for c in cells)
+    assert not [b for b in status.blockers if b.kind == "missing_score" and b.source == "panel:user"]

@@ -80,6 +80,8 @@ def _num(value: float, digits: int) -> str:
 def _cell(c: Cell) -> str:
     if c.panel:
         return f"[dim]panel: {c.panel}[/]"
+    if c.arena:
+        return f"[dim]arena: {c.arena}[/]"
     if c.missing == "blocks":
         return "[red]—[/]"
     if c.missing == "zero":

@@ -228,9 +228,11 @@ def _scores(votes: Votes, ctx: ArenaContext, ranking: Ranking, style: bool) -> l
     if ctx.arena.score == "rating":
         return [TeamScore(r.model, r.rating, r.se, per_model[r.model]) for r in ranking.ratings]
     from simsa.arena.bt import fit
+    from simsa.arena.ratings import style_reg_default
 
-    point = expected_win_rate(fit(votes, style=style).theta)[0]
-    boot = bootstrap(votes, rounds=ctx.arena.bootstrap, seed=ctx.arena.seed, style=style)
+    reg = style_reg_default(len(votes))  # the same penalty as the ranking's
+    point = expected_win_rate(fit(votes, style=style, reg=reg).theta)[0]
+    boot = bootstrap(votes, rounds=ctx.arena.bootstrap, seed=ctx.arena.seed, style=style, reg=reg)
     sd = expected_win_rate(boot.samples).std(axis=0, ddof=1)
     order = np.argsort(-point, kind="stable")
     return [TeamScore(votes.models[i], float(point[i]), float(sd[i]), per_model[votes.models[i]]) for i in order]

@@ -7,12 +7,14 @@ will count as zero, and whether the previous stage has been decided — and whet
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 from typing import Literal
 
 from sqlalchemy.orm import Session
 
 from simsa.errors import InputError
+from simsa.program.arena_schema import ARENA_SOURCE
 from simsa.program.gates import GateOutcome, licence_gate, min_score_gate
 from simsa.program.loader import LoadedProgram
 from simsa.program.schema import PANEL_SOURCE, Program, Stage, Team
@@ -55,10 +57,11 @@ class Cell:
     example: bool = False
     missing: MissingPolicy | None = None
     panel: str | None = None  # the expert panel's step when the stage's panel supplies this source at the decision
+    arena: str | None = None  # "voting" or "closed" when the stage's arena supplies this source at the decision
 
     def to_dict(self) -> dict:
         return {"source": self.source, "value": self.value, "stderr": self.stderr, "n": self.n,
-                "example": self.example, "missing": self.missing, "panel": self.panel}
+                "example": self.example, "missing": self.missing, "panel": self.panel, "arena": self.arena}
 
 
 @dataclass(frozen=True)
@@ -96,7 +99,8 @@ class TeamStatus:
 class Blocker:
     """One reason the stage cannot be decided now."""
 
-    kind: Literal["previous_stage_undecided", "no_participants", "missing_score", "missing_gate"]
+    kind: Literal["previous_stage_undecided", "no_participants", "missing_score", "missing_gate", "panel_open",
+                  "arena_open"]
     message: str
     team: str | None = None
     source: str | None = None
@@ -191,11 +195,18 @@ def stage_status(session: Session, loaded: LoadedProgram, stage_id: str) -> Stag
     if panel_step is not None and panel_step != "closed":
         blockers.append(Blocker("panel_open", f"the expert panel of {stage_id!r} is in {panel_step}; its scores "
                                               "count once it is closed"))
+    arena_step = None if decisions.effective(session, key, stage_id) else _arena_step(session, loaded, stage_id)
+    if arena_step is not None and arena_step[0] == "voting":
+        blockers.append(Blocker("arena_open", f"the user arena of {stage_id!r} is open until {arena_step[1]}; its "
+                                              f"strengths become {ARENA_SOURCE} once it closes"))
     for team, basis in teams:
         cells = []
         for col in columns:
             if panel_step is not None and col.source == PANEL_SOURCE:  # never shown before the decision
                 cells.append(Cell(col.source, panel=panel_step))
+                continue
+            if arena_step is not None and col.source == ARENA_SOURCE:  # nor is the arena's ranking
+                cells.append(Cell(col.source, arena=arena_step[0]))
                 continue
             got = scores.get(team.id, {}).get(col.source)
             if got is not None:
@@ -221,6 +232,18 @@ def stage_status(session: Session, loaded: LoadedProgram, stage_id: str) -> Stag
         participants_final=not previous or holders is not None, columns=tuple(columns), gates=_gates(stage),
         teams=tuple(rows), blockers=tuple(blockers), zero_counted=tuple(zero),
         decision=_decision_ref(session, current, loaded.sha256) if current else None)
+
+
+def _arena_step(session: Session, loaded: LoadedProgram, stage_id: str,
+                now: dt.datetime | None = None) -> tuple[str, str] | None:
+    """("voting" or "closed", its closing time) once the stage's arena is frozen (it then supplies `panel:user`)."""
+    from simsa.services import arena_results
+
+    ctx = arena_results.arena_if_open(session, loaded, stage_id)
+    if ctx is None:
+        return None
+    closes = utc_text(ctx.arena.closes)
+    return ("voting" if (now or dt.datetime.now(dt.UTC)) < ctx.arena.closes else "closed"), closes
 
 
 def _panel_step(session: Session, loaded: LoadedProgram, stage_id: str) -> str | None:

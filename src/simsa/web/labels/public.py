@@ -78,6 +78,7 @@ LABELS: dict[str, tuple[str, str]] = {
     "pub_basis": ("Why in this stage", "참여 근거"),
     "pub_missing_blocks": ("missing (blocks)", "누락 (결정 불가)"),
     "pub_panel_cell": ("expert panel: {step}", "전문가 패널: {step}"),
+    "pub_arena_cell": ("user arena: {step}", "사용자 아레나: {step}"),
     "pub_missing_zero": ("missing (counts as 0)", "누락 (0점 처리)"),
     "pub_gate_missing": ("missing", "기록 없음"),
     "pub_scores_recorded": ("Scores and gate results recorded", "기록된 점수와 요건 심사 결과"),
