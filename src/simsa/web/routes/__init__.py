@@ -6,8 +6,8 @@ from importlib import import_module
 
 from fastapi import APIRouter
 
-AREAS = ("signin", "public", "team", "team_panel", "expert", "arena", "admin", "panel_admin", "arena_admin", "account",
-         "api")
+AREAS = ("signin", "public", "team", "team_panel", "expert", "arena", "arena_stream", "admin", "panel_admin",
+         "arena_admin", "account", "api")
 
 
 def all_routers() -> list[APIRouter]:
