@@ -32,7 +32,7 @@ def summary(loaded: LoadedProgram) -> dict:
         "stages": [{"id": s.id, "name": s.name, "start": s.start.isoformat(), "end": s.end.isoformat(),
                     "points": s.max_points, "criteria": [c.id for c, _, _ in s.walk()],
                     "gates": [g.id for g in s.gates], "sources": s.score_sources(),
-                    "expert_panel": _panel_summary(s)} for s in p.stages],
+                    "expert_panel": _panel_summary(s), "arena": _arena_summary(s)} for s in p.stages],
         "suites": [{"id": s.id, "name": s.name, "limit": s.limit,
                     "tasks": [t.model_dump() for t in s.tasks]} for s in p.suites],
     }
@@ -51,6 +51,38 @@ def _panel_summary(stage: Stage) -> dict | None:
             "rubric_sha256": rubric_sha256(panel),
             "criteria": [{"id": c.id, "weight": c.weight, "levels": [lv.value for lv in c.levels],
                           "justification": c.justification} for c in panel.criteria]}
+
+
+def _arena_summary(stage: Stage) -> dict | None:
+    arena = stage.arena
+    if arena is None:
+        return None
+    return {"opens": arena.opens.isoformat().replace("+00:00", "Z"),
+            "closes": arena.closes.isoformat().replace("+00:00", "Z"), "votes_per_pair": arena.votes_per_pair,
+            "categories": list(arena.categories), "score": arena.score, "ranking": arena.ranking,
+            "daily_cap": arena.daily_cap, "min_dwell_seconds": arena.min_dwell_seconds,
+            "decoding": arena.decoding.model_dump(), "prompts": len(arena.prompts), "gold": len(arena.gold),
+            "entrants": [{"team": e.team, "endpoint": e.endpoint, "model": e.model, "model_dir": e.model_dir,
+                          "price_per_million_tokens": e.price_per_million_tokens} for e in arena.entrants]}
+
+
+def _print_arena(stage: Stage) -> None:
+    arena = stage.arena
+    if arena is None:
+        return
+    d = arena.decoding
+    title = (f"{stage.id}: user arena — {arena.opens.isoformat().replace('+00:00', 'Z')} → "
+             f"{arena.closes.isoformat().replace('+00:00', 'Z')}, {arena.votes_per_pair} votes per pair, "
+             f"categories {', '.join(arena.categories)}; {arena.ranking.replace('_', '-')} ranking, score "
+             f"{arena.score.replace('_', ' ')}; decoding max_tokens {d.max_tokens}, temperature {d.temperature:g}, "
+             f"top_p {d.top_p:g}; {len(arena.prompts)} curated prompts, {len(arena.gold)} attention checks")
+    table = Table(title=escape(title), title_justify="left")
+    for col in ("entrant", "served by", "price / 1M tokens"):
+        table.add_column(col)
+    for e in arena.entrants:
+        table.add_row(e.team, escape(f"{e.endpoint} ({e.model})" if e.endpoint else f"local {e.model_dir}"),
+                      f"{e.price_per_million_tokens:g}")
+    console.print(table)
 
 
 def _print_panel(stage: Stage) -> None:
@@ -89,6 +121,7 @@ def _print(loaded: LoadedProgram, verb: str) -> None:
             table.add_row(f"gate {gate.id}", "", gate.source or gate.kind, "")
         console.print(table)
         _print_panel(stage)
+        _print_arena(stage)
     if p.suites:
         table = Table(title="benchmark suites (source bench:<suite>)", title_justify="left")
         for col in ("suite", "task", "metric", "normalisation", "weight"):
