@@ -92,10 +92,11 @@ def freeze(store: Store, entrants: arena.Entrants | None = None) -> arena.Segmen
 
 
 def play(store: Store, who: accounts.AccountView, choose, *, now: dt.datetime, prompt: str | None = None,
-         entrants: arena.Entrants | None = None, dwell: float = 10.0) -> arena.BattleView:
-    """One whole battle through the services at time `now`: start, one prompt, vote `choose(view)` after `dwell`."""
+         entrants: arena.Entrants | None = None, dwell: float = 10.0, rng=None) -> arena.BattleView:
+    """One whole battle through the services at time `now`: start, one prompt, vote `choose(view)` after `dwell`
+    (`rng` seeds the schedule's draw, for a repeatable sequence of pairs)."""
     with store.session() as s:
-        view = arena.start_battle(s, arena.context(s, PROGRAM, STAGE), who, now=now)
+        view = arena.start_battle(s, arena.context(s, PROGRAM, STAGE), who, now=now, rng=rng)
     with store.session(readonly=True) as s:
         ctx = arena.context(s, PROGRAM, STAGE)
         req = arena.prepare_turn(s, ctx, view.token, who, prompt or f"question {view.token[:10]} from {who.username}",

@@ -327,9 +327,11 @@ def _record_rest_of_stage(store: Store, tmp_path: Path) -> None:
 
 
 def test_the_arena_result_becomes_panel_user_at_the_decision(tmp_path: Path):
-    store = _store(tmp_path, **{"gold_every = 10": "gold_every = 0", "daily_cap = 40": "daily_cap = 500"})
+    store = _store(tmp_path, **{"gold_every = 10": "gold_every = 0", "daily_cap = 40": "daily_cap = 500",
+                                'ranking = "style_controlled"': 'ranking = "raw"'})
     ents = _entrants(store)
     freeze(store, ents)
+    schedule_rng = np.random.default_rng(11)
     strength = {"baekdu": 1.6, "halla": 0.8, "jiri": 0.0, "seorak": -0.8, "taebaek": -1.6}
     rng = np.random.default_rng(3)
     raters = [rater(store, f"rater{i}") for i in range(6)]
@@ -340,7 +342,7 @@ def test_the_arena_result_becomes_panel_user_at_the_decision(tmp_path: Path):
         return "tie" if u < 0.08 else ("left" if rng.random() < p else "right")
 
     for i in range(150):
-        play(store, raters[i % 6], choose, now=NOW + dt.timedelta(minutes=i), entrants=ents)
+        play(store, raters[i % 6], choose, now=NOW + dt.timedelta(minutes=i), entrants=ents, rng=schedule_rng)
     _record_rest_of_stage(store, tmp_path)
     with store.session(readonly=True) as s:
         loaded = programs.stored(s, PROGRAM)
@@ -353,7 +355,7 @@ def test_the_arena_result_becomes_panel_user_at_the_decision(tmp_path: Path):
     order = [s["team"] for s in doc["scores"]]
     assert order[0] == "baekdu" and order[-1] == "taebaek"
     assert doc["raw"]["ratings"][0]["lower"] < doc["raw"]["ratings"][0]["rating"] < doc["raw"]["ratings"][0]["upper"]
-    assert doc["style_controlled"] is not None and len(doc["pairs"]) == 10
+    assert doc["style_controlled"] is not None and doc["ranking"] == "raw" and len(doc["pairs"]) == 10
     with store.session(readonly=True) as s:  # the result is deterministic: recomputed, it has the same digest
         assert decision["user_arena_sha256"] == arena_results.digest(arena_results.compute(s, _ctx(store)))
     with store.session(readonly=True) as s:

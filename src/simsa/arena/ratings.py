@@ -12,7 +12,7 @@ the interval is widened to contain the point rank.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -62,6 +62,11 @@ class Ranking:
     reweight: bool = False
     separated_rounds: int = 0  # bootstrap rounds without a finite maximum (see intervals)
     reg: float | None = None  # the style penalty used (style rankings only)
+    # The fit behind the ranking, in `models` order (θ in log-odds, and the bootstrap rounds' θ when bootstrapped),
+    # so a caller can derive other quantities (e.g. expected win rates) with the same rounds. Not in to_dict().
+    models: tuple[str, ...] = field(default=(), repr=False, compare=False)
+    theta: np.ndarray | None = field(default=None, repr=False, compare=False)
+    samples: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -159,4 +164,5 @@ def rank(votes: Votes, *, style: bool = False, method: str = "bootstrap", rounds
                          int(rank_lo[i]), int(rank_hi[i]), int(counts[i])) for i in order)
     coef = None if fitted.coef is None else {c: float(v) for c, v in zip(STYLE_COVARIATES, fitted.coef, strict=True)}
     return Ranking(method, style, lines, len(votes), rounds if boot else None, anchor, coef, alpha, reweight,
-                   boot.separated if boot else 0, reg if style else None)
+                   boot.separated if boot else 0, reg if style else None, models=models, theta=fitted.theta,
+                   samples=boot.samples if boot else None)

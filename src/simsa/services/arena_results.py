@@ -19,7 +19,6 @@ import numpy as np
 from sqlalchemy.orm import Session
 
 from simsa.arena.anomaly import anomalous_raters
-from simsa.arena.intervals import bootstrap
 from simsa.arena.ratings import Ranking, rank
 from simsa.arena.robustness import rigging, vote_drop
 from simsa.arena.style import style_counts
@@ -212,7 +211,7 @@ def compute(session: Session, ctx: ArenaContext) -> ArenaResult:
         return ArenaResult(**base, raw=None, style=None, scores=(), robustness={}, flagged=(),  # type: ignore[arg-type]
                            problem=f"no ranking yet: {exc}")
     use_style = ctx.arena.ranking == "style_controlled"
-    scores = _scores(votes, ctx, styled if use_style else raw, use_style)
+    scores = _scores(votes, ctx, styled if use_style else raw)
     cut = ctx.stage.elimination.advance_best or 0
     flagged = _flagged([r for r in in_segment if r.kind == arena_service.ENTRANTS and r.status == "counted"], teams)
     return ArenaResult(**base, raw=raw, style=styled, scores=scores,  # type: ignore[arg-type]
@@ -223,19 +222,17 @@ def _anchor(ctx: ArenaContext) -> tuple[str, float] | None:
     return (ctx.arena.anchor.team, ctx.arena.anchor.rating) if ctx.arena.anchor else None
 
 
-def _scores(votes: Votes, ctx: ArenaContext, ranking: Ranking, style: bool) -> list[TeamScore]:
-    per_model = Counter(list(np.asarray(votes.models)[votes.a]) + list(np.asarray(votes.models)[votes.b]))
+def _scores(votes: Votes, ctx: ArenaContext, ranking: Ranking) -> list[TeamScore]:
+    """Each entrant's `panel:user` value with its standard error over the ranking's own bootstrap rounds."""
+    per_model = votes.counts()
+    index = {m: i for i, m in enumerate(votes.models)}
     if ctx.arena.score == "rating":
-        return [TeamScore(r.model, r.rating, r.se, per_model[r.model]) for r in ranking.ratings]
-    from simsa.arena.bt import fit
-    from simsa.arena.ratings import style_reg_default
-
-    reg = style_reg_default(len(votes))  # the same penalty as the ranking's
-    point = expected_win_rate(fit(votes, style=style, reg=reg).theta)[0]
-    boot = bootstrap(votes, rounds=ctx.arena.bootstrap, seed=ctx.arena.seed, style=style, reg=reg)
-    sd = expected_win_rate(boot.samples).std(axis=0, ddof=1)
+        return [TeamScore(r.model, r.rating, r.se, int(per_model[index[r.model]])) for r in ranking.ratings]
+    assert ranking.theta is not None and ranking.samples is not None
+    point = expected_win_rate(ranking.theta)[0]
+    sd = expected_win_rate(ranking.samples).std(axis=0, ddof=1)
     order = np.argsort(-point, kind="stable")
-    return [TeamScore(votes.models[i], float(point[i]), float(sd[i]), per_model[votes.models[i]]) for i in order]
+    return [TeamScore(votes.models[i], float(point[i]), float(sd[i]), int(per_model[i])) for i in order]
 
 
 def _schedule(counted: Sequence[VoteRecord], teams: Sequence[str], ctx: ArenaContext) -> dict[str, Any]:
