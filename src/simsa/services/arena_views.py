@@ -114,7 +114,7 @@ def _card(session: Session, ctx: ArenaContext, rater: AccountView, lang: str, no
             .where(*mine, ArenaBattle.segment_id == segment.id, ArenaVote.id.is_(None))
             .order_by(ArenaBattle.id.desc()).limit(1)).scalar_one_or_none()
     program = ctx.loaded.program.program
-    return ArenaCard(key=ctx.key, program_name=_pick(lang, program.name, getattr(program, "name_ko", None)),
+    return ArenaCard(key=ctx.key, program_name=_pick(lang, program.name, program.name_ko),
                      stage=ctx.stage.id, stage_name=_pick(lang, ctx.stage.name, ctx.stage.name_ko),
                      opens=ctx.arena.opens, closes=ctx.arena.closes, timezone=program.timezone,
                      state=_state(session, ctx, now), votes_today=voted, started_today=started,
@@ -242,7 +242,7 @@ def battle_page_of(ctx: ArenaContext, view: BattleView, lang: str) -> BattlePage
     if voted and view.reveal is not None:
         reveal = (_reveal_side(ctx, view, "left", lang), _reveal_side(ctx, view, "right", lang))
     return BattlePage(key=ctx.key, stage=ctx.stage.id,
-                      program_name=_pick(lang, program.name, getattr(program, "name_ko", None)),
+                      program_name=_pick(lang, program.name, program.name_ko),
                       stage_name=_pick(lang, ctx.stage.name, ctx.stage.name_ko), token=view.token,
                       category=_shown_category(ctx, view), turns=tuple(turns),
                       max_turns=view.max_turns, suggested_prompt=view.suggested_prompt if not view.turns else None,
