@@ -395,3 +395,63 @@ def test_stage_status_shows_the_arena_instead_of_user_scores_and_blocks_while_vo
     cells = [c for t in status.teams for c in t.cells if c.source == "panel:user"]
     assert cells and all(c.arena == "voting" and c.value is None and c.missing is None for c in cells)
     assert not [b for b in status.blockers if b.kind == "missing_score" and b.source == "panel:user"]
+
+
+USER_LEAF = '''  points = 25
+  source = "panel:user"
+  normalisation = "relative_to_best"
+'''
+USER_SPLIT = '''  points = 25
+
+    [[stages.criteria.children]]
+    id = "user-arena"
+    name = "Arena"
+    points = 20
+    source = "panel:user"
+    normalisation = "relative_to_best"
+
+    [[stages.criteria.children]]
+    id = "usefulness"
+    name = "Usefulness ratings"
+    points = 5
+    source = "manual:usefulness"
+    normalisation = "absolute"
+    raw_range = [0, 100]
+'''
+
+
+def test_ratings_feed_their_own_criterion_when_the_program_says_so(tmp_path: Path):
+    text = arena_program_text(OPENS, CLOSES, changes={USER_LEAF: USER_SPLIT})
+    bad = text.replace('score = "expected_win_rate"', 'rating_sources = { usefulness = "manual:usefulnes" }\n  '
+                       'score = "expected_win_rate"')
+    assert "feeds no criterion" in _parse_error(bad) and "did you mean 'manual:usefulness'" in _parse_error(bad)
+    store = _store(tmp_path, **{USER_LEAF: USER_SPLIT, "gold_every = 10": "gold_every = 0",
+                                "daily_cap = 40": "daily_cap = 500",
+                                'score = "expected_win_rate"': 'rating_sources = { usefulness = "manual:usefulness" }'
+                                                               '\n  score = "expected_win_rate"'})
+    ents = _entrants(store)
+    freeze(store, ents)
+    raters = [rater(store, f"rater{i}") for i in range(4)]
+    rng = np.random.default_rng(5)
+    for i in range(60):
+        who = raters[i % 4]
+        view = play(store, who, lambda v, r: "left" if rng.random() < 0.5 else "right",
+                    now=NOW + dt.timedelta(minutes=i), entrants=ents, rng=rng)
+        with store.session() as s:
+            ctx = arena.context(s, PROGRAM, STAGE)
+            for side, team in (("left", view.reveal.left_team), ("right", view.reveal.right_team)):
+                arena.rate(s, ctx, view.token, who, side, 5 if team == "baekdu" else 2, None)
+    _record_rest_of_stage(store, tmp_path)
+    with store.session(readonly=True) as s:
+        loaded = programs.stored(s, PROGRAM)
+    with store.session() as s:
+        decision = decisions.decide_and_store(s, loaded, STAGE, "admin:test", at=CLOSES + dt.timedelta(hours=1))
+    fed = {r["team"]: r for r in decision["user_arena"]["rating_scores"]}
+    assert fed["baekdu"]["value"] == 100.0 and fed["baekdu"]["stderr"] == 0.0
+    assert fed["halla"]["value"] == 25.0 and fed["halla"]["source"] == "manual:usefulness"
+    points = {t["team"]: t["breakdown"]["usefulness"]["points"] for t in decision["teams"]}
+    assert points["baekdu"] == 5.0 and points["halla"] == 1.25
+    with store.session(readonly=True) as s:
+        rows = score_service.current_rows(s, PROGRAM, [STAGE])
+    usefulness = [row for (_st, _t, src, who), row in rows.items() if src == "manual:usefulness" and not row.voided]
+    assert len(usefulness) == 5 and all(r.rater == "arena" for r in usefulness)

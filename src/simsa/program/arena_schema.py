@@ -14,6 +14,8 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 ARENA_SOURCE = "panel:user"
+RATING_KINDS = ("usefulness", "cost_efficiency")
+RATING_SOURCE_RE = re.compile(r"^manual(:[A-Za-z0-9_.\-]+)?$")
 ID_RE = r"^[a-z0-9][a-z0-9_\-]{0,62}$"
 URL_RE = re.compile(r"^https?://[^\s/?#]+(/[^\s?#]*)?$")
 ENV_RE = r"^[A-Z_][A-Z0-9_]{0,127}$"
@@ -94,6 +96,8 @@ class Arena(_Strict):
     `score` is what becomes `panel:user`: `expected_win_rate` (0–100, each entrant's expected share of wins against
     the field under the fitted model) or `rating` (the Elo-like 400-scale rating); `ranking` says whether the raw or
     the style-controlled fit counts (both are reported). Votes per pair are a quota the schedule fills evenly.
+    `rating_sources` lets the raters' optional 1–5 ratings of each answer feed criteria of their own: each team's
+    mean rating, put on 0–100, becomes that source's score at the decision.
     """
 
     opens: Annotated[dt.datetime, AfterValidator(_aware)]
@@ -114,6 +118,7 @@ class Arena(_Strict):
     bootstrap: int = Field(default=1000, ge=100, le=100000)
     seed: int = Field(default=20260101, ge=0, le=2**31 - 1)
     anchor: Anchor | None = None
+    rating_sources: dict[Literal["usefulness", "cost_efficiency"], str] = Field(default_factory=dict)
     entrants: list[Entrant] = Field(min_length=2, max_length=100)
     prompts: list[CuratedPrompt] = Field(default_factory=list, max_length=10000)
     gold: list[GoldItem] = Field(default_factory=list, max_length=1000)
@@ -135,6 +140,12 @@ class Arena(_Strict):
             if p.category not in self.categories:
                 raise ValueError(f"prompt {p.id!r} has category {p.category!r}, which is not in categories "
                                  f"{self.categories}")
+        for kind, source in self.rating_sources.items():
+            if not RATING_SOURCE_RE.match(source) or source == ARENA_SOURCE:
+                raise ValueError(f"rating_sources.{kind} = {source!r}: a rating feeds a manual:<name> source (the "
+                                 f"arena's ranking feeds {ARENA_SOURCE})")
+        if len(set(self.rating_sources.values())) < len(self.rating_sources):
+            raise ValueError("usefulness and cost_efficiency ratings cannot feed the same source")
         if self.anchor is not None and self.anchor.team not in teams:
             raise ValueError(f"anchor team {self.anchor.team!r} has no entrant")
         return self

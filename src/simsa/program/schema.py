@@ -445,6 +445,11 @@ class Stage(_Strict):
         if self.arena is not None and ARENA_SOURCE not in sources:
             raise ValueError(f"stage {self.id!r} has an arena but no criterion with source {ARENA_SOURCE!r} for its "
                              "scores to feed")
+        if self.arena is not None:
+            for kind, source in self.arena.rating_sources.items():
+                if source not in sources:
+                    raise ValueError(f"the arena's rating_sources.{kind} = {source!r} feeds no criterion of stage "
+                                     f"{self.id!r}" + near_names(source, list(sources)))
         if self.max_points > MAX_POINTS:
             raise ValueError(f"stage {self.id!r}'s criteria sum to {self.max_points:g} points; a stage may have "
                              f"at most {MAX_POINTS:g}")

@@ -12,8 +12,9 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import logging
 import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -53,6 +54,8 @@ MIN_PROMPT = 2
 PENDING_MINUTES = 30  # an unvoted battle holds its place in the schedule this long
 GOLD = "gold"
 ENTRANTS = "entrants"
+_LEAK_FILTERS: dict[tuple[str, str, str], LeakFilter] = {}
+log = logging.getLogger("simsa.arena")
 
 
 @dataclass(frozen=True)
@@ -73,7 +76,15 @@ class ArenaContext:
 
     def leak_filter(self) -> LeakFilter:
         """Every name that would identify an entrant: its team's names (English and Korean), members and models,
-        the entrant's served model name, and the arena's extra leak terms (which belong to no one team)."""
+        the entrant's served model name, and the arena's extra leak terms (which belong to no one team). Built once
+        per programme version (compiling the patterns is the costly part of a vote)."""
+        cache_key = (self.key, self.stage.id, self.loaded.sha256)
+        found = _LEAK_FILTERS.get(cache_key)
+        if found is None:
+            found = _LEAK_FILTERS[cache_key] = self._build_leak_filter()
+        return found
+
+    def _build_leak_filter(self) -> LeakFilter:
         terms: dict[str, list[str]] = {}
         for entrant in self.arena.entrants:
             team = self.loaded.program.team(entrant.team)
@@ -517,8 +528,11 @@ def record_turn(session: Session, ctx: ArenaContext, req: TurnRequest, answers: 
     when = as_utc(now) if now else now_utc()
     left, right = answers
     for side, ans in (("left", left), ("right", right)):
-        if ans.error is not None:
-            raise InputError(f"the {side} entrant could not answer ({ans.error}); try again in a moment")
+        if ans.error is not None:  # the error names the endpoint and model: it goes to the log, not to the rater
+            log.warning("arena %s/%s battle %s: the %s entrant (%s) could not answer: %s", ctx.key, ctx.stage.id,
+                        req.battle_id, side, req.left_team if side == "left" else req.right_team, ans.error)
+            raise InputError(f"answer {'A' if side == 'left' else 'B'} could not be produced just now; try again in "
+                             "a moment (the secretariat has been told)")
     row = ArenaTurn(program_key=ctx.key, stage_id=ctx.stage.id, battle_id=req.battle_id, turn=req.turn,
                     prompt_source=req.source, prompt=req.prompt.encode(), prompt_key=json.dumps(req.key.to_dict()),
                     answer_left=left.text.encode(), answer_right=right.text.encode(),
@@ -768,3 +782,55 @@ def ratings(session: Session, ctx: ArenaContext) -> list[tuple[str, str, int | N
                                   ArenaBattle.kind == ENTRANTS)).all()
     return [(b.rater, b.left_team if r.side == "left" else b.right_team, r.usefulness, r.cost_efficiency)
             for r, b in rows]
+
+
+# ---------------------------------------------------------------------------------------------------- streaming
+def ask_streaming(store: Store, key: str, stage_id: str, token: str, rater: AccountView, prompt: str, *,
+                  use_suggested: bool = False, entrants: Entrants | None = None,
+                  now: dt.datetime | None = None) -> Iterator[dict]:
+    """`ask` with both answers streamed as they are generated, paced together (`Entrants.stream_both`), so the
+    order and speed of arrival say nothing about who is who.
+
+    The checks run at once, and a refusal is raised here exactly as `ask` raises it. The iterator returned then
+    yields `{"side": "a"|"b", "text": piece}` (a is the left answer) while text may be shown, and last
+    `{"done": True}` once the turn is stored, or `{"error": message}` when it cannot be (an entrant failed). No
+    transaction is held while the entrants answer. Closing the iterator early (the rater left) stops both entrants
+    and stores nothing: the battle keeps its turns and the rater may ask again.
+    """
+    with store.session(readonly=True) as session:
+        ctx = context(session, key, stage_id)
+        req = prepare_turn(session, ctx, token, rater, prompt, use_suggested=use_suggested, now=now)
+    if req.gold is None:
+        entrants = entrants or entrants_for(ctx.key, ctx.stage.id, ctx.arena)
+        with store.session(readonly=True) as session:
+            segment = current_segment(session, ctx)
+        if segment is not None:
+            now_ids = {t: entrants.identity(t) for t in (req.left_team, req.right_team)}
+            if changed_entrants(segment, now_ids):
+                raise InputError("an entrant changed since the arena was frozen; voting on this pair is paused "
+                                 "until the secretariat opens a new segment")
+    return _streamed_turn(store, key, stage_id, ctx, req, rater, entrants, now)
+
+
+def _streamed_turn(store: Store, key: str, stage_id: str, ctx: ArenaContext, req: TurnRequest,
+                   rater: AccountView, entrants: Entrants | None, now: dt.datetime | None) -> Iterator[dict]:
+    answers: tuple[Answer, Answer] | None = None
+    if req.gold is not None or entrants is None:
+        answers = generate(ctx, req, entrants)  # an attention check's stored answers: shown at once
+        for side, answer in zip(("a", "b"), answers, strict=True):
+            if answer.text:
+                yield {"side": side, "text": answer.text}
+    else:
+        for event in entrants.stream_both((req.left_team, req.left_messages), (req.right_team, req.right_messages)):
+            if event.answers is not None:
+                answers = event.answers
+            elif event.text:
+                yield {"side": "a" if event.side == "left" else "b", "text": event.text}
+    assert answers is not None
+    try:
+        with store.session() as session:
+            record_turn(session, context(session, key, stage_id), req, answers, rater, now=now)
+    except InputError as exc:
+        yield {"error": str(exc)}
+        return
+    yield {"done": True}

@@ -68,6 +68,7 @@ class ArenaResult:
     ratings: Sequence[Mapping[str, Any]]
     problem: str | None = None
     schedule: Mapping[str, Any] = field(default_factory=dict)
+    rating_scores: Sequence[Mapping[str, Any]] = ()
 
     @property
     def counted(self) -> Ranking | None:
@@ -82,7 +83,8 @@ class ArenaResult:
                 "style_controlled": self.style.to_dict() if self.style else None,
                 "scores": [s.to_dict() for s in self.scores], "robustness": dict(self.robustness),
                 "flagged_raters": [dict(f) for f in self.flagged], "ratings": [dict(r) for r in self.ratings],
-                "schedule": dict(self.schedule), "problem": self.problem}
+                "schedule": dict(self.schedule), "rating_scores": [dict(r) for r in self.rating_scores],
+                "problem": self.problem}
 
 
 def _style_row(answers: Sequence[str]) -> np.ndarray:
@@ -157,8 +159,24 @@ def _ratings(session: Session, ctx: ArenaContext, excluded_raters: set[str]) -> 
         row: dict[str, Any] = {"team": team}
         for k, v in vals.items():
             row[k] = round(float(np.mean(v)), 4) if v else None
+            row[f"{k}_sd"] = round(float(np.std(v, ddof=1)), 4) if len(v) > 1 else None
             row[f"{k}_n"] = len(v)
         out.append(row)
+    return out
+
+
+def rating_scores(ctx: ArenaContext, ratings: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The scores the raters' ratings feed (`rating_sources`): each team's mean 1–5 rating put on 0–100, with its
+    standard error; a team nobody rated gets none (the source is then missing, as the criterion's rule says)."""
+    out = []
+    for kind, source in ctx.arena.rating_sources.items():
+        for row in ratings:
+            mean, n = row.get(kind), int(row.get(f"{kind}_n") or 0)
+            if mean is None or n == 0:
+                continue
+            sd = row.get(f"{kind}_sd")
+            out.append({"source": source, "kind": kind, "team": row["team"], "value": (mean - 1.0) / 4.0 * 100.0,
+                        "stderr": None if sd is None else sd / np.sqrt(n) / 4.0 * 100.0, "n": n})
     return out
 
 
@@ -198,11 +216,12 @@ def compute(session: Session, ctx: ArenaContext) -> ArenaResult:
                  "opened_at": s.to_dict()["opened_at"],
                  "votes": sum(1 for r in records if r.segment == s.number and r.counts)} for s in segs]
     excluded_raters = {r.rater for r in records if r.excluded is not None}
+    rated = _ratings(session, ctx, excluded_raters)
     base = dict(program=ctx.key, stage=ctx.stage.id, segment=current, score_kind=ctx.arena.score,
                 ranking_kind=ctx.arena.ranking, votes=votes_info,
                 pairs=_pairs(counted, teams, ctx.arena.votes_per_pair),
                 exclusions=_exclusion_counts(in_segment), segments=seg_info,
-                ratings=_ratings(session, ctx, excluded_raters), schedule=_schedule(counted, teams, ctx))
+                ratings=rated, rating_scores=rating_scores(ctx, rated), schedule=_schedule(counted, teams, ctx))
     try:
         votes = to_votes(counted, teams)
         raw = rank(votes, style=False, rounds=ctx.arena.bootstrap, seed=ctx.arena.seed, anchor=_anchor(ctx))
@@ -285,12 +304,14 @@ def with_arena_scores(current: dict, result: ArenaResult) -> dict:
     `panel:user` value counting."""
     from simsa.program.adjudicate import SourceScore
 
-    out = {team: {s: v for s, v in sources.items() if s != ARENA_SOURCE} for team, sources in current.items()}
-    for s in result.scores:
-        existing = current.get(s.team, {}).get(ARENA_SOURCE)
-        ids = existing.score_ids if existing is not None and abs(existing.value - s.value) < 1e-9 else ()
-        out.setdefault(s.team, {})[ARENA_SOURCE] = SourceScore(value=s.value, stderr=s.stderr, n=s.votes,
-                                                               score_ids=ids)
+    fed = {ARENA_SOURCE, *(r["source"] for r in result.rating_scores)}
+    out = {team: {s: v for s, v in sources.items() if s not in fed} for team, sources in current.items()}
+    values = [(ARENA_SOURCE, s.team, s.value, s.stderr, s.votes) for s in result.scores]
+    values += [(r["source"], r["team"], r["value"], r["stderr"], r["n"]) for r in result.rating_scores]
+    for source, team, value, stderr, n in values:
+        existing = current.get(team, {}).get(source)
+        ids = existing.score_ids if existing is not None and abs(existing.value - value) < 1e-9 else ()
+        out.setdefault(team, {})[source] = SourceScore(value=value, stderr=stderr, n=n, score_ids=ids)
     return out
 
 
@@ -307,23 +328,27 @@ def record_for_decision(session: Session, loaded: LoadedProgram, stage_id: str, 
     key = loaded.program.program.id
     doc = evidence_docs.store_document(session, canonical(result.to_dict()), kind=RESULT_KIND, actor=actor)
     current = score_service.current_rows(session, key, [stage_id])
+    fed = {ARENA_SOURCE, *(r["source"] for r in result.rating_scores)}
     for (_stage, _team, source, rater), row in current.items():
-        if source == ARENA_SOURCE and rater != "arena" and not row.voided:
+        if source in fed and rater != "arena" and not row.voided:
             corrections.void_score(session, loaded, row.id, "replaced by the user arena's result at the decision",
                                    actor)
+    ranking = (f"user arena: {result.votes['counted']} counted votes from {result.votes['raters']} raters in "
+               f"segment {result.segment}; {result.ranking_kind.replace('_', '-')} Bradley–Terry, "
+               f"{'expected win rate' if result.score_kind == 'expected_win_rate' else 'rating'} with a "
+               f"{ctx_rounds(loaded, stage_id)}-round bootstrap SE; result document sha256 {doc.sha256}")
+    values = [(ARENA_SOURCE, s.team, s.value, s.stderr, ranking) for s in result.scores]
+    values += [(r["source"], r["team"], r["value"], r["stderr"],
+                f"user arena: mean {r['kind'].replace('_', ' ')} rating of {r['n']} answers, 1–5 put on 0–100; "
+                f"result document sha256 {doc.sha256}") for r in result.rating_scores]
     items = []
-    for s in result.scores:
-        old = current.get((stage_id, s.team, ARENA_SOURCE, "arena"))
-        if old is not None and not old.voided and old.value is not None and abs(old.value - s.value) < 1e-12 \
+    for source, team, value, stderr, evidence in values:
+        old = current.get((stage_id, team, source, "arena"))
+        if old is not None and not old.voided and old.value is not None and abs(old.value - value) < 1e-12 \
                 and old.run_id == f"arena:{doc.sha256}":
             continue
-        evidence = (f"user arena: {result.votes['counted']} counted votes from {result.votes['raters']} raters in "
-                    f"segment {result.segment}; {result.ranking_kind.replace('_', '-')} Bradley–Terry, "
-                    f"{'expected win rate' if result.score_kind == 'expected_win_rate' else 'rating'} with a "
-                    f"{ctx_rounds(loaded, stage_id)}-round bootstrap SE; result document sha256 {doc.sha256}")
-        items.append(score_service.ScoreInput(stage=stage_id, team=s.team, source=ARENA_SOURCE, value=s.value,
-                                              stderr=s.stderr, rater="arena", run_id=f"arena:{doc.sha256}",
-                                              evidence=evidence))
+        items.append(score_service.ScoreInput(stage=stage_id, team=team, source=source, value=value, stderr=stderr,
+                                              rater="arena", run_id=f"arena:{doc.sha256}", evidence=evidence))
     if items:
         version = programs.for_writing(session, loaded, actor).version
         score_service.add(session, version, loaded.program, items, actor, at=at)
