@@ -441,3 +441,33 @@ def test_a_changed_entrant_opens_a_new_segment_only_with_a_reason(site: dict) ->
         assert "halla redeployed after an outage" in shown and "Segment 2" in shown
     finally:
         IDENTITY_VERSION["n"] = 0
+
+
+def test_a_cheating_raters_evidence_names_their_own_votes() -> None:
+    """The secretariat's rater rows: a rater who always votes against a pair's clear history is flagged, and the
+    most surprising votes shown are that rater's own stored votes (by vote number)."""
+    from simsa.services import arena_admin_views
+
+    now = dt.datetime.now(dt.UTC)
+
+    def record(i: int, who: str, left: str, right: str, choice: str) -> arena.VoteRecord:
+        return arena.VoteRecord(vote_id=1000 + i, battle=f"b{i}", segment=1, rater=who, kind=arena.ENTRANTS,
+                                left=left, right=right, category="writing", choice=choice, status="counted",
+                                reason=None, excluded=None, voted_at=now, dwell_seconds=9.0, answers_left=(),
+                                answers_right=())
+
+    records = []
+    for i in range(60):  # honest raters: baekdu nearly always beats halla
+        left, right = ("baekdu", "halla") if i % 2 else ("halla", "baekdu")
+        winner = "baekdu" if i % 10 else "halla"
+        records.append(record(i, f"honest-{i % 6}", left, right, "left" if left == winner else "right"))
+    for i in range(60, 80):  # the cheater: always halla
+        left, right = ("baekdu", "halla") if i % 2 else ("halla", "baekdu")
+        records.append(record(i, "cheater", left, right, "left" if left == "halla" else "right"))
+    tests = arena_admin_views.rater_tests(records, ["baekdu", "halla"])
+    assert tests["cheater"].flagged and not any(t.flagged for name, t in tests.items() if name != "cheater")
+    ctx = arena.context_of(parse_program(arena_program_text(now, now + dt.timedelta(days=1)), "p.toml"), STAGE)
+    rows = arena_admin_views.rater_rows(records, ctx, {})
+    assert rows[0].rater == "cheater" and rows[0].flagged and rows[0].surprising
+    own = {r.vote_id for r in records if r.rater == "cheater"}
+    assert all(s.vote_id in own and s.voted == "halla" for s in rows[0].surprising)

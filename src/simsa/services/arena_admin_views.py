@@ -194,7 +194,9 @@ def rater_tests(tested: Sequence[VoteRecord], teams: Sequence[str]) -> dict[str,
     return {t.rater: t for t in anomalous_raters(votes, [r.rater for r in tested])}
 
 
-def _rater_rows(in_segment: Sequence[VoteRecord], ctx: ArenaContext, by_rater: Mapping[str, str]) -> list[RaterRow]:
+def rater_rows(in_segment: Sequence[VoteRecord], ctx: ArenaContext, by_rater: Mapping[str, str]) -> list[RaterRow]:
+    """Every rater of the segment with their counts, the anomaly test and its most surprising votes (by vote
+    number), flagged raters first."""
     tested = tested_votes(in_segment)
     tests = rater_tests(tested, ctx.arena.teams)
     rows = []
@@ -258,7 +260,7 @@ def arena_admin(session: Session, key: str, stage: str, lang: str, *, ranking: b
         pairs=pairs, max_left_right_difference=report.max_left_right_difference,
         max_category_spread=report.max_category_spread, all_quotas_met=report.all_quotas_met,
         by_status=tuple((s, statuses.get(s, 0)) for s in ("counted", "void", "excluded", "gold_pass", "gold_fail")),
-        by_reason=_reasons(in_segment), raters=tuple(_rater_rows(in_segment, ctx, by_rater)),
+        by_reason=_reasons(in_segment), raters=tuple(rater_rows(in_segment, ctx, by_rater)),
         exclusions=tuple(found), decided=decisions.effective(session, ctx.key, ctx.stage.id) is not None,
         result=result)
 

@@ -24,7 +24,7 @@ LABELS: dict[str, tuple[str, str]] = {
     "ar_cap_reached": ("You have reached today's limit; thank you.", "오늘 한도에 도달했습니다. 감사합니다."),
     "ar_battle": ("Blind battle", "블라인드 대결"),
     "ar_category": ("Category", "분야"),
-    "ar_turns": ("Prompt {n} of at most {max}", "질문 {n}/{max}"),
+    "ar_turns": ("Prompts asked: {n}", "질문 {n}개"),
     "ar_your_prompt": ("Your prompt", "질문"),
     "ar_answer_a": ("Answer A", "답변 A"),
     "ar_answer_b": ("Answer B", "답변 B"),
