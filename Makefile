@@ -38,7 +38,8 @@ test-quick: lint
 	  tests/test_web_api.py tests/test_web_frame.py tests/test_web_browser.py tests/test_accounts.py \
 	  tests/test_evidence_docs.py tests/test_store.py tests/test_audit.py tests/test_program_file.py \
 	  tests/test_panel_service.py tests/test_panel_sealing.py tests/test_web_panel_expert.py \
-	  tests/test_web_panel_admin.py tests/test_web_panel_api.py $(PYTEST_ARGS)
+	  tests/test_web_panel_admin.py tests/test_web_panel_api.py tests/test_arena_service.py tests/test_arena_bt.py \
+	  tests/test_arena_hygiene.py tests/test_web_arena.py tests/test_web_arena_api.py $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache .ruff_cache
