@@ -2,8 +2,10 @@
 
 Benchmark scores come from real runs: each team's model is a tiny Korean language model built and briefly trained
 here on the CPU (more training steps for stronger teams), run through the program's benchmark suites on the shipped
-KoBEST, KoBBQ and KoSBi data by lm-evaluation-harness, and recorded with their run ids. Panel scores and the
-originality evidence are example data (seeded, marked as such in every output).
+KoBEST, KoBBQ and KoSBi data by lm-evaluation-harness, and recorded with their run ids. The expert panel's and
+the user arena's points are reached through the real machinery (demo_panel, demo_arena) by example experts,
+raters and entrants whose judgements are seeded example data; the originality evidence is example data too (marked
+as such in every output).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from simsa import demo_panel
+from simsa import demo_arena, demo_panel
 from simsa.audit import log as audit_log
 from simsa.errors import CheckFailed
 from simsa.program.loader import LoadedProgram
@@ -68,9 +70,9 @@ def example_program_path() -> Path:
         return Path(path)
 
 
-def write_example_scores(path: Path, seed: int = 2026, *, experts: bool = True) -> int:
-    """Seeded example panel scores: one row per user rater, and per expert unless `experts` is false (the demo's
-    expert scores then come from its expert panel)."""
+def write_example_scores(path: Path, seed: int = 2026, *, experts: bool = True, users: bool = True) -> int:
+    """Seeded example panel scores: one row per user rater unless `users` is false (the demo's user scores then
+    come from its arena), and per expert unless `experts` is false (they then come from its expert panel)."""
     rng = np.random.default_rng(seed)
     rows = []
     for team, (expert, user) in PROFILES.items():
@@ -83,6 +85,8 @@ def write_example_scores(path: Path, seed: int = 2026, *, experts: bool = True) 
                          "note": "example expert score", "example": "true"})
         for i in range(USERS):
             value = float(np.clip(rng.normal(user, 10.0), 0, 100))
+            if not users:
+                continue
             rows.append({"stage": STAGE, "team": team, "source": "panel:user", "value": f"{value:.1f}",
                          "stderr": "", "rater": f"user-{i + 1:02d}", "run_id": "", "evidence": "",
                          "note": "example user rating", "example": "true"})
@@ -201,17 +205,23 @@ def run_demo(workdir: Path, step: Callable[[str], None] = lambda _msg: None,
             record_benchmark_scores(session, loaded, cache / "runs", runs)
         with store.session() as session:
             with_panel = demo_panel.expert_panel_ready(session, loaded, STAGE)
-        step("Recording example user-panel scores" if with_panel else
-             "Recording example panel scores (expert and user)")
+            with_arena = demo_arena.arena_ready(session, loaded, STAGE)
+        kinds = [k for k, shown in (("expert", not with_panel), ("user", not with_arena)) if shown]
+        step(f"Recording example {' and '.join(kinds)} panel scores" if kinds else "Writing the example score file")
         scores_csv = workdir / "example-scores.csv"
-        write_example_scores(scores_csv, experts=not with_panel)
-        with store.session() as session:
-            score_service.record(session, loaded, score_service.parse_file(scores_csv), ACTOR)
+        write_example_scores(scores_csv, experts=not with_panel, users=not with_arena)
+        if kinds:
+            with store.session() as session:
+                score_service.record(session, loaded, score_service.parse_file(scores_csv), ACTOR)
         if with_panel:
             step("Running the expert panel: documents, conflicts, calibration, blind rounds 1 and 2 (example "
                  "experts)")
             demo_panel.run_panel(store.session, loaded, STAGE, {t: p[0] for t, p in PROFILES.items()}, TRAINING,
                                  ACTOR, DECIDED_AT)
+        if with_arena:
+            step("Running the user arena: entrants frozen, 10 example raters in blind battles from the balanced "
+                 "schedule (example entrants answering in-process, no network), a flagged rater excluded")
+            demo_arena.run_arena(store.session, loaded, STAGE, {t: p[1] for t, p in PROFILES.items()}, ACTOR)
         step("Recording originality gate results")
         with store.session() as session:
             for team in loaded.program.teams:

@@ -18,6 +18,7 @@ import typer
 
 from simsa import __version__
 from simsa.cli import (
+    arena_cmd,
     audit_cmd,
     bench_cmd,
     corrections_cmd,  # noqa: F401 — registers `score void`, `gate void` on the score and gate apps
@@ -56,6 +57,7 @@ app.add_typer(lineage_cmd.app, name="lineage")
 app.add_typer(bench_cmd.app, name="bench")
 app.add_typer(web_cmd.app, name="web")
 app.add_typer(panel_cmd.app, name="panel")
+app.add_typer(arena_cmd.app, name="arena")
 app.command("report")(report_cmd.report)
 app.command("demo")(demo_cmd.demo)
 app.command("serve-model")(serve_cmd.serve_model)

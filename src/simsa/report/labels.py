@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from simsa.report.arena_labels import ARENA_LABELS
 from simsa.report.panel_labels import PANEL_LABELS
 
 LANGS = ("en", "ko", "both")
@@ -232,6 +233,7 @@ LABELS: dict[str, tuple[str, str]] = {
 }
 
 LABELS.update(PANEL_LABELS)  # the expert panel section's words
+LABELS.update(ARENA_LABELS)  # the user arena section's words
 
 
 def label_parts(key: str, lang: str, **fields: object) -> list[str]:

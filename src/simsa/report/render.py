@@ -15,7 +15,7 @@ import jinja2
 from markupsafe import Markup
 
 from simsa.errors import InputError
-from simsa.report import panel_section
+from simsa.report import arena_section, panel_section
 from simsa.report.formats import (
     DASH,
     fmt_change,
@@ -610,6 +610,7 @@ def build_view(decision: dict, appeals: list[dict], history: list[dict], lang: s
         "appeals": _appeals(appeals, names, lang, zone),
         "history": _history(history, decision, teams, names, lang, zone),
         "panel": panel_section.panel_view(decision, names.parts, lang, [t.get("team") for t in teams]),
+        "arena": arena_section.arena_view(decision, names.parts, lang),
         "schema": str(decision.get("schema") or "simsa.decision/1"),
         "_teams": teams,
     }
@@ -813,7 +814,7 @@ def render_markdown(view: dict) -> str:
     """Plain-text-readable Markdown: tables and lists only, so it reads the same raw or rendered."""
     t = _Text(view["lang"])
     parts = [_md_header, _md_leaderboard, _md_breakdown, _md_raw_scores, _md_gates, _md_decision, _md_robustness,
-             panel_section.markdown, _md_voided, _md_appeals, _md_history]
+             panel_section.markdown, arena_section.markdown, _md_voided, _md_appeals, _md_history]
     lines: list[str] = []
     for part in parts:
         lines += part(view, t)
@@ -854,7 +855,7 @@ def _plot_markup(view: dict) -> dict[str, Markup | None]:
     searched = rob["weights"]["searched_value"] if rob["weights"] else 100.0
     robustness = plots.robustness_chart(flips, weights, searched, lang)
     return {"points": Markup(points), "robustness": Markup(robustness) if robustness else None,
-            **panel_section.panel_plots(view)}
+            **panel_section.panel_plots(view), **arena_section.arena_plots(view)}
 
 
 def plot_markup(view: dict) -> dict[str, Markup | None]:
