@@ -223,8 +223,7 @@ def run_arena(session_factory: SessionFactory, loaded: LoadedProgram, stage_id: 
 def flagged_raters(session: Session, ctx: arena.ArenaContext) -> list[dict]:
     """The raters the anomalous-rater test flags now, with their evidence — the same test, on the same votes, as
     the published result (`arena_results.compute`), without its bootstrap."""
-    records = [r for r in arena.vote_records(session, ctx) if r.kind == arena.ENTRANTS and r.status == "counted"]
-    return arena_results._flagged(records, ctx.arena.teams)
+    return arena_results.flagged_raters(arena.vote_records(session, ctx), ctx.arena.teams)
 
 
 def _battle(session_factory: SessionFactory, key: str, stage_id: str, who: AccountView, now: dt.datetime,

@@ -61,15 +61,6 @@ def _fmt(value: Any, digits: int = 1) -> str:
     return "—" if value is None else f"{value:.{digits}f}"
 
 
-def flagged_raters(records: list[VoteRecord], teams: list[str]) -> list[dict]:
-    """The anomalous-rater test over the counted entrant votes, as the published result runs it (excluded votes
-    included, so a rater stays flagged after the secretariat's decision)."""
-    from simsa.services import arena, arena_results
-
-    tested = [r for r in records if r.kind == arena.ENTRANTS and r.status == "counted"]
-    return arena_results._flagged(tested, teams)
-
-
 # ---------------------------------------------------------------------------------------------------- status
 @dataclass(frozen=True)
 class ArenaStatus:
@@ -98,7 +89,7 @@ class ArenaStatus:
 
 def arena_status(session: Session, ctx: ArenaContext) -> ArenaStatus:
     """Gather the arena's state from the services (read only; no bootstrap, so it is quick at any size)."""
-    from simsa.services import arena
+    from simsa.services import arena, arena_results
     from simsa.timeutil import utc_text
 
     segs = arena.segments(session, ctx)
@@ -121,7 +112,8 @@ def arena_status(session: Session, ctx: ArenaContext) -> ArenaStatus:
     return ArenaStatus(program=ctx.key, stage=ctx.stage.id, opens=utc_text(ctx.arena.opens),
                        closes=utc_text(ctx.arena.closes), segment=seg, segments=len(segs),
                        quota=ctx.arena.votes_per_pair, pairs=tuple(pairs), statuses=dict(sorted(statuses.items())),
-                       raters=len({r.rater for r in records}), flagged=tuple(flagged_raters(records, teams)),
+                       raters=len({r.rater for r in records}),
+                       flagged=tuple(arena_results.flagged_raters(records, teams)),
                        exclusions=tuple(e.to_dict() for e in arena.exclusions(session, ctx)))
 
 
@@ -350,7 +342,7 @@ def exclude(program: ProgramArg, stage: StageOpt,
     """Record the secretariat's decision on a rater or one vote, with the anomalous-rater test's evidence when the
     rater is flagged. Votes are never deleted: an excluded vote stays, with the reason, and stops counting."""
     from simsa.errors import InputError
-    from simsa.services import arena
+    from simsa.services import arena, arena_results
 
     if (rater is None) == (vote is None):
         raise InputError("name a rater (--rater) or a vote (--vote), not both")
@@ -358,7 +350,7 @@ def exclude(program: ProgramArg, stage: StageOpt,
         ctx = _context(session, program, stage, write=True)
         evidence: dict[str, Any] = {}
         if rater is not None:
-            found = [f for f in flagged_raters(arena.vote_records(session, ctx), list(ctx.arena.teams))
+            found = [f for f in arena_results.flagged_raters(arena.vote_records(session, ctx), list(ctx.arena.teams))
                      if f["rater"] == rater]
             evidence = {"anomalous_rater_test": found[0]} if found else {"anomalous_rater_test": "not flagged"}
         decided = arena.exclude(session, ctx, STATE.who(), rater=rater, vote_id=vote,

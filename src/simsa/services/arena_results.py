@@ -232,7 +232,7 @@ def compute(session: Session, ctx: ArenaContext) -> ArenaResult:
     use_style = ctx.arena.ranking == "style_controlled"
     scores = _scores(votes, ctx, styled if use_style else raw)
     cut = ctx.stage.elimination.advance_best or 0
-    flagged = _flagged([r for r in in_segment if r.kind == arena_service.ENTRANTS and r.status == "counted"], teams)
+    flagged = flagged_raters(in_segment, teams)
     return ArenaResult(**base, raw=raw, style=styled, scores=scores,  # type: ignore[arg-type]
                        robustness=_robustness(votes, min(cut, len(teams) - 1)), flagged=flagged)
 
@@ -263,11 +263,14 @@ def _schedule(counted: Sequence[VoteRecord], teams: Sequence[str], ctx: ArenaCon
     return counts.balance_report(teams, ctx.arena.votes_per_pair, ctx.arena.categories).to_dict()
 
 
-def _flagged(records: Sequence[VoteRecord], teams: Sequence[str]) -> list[dict]:
-    if len(records) < 2:
+def flagged_raters(records: Sequence[VoteRecord], teams: Sequence[str]) -> list[dict]:
+    """The raters the anomalous-rater test flags, with its evidence: over the entrant votes that were counted when
+    cast (excluded votes included, so a rater stays flagged after the secretariat's decision on them)."""
+    tested = [r for r in records if r.kind == arena_service.ENTRANTS and r.status == "counted"]
+    if len(tested) < 2:
         return []
-    votes = Votes.from_rows([(r.left, r.right, r.winner) for r in records], models=sorted(teams))
-    tests = anomalous_raters(votes, [r.rater for r in records])
+    votes = Votes.from_rows([(r.left, r.right, r.winner) for r in tested], models=sorted(teams))
+    tests = anomalous_raters(votes, [r.rater for r in tested])
     return [t.to_dict() for t in tests if t.flagged]
 
 
