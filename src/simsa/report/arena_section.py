@@ -13,7 +13,7 @@ from typing import Any
 
 from markupsafe import Markup
 
-from simsa.report.formats import DASH, num
+from simsa.report.formats import DASH, fmt_time, num
 from simsa.report.labels import LABELS, SEPARATOR, label, label_parts
 
 NameParts = Callable[[Any], list[str]]
@@ -116,8 +116,9 @@ def _figure(fig: Any, total: int, lang: str, key: str, cut: Any, name_parts: Nam
         return None
     needed = fig.get("votes_needed")
     if needed is None:
-        limit = (label("ua_of_votes", lang, pct=f"{100 * num(fig['max_fraction']):g}%")
-                 if num(fig.get("max_fraction")) is not None else label("ua_votes_n", lang, n=fig.get("max_votes")))
+        limit = tuple(label("ua_of_votes", one, pct=f"{100 * num(fig['max_fraction']):g}%")
+                      if num(fig.get("max_fraction")) is not None else label("ua_votes_n", one, n=fig.get("max_votes"))
+                      for one in ("en", "ko"))  # each language's phrase inside the same language's sentence
         text = label("ua_not_found", lang, limit=limit)
         verified = None
     else:
@@ -148,7 +149,7 @@ def _robustness(doc: dict, lang: str, name_parts: NameParts) -> dict:
             "problem": label_parts("ua_robustness_missing", lang, why=rob["problem"]) if rob.get("problem") else None}
 
 
-def arena_view(decision: dict, name_parts: NameParts, lang: str) -> dict | None:
+def arena_view(decision: dict, name_parts: NameParts, lang: str, zone: str = "UTC") -> dict | None:
     """The section's view model (localised, formatted, not escaped), or None when the decision has no arena.
     `name_parts` gives a team's display name per language."""
     doc = decision.get("user_arena")
@@ -181,7 +182,8 @@ def arena_view(decision: dict, name_parts: NameParts, lang: str) -> dict | None:
         "exclusions": [(str(k), str(v)) for k, v in _dict(doc.get("exclusions")).items()],
         "flagged": label_parts("ua_flagged", lang, n=len(_list(doc.get("flagged_raters")))),
         "robustness": _robustness(doc, lang, name_parts),
-        "segments": [{"number": str(s.get("number")), "opened_at": str(s.get("opened_at") or DASH),
+        "segments": [{"number": str(s.get("number")), "opened_at": fmt_time(s.get("opened_at"), zone)
+                      if s.get("opened_at") else DASH,
                       "reason": str(s.get("reason") or ""), "votes": str(s.get("votes", DASH)),
                       "manifest": str(s.get("manifest_sha256") or DASH),
                       "current": s.get("number") == doc.get("segment")}

@@ -610,7 +610,7 @@ def build_view(decision: dict, appeals: list[dict], history: list[dict], lang: s
         "appeals": _appeals(appeals, names, lang, zone),
         "history": _history(history, decision, teams, names, lang, zone),
         "panel": panel_section.panel_view(decision, names.parts, lang, [t.get("team") for t in teams]),
-        "arena": arena_section.arena_view(decision, names.parts, lang),
+        "arena": arena_section.arena_view(decision, names.parts, lang, zone),
         "schema": str(decision.get("schema") or "simsa.decision/1"),
         "_teams": teams,
     }
