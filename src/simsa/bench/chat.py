@@ -4,16 +4,19 @@ Two clients share one protocol. `OpenAIChatClient` talks to any OpenAI-compatibl
 a hosted API) with bounded concurrency, a shared rate limit and retries that survive overloaded servers.
 `HFChatClient` generates in-process with transformers, for small models and for the tests. Both describe themselves
 with `identity()`, which goes into cache keys and manifests: a cached answer is reused only for the same model
-(by weight hash where known), endpoint and settings.
+(by weight hash where known), endpoint and settings. Both can also `stream` an answer as `Delta`s while it is
+generated (the arena shows battles' answers that way); the pieces add up to what `complete` returns.
 """
 
 from __future__ import annotations
 
 import email.utils
+import json
+import queue
 import random
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -63,6 +66,16 @@ class ChatResult:
                    prompt_tokens=data.get("prompt_tokens"), completion_tokens=data.get("completion_tokens"))
 
 
+@dataclass(frozen=True)
+class Delta:
+    """A piece of an answer as it is generated. The last delta of a stream has `finish_reason` set (and the
+    completion's token count where the backend reports it); its text may be empty."""
+
+    text: str
+    finish_reason: str | None = None
+    completion_tokens: int | None = None
+
+
 @runtime_checkable
 class ChatClient(Protocol):
     """What the judge runner needs from a model: a stable description and completions in input order."""
@@ -92,6 +105,42 @@ def truncate_at_stop(text: str, stop: Sequence[str]) -> tuple[str, bool]:
     """Cut `text` at the earliest stop string (the stop string itself is dropped, as OpenAI servers do)."""
     cuts = [i for i in (text.find(s) for s in stop if s) if i >= 0]
     return (text[:min(cuts)], True) if cuts else (text, False)
+
+
+class IncrementalText:
+    """What of a growing decoded answer can be sent now, so that the pieces sent add up to the final text.
+
+    Each update gets the whole text decoded so far. Held back: a trailing incomplete character (U+FFFD, which the
+    next token's bytes may complete), trailing whitespace (a tokenizer may join it with what follows), and the last
+    characters that could begin a stop string; a stop string that has appeared cuts the text there. `finish` sends
+    the rest of the final text.
+    """
+
+    def __init__(self, stops: Sequence[str] = ()) -> None:
+        self.stops = [s for s in stops if s]
+        self._hold = max((len(s) for s in self.stops), default=1) - 1
+        self.sent = ""
+        self.stopped = False  # a stop string has appeared: generating more is wasted
+
+    def update(self, text: str) -> str:
+        """The new piece that may be sent for `text`, the whole decoded answer so far ("" when none)."""
+        cut, self.stopped = truncate_at_stop(text, self.stops)
+        ready = cut[: max(0, min(len(cut), len(text) - self._hold))]
+        while ready and (ready[-1] == "\ufffd" or ready[-1].isspace()):
+            ready = ready[:-1]
+        if len(ready) <= len(self.sent) or not ready.startswith(self.sent):
+            return ""
+        piece, self.sent = ready[len(self.sent):], ready
+        return piece
+
+    def finish(self, final: str) -> str:
+        """The rest of the final text. Should the final text not continue what was sent (a tokenizer whose earlier
+        text changes with later tokens), what follows the part both share is sent again."""
+        common = len(self.sent)
+        if not final.startswith(self.sent):
+            common = next(i for i, (a, b) in enumerate(zip(self.sent + "\0", final + "\1", strict=False)) if a != b)
+        piece, self.sent = final[common:], final
+        return piece
 
 
 def _retry_after(value: str | None) -> float | None:
@@ -238,6 +287,113 @@ class OpenAIChatClient:
         return ChatResult(text=text, finish_reason=str(choice.get("finish_reason") or ""),
                           prompt_tokens=usage.get("prompt_tokens"), completion_tokens=usage.get("completion_tokens"))
 
+    def stream(self, messages: Messages, settings: GenSettings) -> Iterator[Delta]:
+        """The answer while it is generated (`stream: true`, Server-Sent Events), as deltas; the last one has the
+        finish reason and the token count (asked for with `stream_options.include_usage`).
+
+        A failure before the answer starts (connection, timeout, 408, 429, 5xx) is retried as `complete` retries
+        it; once the server has answered, a failure is raised, since a retry would repeat what was already shown.
+        `timeout` bounds each wait for the next bytes. Closing the iterator closes the connection, which tells the
+        server to stop generating.
+        """
+        url = f"{self.base_url}/chat/completions"
+        payload: dict[str, Any] = {"model": self.model, "messages": messages, "max_tokens": settings.max_tokens,
+                                   "temperature": settings.temperature, "top_p": settings.top_p,
+                                   "seed": settings.seed, "stream": True, "stream_options": {"include_usage": True}}
+        if settings.stop:
+            payload["stop"] = list(settings.stop)
+        resp, attempts = self._open_stream(url, payload)
+        try:
+            yield from self._stream_deltas(url, resp, attempts)
+        finally:
+            resp.close()
+
+    def _open_stream(self, url: str, payload: dict[str, Any]) -> tuple[Any, int]:
+        """A streaming response whose status is 2xx, after the same retries as `complete`."""
+        import httpx
+
+        attempt = 0
+        while True:
+            if self.limiter:
+                self.limiter.acquire()
+            with self._lock:
+                self.requests += 1
+            status: int | None = None
+            retry_after: float | None = None
+            try:
+                resp = self._http.send(self._http.build_request("POST", url, json=payload), stream=True)
+            except httpx.TimeoutException:
+                problem = f"timed out after {self.timeout:g} s"
+            except httpx.TransportError as exc:
+                problem = f"connection failed ({type(exc).__name__}: {exc})"
+            else:
+                status = resp.status_code
+                if 200 <= status < 300:
+                    return resp, attempt + 1
+                try:
+                    resp.read()
+                    problem = f"HTTP {status}: {resp.text[:300].strip()}"
+                except httpx.HTTPError as exc:
+                    problem = f"HTTP {status} ({type(exc).__name__} reading the error)"
+                finally:
+                    resp.close()
+                if status not in RETRY_STATUSES and status < 500:
+                    raise ChatRequestError(url, status, problem, attempt + 1)
+                retry_after = _retry_after(resp.headers.get("Retry-After"))
+            if attempt >= self.max_retries:
+                raise ChatRequestError(url, status, problem, attempt + 1)
+            delay = self._backoff(attempt, retry_after)
+            with self._lock:
+                self.retries += 1
+            time.sleep(delay)
+            attempt += 1
+
+    def _stream_deltas(self, url: str, resp: Any, attempts: int) -> Iterator[Delta]:
+        """Read `chat.completion.chunk` events up to `data: [DONE]`; reasoning a server streams apart is wrapped
+        in <think> tags, as `complete` does."""
+        import httpx
+
+        finish: str | None = None
+        tokens: int | None = None
+        thinking = False
+        done = False
+        try:
+            for event in _sse_data(resp.iter_lines()):
+                if event == "[DONE]":
+                    done = True
+                    break
+                chunk = _chunk(url, resp.status_code, event, attempts)
+                usage = chunk.get("usage")
+                if isinstance(usage, dict) and isinstance(usage.get("completion_tokens"), int):
+                    tokens = usage["completion_tokens"]
+                for choice in chunk.get("choices") or []:
+                    if not isinstance(choice, dict) or choice.get("index", 0) != 0:
+                        continue
+                    delta = choice.get("delta") or {}
+                    reasoning = delta.get("reasoning_content") or delta.get("reasoning") or ""
+                    content = delta.get("content") or ""
+                    text = ""
+                    if isinstance(reasoning, str) and reasoning:
+                        text += ("" if thinking else "<think>") + reasoning
+                        thinking = True
+                    if isinstance(content, str) and content:
+                        text += ("</think>" if thinking else "") + content
+                        thinking = False
+                    if text:
+                        yield Delta(text)
+                    if choice.get("finish_reason"):
+                        finish = str(choice["finish_reason"])
+        except httpx.TimeoutException:
+            raise ChatRequestError(url, resp.status_code, f"the answer stalled (no data for {self.timeout:g} s)",
+                                   attempts) from None
+        except httpx.TransportError as exc:
+            raise ChatRequestError(url, resp.status_code, f"the answer broke off ({type(exc).__name__}: {exc})",
+                                   attempts) from None
+        if not done and finish is None:
+            raise ChatRequestError(url, resp.status_code, "the stream ended before the answer was complete",
+                                   attempts)
+        yield Delta("</think>" if thinking else "", finish_reason=finish or "", completion_tokens=tokens)
+
     def complete_many(self, items: list[Messages], settings: GenSettings,
                       progress: Progress | None = None) -> list[ChatResult]:
         """All completions, in input order; the first failure cancels what has not started and is raised."""
@@ -261,6 +417,54 @@ class OpenAIChatClient:
                 if progress:
                     progress(done_count, len(items))
         return [r for r in results if r is not None]
+
+
+def _sse_data(lines: Iterator[str]) -> Iterator[str]:
+    """The data of each Server-Sent Event (its `data:` lines joined); comments and other fields are skipped."""
+    data: list[str] = []
+    for line in lines:
+        if not line:
+            if data:
+                yield "\n".join(data)
+                data = []
+            continue
+        field_name, _, value = line.partition(":")
+        if field_name == "data":
+            data.append(value[1:] if value.startswith(" ") else value)
+    if data:
+        yield "\n".join(data)
+
+
+def _chunk(url: str, status: int, event: str, attempts: int) -> dict[str, Any]:
+    """One streamed chunk; an error the server sends inside the stream is raised."""
+    try:
+        chunk = json.loads(event)
+    except ValueError:
+        raise ChatRequestError(url, status, f"malformed stream event: {event[:200]}", attempts) from None
+    if not isinstance(chunk, dict):
+        raise ChatRequestError(url, status, f"malformed stream event: {event[:200]}", attempts)
+    error = chunk.get("error")
+    if error:
+        message = error.get("message") if isinstance(error, dict) else error
+        raise ChatRequestError(url, status, f"the server failed while answering: {str(message)[:300]}", attempts)
+    return chunk
+
+
+class _TokenPipe:
+    """A `generate` streamer that hands each step's new token ids to another thread (the prompt is skipped)."""
+
+    def __init__(self, out: queue.Queue[list[int] | None]) -> None:
+        self.out = out
+        self.prompt_seen = False
+
+    def put(self, value: Any) -> None:
+        if not self.prompt_seen:
+            self.prompt_seen = True
+            return
+        self.out.put([int(i) for i in value.reshape(-1).tolist()])
+
+    def end(self) -> None:
+        """The generating thread signals the end itself, after `generate` returns or fails."""
 
 
 class HFChatClient:
@@ -319,6 +523,77 @@ class HFChatClient:
         finish = "stop" if stopped or hit_eos or len(new) < settings.max_tokens else "length"
         return ChatResult(text=text, finish_reason=finish, prompt_tokens=int(inputs["input_ids"].shape[1]),
                           completion_tokens=len(new))
+
+    def stream(self, messages: Messages, settings: GenSettings) -> Iterator[Delta]:
+        """The answer while it is generated, with the same decoding as `complete` (at temperature 0, or with the
+        same seed, the pieces add up to `complete`'s text). Generation runs in a thread that hands over token
+        ids; the text is decoded whole each step (`IncrementalText`), not piecewise as transformers'
+        TextIteratorStreamer does, so the pieces cannot differ from the full decode. It stops early when a stop
+        string appears or when the iterator is closed."""
+        import torch
+        from transformers import StoppingCriteria, StoppingCriteriaList
+
+        halt = threading.Event()
+
+        class Halt(StoppingCriteria):
+            def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+                return torch.full((input_ids.shape[0],), halt.is_set(), dtype=torch.bool, device=input_ids.device)
+
+        with self._lock:
+            self._load()
+            tok, model = self._tokenizer, self._model
+            prompt = tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+            enc = tok(prompt, return_tensors="pt", add_special_tokens=False)
+            inputs = {k: enc[k].to(self.device) for k in ("input_ids", "attention_mask")}
+            kwargs: dict[str, Any] = {"max_new_tokens": settings.max_tokens, "do_sample": settings.temperature > 0}
+            if settings.temperature > 0:
+                kwargs.update(temperature=settings.temperature, top_p=settings.top_p)
+            pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
+            eos = model.generation_config.eos_token_id
+            eos_ids = set(eos if isinstance(eos, list) else [eos]) if eos is not None else set()
+            pipe: queue.Queue[list[int] | None] = queue.Queue()
+            outcome: dict[str, Any] = {}
+
+            def run() -> None:
+                try:
+                    with torch.random.fork_rng(devices=[]), torch.no_grad():
+                        torch.manual_seed(settings.seed)
+                        out = model.generate(**inputs, pad_token_id=pad, streamer=_TokenPipe(pipe),
+                                             stopping_criteria=StoppingCriteriaList([Halt()]), **kwargs)
+                    outcome["new"] = out[0, inputs["input_ids"].shape[1]:].tolist()
+                except BaseException as exc:  # handed to the reading thread
+                    outcome["error"] = exc
+                finally:
+                    pipe.put(None)
+
+            def body(ids: list[int]) -> list[int]:
+                return ids[:-1] if ids and ids[-1] in eos_ids else ids
+
+            worker = threading.Thread(target=run, name="simsa-hf-stream", daemon=True)
+            worker.start()
+            try:
+                ids: list[int] = []
+                text = IncrementalText(settings.stop)
+                while (more := pipe.get()) is not None:
+                    ids += more
+                    piece = text.update(tok.decode(body(ids), skip_special_tokens=True))
+                    if piece:
+                        yield Delta(piece)
+                    if text.stopped:
+                        halt.set()
+                if "error" in outcome:
+                    raise outcome["error"]
+                new = outcome["new"]
+                final, stopped = truncate_at_stop(tok.decode(new, skip_special_tokens=True), settings.stop)
+                hit_eos = bool(new) and new[-1] in eos_ids
+                finish = "stop" if stopped or hit_eos or len(new) < settings.max_tokens else "length"
+                piece = text.finish(final)
+                if piece:
+                    yield Delta(piece)
+                yield Delta("", finish_reason=finish, completion_tokens=len(new))
+            finally:
+                halt.set()
+                worker.join()
 
     def complete_many(self, items: list[Messages], settings: GenSettings,
                       progress: Progress | None = None) -> list[ChatResult]:

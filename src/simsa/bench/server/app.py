@@ -12,15 +12,15 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.responses import Response
+from fastapi.responses import Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from simsa.bench.server.errors import ApiError, _install_error_handlers
-from simsa.bench.server.model import load_model
+from simsa.bench.server.errors import ApiError, _install_error_handlers, log
+from simsa.bench.server.model import ServedModel, load_model
 from simsa.bench.server.plans import PromptPlan, plan_chat, plan_completion
 from simsa.bench.server.protocol import ChatRequest, CompletionRequest, _parse
-from simsa.bench.server.render import render_chat, render_completion
-from simsa.bench.server.worker import ModelWorker
+from simsa.bench.server.render import ChatStream, render_chat, render_completion
+from simsa.bench.server.worker import GenSpec, ModelWorker
 
 DEFAULT_MAX_BODY_BYTES = 32 << 20
 
@@ -81,6 +81,34 @@ async def _nothing() -> list[Any]:
     return []
 
 
+def _stream_chat(worker: ModelWorker, served: ServedModel, req: ChatRequest, spec: GenSpec) -> StreamingResponse:
+    """A chat completion as Server-Sent Events. A client that disconnects cancels the events, and with them the
+    generation: the worker stops it at its next step (or never starts it)."""
+    tokens = worker.stream(spec)
+    chunks = ChatStream(served, req, spec)
+
+    async def events() -> AsyncIterator[bytes]:
+        try:
+            yield chunks.start()
+            async for ids in tokens.tokens():
+                if chunk := chunks.step(ids):
+                    yield chunk
+            try:
+                gen = await tokens.result
+            except Exception as exc:
+                yield chunks.error(exc)
+                return
+            yield chunks.finish(gen)
+        except Exception as exc:  # a bug of ours: logged, and told to the client in the stream
+            log.exception("streaming failed")
+            yield chunks.error(exc)
+        finally:
+            tokens.cancel()
+
+    return StreamingResponse(events(), media_type="text/event-stream",
+                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+
 def create_app(model_dir: Path, name: str | None = None, max_batch: int = 16, api_key: str | None = None,
                max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, dtype: str = "float32", device: str = "cpu") -> FastAPI:
     """Load the model, start its worker thread and return the app (the worker stops at the app's shutdown)."""
@@ -120,10 +148,13 @@ def create_app(model_dir: Path, name: str | None = None, max_batch: int = 16, ap
 
     @app.post("/v1/chat/completions")
     async def chat_completions(request: Request) -> Response:
+        """One answer; with `stream: true` as Server-Sent Events while it is generated."""
         gate.authorize(request)
         req = await run_in_threadpool(_parse, ChatRequest, await gate.read_body(request))
         served.check_model(req.model)
         spec = await run_in_threadpool(plan_chat, served, req)
+        if req.stream:
+            return _stream_chat(worker, served, req, spec)
         gen = await worker.generate(spec)
         return await _respond(render_chat, served, req, spec, gen)
 

@@ -1,4 +1,8 @@
-"""The request bodies of /v1/completions and /v1/chat/completions, their parsing and the options refused."""
+"""The request bodies of /v1/completions and /v1/chat/completions, their parsing and the options refused.
+
+Chat completions may be streamed (`stream: true`, with `stream_options.include_usage` for a last usage chunk);
+completions are not: the benchmark clients that use them read whole answers.
+"""
 
 from __future__ import annotations
 
@@ -57,10 +61,15 @@ class ChatMessage(_Body):
     content: str | list[_ContentPart] | None = None
 
 
+class StreamOptions(_Body):
+    include_usage: bool | None = False
+
+
 class ChatRequest(_Sampling):
     """POST /v1/chat/completions."""
 
     messages: list[ChatMessage] = Field(min_length=1)
+    stream_options: StreamOptions | None = None
     max_completion_tokens: int | None = Field(default=None, ge=1)
     logprobs: bool | None = False
     top_logprobs: int | None = Field(default=None, ge=0, le=MAX_TOP_LOGPROBS)
@@ -91,7 +100,9 @@ def _refuse_unsupported(req: _Sampling) -> None:
         raise ApiError(400, "n must be 1: this server returns one choice per prompt", "unsupported")
     if req.best_of not in (None, 1):
         raise ApiError(400, "best_of must be 1", "unsupported")
-    if req.stream:
-        raise ApiError(400, "stream is not supported", "unsupported")
+    if req.stream and not isinstance(req, ChatRequest):
+        raise ApiError(400, "stream is supported on /v1/chat/completions only", "unsupported")
+    if req.stream and isinstance(req, ChatRequest) and req.logprobs:
+        raise ApiError(400, "logprobs are not streamed: ask without stream for them", "unsupported")
     if req.presence_penalty or req.frequency_penalty or req.logit_bias:
         raise ApiError(400, "presence_penalty, frequency_penalty and logit_bias are not supported", "unsupported")

@@ -1,11 +1,15 @@
-"""Rendering answers: the OpenAI completions and chat completion bodies, with log-probs when asked."""
+"""Rendering answers: the OpenAI completions and chat completion bodies, with log-probs when asked, and the
+chunks of a streamed chat completion."""
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from typing import Any
 
+from simsa.bench.chat import IncrementalText
+from simsa.bench.server.errors import ApiError
 from simsa.bench.server.model import ServedModel
 from simsa.bench.server.plans import PromptPlan, _stops
 from simsa.bench.server.protocol import ChatRequest, CompletionRequest
@@ -117,3 +121,64 @@ def render_chat(served: ServedModel, req: ChatRequest, spec: GenSpec, gen: GenRe
             "model": served.name, "choices": [choice],
             "usage": {"prompt_tokens": len(spec.ids), "completion_tokens": len(gen.ids),
                       "total_tokens": len(spec.ids) + len(gen.ids)}}
+
+
+class ChatStream:
+    """The Server-Sent Events of one streamed chat completion, in OpenAI's `chat.completion.chunk` format: a first
+    chunk with the role, one per piece of text, one with the finish reason, the usage chunk when
+    `stream_options.include_usage` asks for it, then `data: [DONE]`.
+
+    The text is decoded whole after every step and sent through `IncrementalText`, so the pieces add up to exactly
+    the text the same request gets without `stream` (`render_chat`).
+    """
+
+    def __init__(self, served: ServedModel, req: ChatRequest, spec: GenSpec) -> None:
+        self.served = served
+        self.spec = spec
+        self.usage = bool(req.stream_options and req.stream_options.include_usage)
+        self.id = f"chatcmpl-{uuid.uuid4().hex}"
+        self.created = int(time.time())
+        self.ids: list[int] = []
+        self.text = IncrementalText(spec.stops)
+
+    def start(self) -> bytes:
+        return self._chunk({"role": "assistant", "content": ""})
+
+    def step(self, new_ids: list[int]) -> bytes:
+        """The chunk for a step's new tokens (nothing while their text is held back)."""
+        self.ids += new_ids
+        body = self.ids[:-1] if self.ids and self.ids[-1] in self.served.eos_ids else self.ids
+        piece = self.text.update(self.served.decode(body, skip_special_tokens=True))
+        return self._chunk({"content": piece}) if piece else b""
+
+    def finish(self, gen: GenResult) -> bytes:
+        text, cut = _generated_text(self.served, gen.ids, self.spec.stops)
+        piece = self.text.finish(text)
+        out = self._chunk({"content": piece}) if piece else b""
+        out += self._chunk({}, finish_reason="stop" if gen.stopped or cut else "length")
+        if self.usage:
+            usage = {"prompt_tokens": len(self.spec.ids), "completion_tokens": len(gen.ids),
+                     "total_tokens": len(self.spec.ids) + len(gen.ids)}
+            out += _event({**self._head(), "choices": [], "usage": usage})
+        return out + b"data: [DONE]\n\n"
+
+    def error(self, exc: BaseException) -> bytes:
+        """A failure after the response began: an error object in the stream (the status is already sent)."""
+        status, message, code = (exc.status, exc.message, exc.code) if isinstance(exc, ApiError) else \
+            (500, f"internal server error ({type(exc).__name__})", "internal_error")
+        kind = "server_error" if status >= 500 else "invalid_request_error"
+        return _event({"error": {"message": message, "type": kind, "param": None, "code": code}})
+
+    def _head(self) -> dict[str, Any]:
+        return {"id": self.id, "object": "chat.completion.chunk", "created": self.created, "model": self.served.name}
+
+    def _chunk(self, delta: dict[str, Any], finish_reason: str | None = None) -> bytes:
+        body: dict[str, Any] = {**self._head(), "choices": [{"index": 0, "delta": delta, "logprobs": None,
+                                                             "finish_reason": finish_reason}]}
+        if self.usage:
+            body["usage"] = None
+        return _event(body)
+
+
+def _event(body: dict[str, Any]) -> bytes:
+    return b"data: " + json.dumps(body, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode() + b"\n\n"

@@ -8,7 +8,7 @@ import queue
 import secrets
 import threading
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -72,6 +72,68 @@ class _Job:
     payload: Any
     loop: asyncio.AbstractEventLoop
     future: asyncio.Future[Any]
+    stream: TokenStream | None = None
+
+
+class TokenStream:
+    """A generation whose new token ids the worker hands over step by step, then its `GenResult`.
+
+    The worker thread calls `push` (through the event loop's `call_soon_threadsafe`); the request reads `tokens()`
+    and then awaits `result`. `cancel()` (the client went away) stops the generation at its next step, or before it
+    starts when it is still queued.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.result: asyncio.Future[GenResult] = loop.create_future()
+        self._tokens: asyncio.Queue[list[int] | None] = asyncio.Queue()
+        self._cancel = threading.Event()
+
+    def cancel(self) -> None:
+        self._cancel.set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancel.is_set()
+
+    async def tokens(self) -> AsyncIterator[list[int]]:
+        """Each step's new token ids, until the generation ends (or fails: then `result` holds the error)."""
+        while (ids := await self._tokens.get()) is not None:
+            yield ids
+
+    def push(self, ids: list[int] | None) -> None:
+        """From the worker thread: new token ids, or None at the end."""
+        with contextlib.suppress(RuntimeError):  # the loop is closed: the server has stopped
+            self.loop.call_soon_threadsafe(self._tokens.put_nowait, ids)
+
+
+class _TokenPipe:
+    """`generate`'s streamer: each step's tokens to the request's queue (the prompt, passed first, is skipped)."""
+
+    def __init__(self, stream: TokenStream) -> None:
+        self.stream = stream
+        self.prompt_seen = False
+
+    def put(self, value: torch.Tensor) -> None:
+        if not self.prompt_seen:
+            self.prompt_seen = True
+            return
+        self.stream.push(value.reshape(-1).tolist())
+
+    def end(self) -> None:
+        """The worker ends the stream itself, after the result is set."""
+
+
+class _Cancelled(StoppingCriteria):
+    """Halts generation once the client that asked for it has gone."""
+
+    def __init__(self, stream: TokenStream) -> None:
+        self.stream = stream
+        self.fired = False
+
+    def __call__(self, input_ids: torch.Tensor, scores: Any, **kwargs: Any) -> torch.Tensor:
+        self.fired = self.fired or self.stream.cancelled
+        return torch.full((input_ids.shape[0],), self.fired, dtype=torch.bool, device=input_ids.device)
 
 
 def _floor(values: torch.Tensor) -> torch.Tensor:
@@ -118,7 +180,8 @@ class ModelWorker:
         self._queue: queue.Queue[_Job | None] = queue.Queue()
         self._held: deque[_Job | None] = deque()
         self._closed = False
-        self.stats = {"forward_passes": 0, "scored_sequences": 0, "largest_batch": 0, "generations": 0}
+        self.stats = {"forward_passes": 0, "scored_sequences": 0, "largest_batch": 0, "generations": 0,
+                      "streams_cancelled": 0}
         self._thread = threading.Thread(target=self._run, name="simsa-model", daemon=True)
         self._thread.start()
 
@@ -127,6 +190,14 @@ class ModelWorker:
 
     async def generate(self, spec: GenSpec) -> GenResult:
         return await self._submit("generate", spec)
+
+    def stream(self, spec: GenSpec) -> TokenStream:
+        """Queue a generation whose tokens are handed over as they are made (call from the event loop)."""
+        if self._closed:
+            raise ApiError(503, "the server is shutting down", "shutting_down")
+        stream = TokenStream(asyncio.get_running_loop())
+        self._queue.put(_Job("generate", spec, stream.loop, stream.result, stream))
+        return stream
 
     def queued(self) -> int:
         return self._queue.qsize() + len(self._held)
@@ -157,6 +228,8 @@ class ModelWorker:
         for job in [*self._held, *_drain(self._queue)]:
             if job is not None:
                 _resolve(job, error=ApiError(503, "the server is shutting down", "shutting_down"))
+                if job.stream is not None:
+                    job.stream.push(None)
 
     def _gather_scoring(self, first: _Job) -> list[_Job]:
         """The scoring jobs already waiting, up to max_batch sequences; other jobs keep their turn."""
@@ -242,14 +315,21 @@ class ModelWorker:
 
     def _run_generation(self, job: _Job) -> None:
         try:
-            result = self._generate(job.payload)
+            if job.stream is not None and job.stream.cancelled:
+                self.stats["streams_cancelled"] += 1
+                _resolve(job, error=ApiError(499, "the client went away before generation began", "cancelled"))
+                return
+            result = self._generate(job.payload, job.stream)
         except Exception as exc:
             log.exception("generation failed")
             _resolve(job, error=_model_failure(exc))
         else:
             _resolve(job, result=result)
+        finally:
+            if job.stream is not None:
+                job.stream.push(None)  # after the result: call_soon_threadsafe keeps the order
 
-    def _generate(self, spec: GenSpec) -> GenResult:
+    def _generate(self, spec: GenSpec, stream: TokenStream | None = None) -> GenResult:
         sample = spec.temperature > 0
         sampling = {"temperature": spec.temperature, "top_p": spec.top_p, "top_k": spec.top_k} if sample else {}
         config = GenerationConfig(max_new_tokens=spec.max_new, do_sample=sample, num_beams=1, repetition_penalty=1.0,
@@ -259,12 +339,18 @@ class ModelWorker:
             torch.manual_seed(spec.seed % (1 << 63) if spec.seed is not None else secrets.randbits(63))
         prompt = torch.tensor([spec.ids], dtype=torch.long, device=self.served.device)
         stopping = StoppingCriteriaList([_StopOnText(self.served, len(spec.ids), spec.stops)] if spec.stops else [])
+        cancelled = _Cancelled(stream) if stream is not None else None
+        if cancelled is not None:
+            stopping.append(cancelled)
         with torch.inference_mode():
             out = self.served.model.generate(prompt, attention_mask=torch.ones_like(prompt), generation_config=config,
-                                             stopping_criteria=stopping)
+                                             stopping_criteria=stopping,
+                                             streamer=_TokenPipe(stream) if stream is not None else None)
             new = out.sequences[0, len(spec.ids):].tolist()
             chosen, top = self._step_logprobs(out.logits, new, spec.top_logprobs)
         self.stats["generations"] += 1
+        if cancelled is not None and cancelled.fired:
+            self.stats["streams_cancelled"] += 1
         ended = len(new) < spec.max_new or bool(new and new[-1] in self.served.eos_ids)
         return GenResult(new, chosen, top, stopped=ended)
 
