@@ -489,17 +489,14 @@ def test_the_battle_page_streams_into_the_page_with_script(site: dict, prompts: 
     with page.expect_navigation():
         page.locator("main").get_by_role("button", name="Sign in").click()
     page.goto(f"{BASE}/b/{token}")
-    # The attributes and script tag the battle template is to carry, added here as the template would.
+    # The battle page carries the script and the forms' stream URL; record what the live boxes show.
     page.evaluate("""() => {
-        const form = document.querySelector("form[action$='/ask'] textarea[name=prompt]").form;
-        form.dataset.streamUrl = form.getAttribute("action").replace(/\\/ask$/, "/stream");
         new MutationObserver(() => {
             const a = document.getElementById("answer-a"), b = document.getElementById("answer-b");
             if (a && b) sessionStorage.setItem("live", JSON.stringify([a.textContent, b.textContent,
                 a.innerHTML === a.textContent.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;")]));
         }).observe(document.body, {subtree: true, childList: true, characterData: true});
     }""")
-    page.add_script_tag(url="/static/arena.js")
     page.fill("textarea[name=prompt]", prompt)
     with page.expect_navigation(url=re.compile(r"done=done_ar_asked")):
         page.locator("textarea[name=prompt]").evaluate("t => t.form.requestSubmit()")

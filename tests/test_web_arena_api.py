@@ -25,8 +25,8 @@ BATTLES = f"{ARENA}/battles"
 RATERS = ("r-ahn", "r-baek", "r-cho")
 OTHERS = {"halla-lead": "team", "ex-kim": "expert", "pub-lee": "public"}
 CAP = 3
-TIMING = ("latency", "tokens_per_second", "completion_tokens", "price_per_million", "answered_at", "dwell",
-          "finish_reason")
+TIMING = ("latency", "first_token", "tokens_per_second", "completion_tokens", "price_per_million", "answered_at",
+          "dwell", "finish_reason")
 
 
 def bearer(token: str) -> dict[str, str]:
