@@ -5,8 +5,11 @@ through the real services."""
 from __future__ import annotations
 
 import datetime as dt
+import zlib
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from helpers import EXAMPLE
 from simsa import accounts
@@ -94,7 +97,10 @@ def freeze(store: Store, entrants: arena.Entrants | None = None) -> arena.Segmen
 def play(store: Store, who: accounts.AccountView, choose, *, now: dt.datetime, prompt: str | None = None,
          entrants: arena.Entrants | None = None, dwell: float = 10.0, rng=None) -> arena.BattleView:
     """One whole battle through the services at time `now`: start, one prompt, vote `choose(view)` after `dwell`
-    (`rng` seeds the schedule's draw, for a repeatable sequence of pairs)."""
+    (`rng` draws the schedule's choices; by default one seeded by the rater and the time, so every run of a test
+    meets the same pairs)."""
+    if rng is None:
+        rng = np.random.default_rng([zlib.crc32(who.username.encode()), int(now.timestamp())])
     with store.session() as s:
         view = arena.start_battle(s, arena.context(s, PROGRAM, STAGE), who, now=now, rng=rng)
     with store.session(readonly=True) as s:
