@@ -117,3 +117,23 @@ def test_style_bootstrap_runs_and_is_seeded() -> None:
     assert one.to_dict() == two.to_dict()
     for r in one.ratings:
         assert r.lower < r.rating < r.upper
+
+
+def test_fixed_house_styles_are_reported_as_not_identified():
+    """When each entrant answers in one fixed style, style is a function of the pair: the ranking says so."""
+    from simsa.arena.ratings import rank, style_collinearity
+
+    rng = np.random.default_rng(12)
+    models = [f"m{i}" for i in range(5)]
+    n = 3000
+    a = rng.integers(5, size=n)
+    b = (a + rng.integers(1, 5, size=n)) % 5
+    kind = np.where(rng.random(n) < 1 / (1 + np.exp(-(b - a) * 0.4)), 0, 1).astype(np.int8)
+    house = rng.normal(size=(5, 4))
+    fixed = Votes(tuple(models), a, b, kind, house[a] - house[b])
+    varied = Votes(tuple(models), a, b, kind, house[a] - house[b] + rng.normal(size=(n, 4)))
+    assert min(style_collinearity(fixed).values()) > 0.99
+    assert max(style_collinearity(varied).values()) < 0.9
+    assert rank(fixed, style=True, method="sandwich").to_dict()["style_identified"] is False
+    assert rank(varied, style=True, method="sandwich").to_dict()["style_identified"] is True
+    assert rank(varied, method="sandwich").to_dict()["style_identified"] is None

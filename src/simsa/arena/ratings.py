@@ -62,6 +62,9 @@ class Ranking:
     reweight: bool = False
     separated_rounds: int = 0  # bootstrap rounds without a finite maximum (see intervals)
     reg: float | None = None  # the style penalty used (style rankings only)
+    # R² of each style covariate explained by which entrants met (style rankings only): near 1, the style effect
+    # cannot be told apart from the entrants' strengths and the style-controlled order rests on the penalty.
+    collinearity: dict[str, float] | None = None
     # The fit behind the ranking, in `models` order (θ in log-odds, and the bootstrap rounds' θ when bootstrapped),
     # so a caller can derive other quantities (e.g. expected win rates) with the same rounds. Not in to_dict().
     models: tuple[str, ...] = field(default=(), repr=False, compare=False)
@@ -79,6 +82,8 @@ class Ranking:
             "scale": {"points": SCALE, "base": BASE, "init": INIT},
             "anchor": None if self.anchor is None else {"model": self.anchor[0], "rating": self.anchor[1]},
             "coef": self.coef,
+            "style_collinearity": self.collinearity,
+            "style_identified": None if self.collinearity is None else max(self.collinearity.values()) < COLLINEAR,
             "style_reg": self.reg,
             "separated_rounds": self.separated_rounds,
             "ratings": [asdict(r) for r in self.ratings],
@@ -165,4 +170,33 @@ def rank(votes: Votes, *, style: bool = False, method: str = "bootstrap", rounds
     coef = None if fitted.coef is None else {c: float(v) for c, v in zip(STYLE_COVARIATES, fitted.coef, strict=True)}
     return Ranking(method, style, lines, len(votes), rounds if boot else None, anchor, coef, alpha, reweight,
                    boot.separated if boot else 0, reg if style else None, models=models, theta=fitted.theta,
-                   samples=boot.samples if boot else None)
+                   samples=boot.samples if boot else None,
+                   collinearity=style_collinearity(votes) if style else None)
+
+
+COLLINEAR = 0.9  # R² above which a style covariate is reported as not identified apart from the entrants
+
+
+def style_collinearity(votes: Votes) -> dict[str, float]:
+    """How much of each style covariate the entrant design explains (R² of its least-squares fit on the ±1
+    indicators of who was on each side). When every entrant answers in one fixed house style, the covariates are a
+    function of the pair and style control cannot separate style from strength; a real arena's answers vary within
+    an entrant, and R² stays well below 1."""
+    if votes.style is None:
+        raise InputError("no style covariates in these votes")
+    n, k = len(votes), len(votes.models)
+    design = np.zeros((n, k + 1))
+    rows = np.arange(n)
+    design[rows, votes.a] += 1.0
+    design[rows, votes.b] -= 1.0
+    design[:, k] = 1.0
+    y = np.asarray(votes.style, dtype=float)
+    beta, *_ = np.linalg.lstsq(design, y, rcond=None)
+    resid = y - design @ beta
+    centred = y - y.mean(axis=0)
+    out = {}
+    for j, name in enumerate(STYLE_COVARIATES):
+        total = float(centred[:, j] @ centred[:, j])
+        # a constant covariate carries no information of its own
+        out[name] = 1.0 if total <= 0 else round(max(0.0, 1.0 - float(resid[:, j] @ resid[:, j]) / total), 4)
+    return out

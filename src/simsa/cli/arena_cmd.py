@@ -219,6 +219,12 @@ def result(program: ProgramArg, stage: StageOpt, as_json: JsonOpt = False) -> No
     for key, title in (("raw", "raw Bradley–Terry"), ("style_controlled", "style-controlled")):
         mark = " (counts)" if counted == key else ""
         console.print(output.rows_table(_ranking_rows(out[key]), columns, title=f"{title}{mark}"))
+    style = out.get("style_controlled") or {}
+    if style.get("style_identified") is False:
+        high = [k for k, v in (style.get("style_collinearity") or {}).items() if v >= 0.9]
+        say(f"[yellow]warning:[/] the answers' style barely varies within an entrant ({', '.join(high)}: R² ≥ 0.9 "
+            "explained by which entrants met); the style-controlled order rests on the penalty — read it beside the "
+            "raw ranking")
     score = "expected win rate" if res.score_kind == "expected_win_rate" else "rating"
     say(f"panel:user ({score}): " + ", ".join(f"{s['team']} {_fmt(s['value'], 2)} ± {_fmt(s['stderr'], 2)}"
                                               for s in out["scores"]))

@@ -41,6 +41,13 @@ ARENA_LABELS: dict[str, tuple[str, str]] = {
         "스타일 보정은 답변의 길이·제목·목록·굵은 글씨를 강도와 함께 적합하여, 평가자가 선호하는 서식 때문에 "
         "순위가 올라가지 않게 합니다. 스타일 계수(표준편차당 로그 오즈): {coef}.",
     ),
+    "ua_style_unidentified": (
+        "Warning: the entrants' answers barely vary in style ({covariates}: R² ≥ 0.9 explained by which entrants met), "
+        "so style cannot be told apart from strength and the style-controlled order rests on the penalty; read it "
+        "beside the raw ranking.",
+        "경고: 참가 모델 답변의 스타일이 거의 달라지지 않아({covariates}: 대결 조합이 R² 0.9 이상을 설명) "
+        "스타일과 강도를 구분할 수 없으며, 스타일 보정 순위는 벌점항에 좌우됩니다. 보정 전 순위와 함께 보십시오.",
+    ),
     "ua_plot_ratings": ("Arena ratings with 95% intervals, raw and style-controlled",
                         "아레나 점수와 95% 구간(보정 전, 스타일 보정)"),
     "ua_plot_ratings_caption": (

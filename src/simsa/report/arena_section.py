@@ -88,6 +88,15 @@ def _nums(r: dict) -> tuple[float, float, float] | None:
     return None if any(v is None for v in values) else values  # type: ignore[return-value]
 
 
+def _unidentified(doc: dict, lang: str) -> list[str]:
+    """The warning when the style covariates are (nearly) a function of which entrants met."""
+    style = _dict(doc.get("style_controlled"))
+    if style.get("style_identified") is not False:
+        return []
+    high = [k for k, v in _dict(style.get("style_collinearity")).items() if (num(v) or 0) >= 0.9]
+    return label_parts("ua_style_unidentified", lang, covariates=", ".join(high))
+
+
 def _coef(doc: dict) -> str:
     coef = _dict(_dict(doc.get("style_controlled")).get("coef"))
     parts = [f"{k} {v:+.3f}".replace("-", "−") for k, v in coef.items() if num(v) is not None]
@@ -173,7 +182,7 @@ def arena_view(decision: dict, name_parts: NameParts, lang: str, zone: str = "UT
         "problem": label_parts("ua_problem", lang, why=doc["problem"]) if doc.get("problem") else None,
         "counted": "style" if ranking == "style_controlled" else "raw",
         "rows": rows,
-        "style_note": label_parts("ua_style_note", lang, coef=_coef(doc)),
+        "style_note": label_parts("ua_style_note", lang, coef=_coef(doc)) + _unidentified(doc, lang),
         "pairs_intro": label_parts("ua_pairs_intro", lang, quota=schedule.get("quota", DASH), met=yes_no,
                                    lr=schedule.get("max_left_right_difference", DASH)),
         "pairs": pair_rows,
