@@ -6,38 +6,20 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
-import typer
-from typer.testing import CliRunner
 
 import cli_inproc
 from cli_inproc import Ran
-from simsa.cli import arena_rate_cmd
-from simsa.cli import main as cli_main
-from simsa.errors import SimsaError
 
 DATA = Path(__file__).parent / "data" / "arena"
 VOTES = str(DATA / "reference_votes.csv")
 REF = json.loads((DATA / "reference_ratings.json").read_text())
 
 
-def _registered() -> bool:
-    return any(group.name == "arena" for group in cli_main.app.registered_groups)
-
-
 def run(tmp_path: Path, *args: str) -> Ran:
-    """The real `simsa arena rate`; until main.py mounts `simsa arena`, the same command in a one-command app."""
-    if _registered():
-        return cli_inproc.run("arena", "rate", *args, db=str(tmp_path / "simsa.db"))
-    app = typer.Typer()
-    app.command("rate")(arena_rate_cmd.rate)
-    app.command("other")(lambda: None)  # two commands, so the group keeps its command name as the real one does
-    result = CliRunner().invoke(app, ["rate", *args], env={"NO_COLOR": "1"})
-    if isinstance(result.exception, SimsaError):
-        return Ran(result.exception.exit_code, result.stdout, f"error: {result.exception}\n")
-    if result.exception is not None and not isinstance(result.exception, SystemExit):
-        raise result.exception
-    return Ran(result.exit_code, result.stdout, result.stderr)
+    """The real `simsa arena rate`."""
+    return cli_inproc.run("arena", "rate", *args, db=str(tmp_path / "simsa.db"))
 
 
 def test_table(tmp_path: Path) -> None:
@@ -105,3 +87,24 @@ def test_bad_input_is_one_line_exit_2(tmp_path: Path) -> None:
     perfect.write_text("model_a,model_b,winner\nA,B,model_a\nA,B,model_a\n", encoding="utf-8")
     ran = run(tmp_path, str(perfect))
     assert ran.code == 2 and "model 'A' won every vote" in ran.stderr
+
+
+def test_robustness_beside_the_ranking(tmp_path: Path) -> None:
+    """`--cut 3`: how many votes dropped or injected change the top 3 and the top rank, each refit-verified; the
+    dropped votes really flip the top rank when the ranking is fitted again without them."""
+    from simsa.arena import fit, read_votes_csv
+
+    out = run(tmp_path, VOTES, "--intervals", "sandwich", "--cut", "3", "--json").json()
+    rob = out["robustness"]
+    assert rob["cut"] == 3 and rob["votes"] == out["n_votes"]
+    top = rob["drop_top"]
+    assert top["verified"] is True and 0 < top["votes_needed"] == len(top["dropped"])
+    votes = read_votes_csv(VOTES)
+    keep = np.ones(len(votes), dtype=bool)
+    keep[np.asarray(top["dropped"])] = False
+    before, after = fit(votes).theta, fit(votes.subset(keep)).theta
+    assert np.argmax(before) != np.argmax(after)
+    assert rob["rigging"]["votes_needed"] > 0 and "drop_cut" in rob
+    assert "robustness" not in run(tmp_path, VOTES, "--intervals", "sandwich", "--cut", "0", "--json").json()
+    table = run(tmp_path, VOTES, "--intervals", "sandwich", "--cut", "3")
+    assert "changes the top rank" in table.stdout and "verified by refitting: yes" in table.stdout

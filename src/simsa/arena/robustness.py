@@ -287,3 +287,22 @@ def rigging(votes: Votes, cut: int, *, strategies: Sequence[str] = STRATEGIES, m
     fraction = needed / len(votes) if needed is not None else None
     return RigResult(cut, len(votes), tuple(names[i] for i in order[:cut]), tuple(results), needed, fraction,
                      fraction is not None and fraction < WARN_FRACTION, max_votes)
+
+
+def summary(votes: Votes, cut: int, *, max_fraction: float = 0.05) -> dict:
+    """Every robustness figure a ranking is published with: the fewest votes whose removal changes the top `cut`
+    (when 0 < cut < number of models) and the top rank, and the fewest injected votes that change the top `cut` (or
+    the top rank when cut is 1), each refit-verified; `warning` when any needs fewer than 1 % of the votes. A set
+    with no finite ranking gives `problem` instead of failing, so the ranking can still be shown."""
+    out: dict = {"cut": cut, "votes": len(votes)}
+    try:
+        if 1 < cut < len(votes.models):
+            out["drop_cut"] = vote_drop(votes, cut, target="cut", max_fraction=max_fraction).to_dict()
+        out["drop_top"] = vote_drop(votes, max(cut, 1), target="top", max_fraction=max_fraction).to_dict()
+        if 0 < cut < len(votes.models):
+            out["rigging"] = rigging(votes, cut).to_dict()
+    except InputError as exc:
+        out["problem"] = str(exc)
+    figures = [v for v in (out.get("drop_cut"), out.get("drop_top"), out.get("rigging")) if isinstance(v, dict)]
+    out["warning"] = any(bool(f.get("warning")) for f in figures)
+    return out

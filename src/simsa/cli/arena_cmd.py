@@ -20,6 +20,7 @@ import typer
 from rich.markup import escape
 
 from simsa.cli import arena_rate_cmd, output
+from simsa.cli.arena_rate_cmd import robustness_lines
 from simsa.cli.context import STATE
 from simsa.cli.output import console, emit_json
 
@@ -235,36 +236,6 @@ def result(program: ProgramArg, stage: StageOpt, as_json: JsonOpt = False) -> No
     if out["flagged_raters"]:
         say(f"{len(out['flagged_raters'])} rater(s) flagged by the anomalous-rater test: "
             + ", ".join(escape(f["rater"]) for f in out["flagged_raters"]))
-
-
-def robustness_lines(rob: dict) -> list[str]:
-    """The vote-drop and rigging figures in words, with the warning when fewer than 1 % of votes suffice."""
-    out = []
-    for key, what in (("drop_cut", "dropping"), ("drop_top", "dropping"), ("rigging", "injecting")):
-        fig = rob.get(key)
-        if not isinstance(fig, dict):
-            continue
-        target = "the top rank" if key == "drop_top" else f"the top {rob.get('cut')}"
-        needed = fig.get("votes_needed")
-        if needed is None:
-            limit = (f"{100 * fig['max_fraction']:g} % of the votes" if fig.get("max_fraction")
-                     else f"{fig.get('max_votes')} votes")
-            out.append(f"{what} votes: no change of {target} found within {limit}")
-            continue
-        warn = "[red]⚠ fewer than 1 % of the votes[/] " if fig.get("warning") else ""
-        out.append(f"{what} {needed} vote(s) ({100 * (fig.get('fraction') or 0):.2f} %) changes {target} {warn}"
-                   f"(verified by refitting: {'yes' if verified(fig) else 'no'})")
-    if rob.get("problem"):
-        out.append(f"robustness not computed: {escape(rob['problem'])}")
-    return out
-
-
-def verified(fig: dict) -> bool:
-    """Whether a vote-drop figure, or the rigging strategy that gives the rigging figure, was verified by refitting."""
-    if "strategies" in fig:
-        return any(s.get("verified") and s.get("votes_needed") == fig.get("votes_needed")
-                   for s in fig["strategies"] if isinstance(s, dict))
-    return bool(fig.get("verified"))
 
 
 # ---------------------------------------------------------------------------------------------------- export

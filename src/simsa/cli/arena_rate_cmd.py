@@ -44,6 +44,9 @@ def rate(
         "arena-rank's default."))] = None,
     reweight: Annotated[bool, typer.Option("--reweight", help=(
         "Weight each vote by 1/max(votes of its pair, 50), as arena-rank's reweighting."))] = False,
+    cut: Annotated[int, typer.Option("--cut", min=0, help=(
+        "Robustness for the top N: the fewest votes whose removal, and the fewest injected adversarial votes, that "
+        "change who is in the top N (and the top rank); 1: the top rank only; 0: skip."))] = 1,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
     """Rate models from pairwise votes: Bradley–Terry strengths on the Elo-like scale (400 points = odds of 10 to 1),
@@ -61,6 +64,10 @@ def rate(
                        progress=progress, reweight=reweight, reg=style_reg)
     out = ranking.to_dict()
     out["file"] = votes_csv
+    if cut:
+        from simsa.arena.robustness import summary
+
+        out["robustness"] = summary(votes, min(cut, len(votes.models) - 1))
     if as_json:
         emit_json(out)
         return
@@ -84,6 +91,38 @@ def _print(out: dict) -> None:
         coef = ", ".join(f"{k} {v:+.3f}" for k, v in out["coef"].items())
         console.print(f"style coefficients (per standard deviation of each covariate, log-odds): {coef}; "
                       f"penalty {out['style_reg']:.3g}", soft_wrap=True)
+    for line in robustness_lines(out.get("robustness") or {}):
+        console.print(line, soft_wrap=True)
     if out["separated_rounds"]:
         console.print(f"[yellow]note:[/] {out['separated_rounds']} bootstrap rounds had a model winning or losing "
                       "all its resampled votes; its bounds there are very wide")
+
+
+def robustness_lines(rob: dict) -> list[str]:
+    """The vote-drop and rigging figures in words, with the warning when fewer than 1 % of votes suffice."""
+    out = []
+    for key, what in (("drop_cut", "dropping"), ("drop_top", "dropping"), ("rigging", "injecting")):
+        fig = rob.get(key)
+        if not isinstance(fig, dict):
+            continue
+        target = "the top rank" if key == "drop_top" else f"the top {rob.get('cut')}"
+        needed = fig.get("votes_needed")
+        if needed is None:
+            limit = (f"{100 * fig['max_fraction']:g} % of the votes" if fig.get("max_fraction")
+                     else f"{fig.get('max_votes')} votes")
+            out.append(f"{what} votes: no change of {target} found within {limit}")
+            continue
+        warn = "[red]⚠ fewer than 1 % of the votes[/] " if fig.get("warning") else ""
+        out.append(f"{what} {needed} vote(s) ({100 * (fig.get('fraction') or 0):.2f} %) changes {target} {warn}"
+                   f"(verified by refitting: {'yes' if verified(fig) else 'no'})")
+    if rob.get("problem"):
+        out.append(f"robustness not computed: {escape(rob['problem'])}")
+    return out
+
+
+def verified(fig: dict) -> bool:
+    """Whether a vote-drop figure, or the rigging strategy that gives the rigging figure, was verified by refitting."""
+    if "strategies" in fig:
+        return any(s.get("verified") and s.get("votes_needed") == fig.get("votes_needed")
+                   for s in fig["strategies"] if isinstance(s, dict))
+    return bool(fig.get("verified"))

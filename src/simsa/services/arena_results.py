@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from simsa.arena.anomaly import anomalous_raters
 from simsa.arena.ratings import Ranking, rank
-from simsa.arena.robustness import rigging, vote_drop
+from simsa.arena.robustness import summary as robustness_summary
 from simsa.arena.style import style_counts
 from simsa.arena.votes import Votes, count_diff
 from simsa.audit.chain import canonical
@@ -180,23 +180,6 @@ def rating_scores(ctx: ArenaContext, ratings: Sequence[Mapping[str, Any]]) -> li
     return out
 
 
-def _robustness(votes: Votes, cut: int) -> dict[str, Any]:
-    """Vote-drop and rigging figures for the cut and the top rank (plain Bradley–Terry: the refits they need are
-    many, and the style covariates do not move which votes are influential by much — see docs/arena.md)."""
-    n = len(votes)
-    out: dict[str, Any] = {"cut": cut, "votes": n}
-    try:
-        if 0 < cut < len(votes.models):
-            out["drop_cut"] = vote_drop(votes, cut, target="cut", max_fraction=ROBUSTNESS_FRACTION).to_dict()
-            out["rigging"] = rigging(votes, cut).to_dict()
-        out["drop_top"] = vote_drop(votes, cut, target="top", max_fraction=ROBUSTNESS_FRACTION).to_dict()
-    except InputError as exc:
-        out["problem"] = str(exc)
-    figures = [v for v in (out.get("drop_cut"), out.get("drop_top"), out.get("rigging")) if isinstance(v, dict)]
-    out["warning"] = any(bool(f.get("warning")) for f in figures)
-    return out
-
-
 def compute(session: Session, ctx: ArenaContext) -> ArenaResult:
     """The arena's result from the votes of its current segment (earlier segments are reported beside it)."""
     records = arena_service.vote_records(session, ctx)
@@ -234,7 +217,8 @@ def compute(session: Session, ctx: ArenaContext) -> ArenaResult:
     cut = ctx.stage.elimination.advance_best or 0
     flagged = flagged_raters(in_segment, teams)
     return ArenaResult(**base, raw=raw, style=styled, scores=scores,  # type: ignore[arg-type]
-                       robustness=_robustness(votes, min(cut, len(teams) - 1)), flagged=flagged)
+                       robustness=robustness_summary(votes, min(cut, len(teams) - 1),
+                                                     max_fraction=ROBUSTNESS_FRACTION), flagged=flagged)
 
 
 def _anchor(ctx: ArenaContext) -> tuple[str, float] | None:
