@@ -91,6 +91,11 @@ def _print(out: dict) -> None:
         coef = ", ".join(f"{k} {v:+.3f}" for k, v in out["coef"].items())
         console.print(f"style coefficients (per standard deviation of each covariate, log-odds): {coef}; "
                       f"penalty {out['style_reg']:.3g}", soft_wrap=True)
+    if out.get("style_identified") is False:
+        high = [k for k, v in (out.get("style_collinearity") or {}).items() if v >= 0.9]
+        console.print(f"[yellow]warning:[/] the style covariates are (nearly) fixed per model ({', '.join(high)}: "
+                      "R² ≥ 0.9 explained by which models met); style cannot be told apart from strength here",
+                      soft_wrap=True)
     for line in robustness_lines(out.get("robustness") or {}):
         console.print(line, soft_wrap=True)
     if out["separated_rounds"]:
