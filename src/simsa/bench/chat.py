@@ -236,44 +236,19 @@ class OpenAIChatClient:
         with self._lock:
             return ceiling / 2 + self._jitter.uniform(0, ceiling / 2)  # "equal jitter": never less than half
 
-    def complete(self, messages: Messages, settings: GenSettings) -> ChatResult:
-        import httpx
-
-        url = f"{self.base_url}/chat/completions"
+    def _payload(self, messages: Messages, settings: GenSettings, **extra: Any) -> dict[str, Any]:
         payload: dict[str, Any] = {"model": self.model, "messages": messages, "max_tokens": settings.max_tokens,
                                    "temperature": settings.temperature, "top_p": settings.top_p,
-                                   "seed": settings.seed}
+                                   "seed": settings.seed, **extra}
         if settings.stop:
             payload["stop"] = list(settings.stop)
-        attempt = 0
-        while True:
-            if self.limiter:
-                self.limiter.acquire()
-            with self._lock:
-                self.requests += 1
-            status: int | None = None
-            retry_after: float | None = None
-            try:
-                resp = self._http.post(url, json=payload)
-            except httpx.TimeoutException:
-                problem = f"timed out after {self.timeout:g} s"
-            except httpx.TransportError as exc:
-                problem = f"connection failed ({type(exc).__name__}: {exc})"
-            else:
-                status = resp.status_code
-                if 200 <= status < 300:
-                    return self._parse(url, resp)
-                problem = f"HTTP {status}: {resp.text[:300].strip()}"
-                if status not in RETRY_STATUSES and status < 500:
-                    raise ChatRequestError(url, status, problem, attempt + 1)
-                retry_after = _retry_after(resp.headers.get("Retry-After"))
-            if attempt >= self.max_retries:
-                raise ChatRequestError(url, status, problem, attempt + 1)
-            delay = self._backoff(attempt, retry_after)
-            with self._lock:
-                self.retries += 1
-            time.sleep(delay)
-            attempt += 1
+        return payload
+
+    def complete(self, messages: Messages, settings: GenSettings) -> ChatResult:
+        url = f"{self.base_url}/chat/completions"
+        payload = self._payload(messages, settings)
+        resp, _attempts = self._post(url, lambda: self._http.post(url, json=payload))
+        return self._parse(url, resp)
 
     def _parse(self, url: str, resp: Any) -> ChatResult:
         try:
@@ -297,11 +272,7 @@ class OpenAIChatClient:
         server to stop generating.
         """
         url = f"{self.base_url}/chat/completions"
-        payload: dict[str, Any] = {"model": self.model, "messages": messages, "max_tokens": settings.max_tokens,
-                                   "temperature": settings.temperature, "top_p": settings.top_p,
-                                   "seed": settings.seed, "stream": True, "stream_options": {"include_usage": True}}
-        if settings.stop:
-            payload["stop"] = list(settings.stop)
+        payload = self._payload(messages, settings, stream=True, stream_options={"include_usage": True})
         resp, attempts = self._open_stream(url, payload)
         try:
             yield from self._stream_deltas(url, resp, attempts)
@@ -310,6 +281,12 @@ class OpenAIChatClient:
 
     def _open_stream(self, url: str, payload: dict[str, Any]) -> tuple[Any, int]:
         """A streaming response whose status is 2xx, after the same retries as `complete`."""
+        return self._post(url, lambda: self._http.send(self._http.build_request("POST", url, json=payload),
+                                                       stream=True))
+
+    def _post(self, url: str, send: Callable[[], Any]) -> tuple[Any, int]:
+        """`send()`'s 2xx response and the attempts it took. Connection errors, timeouts, 408, 429 and 5xx are
+        retried with backoff (a Retry-After is honoured); other statuses fail at once with the server's words."""
         import httpx
 
         attempt = 0
@@ -321,7 +298,7 @@ class OpenAIChatClient:
             status: int | None = None
             retry_after: float | None = None
             try:
-                resp = self._http.send(self._http.build_request("POST", url, json=payload), stream=True)
+                resp = send()
             except httpx.TimeoutException:
                 problem = f"timed out after {self.timeout:g} s"
             except httpx.TransportError as exc:
@@ -331,7 +308,7 @@ class OpenAIChatClient:
                 if 200 <= status < 300:
                     return resp, attempt + 1
                 try:
-                    resp.read()
+                    resp.read()  # a streamed response's body is not read yet
                     problem = f"HTTP {status}: {resp.text[:300].strip()}"
                 except httpx.HTTPError as exc:
                     problem = f"HTTP {status} ({type(exc).__name__} reading the error)"

@@ -547,23 +547,31 @@ def record_turn(session: Session, ctx: ArenaContext, req: TurnRequest, answers: 
     return _view(session, ctx, _battle(session, ctx, req.token, rater.username))
 
 
+def _checked_turn(store: Store, key: str, stage_id: str, token: str, rater: AccountView, prompt: str,
+                  use_suggested: bool, entrants: Entrants | None,
+                  now: dt.datetime | None) -> tuple[ArenaContext, TurnRequest, Entrants | None]:
+    """The turn's checks (`prepare_turn`, in a short read) and, for entrants, that neither changed since the
+    segment was frozen (asked of the endpoints with no transaction held)."""
+    with store.session(readonly=True) as session:
+        ctx = context(session, key, stage_id)
+        req = prepare_turn(session, ctx, token, rater, prompt, use_suggested=use_suggested, now=now)
+        segment = current_segment(session, ctx)
+    if req.gold is not None:
+        return ctx, req, entrants
+    entrants = entrants or entrants_for(ctx.key, ctx.stage.id, ctx.arena)
+    if segment is not None:
+        now_ids = {t: entrants.identity(t) for t in (req.left_team, req.right_team)}
+        if changed_entrants(segment, now_ids):
+            raise InputError("an entrant changed since the arena was frozen; voting on this pair is paused until "
+                             "the secretariat opens a new segment")
+    return ctx, req, entrants
+
+
 def ask(store: Store, key: str, stage_id: str, token: str, rater: AccountView, prompt: str, *,
         use_suggested: bool = False, entrants: Entrants | None = None, now: dt.datetime | None = None) -> BattleView:
     """Ask both entrants of a battle: check (short transaction), generate (no transaction held), store. `now`
     stands for the clock in tests and example data; the turn is stamped when its answers are stored."""
-    with store.session(readonly=True) as session:
-        ctx = context(session, key, stage_id)
-        req = prepare_turn(session, ctx, token, rater, prompt, use_suggested=use_suggested, now=now)
-    if req.gold is None:
-        entrants = entrants or entrants_for(ctx.key, ctx.stage.id, ctx.arena)
-        with store.session(readonly=True) as session:
-            segment = current_segment(session, ctx)
-        if segment is not None:
-            now_ids = {t: entrants.identity(t) for t in (req.left_team, req.right_team)}
-            changed = changed_entrants(segment, now_ids)
-            if changed:
-                raise InputError("an entrant changed since the arena was frozen; voting on this pair is paused "
-                                 "until the secretariat opens a new segment")
+    ctx, req, entrants = _checked_turn(store, key, stage_id, token, rater, prompt, use_suggested, entrants, now)
     answers = generate(ctx, req, entrants)
     with store.session() as session:
         ctx = context(session, key, stage_id)
@@ -797,18 +805,7 @@ def ask_streaming(store: Store, key: str, stage_id: str, token: str, rater: Acco
     transaction is held while the entrants answer. Closing the iterator early (the rater left) stops both entrants
     and stores nothing: the battle keeps its turns and the rater may ask again.
     """
-    with store.session(readonly=True) as session:
-        ctx = context(session, key, stage_id)
-        req = prepare_turn(session, ctx, token, rater, prompt, use_suggested=use_suggested, now=now)
-    if req.gold is None:
-        entrants = entrants or entrants_for(ctx.key, ctx.stage.id, ctx.arena)
-        with store.session(readonly=True) as session:
-            segment = current_segment(session, ctx)
-        if segment is not None:
-            now_ids = {t: entrants.identity(t) for t in (req.left_team, req.right_team)}
-            if changed_entrants(segment, now_ids):
-                raise InputError("an entrant changed since the arena was frozen; voting on this pair is paused "
-                                 "until the secretariat opens a new segment")
+    ctx, req, entrants = _checked_turn(store, key, stage_id, token, rater, prompt, use_suggested, entrants, now)
     return _streamed_turn(store, key, stage_id, ctx, req, rater, entrants, now)
 
 
