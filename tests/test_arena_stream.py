@@ -13,11 +13,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import re
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -27,10 +25,10 @@ from typing import Any
 
 import httpx
 import pytest
-import torch
 from sqlalchemy import select
 
 from arena_support import arena_program_text, freeze, rater
+from served_models import address, launch, one_thread, stop
 from simsa.bench.chat import GenSettings, OpenAIChatClient
 from simsa.bench.tinymodels import TinySpec, build_tiny_model
 from simsa.errors import InputError, NotFound
@@ -44,16 +42,6 @@ from web_support import PROGRAM, STAGE, LiveSite, csrf_of
 PROMPTS = ("Tell me about the sea.", "바다에 대해 말해 주세요.", "What is a good breakfast?", "좋은 아침 식사는?",
            "Describe a city at night.", "밤의 도시를 묘사해 주세요.")
 BASE = f"/arena/{PROGRAM}/{STAGE}"
-
-
-@contextmanager
-def _one_thread() -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 # `simsa serve-model`'s app with a pause before every forward pass, read from a file the test rewrites (seconds:
@@ -92,48 +80,25 @@ class Served:
         return httpx.get(self.url.removesuffix("/v1") + "/health", timeout=30).json()
 
 
-def _launch(command: list[str]) -> subprocess.Popen[str]:
-    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-                            env={**os.environ, "OMP_NUM_THREADS": "1", "SIMSA_SERVE_API_KEY": ""})
-
-
-def _address(proc: subprocess.Popen[str]) -> dict[str, str]:
-    lines: list[str] = []
-    reader = threading.Thread(target=lambda: lines.append(proc.stdout.readline() if proc.stdout else ""),
-                              daemon=True)
-    reader.start()
-    reader.join(90)
-    if not lines or not lines[0]:
-        pytest.fail("a model server printed no address")
-    return json.loads(lines[0])
-
-
 @pytest.fixture(scope="module")
 def models(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Served]]:
     """The tiny model served twice: as is, and slowed (0.25 s before the first token, 0.03 s before each next)."""
-    with _one_thread():
+    with one_thread():
         tiny = build_tiny_model(tmp_path_factory.getbasetemp() / "stream-tiny" / "tiny-ko", TinySpec(steps=50))
     folder = tmp_path_factory.mktemp("pauses")
     pauses = {"fast": (0.0, 0.0), "slow": (0.25, 0.03)}
     for name, (first, step) in pauses.items():
         (folder / name).write_text(json.dumps([first, step]))
-    procs = {name: _launch([sys.executable, "-c", SLOWED, str(tiny), f"{name}-model", str(folder / name)])
+    procs = {name: launch([sys.executable, "-c", SLOWED, str(tiny), f"{name}-model", str(folder / name)], api_key="")
              for name in pauses}
     try:
         served = {}
         for name, proc in procs.items():
-            info = _address(proc)
+            info = address(proc, "a model server")
             served[name] = Served(info["url"], info["model"], proc, folder / name)
         yield served
     finally:
-        for proc in procs.values():
-            proc.terminate()
-        for proc in procs.values():
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=10)
+        stop(*procs.values())
 
 
 ROUTE: dict[str, str] = {}  # team -> which server answers for it (the tests switch it)
@@ -452,7 +417,8 @@ def test_a_rater_who_leaves_mid_stream_stops_both_entrants(site: dict, models: d
     csrf = csrf_of(me.get(f"{BASE}/b/{token}").text)
     prompt = prompts[0]
     before = {name: models[name].health()["streams_cancelled"] for name in ("fast", "slow")}
-    models["fast"].pause(0.25, 0.03)
+    for name in ("fast", "slow"):  # slow enough that neither can finish before the rater leaves, on a busy machine
+        models[name].pause(0.25, 0.3)
     try:
         with routed(**split):
             with me.stream("POST", f"{BASE}/b/{token}/stream", data={"prompt": prompt, "csrf_token": csrf}) as resp:
@@ -467,6 +433,7 @@ def test_a_rater_who_leaves_mid_stream_stops_both_entrants(site: dict, models: d
                 time.sleep(0.05)
     finally:
         models["fast"].pause(0.0, 0.0)
+        models["slow"].pause(0.25, 0.03)
     time.sleep(0.3)
     with live.store.session(readonly=True) as s:
         assert arena.battle(s, ctx_of(live), token, who).turns == ()

@@ -10,16 +10,11 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import os
-import queue
 import shutil
 import socket
 import subprocess
-import sys
-import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,26 +23,11 @@ import httpx
 import pytest
 import torch
 
+from served_models import START_TIMEOUT_S, address, launch, one_thread, serve_command, stop
 from simsa.bench.tinymodels import TinySpec, build_tiny_model, korean_corpus
 
 KEY = "sk-test-7f3a9c"
-START_TIMEOUT_S = 90
 REQUEST_TIMEOUT_S = 60
-
-def _serve_command(model_dir: Path, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "simsa.cli.main", "serve-model", str(model_dir), *extra]
-
-
-@contextmanager
-def _one_thread() -> Iterator[None]:
-    """Test machines are small and shared; OpenMP threads spinning on busy cores make torch many times slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
 
 @dataclass
 class Server:
@@ -102,13 +82,13 @@ class Direct:
 
 @pytest.fixture(autouse=True)
 def _torch_on_one_thread() -> Iterator[None]:
-    with _one_thread():
+    with one_thread():
         yield
 
 
 @pytest.fixture(scope="session")
 def tiny_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    with _one_thread():
+    with one_thread():
         return build_tiny_model(tmp_path_factory.mktemp("serve") / "tiny-ko", TinySpec(steps=50))
 
 
@@ -120,36 +100,16 @@ def direct(tiny_dir: Path) -> Direct:
     return Direct(AutoTokenizer.from_pretrained(tiny_dir), model.eval())
 
 
-def _first_line(proc: subprocess.Popen[str], timeout: float) -> str:
-    lines: queue.Queue[str] = queue.Queue()
-    threading.Thread(target=lambda: lines.put(proc.stdout.readline() if proc.stdout else ""), daemon=True).start()
-    try:
-        return lines.get(timeout=timeout)
-    except queue.Empty:
-        return ""
-
-
 @pytest.fixture(scope="session")
 def server(tiny_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     log = tmp_path_factory.mktemp("serve-log") / "stderr.txt"
-    env = {**os.environ, "SIMSA_SERVE_API_KEY": KEY, "OMP_NUM_THREADS": "1"}
     with log.open("w") as err:
-        proc = subprocess.Popen(_serve_command(tiny_dir, "--port", "0", "--json", "--max-batch", "8"),
-                                stdout=subprocess.PIPE, stderr=err, text=True, env=env)
+        proc = launch(serve_command(tiny_dir, "--port", "0", "--json", "--max-batch", "8"), api_key=KEY, stderr=err)
     try:
-        line = _first_line(proc, START_TIMEOUT_S)
-        if not line:
-            pytest.fail(f"serve-model printed no address; stderr:\n{log.read_text()[-3000:]}")
-        info = json.loads(line)
+        info = address(proc, log=log)
         yield Server(info["url"], info["model"], info["sha256"], proc)
     finally:
-        proc.terminate()
-        try:
-            code = proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
-            raise
+        [code] = stop(proc)
     assert code == 0, f"serve-model did not stop cleanly on SIGTERM (exit {code}):\n{log.read_text()[-3000:]}"
 
 
@@ -481,7 +441,7 @@ def test_model_failure_is_500_and_streamed_body_is_limited(tiny_dir: Path, tmp_p
 
 
 def test_bad_model_directory_is_an_input_error(tmp_path: Path) -> None:
-    result = subprocess.run(_serve_command(tmp_path, "--port", "0", "--json"), capture_output=True, text=True,
+    result = subprocess.run(serve_command(tmp_path, "--port", "0", "--json"), capture_output=True, text=True,
                             timeout=START_TIMEOUT_S)
     assert result.returncode == 2
     assert "config.json" in result.stderr and "Traceback" not in result.stderr

@@ -11,50 +11,34 @@ before the answer begins); `HFChatClient.stream` streams in-process and adds up 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
-import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import torch
 
+from served_models import address, launch, one_thread, serve_command, stop
 from simsa.bench.chat import ChatRequestError, Delta, GenSettings, HFChatClient, IncrementalText, OpenAIChatClient
 from simsa.bench.tinymodels import TinySpec, build_tiny_model, korean_corpus
 
 KEY = "sk-stream-51c2"
-START_TIMEOUT_S = 90
 TIMEOUT_S = 60
-
-
-@contextmanager
-def _one_thread() -> Iterator[None]:
-    """Shared small machines: OpenMP threads spinning on busy cores make torch many times slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 @pytest.fixture(autouse=True)
 def _torch_on_one_thread() -> Iterator[None]:
-    with _one_thread():
+    with one_thread():
         yield
 
 
 @pytest.fixture(scope="session")
 def stream_tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The tiny Korean chat model (built once per session, shared with the arena's streaming tests)."""
-    with _one_thread():
+    with one_thread():
         return build_tiny_model(tmp_path_factory.getbasetemp() / "stream-tiny" / "tiny-ko", TinySpec(steps=50))
 
 
@@ -91,28 +75,13 @@ class Served:
 @pytest.fixture(scope="module")
 def served(stream_tiny: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     log = tmp_path_factory.mktemp("stream-log") / "stderr.txt"
-    env = {**os.environ, "SIMSA_SERVE_API_KEY": KEY, "OMP_NUM_THREADS": "1"}
     with log.open("w") as err:
-        proc = subprocess.Popen([sys.executable, "-m", "simsa.cli.main", "serve-model", str(stream_tiny), "--port", "0",
-                                 "--json"], stdout=subprocess.PIPE, stderr=err, text=True, env=env)
-    lines: list[str] = []
-    reader = threading.Thread(target=lambda: lines.append(proc.stdout.readline() if proc.stdout else ""),
-                              daemon=True)
-    reader.start()
-    reader.join(START_TIMEOUT_S)
+        proc = launch(serve_command(stream_tiny, "--port", "0", "--json"), api_key=KEY, stderr=err)
     try:
-        if not lines or not lines[0]:
-            pytest.fail(f"serve-model printed no address; stderr:\n{log.read_text()[-3000:]}")
-        info = json.loads(lines[0])
+        info = address(proc, log=log)
         yield Served(info["url"], info["model"], proc)
     finally:
-        proc.terminate()
-        try:
-            code = proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
-            raise
+        [code] = stop(proc)
     assert code == 0, f"serve-model did not stop cleanly:\n{log.read_text()[-3000:]}"
 
 

@@ -9,13 +9,7 @@ as a screenshot (tests/browser.py).
 from __future__ import annotations
 
 import datetime as dt
-import json
-import os
-import queue
 import re
-import subprocess
-import sys
-import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -24,6 +18,7 @@ import pytest
 from arena_support import arena_program_text
 from browser import new_context
 from helpers import EXAMPLE
+from served_models import address, launch, one_thread, serve_command, stop
 from simsa import accounts
 from simsa.accounts import AccountView
 from simsa.program.loader import parse_program
@@ -36,56 +31,23 @@ from playwright.sync_api import Browser, Page, expect
 Shot = Callable[[Page, str], Path]
 ENTRANTS = {"baekdu": 1, "halla": 2}  # team -> the tiny model's seed
 DROPPED = ("jiri", "seorak", "taebaek")
-START_TIMEOUT_S = 90
 BASE = f"/arena/{PROGRAM}/{STAGE}"
-
-
-def _first_line(proc: subprocess.Popen[str], timeout: float) -> str:
-    lines: queue.Queue[str] = queue.Queue()
-    threading.Thread(target=lambda: lines.put(proc.stdout.readline() if proc.stdout else ""), daemon=True).start()
-    try:
-        return lines.get(timeout=timeout)
-    except queue.Empty:
-        return ""
 
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, dict]]:
     """Two tiny models (a few training steps each, different seeds) served over HTTP on loopback."""
-    import torch
-
     from simsa.bench.tinymodels import TinySpec, build_tiny_model
 
     folder = tmp_path_factory.mktemp("arena-models")
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with one_thread():
         dirs = {team: build_tiny_model(folder / f"tiny-{team}-chat", TinySpec(steps=10, seed=seed))
                 for team, seed in ENTRANTS.items()}
-    finally:
-        torch.set_num_threads(threads)
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    env.pop("SIMSA_SERVE_API_KEY", None)
-    procs = {team: subprocess.Popen([sys.executable, "-m", "simsa.cli.main", "serve-model", str(d), "--port", "0",
-                                     "--json"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
-             for team, d in dirs.items()}
+    procs = {team: launch(serve_command(d, "--port", "0", "--json")) for team, d in dirs.items()}
     try:
-        info = {}
-        for team, proc in procs.items():
-            line = _first_line(proc, START_TIMEOUT_S)
-            if not line:
-                pytest.fail(f"serve-model for {team} printed no address")
-            info[team] = json.loads(line)
-        yield info
+        yield {team: address(proc, f"serve-model for {team}") for team, proc in procs.items()}
     finally:
-        for proc in procs.values():
-            proc.terminate()
-        for proc in procs.values():
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=10)
+        stop(*procs.values())
 
 
 def program_text(served: dict[str, dict]) -> str:
