@@ -350,9 +350,10 @@ def track(value: object, path: str, log: list[tuple[str, str, bool]]) -> object:
 
 
 # Keys a decision may rightly lack: only gate eliminations list failed gates.
-# Keys only some decisions have: a cut's failed gates; the expert panel's result (stages decided with a panel).
+# Keys only some decisions have: a cut's failed gates; the expert panel's and the user arena's results (stages
+# decided with a panel or an arena).
 OPTIONAL = {("decision.robustness.cuts[]", "gates_failed"), ("decision", "expert_panel"),
-            ("decision", "expert_panel_sha256")}
+            ("decision", "expert_panel_sha256"), ("decision", "user_arena"), ("decision", "user_arena_sha256")}
 
 
 def keys_read(decision: dict, langs: tuple[str, ...] = ("en", "ko", "both")

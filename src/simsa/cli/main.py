@@ -83,6 +83,7 @@ def root(
     STATE.db_url = db
     STATE.actor = actor
     STATE.lang = lang
+    STATE.json_errors = False  # each invocation chooses again (commands run in one process, e.g. in tests)
 
 
 ROOT_OPTIONS_WITH_VALUES = ("--db", "--actor", "--lang")  # the root callback's options that take a value
