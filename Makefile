@@ -29,7 +29,7 @@ test: lint
 	trap 'scripts/pg-test-server stop >/dev/null 2>&1 || true' EXIT; \
 	SIMSA_TEST_POSTGRES_URL="$$url" SIMSA_REQUIRE_POSTGRES=1 \
 	SIMSA_TEST_CHROMIUM="$$chromium" SIMSA_REQUIRE_BROWSER=1 \
-	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q --durations=25 $(PYTEST_ARGS)
 
 # A quick subset for iterating (SQLite only; the browser tests run when chromium is installed): the web platform,
 # accounts, the store, the audit log, the program file and the expert panel.
