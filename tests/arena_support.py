@@ -114,3 +114,10 @@ def play(store: Store, who: accounts.AccountView, choose, *, now: dt.datetime, p
     with store.session() as s:
         ctx = arena.context(s, PROGRAM, STAGE)
         return arena.vote(s, ctx, view.token, who, choose(view, req), now=now + dt.timedelta(seconds=dwell))
+
+
+def ctx_of(site: Any) -> arena.ArenaContext:
+    """The arena of stage 1 as the store of a live site (anything with `.store`) holds it now."""
+    assert site.store is not None
+    with site.store.session(readonly=True) as s:
+        return arena.context(s, PROGRAM, STAGE)

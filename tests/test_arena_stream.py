@@ -27,7 +27,7 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from arena_support import arena_program_text, freeze, rater
+from arena_support import arena_program_text, ctx_of, freeze, rater
 from served_models import address, launch, one_thread, stop
 from simsa.bench.chat import GenSettings, OpenAIChatClient
 from simsa.bench.tinymodels import TinySpec, build_tiny_model
@@ -200,12 +200,6 @@ def site(models: dict[str, Served], tmp_path_factory: pytest.TempPathFactory) ->
         for client in clients.values():
             client.close()
         live.stop()
-
-
-def ctx_of(live: LiveSite) -> arena.ArenaContext:
-    assert live.store is not None
-    with live.store.session(readonly=True) as s:
-        return arena.context(s, PROGRAM, STAGE)
 
 
 def start(live: LiveSite, who: Any) -> str:

@@ -17,7 +17,7 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from arena_support import ScriptedClient, arena_program_text, play, rater
+from arena_support import ScriptedClient, arena_program_text, ctx_of, play, rater
 from simsa.program.arena_schema import Arena, Entrant
 from simsa.program.loader import parse_program
 from simsa.services import arena, arena_answers, programs
@@ -81,12 +81,6 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
         for client in clients.values():
             client.close()
         live.stop()
-
-
-def ctx_of(live: LiveSite) -> arena.ArenaContext:
-    assert live.store is not None
-    with live.store.session(readonly=True) as s:
-        return arena.context(s, PROGRAM, STAGE)
 
 
 def count(live: LiveSite, model: type) -> int:
