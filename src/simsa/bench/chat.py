@@ -476,25 +476,33 @@ class HFChatClient:
         model = AutoModelForCausalLM.from_pretrained(self.model_dir, dtype=dtype)
         self._model = model.to(self.device).eval()
 
+    def _prepare(self, messages: Messages,
+                 settings: GenSettings) -> tuple[Any, Any, dict[str, Any], dict[str, Any], set[int]]:
+        """Tokenizer, model, the chat prompt's tensors, `generate`'s arguments and the end-of-sequence ids (called
+        with the lock held)."""
+        self._load()
+        tok, model = self._tokenizer, self._model
+        prompt = tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        enc = tok(prompt, return_tensors="pt", add_special_tokens=False)
+        inputs = {k: enc[k].to(self.device) for k in ("input_ids", "attention_mask")}
+        kwargs: dict[str, Any] = {"max_new_tokens": settings.max_tokens, "do_sample": settings.temperature > 0,
+                                  "pad_token_id": tok.pad_token_id if tok.pad_token_id is not None
+                                  else tok.eos_token_id}
+        if settings.temperature > 0:
+            kwargs.update(temperature=settings.temperature, top_p=settings.top_p)
+        eos = model.generation_config.eos_token_id
+        eos_ids = set(eos if isinstance(eos, list) else [eos]) if eos is not None else set()
+        return tok, model, inputs, kwargs, eos_ids
+
     def complete(self, messages: Messages, settings: GenSettings) -> ChatResult:
         import torch
 
         with self._lock:
-            self._load()
-            tok, model = self._tokenizer, self._model
-            prompt = tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-            enc = tok(prompt, return_tensors="pt", add_special_tokens=False)
-            inputs = {k: enc[k].to(self.device) for k in ("input_ids", "attention_mask")}
-            kwargs: dict[str, Any] = {"max_new_tokens": settings.max_tokens, "do_sample": settings.temperature > 0}
-            if settings.temperature > 0:
-                kwargs.update(temperature=settings.temperature, top_p=settings.top_p)
-            pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
+            tok, model, inputs, kwargs, eos_ids = self._prepare(messages, settings)
             with torch.random.fork_rng(devices=[]), torch.no_grad():
                 torch.manual_seed(settings.seed)
-                out = model.generate(**inputs, pad_token_id=pad, **kwargs)
+                out = model.generate(**inputs, **kwargs)
             new = out[0, inputs["input_ids"].shape[1]:].tolist()
-        eos = model.generation_config.eos_token_id
-        eos_ids = set(eos if isinstance(eos, list) else [eos]) if eos is not None else set()
         hit_eos = bool(new) and new[-1] in eos_ids
         text, stopped = truncate_at_stop(tok.decode(new, skip_special_tokens=True), settings.stop)
         finish = "stop" if stopped or hit_eos or len(new) < settings.max_tokens else "length"
@@ -517,17 +525,7 @@ class HFChatClient:
                 return torch.full((input_ids.shape[0],), halt.is_set(), dtype=torch.bool, device=input_ids.device)
 
         with self._lock:
-            self._load()
-            tok, model = self._tokenizer, self._model
-            prompt = tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-            enc = tok(prompt, return_tensors="pt", add_special_tokens=False)
-            inputs = {k: enc[k].to(self.device) for k in ("input_ids", "attention_mask")}
-            kwargs: dict[str, Any] = {"max_new_tokens": settings.max_tokens, "do_sample": settings.temperature > 0}
-            if settings.temperature > 0:
-                kwargs.update(temperature=settings.temperature, top_p=settings.top_p)
-            pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
-            eos = model.generation_config.eos_token_id
-            eos_ids = set(eos if isinstance(eos, list) else [eos]) if eos is not None else set()
+            tok, model, inputs, kwargs, eos_ids = self._prepare(messages, settings)
             pipe: queue.Queue[list[int] | None] = queue.Queue()
             outcome: dict[str, Any] = {}
 
@@ -535,7 +533,7 @@ class HFChatClient:
                 try:
                     with torch.random.fork_rng(devices=[]), torch.no_grad():
                         torch.manual_seed(settings.seed)
-                        out = model.generate(**inputs, pad_token_id=pad, streamer=_TokenPipe(pipe),
+                        out = model.generate(**inputs, streamer=_TokenPipe(pipe),
                                              stopping_criteria=StoppingCriteriaList([Halt()]), **kwargs)
                     outcome["new"] = out[0, inputs["input_ids"].shape[1]:].tolist()
                 except BaseException as exc:  # handed to the reading thread
