@@ -33,8 +33,10 @@ from simsa.lineage.correspondence import (
     paired_match,
     prepare_candidate,
     prepare_reference,
+    restrict_prepared,
 )
 from simsa.lineage.dtypes import round_to_bf16
+from simsa.lineage.exchangeability import MIN_AUDIT_UNITS, CoordinateAudit, StackAudit, audit, clean_coordinates
 from simsa.lineage.fingerprint import SUFFIX as FP_SUFFIX
 from simsa.lineage.fingerprint import Fingerprint, FingerprintCheckpoint, fingerprint_units, group_id
 from simsa.lineage.hub import open_model
@@ -61,6 +63,8 @@ FULL_GRID_PAIRS = 16  # up to this many layer pairs every pair gets the full tes
 SCREEN_KEEP = 3
 SCREEN_UNITS = 64
 SCREEN_REF_UNITS = 2048
+AUDIT_REFERENCE_UNITS = 512  # reference units per group whose coordinates are audited for exchangeability
+MIN_EXCHANGEABLE_COORDS = 16  # fewer coordinates left after the audit and the test has too little to permute
 
 
 @dataclass
@@ -202,6 +206,7 @@ class _Prepared:
         self.ref_cache: dict[tuple, np.ndarray] = {}
         self.token_pairs: list[tuple[int, int]] | None = None
         self.alignments: dict[str, Alignment] = {}
+        self.audits: dict[str, StackAudit] = {}
         self.fp = ref.fingerprint
         if self.fp is not None:  # the fingerprint's own sample sizes decide the reference side
             self.settings = settings = replace(settings, ref_units=self.fp.settings.ref_units,
@@ -302,18 +307,67 @@ class _Prepared:
         return [align.apply(read_units(self.cand.ckpt, p, index)) for p in parts]
 
     def coords(self, stack: str, width: int) -> CoordinateDraws:
-        """The reference coordinates (row 0) and the null's random candidate coordinates (rows 1..)."""
+        """The reference coordinates (row 0) and the null's random candidate coordinates (rows 1..).
+
+        Coordinates that either model's audit flags as non-exchangeable are left out of both (see
+        ``exchangeability``); with none flagged the draws are exactly what they were before the audit existed.
+        """
         if stack not in self.draws:
             rng = sample_rng(self.settings, "coords", stack)
             if self.fp is None:
-                self.draws[stack] = coordinate_draws(width, self.settings, rng)
+                cand = self._audit_candidate(stack)
+                ref = self._audit_reference(stack)
+                clean = clean_coordinates(width, cand.excluded, ref.excluded)
+                allowed = None if clean.size == width else clean
+                self.draws[stack] = coordinate_draws(width, self.settings, rng, allowed)
+                self.audits[stack] = StackAudit(stack, width, int(self.draws[stack].index.shape[1]), cand, ref)
             else:  # the fingerprint fixed the reference coordinates; a mapped candidate lives on exactly those
-                kept = self.fp.coords(stack)
-                space = len(kept) if self.stack_alignment(stack).transforms else width
-                null = coordinate_draws(space, replace(self.settings, coords=len(kept)), rng).index[1:]
-                first = np.arange(len(kept)) if space == len(kept) else kept
-                self.draws[stack] = CoordinateDraws(np.concatenate([first[None, :], null]).astype(np.int64))
+                self.draws[stack] = self._fingerprint_coords(stack, width, rng)
         return self.draws[stack]
+
+    def _fingerprint_coords(self, stack: str, width: int, rng: np.random.Generator) -> CoordinateDraws:
+        assert self.fp is not None
+        kept = self.fp.coords(stack)
+        mapped = self.stack_alignment(stack).transforms
+        space = len(kept) if mapped else width
+        cand = self._audit_candidate(stack)
+        ref_audit = self.fp.excluded(stack)  # None: a fingerprint written before the audit existed
+        ref_full = ref_audit.excluded if ref_audit is not None else frozenset()
+        ref_space = {i for i, c in enumerate(kept) if int(c) in ref_full} if mapped else ref_full
+        clean = clean_coordinates(space, cand.excluded, ref_space)
+        first = np.arange(len(kept)) if mapped else kept
+        keep = np.isin(first, clean)
+        if keep.all():
+            null = coordinate_draws(space, replace(self.settings, coords=len(kept)), rng).index[1:]
+            draws = CoordinateDraws(np.concatenate([first[None, :], null]).astype(np.int64))
+        else:
+            first, positions = first[keep], np.nonzero(keep)[0]
+            null = coordinate_draws(space, replace(self.settings, coords=len(first)), rng, clean).index[1:]
+            draws = CoordinateDraws(np.concatenate([first[None, :], null]).astype(np.int64), positions)
+        self.audits[stack] = StackAudit(stack, space, int(draws.index.shape[1]), cand, ref_audit)
+        return draws
+
+    def _audit_candidate(self, stack: str) -> CoordinateAudit:
+        """Audit the candidate's units of ``stack`` (the same samples the test uses, in the reference's basis)."""
+        mats, width = [], None
+        for comp, layer, group in self._audit_groups(self.cand, stack):
+            idx = self._sample(group.n_units, self.settings.units, "cand", comp, layer, group.key)
+            for part in self._read_candidate(stack, self._parts(group), idx):
+                mats.append(part)
+                width = part.shape[1]
+        return audit(mats, width or 0)
+
+    def _audit_reference(self, stack: str) -> CoordinateAudit:
+        mats, width = [], _width(self.ref, stack) or 0
+        for comp, layer, group in self._audit_groups(self.ref, stack):
+            idx = self._sample(group.n_units, AUDIT_REFERENCE_UNITS, "ref", comp, layer, group.key)
+            mats.extend(read_units(self.ref.ckpt, p, idx) for p in self._parts(group))
+        return audit(mats, width)
+
+    def _audit_groups(self, side: Side, stack: str) -> list[tuple[str, object, UnitGroup]]:
+        return [(comp, layer, g) for comp, cu in sorted(side.comps.items()) if comp.split(".", 1)[0] == stack
+                for layer, groups in sorted(cu.layers.items(), key=lambda kv: (kv[0] is not None, kv[0] or 0))
+                for g in groups.values() if g.n_units >= MIN_AUDIT_UNITS and self._parts(g)]
 
     def _pairs(self, comp: str, layer, cg: UnitGroup, rg: UnitGroup) -> tuple[np.ndarray, np.ndarray]:
         """Paired unit indices (candidate, reference) for embedding-like groups."""
@@ -343,7 +397,9 @@ class _Prepared:
                 if self.fp is not None:
                     gid = _group_id(rg, rb)
                     row_of = {int(r): i for i, r in enumerate(self.fp.paired_ids(gid))}
-                    self.ref_cache[ckey] = self.fp.group(gid)[[row_of[int(r)] for r in ri]].astype(np.float32)
+                    self.ref_cache[ckey] = restrict_prepared(
+                        self.fp.group(gid)[[row_of[int(r)] for r in ri]].astype(np.float32), len(rg.parts),
+                        draws.ref_positions)
                 else:
                     self.ref_cache[ckey] = prepare_reference(
                         [read_units(self.ref.ckpt, p, ri)[:, draws.reference] for p in rg.parts])
@@ -371,7 +427,9 @@ class _Prepared:
             width = stored.shape[1] // len(group.parts)
             cols = np.concatenate([np.arange(i * width, (i + 1) * width) for i in view_parts(group, self.settings)])
             # A sorted random sample: any prefix of it is one too.
-            self.ref_cache[key] = stored[: self.settings.ref_units][:, cols]
+            views = len(view_parts(group, self.settings))
+            self.ref_cache[key] = restrict_prepared(stored[: self.settings.ref_units][:, cols], views,
+                                                    draws.ref_positions)
         if key not in self.ref_cache:
             idx = self._sample(group.n_units, self.settings.ref_units, "ref", *key)
             # Kept in float16: every reference layer stays cached for the whole grid, and cosines need no more.
@@ -493,6 +551,10 @@ def component_evidence(prep: _Prepared, name: str, progress: Progress | None, st
         return {"tested": False, "reason": f"residual widths differ ({wc} vs {wr}) and no basis map from the "
                                            "candidate's to the reference's could be established from the embeddings"}
     wc = wr  # units are compared in the reference's basis
+    kept = prep.coords(stack, wc).index.shape[1]
+    if kept < MIN_EXCHANGEABLE_COORDS:
+        return {"tested": False, "reason": f"only {kept} residual coordinates are exchangeable in both models (need "
+                                           f"{MIN_EXCHANGEABLE_COORDS}); see the validity card's coordinate audit"}
     cand_layers = sorted(k for k in cc.layers if k is not None) or [None]
     ref_layers = sorted(k for k in rc.layers if k is not None) or [None]
     matrix = np.zeros((len(cand_layers), len(ref_layers)))
@@ -713,9 +775,10 @@ def compare(cand: Side, ref: Side, settings: SamplingSettings | None = None, thr
 
     all_identical = bool(matches) and len(matches) == len(cand.ckpt.names()) and len(
         {m[0] for m in matches.values()}) == len(ref.ckpt.names())
-    verdict, rule = overall_verdict(verdicts, untestable, all_identical)
     tested = [c["log10_p"] for c in components if c["log10_p"] is not None]
     overall_lp = sidak_log10(min(tested), len(tested)) if tested else 0.0
+    verdict, rule = overall_verdict(verdicts, untestable, all_identical, overall_lp, thresholds,
+                                    {c["name"]: int(c.get("units", 0)) for c in components if c["tested"]})
     level = None
     if matches:
         level = "bit" if all(m[1] == "bit" for m in matches.values()) else "bf16"

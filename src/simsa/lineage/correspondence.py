@@ -58,22 +58,41 @@ class CoordinateDraws:
     """Residual coordinates: ``index[0]`` for the reference and the observed statistic, ``index[1:]`` the null."""
 
     index: np.ndarray  # (draws + 1, coords) int
+    # Columns of a fingerprint's stored units that row 0 keeps (None: all of them); set when coordinates flagged as
+    # non-exchangeable are left out of a comparison against a fingerprint.
+    ref_positions: np.ndarray | None = None
 
     @property
     def reference(self) -> np.ndarray:
         return self.index[0]
 
 
-def coordinate_draws(width: int, settings: SamplingSettings, rng: np.random.Generator) -> CoordinateDraws:
+def coordinate_draws(width: int, settings: SamplingSettings, rng: np.random.Generator,
+                     allowed: np.ndarray | None = None) -> CoordinateDraws:
     """Pick the residual coordinates and the random coordinate maps of the null.
 
     A uniformly random permutation restricted to a fixed coordinate subset is a uniformly random ordered sample of
-    distinct coordinates, which is what each null draw takes.
+    distinct coordinates, which is what each null draw takes. ``allowed`` restricts everything to one exchangeable
+    class of coordinates (those the audit in ``exchangeability`` passed in both models); by default all of them.
     """
-    k = min(width, settings.coords)
-    ref = np.sort(rng.choice(width, size=k, replace=False)) if k < width else np.arange(width)
-    rows = [ref] + [rng.choice(width, size=k, replace=False) for _ in range(settings.draws)]
+    pool = np.arange(width) if allowed is None else np.asarray(allowed, dtype=np.int64)
+    k = min(pool.size, settings.coords)
+    ref = np.sort(rng.choice(pool, size=k, replace=False)) if k < pool.size else pool
+    rows = [ref] + [rng.choice(pool, size=k, replace=False) for _ in range(settings.draws)]
     return CoordinateDraws(np.stack(rows).astype(np.int64))
+
+
+def restrict_prepared(stored: np.ndarray, views: int, positions: np.ndarray | None) -> np.ndarray:
+    """Prepared units (``views`` unit-length blocks side by side) cut to ``positions`` of each block, renormalised.
+
+    Used when a fingerprint's stored units cover coordinates that a comparison leaves out as non-exchangeable.
+    """
+    if positions is None:
+        return stored
+    width = stored.shape[1] // views
+    blocks = [_unit_rows(np.asarray(stored[:, i * width:(i + 1) * width], dtype=np.float32)[:, positions])
+              for i in range(views)]
+    return (np.concatenate(blocks, axis=1) / math.sqrt(views)).astype(np.float32)
 
 
 def _standardise_columns(x: np.ndarray) -> np.ndarray:

@@ -27,6 +27,7 @@ from simsa.errors import CheckpointError
 from simsa.lineage.adapters import map_architecture
 from simsa.lineage.alignment import FIT_ROWS_PER_WIDTH, GRAM_ROWS, HELD_OUT_ROWS, anchor_gram
 from simsa.lineage.correspondence import SamplingSettings, coordinate_draws, prepare_reference
+from simsa.lineage.exchangeability import MIN_AUDIT_UNITS, REASONS, CoordinateAudit, audit
 from simsa.lineage.roles import ArchitectureMap
 from simsa.lineage.safetensors_io import SafetensorsFile
 from simsa.lineage.safetensors_write import TensorSpec, encode, write_safetensors
@@ -36,6 +37,7 @@ from simsa.lineage.units import ComponentUnits, UnitGroup, read_units, unit_grou
 SCHEMA = "simsa.lineage.fingerprint/1"
 SUFFIX = ".simsa-fp"
 META_KEY = "simsa"
+AUDIT_UNITS = 512  # stored units per group that the reference's coordinate audit looks at
 
 
 @dataclass(frozen=True)
@@ -79,6 +81,16 @@ class Fingerprint:
 
     def paired_ids(self, gid: str) -> np.ndarray | None:
         return self.arrays.get(f"ids|{gid}")
+
+    def excluded(self, stack: str) -> CoordinateAudit | None:
+        """The reference's coordinate audit of ``stack`` (None: the fingerprint predates the audit)."""
+        rows = self.arrays.get(f"excluded|{stack}")
+        if rows is None:
+            return None
+        width = int(self.meta["stacks"][stack]["hidden_size"])
+        flagged = {r: frozenset(int(c) for c, k in np.asarray(rows).reshape(-1, 2) if int(k) == i)
+                   for i, r in enumerate(REASONS)}
+        return CoordinateAudit(width, flagged, int(self.meta.get("audit_matrices", {}).get(stack, 0)))
 
     def anchors(self, stack: str) -> tuple[np.ndarray, np.ndarray] | None:
         ids, rows = self.arrays.get(f"anchor_ids|{stack}"), self.arrays.get(f"anchors|{stack}")
@@ -222,6 +234,12 @@ def _problem(meta: dict, arrays: Mapping, *, values: bool = True) -> str | None:
             return f"no coordinate sample for stack {stack!r}"
         if coords.min() < 0 or coords.max() >= info["hidden_size"] or np.unique(coords).size != coords.size:
             return f"coordinate sample of stack {stack!r} is out of range or repeats"
+        excluded = arrays.get(f"excluded|{stack}")
+        if excluded is not None and (excluded.ndim != 2 or excluded.shape[1] != 2 or not np.issubdtype(
+                excluded.dtype, np.integer) or (excluded.size and (
+                excluded.min() < 0 or excluded[:, 0].max() >= info["hidden_size"]
+                or excluded[:, 1].max() >= len(REASONS)))):
+            return f"coordinate audit of stack {stack!r} is malformed"
         anchors, ids = arrays.get(f"anchors|{stack}"), arrays.get(f"anchor_ids|{stack}")
         if (anchors is None) != (ids is None):
             return f"anchors of stack {stack!r} come without their ids (or the reverse)"
@@ -334,6 +352,7 @@ def build_fingerprint(side, settings: FingerprintSettings | None = None, *,  # t
             for g in groups.values()]
     names = ckpt.names()
     total = len(jobs) + len(names)
+    audit_rows: dict[str, list[np.ndarray]] = {}
     for i, (comp, layer, g) in enumerate(jobs):
         stack = comp.split(".", 1)[0]
         if stack not in coords:
@@ -344,10 +363,19 @@ def build_fingerprint(side, settings: FingerprintSettings | None = None, *,  # t
             arrays[f"ids|{gid}"] = ids.astype(np.int64)
         else:
             ids = sample_units(g.n_units, settings.ref_units, settings.sampling(), "ref", comp, layer, g.key)
-        arrays[f"units|{gid}"] = prepare_reference(
-            [read_units(ckpt, p, ids)[:, coords[stack]] for p in g.parts]).astype(np.float16)
+        full = [read_units(ckpt, p, ids) for p in g.parts]
+        if g.n_units >= MIN_AUDIT_UNITS:  # the coordinate audit sees every unit the fingerprint keeps, at full width
+            audit_rows.setdefault(stack, []).extend(x[:AUDIT_UNITS] for x in full)
+        arrays[f"units|{gid}"] = prepare_reference([x[:, coords[stack]] for x in full]).astype(np.float16)
         if progress:
             progress("fingerprint units", i + 1, total)
+    audit_matrices = {}
+    for stack, mats in audit_rows.items():
+        found = audit(mats, int(amap.stacks[stack].hidden_size))
+        audit_matrices[stack] = found.matrices
+        arrays[f"excluded|{stack}"] = np.array(
+            [[c, i] for i, r in enumerate(REASONS) for c in sorted(found.flagged.get(r, ()))],
+            dtype=np.int64).reshape(-1, 2)
     _anchors(side, settings, coords, arrays)
     shapes, dtypes, keys = {}, {}, {}
     for j, n in enumerate(names):
@@ -376,6 +404,7 @@ def build_fingerprint(side, settings: FingerprintSettings | None = None, *,  # t
         "identity_keys": keys,
         "std_profile": profile,
         "group_units": {group_id(c, layer, g): g.n_units for c, layer, g in jobs},
+        "audit_matrices": audit_matrices,
         "vocabulary": _vocab_meta(side.vocab),
         "seconds": round(time.perf_counter() - started, 3),
     }

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from simsa.lineage.pvalues import fisher_log10, sidak_log10
+from simsa.lineage.pvalues import cauchy_log10, sidak_log10
 
 PAIR_ALPHA_LOG10 = -3.0  # a single layer pair must reach p ≤ 1e-3 after correction to be mapped
 RESTART_COST = 3.0  # starting a new run back at an earlier reference layer costs this many threshold-level pairs
@@ -95,5 +95,9 @@ def per_candidate_layer(log10_p: np.ndarray) -> np.ndarray:
 
 
 def combine_layers(log10_p: np.ndarray) -> float:
-    """A component's p-value: Fisher's combination of the per-candidate-layer p-values."""
-    return fisher_log10(per_candidate_layer(log10_p).tolist())
+    """A component's p-value: the Cauchy combination of the per-candidate-layer p-values.
+
+    Every layer pair of a stack is tested against the same coordinate permutations, so the layers' p-values are
+    dependent; the Cauchy combination stays valid under any dependence, where Fisher's would not.
+    """
+    return cauchy_log10(per_candidate_layer(log10_p).tolist())

@@ -4,8 +4,9 @@ Two stages, both valid tests on their own:
 
 1. **Screen** (every reference): a small unit test — a few candidate layers spread over the depth, each against the
    reference layers at the same relative depth, few units and null draws, plus the embedding rows paired by token —
-   combined by Fisher. Its p-value is calibrated exactly like ``compare``'s (coordinate-permutation null), it is just
-   less powerful. Candidate units are read and prepared once and reused for every reference that shares the
+   combined by the Cauchy combination (valid under the dependence the shared coordinate permutation creates). Its
+   p-value is calibrated exactly like ``compare``'s (coordinate-permutation null), it is just less powerful.
+   Candidate units are read and prepared once and reused for every reference that shares the
    coordinate sample (same width and seed), so a registry of hundreds costs little more than one comparison.
 2. **Full comparison** against the fingerprint for the most significant few (``keep``): per-component verdicts and
    layer maps.
@@ -24,7 +25,7 @@ from dataclasses import replace
 
 from simsa.lineage.compare import Side, _pair_evidence, _Prepared, comparable, compare, fingerprint_side
 from simsa.lineage.correspondence import SamplingSettings
-from simsa.lineage.pvalues import fisher_log10, sidak_log10
+from simsa.lineage.pvalues import cauchy_log10, sidak_log10
 from simsa.lineage.registry import Registry
 from simsa.lineage.verdict import Thresholds
 
@@ -70,7 +71,7 @@ def _screen_layers(n: int) -> list[int]:
 
 
 def screen(prep: _Prepared) -> dict:
-    """The stage-1 test of one reference: Fisher over the screened layer pairs' per-layer (Šidák) p-values."""
+    """The stage-1 test of one reference: Cauchy combination of the screened pairs' per-layer (Šidák) p-values."""
     per_layer: list[float] = []
     detail = []
     for name in sorted(set(prep.cand.comps) & set(prep.ref.comps)):
@@ -104,7 +105,7 @@ def screen(prep: _Prepared) -> dict:
                 lp = sidak_log10(best, len(window))
                 per_layer.append(lp)
                 detail.append({"component": name, "candidate_layer": a, "log10_p": round(lp, 3)})
-    return {"log10_p": fisher_log10(per_layer) if per_layer else 0.0, "tests": detail}
+    return {"log10_p": cauchy_log10(per_layer) if per_layer else 0.0, "tests": detail}
 
 
 def scan(cand: Side, registry: Registry, *, correction: str = "holm", keep: int = 3,

@@ -11,8 +11,13 @@ Per component:
 - ``inconclusive``: anything between, or no unit-level test was possible (norm gains, biases, shape mismatch).
 
 Overall: ``identical`` when every tensor of the candidate is identical to the reference and nothing is missing on
-either side; ``derived`` when any component is identical or derived; ``independent`` when every tested component is
-independent; otherwise ``inconclusive``. Tokenizer and architecture similarity never enter.
+either side; ``derived`` when any component is identical or derived. Otherwise the overall p-value decides: the
+smallest component p-value, Šidák-corrected for the number of tested components. ``independent`` when it is above
+``10^-independent_log10`` (default p ≥ 0.01) and at least one tested component had enough units; ``inconclusive``
+when it is below (something is significant, but not enough, or not recognisably, to call derived) or nothing could
+be tested. Requiring *every* component to pass on its own would make "inconclusive" grow with the number of
+components (each one a separate chance at p < 0.01); the corrected minimum keeps it at about 1 % on independent
+pairs whatever the architecture. Tokenizer and architecture similarity never enter.
 """
 
 from __future__ import annotations
@@ -62,15 +67,29 @@ def component_verdict(
     return INCONCLUSIVE, f"{th.independent_log10:g} <= -log10 p = {-log10_p:.2f} < {th.derived_log10:g}"
 
 
-def overall_verdict(verdicts: dict[str, str], untestable: set[str], all_identical: bool) -> tuple[str, str]:
-    """Overall verdict and its rule. ``untestable`` components (identity only) cannot block "independent"."""
+def overall_verdict(verdicts: dict[str, str], untestable: set[str], all_identical: bool, overall_log10: float = 0.0,
+                    th: Thresholds | None = None, units: dict[str, int] | None = None) -> tuple[str, str]:
+    """Overall verdict and its rule. ``untestable`` components (identity only) cannot block "independent".
+
+    ``overall_log10`` is the corrected overall p-value (the smallest component p-value, Šidák over the tested ones);
+    ``units`` the units each tested component's test used.
+    """
+    th = th or Thresholds()
     if all_identical:
         return IDENTICAL, "every tensor of the candidate is identical to the reference and none is missing"
     hit = sorted(c for c, v in verdicts.items() if v in (IDENTICAL, DERIVED))
     if hit:
         return DERIVED, "derived components: " + ", ".join(hit)
-    tested = {c: v for c, v in verdicts.items() if c not in untestable}
-    if tested and all(v == INDEPENDENT for v in tested.values()):
-        return INDEPENDENT, "every tested component independent: " + ", ".join(sorted(tested))
-    open_ = sorted(c for c, v in tested.items() if v == INCONCLUSIVE)
-    return INCONCLUSIVE, ("undecided components: " + ", ".join(open_)) if open_ else "no component could be tested"
+    tested = sorted(c for c in verdicts if c not in untestable)
+    if not tested:
+        return INCONCLUSIVE, "no component could be tested"
+    units = units or {}
+    if -overall_log10 >= th.independent_log10:
+        open_ = [c for c in tested if verdicts[c] == INCONCLUSIVE]
+        return INCONCLUSIVE, (f"corrected overall -log10 p = {-overall_log10:.2f} >= {th.independent_log10:g} over "
+                              f"{len(tested)} tested components, yet no component is derived"
+                              + (f" (undecided: {', '.join(open_)})" if open_ else ""))
+    if not any(units.get(c, th.min_units) >= th.min_units for c in tested):
+        return INCONCLUSIVE, f"every tested component had fewer than {th.min_units} units"
+    return INDEPENDENT, (f"corrected overall -log10 p = {-overall_log10:.2f} < {th.independent_log10:g} over "
+                         f"{len(tested)} tested components: " + ", ".join(tested))
