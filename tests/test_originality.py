@@ -304,6 +304,95 @@ def test_rules_validate_component_names() -> None:
         OriginalityRules.from_mapping({"allow_reuse": ["eyes"]})
 
 
+# --------------------------------------------------------------------------- the validity card
+
+CARD = {
+    "null": "The two models were initialised independently: residual coordinates are exchangeable between them.",
+    "method": "A randomisation test permutes the candidate's exchangeable residual coordinates.",
+    "assumptions": [
+        {"check": "exchangeable residual coordinates", "stack": "text", "outcome": "corrected",
+         "detail": "32 constant coordinates left out", "width": 64, "kept": 32,
+         "excluded": {"constant": 32, "duplicated": 0, "spiked": 0}},
+        {"check": "enough units", "outcome": "passed", "detail": "every group has 16 units or more"},
+        {"check": "residual basis", "outcome": "not checked", "detail": "no basis map was needed"},
+    ],
+    "calibration": {"family": "dense decoder", "threshold_log10": -6.0, "hard_negatives": 216, "models": 54,
+                    "derived": 0, "false_positive_rate": 0.0, "upper_95": 0.0169, "inconclusive_rate": 0.01,
+                    "source": "lineage calibration bench"},
+}
+
+
+def test_summary_and_evidence_carry_the_validity_card(results: dict, example: object) -> None:
+    r = copy.deepcopy(results["baekdu"])
+    r["validity"] = copy.deepcopy(CARD)
+    s = _summary(r, example, "baekdu")
+    card = s["lineage"]["validity"]
+    assert card["null"] == CARD["null"] and card["method"] == CARD["method"]
+    assert [(a["check"], a["outcome"]) for a in card["assumptions"]] == [
+        ("exchangeable residual coordinates", "corrected"), ("enough units", "passed"),
+        ("residual basis", "not checked")]
+    assert card["assumptions"][0]["excluded"] == {"constant": 32, "duplicated": 0, "spiked": 0}
+    assert card["assumptions"][0]["stack"] == "text" and "stack" not in card["assumptions"][1]
+    assert card["calibration"]["hard_negatives"] == 216 and card["calibration"]["upper_95"] == 0.0169
+    line = ("0 of 216 hard negatives of this family were called derived at this threshold (95 % upper bound 1.7 %); "
+            "dense decoder, 54 models, threshold log10 p ≤ -6, 1.0 % inconclusive.")
+    assert card["calibration_line"] == line
+    assert {"verdict", "log10_p", "rule", "candidate", "reference"} <= set(s["lineage"])
+    assert s["recommendation"] == _summary(results["baekdu"], example, "baekdu")["recommendation"]  # evidence only
+    text = evidence_text(s)
+    assert "\n" not in text
+    assert ("Validity: exchangeable residual coordinates (text): corrected; enough units: passed; residual basis: "
+            f"not checked. {line}") in text
+    assert text.index("Validity:") < text.index("language_model:")
+    r["validity"]["calibration"] = None
+    uncalibrated = _summary(r, example, "baekdu")
+    assert uncalibrated["lineage"]["validity"]["calibration"] is None
+    assert "not checked. No calibration data for this family." in evidence_text(uncalibrated)
+
+
+def test_results_without_a_card_keep_working(results: dict, example: object) -> None:
+    old = {k: v for k, v in results["seorak"].items() if k != "validity"}
+    s = _summary(old, example, "seorak")
+    assert s["lineage"]["validity"] is None and s["recommendation"] == FAIL
+    assert "Validity card: not recorded in this result." in evidence_text(s)
+    real = _summary(results["seorak"], example, "seorak")["lineage"]["validity"]
+    if "validity" in results["seorak"]:  # the card compare records comes through as it is
+        assert real["null"] == results["seorak"]["validity"]["null"]
+        assert len(real["assumptions"]) == len(results["seorak"]["validity"]["assumptions"])
+    else:
+        assert real is None
+
+
+@pytest.mark.parametrize(("mutate", "message"), [
+    (lambda v: v.clear(), None),  # an empty card is read as stating nothing
+    (lambda v: v.update(null=3), "validity.null: expected text"),
+    (lambda v: v.update(assumptions={}), "validity.assumptions: expected a list"),
+    (lambda v: v["assumptions"].append({"check": "x"}), "validity.assumptions[3]: expected an object with a check"),
+    (lambda v: v["assumptions"][0].update(excluded={"constant": -1}), "assumptions[0].excluded: expected counts"),
+    (lambda v: v["assumptions"][0].update(kept="96"), "validity.assumptions[0].kept: expected a count"),
+    (lambda v: v.update(calibration=[]), "validity.calibration: expected an object or null"),
+    (lambda v: v["calibration"].pop("hard_negatives"), "expected the counts hard_negatives and derived"),
+    (lambda v: v["calibration"].update(derived=217), "more derived pairs than hard negatives"),
+    (lambda v: v["calibration"].update(upper_95=None), "upper_95: expected a share from 0 to 1"),
+    (lambda v: v["calibration"].update(inconclusive_rate=2.0), "inconclusive_rate: expected a share from 0 to 1"),
+    (lambda v: v["calibration"].update(threshold_log10="-6"), "threshold_log10: expected a number"),
+])
+def test_malformed_validity_cards_are_refused(results: dict, mutate, message: str | None) -> None:  # type: ignore[no-untyped-def]
+    r = copy.deepcopy(results["baekdu"])
+    r["validity"] = copy.deepcopy(CARD)
+    mutate(r["validity"])
+    if message is None:
+        card = originality_summary(r, None)["lineage"]["validity"]
+        assert card["null"] == "" and card["assumptions"] == [] and card["calibration"] is None
+        return
+    with pytest.raises(InputError, match=r"^lineage result: validity") as err:
+        originality_summary(r, None)
+    assert message in str(err.value)
+    r["validity"] = "a card"
+    with pytest.raises(InputError, match="validity: expected an object"):
+        check_compare_result(r)
+
+
 # --------------------------------------------------------------------------- the program file
 
 

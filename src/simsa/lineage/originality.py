@@ -80,6 +80,184 @@ class OriginalityRules:
         return out
 
 
+# --- the validity card
+
+
+def _pct(share: float) -> str:
+    return f"{100 * share:.1f} %"
+
+
+@dataclass(frozen=True)
+class Assumption:
+    """One assumption of the null the comparison checked, with its outcome (passed, corrected, failed, not checked).
+
+    ``excluded`` counts the residual coordinates left out, by reason, over both models (the exchangeability check).
+    """
+
+    check: str
+    outcome: str
+    detail: str = ""
+    stack: str | None = None
+    width: int | None = None
+    kept: int | None = None
+    excluded: tuple[tuple[str, int], ...] = ()
+
+    def excluded_text(self) -> str:
+        """``32 constant, 0 duplicated, 0 spiked (96 of 128 kept)``, or "" when nothing was counted."""
+        text = ", ".join(f"{n} {reason}" for reason, n in self.excluded)
+        if self.kept is not None and self.width is not None:
+            text += f"{' ' if text else ''}({self.kept} of {self.width} kept)"
+        return text
+
+    def to_dict(self) -> dict:
+        out: dict[str, Any] = {"check": self.check, "outcome": self.outcome, "detail": self.detail}
+        if self.stack is not None:
+            out["stack"] = self.stack
+        if self.width is not None:
+            out["width"] = self.width
+        if self.kept is not None:
+            out["kept"] = self.kept
+        if self.excluded:
+            out["excluded"] = dict(self.excluded)
+        return out
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """What the calibration bench measured for this model family at this threshold: the false-positive rate behind
+    a ``derived`` verdict, and how many hard negatives (independently initialised pairs) it rests on."""
+
+    hard_negatives: int
+    derived: int
+    upper_95: float
+    family: str = ""
+    threshold_log10: float | None = None
+    models: int | None = None
+    false_positive_rate: float | None = None
+    inconclusive_rate: float | None = None
+    source: str = ""
+
+    def sentence(self) -> str:
+        """The line an appeal panel reads: how often this family's unrelated pairs were called derived."""
+        text = (f"{self.derived} of {self.hard_negatives} hard negatives of this family were called derived at this "
+                f"threshold (95 % upper bound {_pct(self.upper_95)})")
+        details = [self.family] if self.family else []
+        if self.models is not None:
+            details.append(f"{self.models} models")
+        if self.threshold_log10 is not None:
+            details.append(f"threshold log10 p ≤ {self.threshold_log10:g}")
+        if self.inconclusive_rate is not None:
+            details.append(f"{_pct(self.inconclusive_rate)} inconclusive")
+        return text + (f"; {', '.join(details)}" if details else "") + "."
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+NO_CALIBRATION = "No calibration data for this family."
+
+
+@dataclass(frozen=True)
+class Validity:
+    """The validity card of one compare result: the null, the assumptions checked and the measured error rate."""
+
+    null: str
+    method: str
+    assumptions: tuple[Assumption, ...]
+    calibration: Calibration | None
+    family: str = ""  # the calibration family the pair was placed in (dense decoder, moe, encoder)
+
+    @classmethod
+    def from_result(cls, result: Mapping[str, Any]) -> Validity | None:
+        """The card of a compare result; None when the result has none (written before cards were recorded).
+        A malformed card raises InputError naming the field."""
+        card = result.get("validity")
+        if card is None:
+            return None
+        if not isinstance(card, dict):
+            raise _bad("validity", "expected an object")
+        for key in ("null", "method", "family"):
+            if not isinstance(card.get(key) or "", str):
+                raise _bad(f"validity.{key}", "expected text")
+        items = card.get("assumptions")
+        items = [] if items is None else items
+        if not isinstance(items, list):
+            raise _bad("validity.assumptions", "expected a list")
+        calibration = _calibration(card.get("calibration"))
+        return cls(str(card.get("null") or ""), str(card.get("method") or ""),
+                   tuple(_assumption(a, f"validity.assumptions[{i}]") for i, a in enumerate(items)), calibration,
+                   str(card.get("family") or (calibration.family if calibration is not None else "")))
+
+    @property
+    def calibration_line(self) -> str:
+        if self.calibration is not None:
+            return self.calibration.sentence()
+        return NO_CALIBRATION if not self.family else f"{NO_CALIBRATION[:-1]} ({self.family})."
+
+    def to_dict(self) -> dict:
+        return {"null": self.null, "method": self.method, "family": self.family or None,
+                "assumptions": [a.to_dict() for a in self.assumptions],
+                "calibration": None if self.calibration is None else self.calibration.to_dict(),
+                "calibration_line": self.calibration_line}
+
+
+def _optional_count(value: object, where: str) -> int | None:
+    if value is None:
+        return None
+    if not _count(value):
+        raise _bad(where, f"expected a count, got {value!r}")
+    return int(value)  # type: ignore[arg-type]
+
+
+def _number(value: object, where: str, share: bool = False, optional: bool = True) -> float | None:
+    if value is None and optional:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or math.isnan(value) or (
+            share and not 0 <= value <= 1):
+        raise _bad(where, f"expected {'a share from 0 to 1' if share else 'a number'}, got {value!r}")
+    return float(value)
+
+
+def _assumption(item: object, where: str) -> Assumption:
+    if not isinstance(item, dict) or not isinstance(item.get("check"), str) or not isinstance(item.get("outcome"), str):
+        raise _bad(where, "expected an object with a check and an outcome")
+    for key in ("detail", "stack"):
+        if item.get(key) is not None and not isinstance(item[key], str):
+            raise _bad(f"{where}.{key}", "expected text")
+    excluded = item.get("excluded") or {}
+    if not isinstance(excluded, dict) or not all(isinstance(k, str) and _count(v) for k, v in excluded.items()):
+        raise _bad(f"{where}.excluded", "expected counts by reason")
+    return Assumption(item["check"], item["outcome"], str(item.get("detail") or ""), item.get("stack"),
+                      _optional_count(item.get("width"), f"{where}.width"),
+                      _optional_count(item.get("kept"), f"{where}.kept"),
+                      tuple((k, int(v)) for k, v in excluded.items()))
+
+
+def _calibration(item: object) -> Calibration | None:
+    if item is None:
+        return None
+    where = "validity.calibration"
+    if not isinstance(item, dict):
+        raise _bad(where, "expected an object or null")
+    counts = {k: _optional_count(item.get(k), f"{where}.{k}") for k in ("hard_negatives", "derived", "models")}
+    if counts["hard_negatives"] is None or counts["derived"] is None:
+        raise _bad(where, "expected the counts hard_negatives and derived")
+    if counts["derived"] > counts["hard_negatives"]:
+        raise _bad(where, "more derived pairs than hard negatives")
+    for key in ("family", "source"):
+        if item.get(key) is not None and not isinstance(item[key], str):
+            raise _bad(f"{where}.{key}", "expected text")
+    return Calibration(
+        hard_negatives=counts["hard_negatives"], derived=counts["derived"],
+        upper_95=float(_number(item.get("upper_95"), f"{where}.upper_95", share=True, optional=False) or 0.0),
+        family=str(item.get("family") or ""),
+        threshold_log10=_number(item.get("threshold_log10"), f"{where}.threshold_log10"),
+        models=counts["models"],
+        false_positive_rate=_number(item.get("false_positive_rate"), f"{where}.false_positive_rate", share=True),
+        inconclusive_rate=_number(item.get("inconclusive_rate"), f"{where}.inconclusive_rate", share=True),
+        source=str(item.get("source") or ""))
+
+
 # --- validating a saved compare result
 
 
@@ -129,6 +307,7 @@ def check_compare_result(data: object) -> dict:
             raise _bad(f"{where}.identity", "expected counts tensors and identical")
         if ident["identical"] > ident["tensors"]:
             raise _bad(f"{where}.identity", "more identical tensors than tensors")
+    Validity.from_result(data)
     return data
 
 
@@ -434,6 +613,7 @@ def originality_summary(compare_result: dict, declaration: Mapping[str, Any] | N
     if recommendation == PASS:
         reasons = [f"{cid}: {c['reasons'][0]}" for cid, c in criteria.items() if c["reasons"]]
     stacks = _stacks(entries)
+    validity = Validity.from_result(result)
     text_status = stacks.get("text", {}).get("status", "absent")
     return {
         "schema": SCHEMA,
@@ -447,7 +627,8 @@ def originality_summary(compare_result: dict, declaration: Mapping[str, Any] | N
                            "initialised_from_reference": {"reused": True, "re-initialised": False}.get(text_status)},
         "reused": [e["name"] for e in entries if e["reused"]],
         "lineage": {"verdict": result["verdict"], "log10_p": result.get("log10_p"), "rule": result.get("rule"),
-                    "candidate": candidate, "reference": reference},
+                    "candidate": candidate, "reference": reference,
+                    "validity": None if validity is None else validity.to_dict()},
         "team": (declaration or {}).get("team"),
         "rules": rules.as_dict(),
         "priors": _priors(result),
@@ -461,7 +642,7 @@ def evidence_text(summary: dict, lineage_sha256: str | None = None, limit: int =
     head = (f"Originality from lineage: {summary['recommendation'].upper()} (compare verdict {lin['verdict']}, "
             f"log10 p {_lp(lin['log10_p'])}; candidate {lin['candidate']} vs reference {lin['reference']}"
             + (f"; result sha256 {lineage_sha256[:16]}" if lineage_sha256 else "") + ").")
-    parts = [head]
+    parts = [head, _validity_line(lin.get("validity"))]
     for cid, c in summary["criteria"].items():
         parts.append(f"{cid}: {c['status']} — {'; '.join(c['reasons'][:3]) or 'no findings'}.")
     priors = summary["priors"]
@@ -471,6 +652,17 @@ def evidence_text(summary: dict, lineage_sha256: str | None = None, limit: int =
         parts.append(f"Priors ({priors['label']}): " + "; ".join(shown) + ".")
     text = " ".join(parts)
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _validity_line(card: dict | None) -> str:
+    """One short line of the validity card for the gate's record: assumption outcomes and the calibration."""
+    if not card:
+        return "Validity card: not recorded in this result."
+    checks = []
+    for a in card["assumptions"]:
+        where = f" ({a['stack']})" if a.get("stack") else ""
+        checks.append(f"{a['check']}{where}: {a['outcome']}")
+    return f"Validity: {'; '.join(checks) or 'no assumption checked'}. {card['calibration_line']}"
 
 
 def declaration_from(team: Mapping[str, Any]) -> dict:

@@ -1,4 +1,5 @@
-"""The lineage comparison as one self-contained HTML page: summary, verdicts, evidence heatmaps, side findings."""
+"""The lineage comparison as one self-contained HTML page: summary, validity card, verdicts, evidence heatmaps, side
+findings."""
 
 from __future__ import annotations
 
@@ -8,9 +9,12 @@ import json
 import numpy as np
 from matplotlib.figure import Figure
 
+from simsa.errors import InputError
+from simsa.lineage.originality import Validity
 from simsa.report.plots import INK, MUTED, _quiet, to_inline_svg
 
 VERDICT_COLOR = {"identical": "#8e2c2c", "derived": "#c0504d", "independent": "#4f9a6e", "inconclusive": "#b3963c"}
+OUTCOME_COLOR = {"passed": "#4f9a6e", "corrected": "#b3963c", "failed": "#c0504d"}
 
 
 def evidence_heatmap(component: dict) -> str:
@@ -63,6 +67,35 @@ def _table(rows: list[list[str]], head: list[str]) -> str:
 def _badge(verdict: str) -> str:
     color = VERDICT_COLOR.get(verdict, MUTED)
     return f'<span class="badge" style="background:{color}">{html.escape(verdict)}</span>'
+
+
+def validity_section(result: dict, h: str = "h2") -> str:
+    """The validity card: the null, the method, the assumptions checked with their outcome, and how often this
+    family's unrelated pairs were called derived at this threshold — what an appeal panel weighs the verdict by.
+    Every string is escaped; a result without a card (or with an unreadable one) says so instead of failing."""
+    esc = html.escape
+    head = f'<{h} id="validity">Validity</{h}>'
+    try:
+        card = Validity.from_result(result)
+    except InputError as exc:
+        return f"{head}<p class=warn>The validity card is unreadable: {esc(str(exc))}</p>"
+    if card is None:
+        return (f"{head}<p class=note>Validity card: not recorded (this result was written before simsa recorded "
+                "the null's assumption checks and calibration).</p>")
+    rows = [[esc(a.check), esc(a.stack or "—"), _outcome(a.outcome), esc(a.detail) or "—",
+             esc(a.excluded_text()) or "—"] for a in card.assumptions]
+    table = (_table(rows, ["assumption", "stack", "outcome", "detail", "coordinates excluded"]) if rows
+             else "<p>No assumption was checked.</p>")
+    cal = card.calibration
+    source = f" <span class=note>Source: {esc(cal.source)}.</span>" if cal is not None and cal.source else ""
+    return (f"{head}<p><b>Null hypothesis:</b> {esc(card.null) or 'not stated'}</p>"
+            f"<p><b>Method:</b> {esc(card.method) or 'not stated'}</p>{table}"
+            f"<p><b>Calibration:</b> {esc(card.calibration_line)}{source}</p>")
+
+
+def _outcome(outcome: str) -> str:
+    color = OUTCOME_COLOR.get(outcome, MUTED)
+    return f'<span class="badge" style="background:{color}">{html.escape(outcome)}</span>'
 
 
 def render_lineage_html(result: dict) -> str:
@@ -155,7 +188,8 @@ def render_lineage_body(result: dict, heading: int = 2) -> str:
 ({txt(ref['model_type'])}, {ref['parameters']:,} parameters).</p>
 <{h}>In plain words</{h}>{summary}
 <p class=note>Rule: {txt(result['rule'])}. Thresholds: {esc('; '.join(map(str, result['thresholds'].values())))}.
-Null hypothesis: the models were initialised independently.</p>
+{"" if result.get("validity") else "Null hypothesis: the models were initialised independently."}</p>
+{validity_section(result, h)}
 <{h}>Components</{h}>
 {_table(comp_rows, ["component", "verdict", "log10 p", "layer map (candidate←reference)", "no evidence",
                     "identical tensors", "units matched", "rule"])}
