@@ -19,20 +19,34 @@ from simsa.lineage.correspondence import (
 )
 from simsa.lineage.localise import combine_layers, monotone_map
 from simsa.lineage.naive import gain_similarity
-from simsa.lineage.pvalues import fisher_log10, sidak_log10, t_log10_sf
+from simsa.lineage.pvalues import cauchy_log10, sidak_log10, t_log10_sf
 
 
-def test_fisher_matches_scipy_where_scipy_does_not_underflow() -> None:
-    for lps in ([-0.3], [-1.0, -2.0, -0.5], [-4.0] * 10, [-0.01] * 50):
-        x = -2 * math.log(10) * sum(lps)
-        expected = stats.chi2.logsf(x, 2 * len(lps)) / math.log(10)
-        assert fisher_log10(lps) == pytest.approx(expected, rel=1e-9, abs=1e-12)
+def test_cauchy_combination_matches_its_closed_form() -> None:
+    for lps in ([-0.3], [-1.0, -2.0, -0.5], [-4.0] * 10, [-0.01] * 50, [-7.5, -0.2]):
+        t = float(np.mean([math.tan((0.5 - 10 ** v) * math.pi) for v in lps]))
+        expected = math.log10(0.5 - math.atan(t) / math.pi)
+        assert cauchy_log10(lps) == pytest.approx(expected, rel=1e-6, abs=1e-9)
 
 
-def test_fisher_stays_finite_and_monotone_far_in_the_tail() -> None:
-    a, b = fisher_log10([-300.0] * 32), fisher_log10([-400.0] * 32)
-    assert math.isfinite(a) and math.isfinite(b) and b < a < -9000
-    assert fisher_log10([]) == 0.0
+def test_cauchy_combination_reaches_the_far_tail_and_is_dominated_by_the_smallest_p() -> None:
+    # tan((1/2 − p)π) ≈ 1/(πp): one tiny p among n gives about n·p
+    assert cauchy_log10([-300.0, -0.3, -0.1, -0.5]) == pytest.approx(-300 + math.log10(4), abs=1e-6)
+    a, b = cauchy_log10([-300.0] * 32), cauchy_log10([-400.0] * 32)
+    assert math.isfinite(a) and b < a <= -299.9
+    assert cauchy_log10([]) == 0.0 and cauchy_log10([-math.inf, -1.0]) == -math.inf
+    assert cauchy_log10([0.0, 0.0]) == pytest.approx(0.0, abs=1e-9)  # p = 1 everywhere: no evidence
+
+
+def test_cauchy_combination_is_calibrated_under_dependence() -> None:
+    """Independent, and perfectly dependent, uniform p-values: P(p ≤ α) stays at α (Fisher's would not)."""
+    rng = np.random.default_rng(3)
+    alpha = 0.01
+    indep = np.array([cauchy_log10(list(np.log10(r))) for r in rng.uniform(size=(20000, 6))])
+    same = np.array([cauchy_log10([math.log10(u)] * 6) for u in rng.uniform(size=20000)])
+    for lp in (indep, same):
+        rate = float(np.mean(lp <= math.log10(alpha)))
+        assert stats.binomtest(int(rate * lp.size), lp.size, alpha).pvalue > 1e-3, rate
 
 
 def test_sidak_is_exact_and_never_underflows() -> None:
@@ -146,3 +160,21 @@ def test_naive_gain_cosine_is_high_for_unrelated_gains() -> None:
     a, b = 1 + 0.05 * rng.normal(size=512), 1 + 0.05 * rng.normal(size=512)
     sim = gain_similarity(a, b)
     assert sim["raw_cosine"] > 0.99 and abs(sim["centred_cosine"]) < 0.2
+
+
+def test_overall_verdict_follows_the_corrected_overall_p_value() -> None:
+    from simsa.lineage.verdict import Thresholds, overall_verdict
+
+    th = Thresholds()
+    comps = {"text.embedding": "independent", "text.attention": "inconclusive", "text.mlp": "independent"}
+    units = dict.fromkeys(comps, 256)
+    # One component at p = 0.008 alone no longer makes the whole model inconclusive: corrected for three
+    # components the overall p is 0.024.
+    verdict, rule = overall_verdict(comps, set(), False, sidak_log10(math.log10(0.008), 3), th, units)
+    assert verdict == "independent" and "corrected overall" in rule
+    verdict, rule = overall_verdict(comps, set(), False, sidak_log10(-4.0, 3), th, units)
+    assert verdict == "inconclusive" and "text.attention" in rule
+    assert overall_verdict({**comps, "text.mlp": "derived"}, set(), False, -30.0, th, units)[0] == "derived"
+    assert overall_verdict(comps, set(comps), False, 0.0, th, units)[0] == "inconclusive"  # nothing testable
+    few = dict.fromkeys(comps, 8)
+    assert overall_verdict(comps, set(), False, -0.1, th, few)[0] == "inconclusive"

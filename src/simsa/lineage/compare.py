@@ -46,6 +46,7 @@ from simsa.lineage.reuse import relative_differences, reuse_label, reuse_summary
 from simsa.lineage.roles import ArchitectureMap
 from simsa.lineage.tokenizer_info import Vocabulary, compare_vocabularies, read_vocabulary, token_alignment
 from simsa.lineage.units import ComponentUnits, UnitGroup, read_units, unit_groups
+from simsa.lineage.validity import validity_card
 from simsa.lineage.verdict import (
     IDENTICAL,
     INDEPENDENT,
@@ -809,6 +810,7 @@ def compare(cand: Side, ref: Side, settings: SamplingSettings | None = None, thr
         "settings": asdict(settings),
         "unmapped": {"candidate": cand.amap.unmapped, "reference": ref.amap.unmapped},
     }
+    result["validity"] = validity_card(prep.audits, components, result["alignment"], cand.amap, thresholds)
     result["summary"] = summarise(result)
     result["seconds"] = round(time.perf_counter() - started, 3)
     return result

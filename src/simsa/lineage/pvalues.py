@@ -24,27 +24,6 @@ def t_log10_sf(t: float, dof: int) -> float:
     return min(0.0, float(stats.t.logsf(t, dof)) / LN10)
 
 
-def fisher_log10(log10_ps: Sequence[float]) -> float:
-    """Fisher's combination of independent p-values, exactly and without underflow.
-
-    With n p-values, X = −2 Σ ln p_i is χ² with 2n degrees of freedom under the null, and for even degrees of freedom
-    the survival function has the closed form exp(−X/2) Σ_{i<n} (X/2)^i / i!, evaluated here as a log-sum-exp.
-    """
-    vals = [float(v) for v in log10_ps]
-    if not vals:
-        return 0.0
-    if any(math.isinf(v) for v in vals):
-        return -math.inf
-    n = len(vals)
-    half_x = -sum(vals) * LN10  # X/2 = −Σ ln p_i
-    if half_x <= 0.0:
-        return 0.0
-    i = np.arange(n, dtype=float)
-    terms = i * math.log(half_x) - special.gammaln(i + 1.0)
-    log_sf = -half_x + float(special.logsumexp(terms))
-    return min(0.0, log_sf / LN10)
-
-
 def sidak_log10(log10_p: float, k: int) -> float:
     """The Šidák correction 1 − (1 − p)^k of the smallest of k independent p-values, in log10.
 
@@ -72,8 +51,9 @@ def cauchy_log10(log10_ps: Sequence[float]) -> float:
 
     T = mean tan((½ − p_i)π) is standard Cauchy under the null *whatever the dependence between the p_i* (Liu & Xie,
     2020), and its tail is what matters: p = ½ − arctan(T)/π. The layers of one component share one coordinate
-    permutation per draw, so their p-values are dependent and Fisher's χ² (which assumes independence) would be
-    anti-conservative; this is not. Tiny p-values are handled through tan((½ − p)π) = cot(πp) ≈ 1/(πp) in log space.
+    permutation per draw, so their p-values are dependent and Fisher's χ² combination (which assumes independence)
+    would be anti-conservative; this is not. Tiny p-values are handled through tan((½ − p)π) = cot(πp) ≈ 1/(πp),
+    in log space.
     """
     vals = [min(0.0, float(v)) for v in log10_ps]
     if not vals:
