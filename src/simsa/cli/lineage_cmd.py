@@ -176,6 +176,7 @@ def _print_result(result: dict, report: Path | None) -> None:
                       f"{c['identity']['identical']}/{c['identity']['tensors']}")
     console.print(table)
     console.print(escape(result["summary"]))
+    _print_validity(result.get("validity"))
     for side in ("candidate", "reference"):
         io = (result.get("io") or {}).get(side)
         if io and io.get("remote"):
@@ -186,12 +187,32 @@ def _print_result(result: dict, report: Path | None) -> None:
         console.print(f"[green]✓[/] wrote HTML report to {escape(str(report))}")
 
 
+def _print_validity(card: dict | None) -> None:
+    """The validity card in a few lines: each assumption's outcome, then the family's measured error rate."""
+    if not card:
+        return
+    marks = {"passed": "[green]passed[/]", "corrected": "[yellow]corrected[/]", "failed": "[red]failed[/]"}
+    console.print("Validity:")
+    for a in card.get("assumptions", []):
+        where = f" ({a['stack']})" if a.get("stack") else ""
+        console.print(f"  {escape(a['check'] + where)}: {marks.get(a['outcome'], escape(a['outcome']))} — "
+                      f"{escape(a['detail'])}")
+    cal = card.get("calibration")
+    if cal:
+        console.print(f"  calibration ({escape(str(cal['family']))}): {cal['derived']} of {cal['hard_negatives']} "
+                      f"hard negatives called derived at log10 p ≤ {cal['threshold_log10']:g} (95 % upper bound "
+                      f"{100 * cal['upper_95']:.1f} %)")
+    else:
+        console.print(f"  calibration: no hard-negative figures for the {escape(str(card.get('family')))} family")
+
+
 @app.command("selftest")
 def selftest(
     model: Annotated[str, typer.Argument(help="Model directory or .safetensors file to disguise.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
-    control: Annotated[str | None, typer.Option(help="An independent model of the same architecture to use as "
-                                                     "the control (default: fresh Gaussian weights).")] = None,
+    control: Annotated[str | None, typer.Option(help="An independently trained model of the same family to use as "
+                                                     "a control, besides the generated ones (Gaussian, "
+                                                     "layout-matched, zero-padded).")] = None,
     disguise: Annotated[list[str] | None, typer.Option("--disguise", help="Only this disguise (repeatable).")] = None,
     units: Annotated[int, typer.Option(help="Candidate hidden units sampled per unit group.")] = 256,
     ref_units: Annotated[int, typer.Option(help="Reference hidden units kept per unit group.")] = 8192,
@@ -229,6 +250,14 @@ def selftest(
                           f"{c['verdict']} ({c['log10_p']:.2f})",
                           "[green]pass[/]" if row["passed"] else f"[red]FAIL[/] {escape(row['problem'])}")
         console.print(table)
+        controls = Table(Column("control", no_wrap=True), "verdict", "log10 p", "result", title="Controls")
+        for c in result.get("controls", []):
+            if c.get("verdict") is None:
+                controls.add_row(escape(c["name"]), "[dim]skipped[/]", "", escape(c.get("reason") or ""))
+                continue
+            controls.add_row(escape(c["name"]), c["verdict"], f"{c['log10_p']:.2f}",
+                             "[green]pass[/]" if c["passed"] else "[red]FAIL[/] found derived")
+        console.print(controls)
         base = result["control_baseline"]
         console.print(f"Control undisguised: {base['verdict']} (log10 p {base['log10_p']:.2f}). "
                       f"{result['applied']} disguises applied in {result['seconds']:.1f} s: "

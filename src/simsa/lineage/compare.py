@@ -901,8 +901,9 @@ def summarise(result: dict) -> str:
         if indep:
             lines.append("Parts with no evidence of descent: " + ", ".join(indep) + ".")
     elif v == INDEPENDENT:
-        lines.append("No evidence that the candidate was initialised from the reference's weights: every tested "
-                     f"component is consistent with independent initialisation (log10 p = {result['log10_p']:.2f}).")
+        lines.append("No evidence that the candidate was initialised from the reference's weights: the overall "
+                     "p-value, corrected for the number of components tested, is consistent with independent "
+                     f"initialisation (log10 p = {result['log10_p']:.2f}).")
     else:
         lines.append("The weights neither show descent nor clearly rule it out: " + result["rule"] + ".")
     for stack, info in (result.get("reuse") or {}).items():
