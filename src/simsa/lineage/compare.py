@@ -349,7 +349,20 @@ class _Prepared:
         return draws
 
     def _audit_candidate(self, stack: str) -> CoordinateAudit:
-        """Audit the candidate's units of ``stack`` (the same samples the test uses, in the reference's basis)."""
+        """Audit the candidate's units of ``stack`` (the same samples the test uses, in the reference's basis).
+
+        Unmapped, the audit does not depend on the reference, so a scan computes it once for all references.
+        """
+        key = ("audit", stack, self.settings.units, self.settings.seed, self.settings.views)
+        shared = not self.stack_alignment(stack).transforms
+        if shared and key in self.cand.cache:
+            return self.cand.cache[key]
+        found = self._audit_candidate_units(stack)
+        if shared:
+            self.cand.cache[key] = found
+        return found
+
+    def _audit_candidate_units(self, stack: str) -> CoordinateAudit:
         mats, width = [], None
         for comp, layer, group in self._audit_groups(self.cand, stack):
             idx = self._sample(group.n_units, self.settings.units, "cand", comp, layer, group.key)
