@@ -79,7 +79,9 @@ def test_selftest_passes_every_disguise(family: str, lineage_zoo) -> None:  # ty
         if row["applicable"]:
             assert row["disguised"]["verdict"] == "derived", name
             assert row["control"]["verdict"] == "independent", name
-            assert row["disguised"]["log10_p"] < -50, name
+            # The Cauchy combination over layers is about the strongest layer's p (times the layer count), not
+            # Fisher's product over layers; a copy still sits far beyond the 1e-6 threshold.
+            assert row["disguised"]["log10_p"] < -30, name
     basis = {"residual_permutation": "signed_permutation", "residual_rotation": "orthogonal"}
     for name, kind in basis.items():
         if rows[name]["applicable"]:
