@@ -178,3 +178,14 @@ def test_overall_verdict_follows_the_corrected_overall_p_value() -> None:
     assert overall_verdict(comps, set(comps), False, 0.0, th, units)[0] == "inconclusive"  # nothing testable
     few = dict.fromkeys(comps, 8)
     assert overall_verdict(comps, set(), False, -0.1, th, few)[0] == "inconclusive"
+
+
+def test_a_components_verdict_is_corrected_for_the_number_of_components_tested() -> None:
+    from simsa.lineage.verdict import Thresholds, component_verdict
+
+    th = Thresholds()
+    alone = component_verdict(math.log10(0.008), 256, 0.0, False, th, 0.0, 1)
+    among_four = component_verdict(math.log10(0.008), 256, 0.0, False, th, 0.0, 4)
+    assert alone[0] == "inconclusive"
+    assert among_four[0] == "independent" and "Šidák over 4 components" in among_four[1]
+    assert component_verdict(-40.0, 256, 0.0, False, th, 0.9, 5)[0] == "derived"

@@ -744,6 +744,7 @@ def compare(cand: Side, ref: Side, settings: SamplingSettings | None = None, thr
     diffs = {} if ref.fingerprint is not None else relative_differences(cand.ckpt, cand.amap, ref.ckpt, ref.amap)
 
     components = []
+    n_tested = sum(1 for ur in unit_results.values() if ur.get("tested"))
     verdicts: dict[str, str] = {}
     untestable: set[str] = set()
     for name in sorted(set(cand_by_comp) | set(unit_results)):
@@ -760,7 +761,7 @@ def compare(cand: Side, ref: Side, settings: SamplingSettings | None = None, thr
                                      else "no hidden-unit test applies (norm gains, biases, kernels)"})
         lp = ur.get("log10_p") if ur.get("tested") else None
         verdict, rule = component_verdict(lp, int(ur.get("units", 0)), share, complete, thresholds,
-                                          float(ur.get("matched_fraction", 0.0)))
+                                          float(ur.get("matched_fraction", 0.0)), n_tested)
         if lp is None and verdict not in (IDENTICAL,) and share == 0:
             untestable.add(name)
         verdicts[name] = verdict

@@ -3,6 +3,7 @@
 Per component:
 - ``identical``: every candidate tensor of the component equals a reference tensor (bit for bit, or after rounding
   both to bf16 so a dtype cast cannot hide a copy) and the component has the same tensors as the reference's;
+- every p-value below is the component's own, Šidák-corrected for the number of components tested;
 - ``derived``: the hidden-unit test gives −log10 p ≥ ``derived_log10`` (default 6) *and* at least ``min_matched``
   (default 10 %) of the sampled units have an individually recognisable counterpart, or some tensors are identical.
   A significant but diffuse similarity (few units recognisable) is what parts trained from scratch inside a shared
@@ -24,6 +25,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from simsa.lineage.pvalues import sidak_log10
+
 IDENTICAL, DERIVED, INDEPENDENT, INCONCLUSIVE = "identical", "derived", "independent", "inconclusive"
 
 
@@ -38,33 +41,44 @@ class Thresholds:
         return {
             "derived_when": f"-log10_p >= {self.derived_log10:g} and matched_fraction >= {self.min_matched:g}",
             "independent_when": f"-log10_p < {self.independent_log10:g} with at least {self.min_units} units tested",
+            "correction": "a component's p-value is Šidák-corrected for the number of components tested; the "
+                          "overall p-value is the corrected smallest",
             "identical_when": "every tensor equal bit for bit or at bf16 precision",
         }
 
 
 def component_verdict(
     log10_p: float | None, units: int, identical_share: float, complete: bool, th: Thresholds,
-    matched_fraction: float = 1.0,
+    matched_fraction: float = 1.0, tested_components: int = 1,
 ) -> tuple[str, str]:
-    """Verdict and the rule that produced it, for one component."""
+    """Verdict and the rule that produced it, for one component.
+
+    ``tested_components`` is how many components of the pair were tested: the component's p-value is Šidák-corrected
+    for it before the thresholds apply, so one component's verdict means the same whatever the architecture (with
+    four components, one at p = 0.008 is 0.032 corrected: no evidence either way).
+    """
     if identical_share >= 1.0 and complete:
         return IDENTICAL, "every tensor identical to the reference's"
     if identical_share > 0:
         return DERIVED, f"{identical_share:.0%} of its tensors are identical to reference tensors"
     if log10_p is None:
         return INCONCLUSIVE, "no hidden-unit test applies to this component (identity checked only)"
+    lab = "-log10 p"
+    if tested_components > 1:
+        log10_p = sidak_log10(log10_p, tested_components)
+        lab = f"-log10 p (Šidák over {tested_components} components)"
     if -log10_p >= th.derived_log10 and matched_fraction >= th.min_matched:
-        return DERIVED, (f"-log10 p = {-log10_p:.1f} >= {th.derived_log10:g}; {matched_fraction:.0%} of units have a "
+        return DERIVED, (f"{lab} = {-log10_p:.1f} >= {th.derived_log10:g}; {matched_fraction:.0%} of units have a "
                          "counterpart")
     if -log10_p >= th.derived_log10:
-        return INCONCLUSIVE, (f"significant (-log10 p = {-log10_p:.1f}) but diffuse: only {matched_fraction:.1%} of "
+        return INCONCLUSIVE, (f"significant ({lab} = {-log10_p:.1f}) but diffuse: only {matched_fraction:.1%} of "
                               f"units have a recognisable counterpart (< {th.min_matched:.0%}); typical of parts "
                               "trained from scratch in a shared residual basis, not of copied weights")
     if -log10_p < th.independent_log10 and units >= th.min_units:
-        return INDEPENDENT, f"-log10 p = {-log10_p:.2f} < {th.independent_log10:g} over {units} units"
+        return INDEPENDENT, f"{lab} = {-log10_p:.2f} < {th.independent_log10:g} over {units} units"
     if -log10_p < th.independent_log10:
         return INCONCLUSIVE, f"only {units} units could be tested (< {th.min_units})"
-    return INCONCLUSIVE, f"{th.independent_log10:g} <= -log10 p = {-log10_p:.2f} < {th.derived_log10:g}"
+    return INCONCLUSIVE, f"{th.independent_log10:g} <= {lab} = {-log10_p:.2f} < {th.derived_log10:g}"
 
 
 def overall_verdict(verdicts: dict[str, str], untestable: set[str], all_identical: bool, overall_log10: float = 0.0,
