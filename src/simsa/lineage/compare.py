@@ -604,7 +604,7 @@ def component_evidence(prep: _Prepared, name: str, progress: Progress | None, st
     pos_r = {layer: j for j, layer in enumerate(ref_layers)}
     mapped = [details[(pos_c[a], pos_r[b])] for a, b, _ in lmap.pairs]
     out.update(
-        log10_p=combine_layers(matrix),
+        log10_p=combine_layers(matrix, _tested_mask(matrix.shape, details)),
         layer_map=[[a, b, round(p, 3)] for a, b, p in lmap.pairs],
         unmapped_layers=lmap.unmapped,
         segments=lmap.segments,
@@ -620,6 +620,13 @@ def component_evidence(prep: _Prepared, name: str, progress: Progress | None, st
         matched_fraction=float(np.mean([e.matched_fraction for e in mapped])) if mapped else 0.0,
     )
     return out
+
+
+def _tested_mask(shape: tuple[int, ...], details: dict[tuple, PairEvidence]) -> np.ndarray:
+    mask = np.zeros(shape, dtype=bool)
+    for i, j in details:
+        mask[i, j] = True
+    return mask
 
 
 # --- sparse upcycling

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from simsa.lineage.pvalues import cauchy_log10, sidak_log10
+from simsa.lineage.pvalues import cauchy_log10
 
 PAIR_ALPHA_LOG10 = -3.0  # a single layer pair must reach p ≤ 1e-3 after correction to be mapped
 RESTART_COST = 3.0  # starting a new run back at an earlier reference layer costs this many threshold-level pairs
@@ -88,16 +88,13 @@ def monotone_map(log10_p: np.ndarray, cand_layers: list[int], ref_layers: list[i
                     reused_reference_layers=sorted({r for r in used if used.count(r) > 1}))
 
 
-def per_candidate_layer(log10_p: np.ndarray) -> np.ndarray:
-    """For each candidate layer, the p-value of "descends from *some* reference layer" (Šidák over the row)."""
-    n_r = log10_p.shape[1]
-    return np.array([sidak_log10(float(row.min()), n_r) for row in log10_p])
+def combine_layers(log10_p: np.ndarray, tested: np.ndarray | None = None) -> float:
+    """A component's p-value: the Cauchy combination of the p-values of every layer pair tested.
 
-
-def combine_layers(log10_p: np.ndarray) -> float:
-    """A component's p-value: the Cauchy combination of the per-candidate-layer p-values.
-
-    Every layer pair of a stack is tested against the same coordinate permutations, so the layers' p-values are
-    dependent; the Cauchy combination stays valid under any dependence, where Fisher's would not.
+    Every layer pair of a stack is tested against the same coordinate permutations, so the pairs' p-values are
+    dependent; the Cauchy combination stays valid under any dependence, where Fisher's would not, and unlike a
+    Šidák-corrected minimum it is not conservative when the pairs are strongly dependent. ``tested`` masks the pairs
+    a deep model's screen left out (they are no evidence, not p = 1).
     """
-    return cauchy_log10(per_candidate_layer(log10_p).tolist())
+    values = log10_p[tested] if tested is not None else log10_p.ravel()
+    return cauchy_log10(values.tolist())
