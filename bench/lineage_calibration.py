@@ -477,6 +477,38 @@ def _command(argv: Sequence[str]) -> str:
     return " ".join(["python bench/lineage_calibration.py", *args])
 
 
+def derived_recall(console: Any) -> dict[str, Any]:
+    """Every derivation of the validity zoo and the derivation suite compared: verdict and localisation kept?
+
+    The calibration must not buy its false-positive rate with power, so the same code's recall is measured here
+    (models cached in the system temp directory, as ``bench/lineage_validity.py`` does).
+    """
+    from tests.lineage_derivations import build_derivations
+    from tests.lineage_validity import check_pair
+    from tests.lineage_zoo import build_zoo
+
+    tmp = Path(tempfile.gettempdir())
+
+    def say(msg: str) -> None:
+        console.print(f"[dim]{msg}[/]")
+
+    zoo = build_zoo(tmp / "simsa-lineage-zoo", progress=say)
+    der = build_derivations(tmp / "simsa-lineage-derivations", zoo, progress=say)
+    pairs = [(p, zoo.models[p.candidate], zoo.models[p.reference]) for p in zoo.positives()]
+    pairs += [(p, der.path(p.candidate), der.path(p.reference)) for p in der.pairs if p.kind != "negative"]
+    failures: dict[str, list[str]] = {}
+    weakest = math.inf
+    for pair, cand, ref in pairs:
+        result = compare_paths(cand, ref)
+        problems = check_pair(pair, result)
+        if problems:
+            failures[pair.name] = problems
+        if pair.kind == "derived":
+            weakest = min(weakest, -float(result["log10_p"]))
+    return {"pairs": len(pairs), "correct": len(pairs) - len(failures), "failures": failures,
+            "weakest_minus_log10_p": None if math.isinf(weakest) else round(weakest, 1)}
+
+
 def _short_pair(name: str) -> str:
     """``llama-w64-03-mup~llama-w64-00-normal`` → ``llama-w64 03~00``."""
     cand, _, ref = name.partition("~")
@@ -502,6 +534,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="1 width, 4 models per group, 100 steps (iteration)")
     parser.add_argument("--json", action="store_true", help="print every figure as JSON (the tables go to stderr)")
     parser.add_argument("--write", action="store_true", help=f"write {CALIBRATION_PATH.relative_to(ROOT)}")
+    parser.add_argument("--no-recall", action="store_true",
+                        help="skip the derived recall (the validity zoo's and derivation suite's positives)")
     args = parser.parse_args(argv)
     quick = args.quick
     root = args.root or Path(tempfile.gettempdir()) / ("simsa-lineage-hardneg-quick" if quick else
@@ -555,6 +589,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                                      pair=pair.name, family=pair.family, draws=tail_draws,
                                      progress=lambda n: bar.advance(task, n)))
     tail_s = time.perf_counter() - t3
+
+    t4 = time.perf_counter()
+    recall = None if args.no_recall else derived_recall(console)
+    recall_s = time.perf_counter() - t4
 
     all_results = [r for _, r in results]
     fp_rows = false_positive_table(collect_pvalues(all_results))
@@ -620,6 +658,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     console.print("tail, pooled over pairs: " + "; ".join(
         f"q={r.q:g}: {r.exceed} of {r.comparisons} (draw, subset) comparisons beyond the t-quantile, "
         f"{r.observed:.2e} observed" for r in pooled))
+    if recall is not None:
+        console.print(f"derived recall (validity zoo and derivation suite): {recall['correct']} of "
+                      f"{recall['pairs']} derivations keep their verdict and localisation"
+                      + (f"; failures: {recall['failures']}" if recall["failures"] else "")
+                      + f"; weakest derived -log10 p {recall['weakest_minus_log10_p']} ({recall_s:.0f} s)")
     console.print(f"seconds: build {timing['build_seconds']} (zoo recorded {zoo.build_seconds}), compare "
                   f"{timing['compare_seconds']} ({timing['compare_seconds_per_pair']} per pair), adversarial nulls "
                   f"{timing['null_seconds']}, tail {timing['tail_seconds']}")
@@ -632,6 +675,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "hard_negatives_by_family": {FAMILY_LABELS[f]: verdict_counts([r for p, r in results if p.family == f])
                                          .to_dict() for f in FAMILIES},
             "adversarial_nulls": null_counts.to_dict(),
+            "derived_recall": recall,
             "adversarial_nulls_by_kind": {k: v.to_dict() for k, v in null_by_kind.items()},
             "adversarial_null_pairs": [{"kind": k, "pair": n, "verdict": r["verdict"], "log10_p": r["log10_p"]}
                                        for k, n, r in nulls],
