@@ -15,6 +15,7 @@ import pytest
 from safetensors.numpy import load_file, save_file
 
 from lineage_nulls import Shape, layout, null_pair, write_llama
+from simsa.lineage import validity
 from simsa.lineage.compare import compare, compare_paths, fingerprint_side, open_side
 from simsa.lineage.exchangeability import audit, clean_coordinates, flag_matrix
 from simsa.lineage.fingerprint import Fingerprint, build_fingerprint
@@ -52,6 +53,13 @@ def test_zero_padding_is_found_coordinate_by_coordinate(tmp_path: Path) -> None:
     assert check["excluded"]["constant"] == 64 and check["kept"] == 64
     assert check["candidate"]["coordinates"]["constant"][:3] == [64, 65, 66]
     assert result["verdict"] == "independent"
+    # The card quotes the packaged calibration of the candidate's family, figures and all.
+    packaged = json.loads((Path(validity.__file__).parent / "calibration.json").read_text(encoding="utf-8"))
+    cal = result["validity"]["calibration"]
+    assert result["validity"]["family"] == cal["family"] == "dense decoder"
+    fam = packaged["families"]["dense decoder"]
+    assert (cal["hard_negatives"], cal["derived"], cal["upper_95"]) == (fam["hard_negatives"], fam["derived"],
+                                                                        fam["upper_95"])
 
 
 def _fine_tuned(src: Path, out: Path, noise: float, seed: int) -> Path:
