@@ -386,6 +386,15 @@ def test_the_stream_endpoint_refuses_like_the_form_and_streams_a_blind_turn(site
     assert page.status_code == 200 and 'value="left"' in page.text  # the vote form, as after the form post
 
 
+# Distinct questions for battles voted away: near-duplicate prompts ("filler question 0", "… 1") are refused.
+FILLERS = ("Name a river that flows through Seoul.", "What is seventeen times three?",
+           "Which planet has the most moons?", "Translate 'good morning' into Korean.",
+           "How many strings does a gayageum traditionally have?", "Who wrote the novel Pachinko?",
+           "What colour do you get by mixing blue and yellow?", "Give one use of a binary search tree.",
+           "When did the Joseon dynasty begin?", "Why is the sky blue at noon?",
+           "Suggest a name for a small black cat.", "What does HTTP stand for?")
+
+
 def test_a_rater_who_leaves_mid_stream_stops_both_entrants(site: dict, models: dict[str, Served],
                                                            prompts: list[str]) -> None:
     """Both sides on slowed servers of their own (the fast one slowed too): the rater reads the first paced piece
@@ -395,7 +404,8 @@ def test_a_rater_who_leaves_mid_stream_stops_both_entrants(site: dict, models: d
     me = site["clients"]["rater-leave"]
     who = site["raters"]["rater-leave"]
     split = {"baekdu": "fast", "jiri": "fast", "taebaek": "fast", "halla": "slow", "seorak": "slow"}
-    for attempt in range(12):  # the schedule picks the pair: take a battle whose entrants are on different servers
+    # The schedule picks the pair: take a battle whose entrants are on different servers.
+    for attempt in range(len(FILLERS)):
         token = start(live, who)
         with live.store.session(readonly=True) as s:
             battle = s.execute(select(ArenaBattle).where(ArenaBattle.token == token)).scalar_one()
@@ -403,7 +413,7 @@ def test_a_rater_who_leaves_mid_stream_stops_both_entrants(site: dict, models: d
             break
         with live.store.session() as s:  # vote it away (no dwell time here) and take the next one
             ctx = arena.context(s, PROGRAM, STAGE)
-            arena.record_turn(s, ctx, arena.prepare_turn(s, ctx, token, who, f"filler question {attempt}"),
+            arena.record_turn(s, ctx, arena.prepare_turn(s, ctx, token, who, FILLERS[attempt]),
                               (Answer("a", "stop", 0.1, 1), Answer("b", "stop", 0.1, 1)), who)
             arena.vote(s, ctx, token, who, "tie")
     else:
