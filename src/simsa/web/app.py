@@ -7,6 +7,7 @@ import json
 import logging
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from importlib.resources import files
 
 import anyio.to_thread
@@ -89,7 +90,7 @@ def _logging(settings: WebSettings) -> None:
 
 def _frame(app: FastAPI, settings: WebSettings) -> None:
     @app.middleware("http")
-    async def frame(request: Request, call_next):  # type: ignore[no-untyped-def]
+    async def frame(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
         if not getattr(app.state, "threads_limited", False):
             # Routes run in the thread pool; at most `threads` at once, matching the store's connection pool.
             anyio.to_thread.current_default_thread_limiter().total_tokens = settings.threads

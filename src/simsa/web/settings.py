@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, replace
-from typing import Literal
+from typing import Any, Literal, TypedDict, Unpack
 
 from simsa.errors import InputError
 
@@ -38,6 +38,21 @@ def _int(name: str, default: int, low: int, high: int) -> int:
     return value
 
 
+class Overrides(TypedDict, total=False):
+    """What `WebSettings.with_overrides` accepts: any setting, or None for "not given"."""
+
+    database_url: str | None
+    host: str | None
+    port: int | None
+    secure_cookies: CookiePolicy | None
+    public_url: str | None
+    default_lang: str | None
+    login_rate: int | None
+    access_log: bool | None
+    max_upload_bytes: int | None
+    threads: int | None
+
+
 @dataclass(frozen=True)
 class WebSettings:
     """Everything the app reads at start-up; see docs/web.md for each variable."""
@@ -62,8 +77,8 @@ class WebSettings:
     @classmethod
     def from_env(cls) -> WebSettings:
         cookies = (os.environ.get("SIMSA_WEB_SECURE_COOKIES") or "auto").strip().lower()
-        mapping = {"auto": "auto", "true": "always", "always": "always", "1": "always", "false": "never",
-                   "never": "never", "0": "never"}
+        mapping: dict[str, CookiePolicy] = {"auto": "auto", "true": "always", "always": "always", "1": "always",
+                                            "false": "never", "never": "never", "0": "never"}
         if cookies not in mapping:
             raise InputError(f"$SIMSA_WEB_SECURE_COOKIES must be auto, true or false, got {cookies!r}")
         lang = (os.environ.get("SIMSA_WEB_LANG") or "ko").strip()
@@ -76,7 +91,7 @@ class WebSettings:
             database_url=os.environ.get("SIMSA_DATABASE_URL") or None,
             host=(os.environ.get("SIMSA_WEB_HOST") or DEFAULT_HOST).strip(),
             port=_int("SIMSA_WEB_PORT", DEFAULT_PORT, 1, 65535),
-            secure_cookies=mapping[cookies],  # type: ignore[arg-type]
+            secure_cookies=mapping[cookies],
             public_url=public,
             default_lang=lang,
             login_rate=_int("SIMSA_WEB_LOGIN_RATE", 20, 1, 10_000),
@@ -85,6 +100,7 @@ class WebSettings:
             threads=_int("SIMSA_WEB_THREADS", 20, 1, 1000),
         )
 
-    def with_overrides(self, **changes: object) -> WebSettings:
+    def with_overrides(self, **changes: Unpack[Overrides]) -> WebSettings:
         """Command-line options win over the environment; None means "not given"."""
-        return replace(self, **{k: v for k, v in changes.items() if v is not None})
+        given: dict[str, Any] = {k: v for k, v in changes.items() if v is not None}  # a subset of `Overrides`
+        return replace(self, **given)

@@ -8,6 +8,7 @@ the page needs no script. Another rater's battle answers exactly as a token that
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, Path, Request
@@ -37,7 +38,7 @@ def _account(who: Viewer) -> AccountView:
     return who.account
 
 
-def category_label(lang: str):  # type: ignore[no-untyped-def]
+def category_label(lang: str) -> Callable[[str], str]:
     def label(category: str) -> str:
         key = f"ar_cat_{category}"
         return t(key, lang) if key in WEB_LABELS else category

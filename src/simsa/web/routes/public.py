@@ -8,6 +8,7 @@ import hashlib
 import json
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -34,7 +35,7 @@ def _download(item: views.Download) -> Response:
                     headers={"Content-Disposition": f'attachment; filename="{item.filename}"'})
 
 
-def _pick(lang: str):  # type: ignore[no-untyped-def]
+def _pick(lang: str) -> Callable[..., str]:
     """A recorded name and its Korean variant, as the viewer's language wants it."""
 
     def pick(en: Any, ko: Any = None) -> str:

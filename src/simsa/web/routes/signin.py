@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 from urllib.parse import urlparse
 
 from fastapi import APIRouter, Form, Request
@@ -12,6 +12,9 @@ from simsa import accounts
 from simsa.errors import InputError
 from simsa.web.deps import SESSION_COOKIE, ViewerDep, check_csrf, store
 from simsa.web.render import finish, page, redirect, secure_cookies
+
+if TYPE_CHECKING:
+    from simsa.web.throttle import AttemptLimiter
 
 router = APIRouter(include_in_schema=False)
 
@@ -26,7 +29,7 @@ def _safe_next(target: str | None) -> str:
     return target
 
 
-def _limiter(request: Request):  # type: ignore[no-untyped-def]
+def _limiter(request: Request) -> AttemptLimiter:
     from simsa.web.throttle import AttemptLimiter
 
     app = request.app

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections import Counter
 from itertools import combinations
-from typing import Annotated
+from typing import Annotated, TypedDict
 
 from fastapi import APIRouter, Depends, Request
 from sqlalchemy.orm import Session
@@ -34,7 +34,16 @@ BATTLE = BATTLES + "/{token}"
 Rater = Annotated[Viewer, Depends(require_writer(Role.RATER))]          # writes: an API token
 RaterReading = Annotated[Viewer, Depends(require(Role.RATER))]          # reads: a token or a signed-in rater
 AdminReading = Annotated[Viewer, Depends(require(Role.ADMIN))]
-BATTLE_OUT = {"response_model": m.Battle, "response_model_exclude_unset": True}
+
+
+class _BattleOut(TypedDict):
+    """The response options every battle route shares, typed so that they can be splatted into a route."""
+
+    response_model: type[m.Battle]
+    response_model_exclude_unset: bool
+
+
+BATTLE_OUT: _BattleOut = {"response_model": m.Battle, "response_model_exclude_unset": True}
 
 
 def _account(who: Viewer) -> AccountView:
@@ -101,16 +110,18 @@ def _state(session: Session, ctx: ArenaContext) -> dict:
     entrants = [r for r in records if r.kind == arena.ENTRANTS]
     scheduled = arena.schedule_counts(session, ctx, segment.id, now) if segment is not None else None
     voted_battles = sum(1 for r in entrants if r.status != "void")
-    pairs = []
+    pairs: list[dict[str, str | int]] = []
+    handed_out = 0
     for a, b in combinations(sorted(ctx.arena.teams), 2):
         mine = [r for r in entrants if {r.left, r.right} == {a, b}]
-        pairs.append({"a": a, "b": b, "scheduled": scheduled.pair_total(a, b) if scheduled else 0,
+        handed = scheduled.pair_total(a, b) if scheduled else 0
+        handed_out += handed
+        pairs.append({"a": a, "b": b, "scheduled": handed,
                       "counted": sum(1 for r in mine if r.counts),
                       "void": sum(1 for r in mine if r.status == "void"),
                       "excluded": sum(1 for r in mine if r.excluded is not None),
                       "left_a": scheduled.left_count((a, b), a) if scheduled else 0,
                       "left_b": scheduled.left_count((a, b), b) if scheduled else 0})
-    handed_out = sum(p["scheduled"] for p in pairs)
     return {"program": ctx.key, "stage": ctx.stage.id, "opens": utc_text(ctx.arena.opens),
             "closes": utc_text(ctx.arena.closes), "open": ctx.arena.opens <= now < ctx.arena.closes,
             "segment": segment.to_dict() if segment else None, "segments": segment.number if segment else 0,

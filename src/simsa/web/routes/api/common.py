@@ -31,7 +31,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     413: {"model": ApiError, "description": "The body is larger than the server accepts."},
     422: {"model": ApiError, "description": "The body or a parameter has the wrong shape or type."},
 }
-READ_ERRORS = {code: ERRORS[code] for code in (400, 404, 422)}
+READ_ERRORS: dict[int | str, dict[str, Any]] = {code: ERRORS[code] for code in (400, 404, 422)}
 
 
 class BoundedRoute(APIRoute):

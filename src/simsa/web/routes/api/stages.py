@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse, Response
 
 from simsa.errors import NotFound
+from simsa.program.loader import LoadedProgram
 from simsa.services import api_views, evidence_docs, reports
 from simsa.services import appeals as appeal_service
 from simsa.services.status import stage_status
@@ -24,7 +25,7 @@ DecisionId = Annotated[int | None, Query(alias="id", ge=1, le=api_views.MAX_ID,
                                          description="A specific decision (default: the one in force).")]
 
 
-def _stage(session: ReadSession, key: str, stage: str, team: str | None = None):  # type: ignore[no-untyped-def]
+def _stage(session: ReadSession, key: str, stage: str, team: str | None = None) -> LoadedProgram:
     loaded = api_views.stored_program(session, key)
     api_views.require_stage(loaded.program, stage)
     if team is not None:
