@@ -203,7 +203,7 @@ def rater_rows(in_segment: Sequence[VoteRecord], ctx: ArenaContext, by_rater: Ma
     for name in sorted({r.rater for r in in_segment}):
         mine = [r for r in in_segment if r.rater == name]
         test = tests.get(name)
-        surprising = ()
+        surprising: tuple[SurprisingRow, ...] = ()
         if test is not None:
             surprising = tuple(SurprisingRow(tested[e.index].vote_id, e.model_a, e.model_b, e.voted, e.probability,
                                              e.history) for e in test.evidence if 0 <= e.index < len(tested))

@@ -44,7 +44,7 @@ class ImportResult:
     """What one `score import` did: its batch id, the rows recorded, and the rows a replaced batch lost."""
 
     batch_id: str
-    rows: list[Score]
+    rows: list[score_service.RecordedScore]
     voided: list[Score] = field(default_factory=list)
     warnings: tuple[VersionWarning, ...] = ()  # what registering the program version warned about
 
@@ -277,7 +277,7 @@ def voided_in_force(session: Session, key: str, stage_id: str) -> list[VoidedRec
     superseded = select(GateResult.supersedes_id).where(GateResult.supersedes_id.is_not(None))
     gates = session.execute(select(GateResult).where(GateResult.program_key == key, GateResult.stage_id == stage_id,
                                                      GateResult.voided.is_(True), GateResult.id.not_in(superseded)))
-    for row in gates.scalars():
-        out.append(VoidedRecord("gate", row.id, row.supersedes_id or 0, row.team_id, row.gate_id, "", row.evidence,
-                                utc_text(row.recorded_at), row.recorded_by))
+    for gate in gates.scalars():
+        out.append(VoidedRecord("gate", gate.id, gate.supersedes_id or 0, gate.team_id, gate.gate_id, "", gate.evidence,
+                                utc_text(gate.recorded_at), gate.recorded_by))
     return sorted(out, key=lambda v: (v.kind, v.id))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from dataclasses import dataclass
+from functools import partial
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -253,10 +254,10 @@ def import_decision(session: Session, program_ref: ProgramRef, path: str, actor:
     key = program.program.id
     existing = effective(session, key, imported.stage_id)
     marker = _imported_marker(existing)
-    summary = {"stage": imported.stage_id, "for_stage": imported.for_stage, "file": imported.file,
-               "sha256": imported.sha256, "title_holders": tuple(imported.title_holders)}
+    summary = partial(ImportedDecision, stage=imported.stage_id, for_stage=imported.for_stage, file=imported.file,
+                      sha256=imported.sha256, title_holders=tuple(imported.title_holders))
     if existing is not None and marker is not None and marker.get("sha256") == imported.sha256:
-        return ImportedDecision(**summary, decision_id=existing.id, recorded=False, supersedes=existing.supersedes_id)
+        return summary(decision_id=existing.id, recorded=False, supersedes=existing.supersedes_id)
     if existing is not None and not supersede:
         what = "imported from another file" if marker is not None else "made here"
         raise InputError(f"stage {imported.stage_id!r} already has decision {existing.id} ({what}); to replace it "
@@ -273,4 +274,4 @@ def import_decision(session: Session, program_ref: ProgramRef, path: str, actor:
     append(session, actor=actor, action="decision.import", row=row,
            details={"file": imported.file, "sha256": imported.sha256, "for_stage": imported.for_stage,
                     "title_holders": list(imported.title_holders)})
-    return ImportedDecision(**summary, decision_id=row.id, recorded=True, supersedes=row.supersedes_id)
+    return summary(decision_id=row.id, recorded=True, supersedes=row.supersedes_id)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -119,7 +120,7 @@ def import_gates(session: Session, program_ref: ProgramRef, items: list[GateInpu
         seen[key] = item.where
         return item
 
-    collect((lambda item=item: check(item)) for item in items)
+    collect(partial(check, item) for item in items)
     when = at or now_utc()
     batch_id = new_batch_id(when)
     rows = [gate_service.record(session, version, program, stage_id=i.stage, team_id=i.team, gate_id=i.gate,

@@ -163,9 +163,9 @@ def blockers(session: Session, ctx: PanelContext, target: str, now: dt.datetime 
     out: list[str] = []
     experts = assigned_experts(session, ctx)
     if target == CALIBRATION:
-        missing = [a for a in ctx.anchors if not panel_documents.anchor_documents(session, ctx, a)]
-        if missing:
-            out.append(f"upload the calibration anchor documents first: {', '.join(missing)}")
+        bare = [a for a in ctx.anchors if not panel_documents.anchor_documents(session, ctx, a)]
+        if bare:
+            out.append(f"upload the calibration anchor documents first: {', '.join(bare)}")
         if not experts:
             out.append("assign experts first")
     if target == "round1":

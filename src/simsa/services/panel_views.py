@@ -14,7 +14,7 @@ import datetime as dt
 import threading
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from sqlalchemy.orm import Session
 
@@ -112,14 +112,13 @@ def _document_view(ref: panel_documents.DocumentRef, data: bytes, masker: Masker
     from simsa.panel.training_log import parse_training_log
 
     name = masker.mask_filename(ref.filename) if masker else ref.filename
-    base = {"id": ref.id, "purpose": ref.purpose, "kind": ref.kind, "name": name, "size": ref.size,
-            "sha256": ref.sha256}
+    base = DocumentView(id=ref.id, purpose=ref.purpose, kind=ref.kind, name=name, size=ref.size, sha256=ref.sha256)
     try:
         if ref.kind == "markdown":
             text = data.decode("utf-8-sig", errors="replace")
-            return DocumentView(**base, html=render_markdown(text, masker))
+            return replace(base, html=render_markdown(text, masker))
         if ref.kind == "pdf":
-            return DocumentView(**base, pages=tuple(range(1, (ref.pages or 0) + 1)))
+            return replace(base, pages=tuple(range(1, (ref.pages or 0) + 1)))
         log = parse_training_log(data, ref.kind)  # type: ignore[arg-type]
         plots = []
         for y, x, title in (("loss", "step", "pn_plot_loss_step"), ("loss", "tokens", "pn_plot_loss_tokens"),
@@ -134,9 +133,9 @@ def _document_view(ref: panel_documents.DocumentRef, data: bytes, masker: Masker
                 ("pn_sum_tokens", _number(s.tokens_last)), ("pn_sum_lr_peak", _number(s.lr_peak)),
                 ("pn_sum_warmup", _number(s.warmup_steps)), ("pn_sum_spikes", _number(s.loss_spikes)),
                 ("pn_sum_monotonic", _number(s.steps_monotonic)), ("pn_sum_nonfinite", _number(s.nonfinite)))
-        return DocumentView(**base, plots=tuple(plots), summary=rows)
+        return replace(base, plots=tuple(plots), summary=rows)
     except SimsaError as exc:
-        return DocumentView(**base, problem=str(masker.mask(str(exc)) if masker else exc))
+        return replace(base, problem=str(masker.mask(str(exc)) if masker else exc))
 
 
 # ---------------------------------------------------------------------------------------------------- reviews
@@ -578,7 +577,7 @@ class TeamPanelStage:
     deadline: dt.datetime
     deadline_passed: bool
     documents: tuple[TeamDocumentRow, ...]
-    limits: Mapping[str, int]
+    limits: Mapping[Purpose, int]
 
 
 @dataclass(frozen=True)
@@ -655,8 +654,7 @@ def upload_team_document(session: Session, account: accounts.AccountView, stage_
         raise InputError("choose what the file is: a report or a training log")
     if not data:
         raise InputError("choose a file to upload (it must not be empty)")
-    return panel_documents.upload(session, ctx, data, filename or "upload", purpose,  # type: ignore[arg-type]
-                                  account.actor, team_id=team)
+    return panel_documents.upload(session, ctx, data, filename or "upload", purpose, account.actor, team_id=team)
 
 
 def withdraw_team_document(session: Session, account: accounts.AccountView, stage_id: str, document_id: int) -> None:

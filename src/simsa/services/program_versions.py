@@ -6,6 +6,7 @@ So that nobody has to compare TOML files by eye to learn whether an amendment ch
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -126,7 +127,7 @@ def diff_versions(session: Session, program: str, from_ref: str | None = None, t
     return VersionDiff(program=key, before=b_side, after=a_side, diff=diff, text=body)
 
 
-def _side(session: Session, key: str, versions: list[ProgramVersion], ref: str) -> tuple[Side, LoadedProgram]:
+def _side(session: Session, key: str, versions: Sequence[ProgramVersion], ref: str) -> tuple[Side, LoadedProgram]:
     if is_file_ref(ref):
         return _side_of_file(load_program(ref))
     ref = ref.strip()

@@ -7,7 +7,7 @@ the audit entry of the load.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 
@@ -116,7 +116,7 @@ def rule_warnings(session: Session, loaded: LoadedProgram) -> list[VersionWarnin
         if version is None or version.sha256 == loaded.sha256:
             continue
         when = as_utc(decision.decided_at).strftime("%Y-%m-%d %H:%M UTC")
-        base = {"stage": stage_id, "decision_id": decision.id, "decided_at": when, "decision_version_id": version.id}
+        base = VersionWarning(stage=stage_id, decision_id=decision.id, decided_at=when, decision_version_id=version.id)
         if version.id not in diffs:
             try:
                 old = parse_program(version.text, f"{key} (stored version {version.sha256[:12]})")
@@ -125,12 +125,11 @@ def rule_warnings(session: Session, loaded: LoadedProgram) -> list[VersionWarnin
                 diffs[version.id] = str(exc)
         diff = diffs[version.id]
         if isinstance(diff, str):
-            out.append(VersionWarning(**base, problem=f"its version no longer reads, so the rules cannot be "
-                                                      f"compared ({diff})"))
+            out.append(replace(base, problem=f"its version no longer reads, so the rules cannot be compared ({diff})"))
             continue
         changes = diff.affecting(stage_id)
         if changes:
-            out.append(VersionWarning(**base, changes=tuple(changes)))
+            out.append(replace(base, changes=tuple(changes)))
     return out
 
 

@@ -541,7 +541,8 @@ def gate_page(session: Session, key: str, stage_id: str, team_id: str, gate_id: 
     if in_force is not None:
         for entry in _body(in_force).get("teams") or []:
             if isinstance(entry, dict) and entry.get("team") == team.id:
-                gates = entry.get("gates") if isinstance(entry.get("gates"), dict) else {}
+                listed = entry.get("gates")
+                gates = listed if isinstance(listed, dict) else {}
                 found = gates.get(gate.id)
                 in_decision = found if isinstance(found, dict) else None
     return GatePage(program=_head(loaded), stage=_stage_summary(session, pkey, stage),

@@ -17,6 +17,7 @@ import math
 import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -206,9 +207,9 @@ def csv_records(text: str, path: str | Path, fields: tuple[str, ...], required: 
                 return
             where = f"{path}:{reader.line_num}"
             if None in rec:
-                yield lambda where=where: _too_many(where)
+                yield partial(_too_many, where)
             else:
-                yield lambda rec=rec, where=where: build(rec, where)
+                yield partial(build, rec, where)
 
     return collect(rows())
 
@@ -236,7 +237,7 @@ def json_records(text: str, path: str | Path, list_key: str, build: Callable[[di
             raise InputError(f"{path}: {list_key}[{i}] is not an object")
         return build(rec, f"{path}: {list_key}[{i}]")
 
-    return collect((lambda i=i, rec=rec: one(i, rec)) for i, rec in enumerate(records))
+    return collect(partial(one, i, rec) for i, rec in enumerate(records))
 
 
 def read_score_file(path: str | Path) -> ParsedScores:

@@ -9,10 +9,11 @@ from __future__ import annotations
 import datetime as dt
 import math
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypedDict, cast
 
-from sqlalchemy import exists, func, insert, select, text
+from sqlalchemy import Table, exists, func, insert, select, text
 from sqlalchemy.orm import Session, aliased
 
 from simsa.audit.log import Write, append_many, now_utc, plain_values
@@ -115,7 +116,7 @@ def validate_all(program: Program, items: list[ScoreInput]) -> None:
                              f"(first at {first_at[key] or 'an earlier item'}); one score per key per import")
         first_at[key] = item.where
 
-    collect(((lambda i=i, item=item: check(i, item)) for i, item in enumerate(items)),
+    collect((partial(check, i, item) for i, item in enumerate(items)),
             what="invalid scores, nothing recorded")
 
 
@@ -159,6 +160,28 @@ class RecordedScore:
 
     def to_dict(self) -> dict:
         return score_dict(self)
+
+
+class _ScoreValues(TypedDict):
+    """A score row's column values but its id, as a bulk insert writes them (the fields of `RecordedScore`)."""
+
+    program_key: str
+    stage_id: str
+    team_id: str
+    source: str
+    rater: str
+    value: float | None
+    stderr: float | None
+    run_id: str | None
+    evidence: str | None
+    note: str | None
+    example: bool
+    recorded_at: dt.datetime
+    recorded_by: str
+    supersedes_id: int | None
+    voided: bool
+    reason: str | None
+    batch_id: str | None
 
 
 def score_dict(row: Score | RecordedScore) -> dict:
@@ -205,7 +228,7 @@ def add(session: Session, version: ProgramVersion, program: Program, items: list
     validate_all(program, items)
     when = as_utc(at) if at else now_utc()
     current = current_rows(session, version.program_key, sorted({i.stage for i in items}))
-    values = []
+    values: list[_ScoreValues] = []
     for item in items:
         previous = current.get((item.stage, item.team, item.source, item.rater))
         values.append({"program_key": version.program_key, "stage_id": item.stage, "team_id": item.team,
@@ -222,7 +245,7 @@ def add(session: Session, version: ProgramVersion, program: Program, items: list
     return rows
 
 
-def _insert_scores(session: Session, values: list[dict]) -> list[int]:
+def _insert_scores(session: Session, values: list[_ScoreValues]) -> list[int]:
     """Insert rows in bulk and return their ids in order.
 
     Returning the ids of a multi-row insert in order is slow (SQLite inserts one row per statement to do it), so
@@ -236,7 +259,8 @@ def _insert_scores(session: Session, values: list[dict]) -> list[int]:
     else:  # PostgreSQL: draw the ids from the column's sequence in one statement
         ids = list(session.execute(text("SELECT nextval(pg_get_serial_sequence('scores', 'id')) "
                                         "FROM generate_series(1, :n)"), {"n": len(values)}).scalars())
-    session.execute(insert(Score.__table__), [{"id": i, **v} for i, v in zip(ids, values, strict=True)])
+    table = cast(Table, Score.__table__)  # a declarative class's table; the stubs say only FromClause
+    session.execute(insert(table), [{"id": i, **v} for i, v in zip(ids, values, strict=True)])
     return ids
 
 

@@ -265,10 +265,11 @@ def _participants(program: Program, idx: int, holders: list[str] | None) -> list
                 out.append((team, f"declared participant of {program.stages[idx].id}"))
         elif joins == idx:
             out.append((team, "first stage" if idx == 0 else f"joins at {program.stages[idx].id}"))
-        elif joins < idx and holders is None:
-            out.append((team, f"candidate ({program.stages[idx - 1].id} not decided)"))
-        elif joins < idx and team.id in holders:
-            out.append((team, f"title holder after {program.stages[idx - 1].id}"))
+        elif joins < idx:
+            if holders is None:
+                out.append((team, f"candidate ({program.stages[idx - 1].id} not decided)"))
+            elif team.id in holders:
+                out.append((team, f"title holder after {program.stages[idx - 1].id}"))
     return out
 
 
