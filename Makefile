@@ -17,8 +17,10 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/simsa demo --workdir $(DEMO_DIR)
 
+# Lint: ruff over the code, tests and benchmarks, then the type checker (mypy) over src/.
 lint: $(STAMP)
-	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/mypy
 
 # Runs lint, then the whole suite against SQLite and a throwaway PostgreSQL server started here, with the web
 # pages driven in Debian's chromium (installed here when missing).

@@ -1,6 +1,6 @@
 """A small Hugging Face hub on loopback, for testing remote reads against real HTTP.
 
-It serves what ``huggingface_hub`` and ``simsa.lineage.remote`` ask for:
+It serves what ``huggingface_hub`` and ``simsa.lineage.formats.remote`` ask for:
 
 * ``GET /api/models/{org}/{name}[/revision/{rev}]``: model info with ``sha`` and ``siblings`` (sizes with
   ``?blobs=true``); ``GET /api/models/{org}/{name}/tree/{rev}``: the file listing; 401/404 with the

@@ -7,7 +7,7 @@ practice (fine-tuning, continued pretraining, function-preserving permutation, l
 partial re-initialisation, dtype cast, embedding reuse). Everything is built on CPU from a seeded
 synthetic corpus, so the zoo is reproducible and needs no downloads.
 
-Importable as ``tests.lineage_zoo`` (by ``bench/lineage_validity.py``) and as ``lineage_zoo`` (by
+Importable as ``tests.lineage_zoo`` (by ``benchmarks/lineage_validity.py``) and as ``lineage_zoo`` (by
 pytest); it must not import pytest.
 """
 

@@ -39,8 +39,8 @@ def lineage_result(root: Path, candidate_path: str | None = None) -> dict:
     of the reference: every team of the example programme fails originality on it, no review needed)."""
     from safetensors.numpy import save_file
 
-    from simsa.lineage.compare import compare_paths  # scipy: loaded when a test asks, not on collection
-    from simsa.lineage.correspondence import SamplingSettings
+    from simsa.lineage.compare.result import compare_paths  # scipy: loaded when a test asks, not on collection
+    from simsa.lineage.stats.correspondence import SamplingSettings
 
     d, f, v, layers = 32, 64, 64, 2
     config = {"model_type": "llama", "hidden_size": d, "intermediate_size": f, "num_hidden_layers": layers,

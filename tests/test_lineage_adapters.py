@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from simsa.lineage.adapters import (
+from simsa.lineage.model.adapters import (
     GENERIC,
     adapter_for,
     describe,
@@ -25,7 +25,7 @@ from simsa.lineage.adapters import (
     parameters_by_component,
     tensor_elements,
 )
-from simsa.lineage.roles import ArchitectureMap, MappedTensor, Role, StackInfo
+from simsa.lineage.model.roles import ArchitectureMap, MappedTensor, Role, StackInfo
 
 Shapes = dict[str, tuple[int, ...]]
 

@@ -12,8 +12,8 @@ import torch
 from safetensors.numpy import save_file
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from simsa.lineage.compare import compare_paths
-from simsa.lineage.correspondence import SamplingSettings
+from simsa.lineage.compare.result import compare_paths
+from simsa.lineage.stats.correspondence import SamplingSettings
 
 LAYERS = 12
 HIDDEN = 64

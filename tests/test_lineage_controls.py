@@ -15,7 +15,8 @@ import pytest
 from safetensors.numpy import load_file
 
 from lineage_nulls import Shape, layout, write_llama
-from simsa.lineage.controls import (
+from simsa.lineage.model.roles import MappedTensor, Role
+from simsa.lineage.selftest.controls import (
     GENERATED,
     constant_columns,
     layout_matched_matrix,
@@ -23,9 +24,8 @@ from simsa.lineage.controls import (
     unit_views,
     write_controls,
 )
-from simsa.lineage.disguise import Model, ResidualPermutation
-from simsa.lineage.roles import MappedTensor, Role
-from simsa.lineage.selftest import selftest
+from simsa.lineage.selftest.disguise import Model, ResidualPermutation
+from simsa.lineage.selftest.run import selftest
 
 Q = "model.layers.0.self_attn.q_proj.weight"  # residual coordinates on axis 1
 DOWN = "model.layers.1.mlp.down_proj.weight"  # residual coordinates on axis 0

@@ -12,8 +12,8 @@ import sys
 import pytest
 
 from lineage_validity import check_pair
-from simsa.lineage.attribution import attribute
-from simsa.lineage.compare import compare_paths
+from simsa.lineage.compare.result import compare_paths
+from simsa.lineage.stats.attribution import attribute
 
 
 @pytest.fixture(scope="module")

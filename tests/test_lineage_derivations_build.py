@@ -41,7 +41,7 @@ from lineage_derivations import (
     build_derivations,
 )
 from lineage_zoo import LAYERS, Zoo
-from simsa.lineage.adapters import map_architecture
+from simsa.lineage.model.adapters import map_architecture
 
 CANDIDATES = {
     "width_pruned", "depth_upscaled", "depth_pruned", "moe_upcycled", "vocab_extended", "vocab_replaced",

@@ -16,10 +16,10 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoModelForMaskedLM, LlamaConfig, LlamaForCausalLM
 
-from simsa.lineage.alignment import ACCEPT_AGREEMENT, anchor_gram, fit_alignment, gram_agreement
-from simsa.lineage.compare import compare_paths
-from simsa.lineage.disguise import ALL, Model, ResidualRotation
-from simsa.lineage.selftest import selftest
+from simsa.lineage.compare.result import compare_paths
+from simsa.lineage.selftest.disguise import ALL, Model, ResidualRotation
+from simsa.lineage.selftest.run import selftest
+from simsa.lineage.stats.alignment import ACCEPT_AGREEMENT, anchor_gram, fit_alignment, gram_agreement
 
 EXACT = [d for d in ALL if d.name not in ("int8_round_trip", "fp8_block_round_trip", "gguf_q8_0", "gguf_q4_k",
                                          "combined")]

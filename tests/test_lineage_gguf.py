@@ -18,24 +18,18 @@ import safetensors.numpy as stn
 from gguf import GGMLQuantizationType as QT
 
 from simsa.errors import CheckpointError
-from simsa.lineage import gguf_io
-from simsa.lineage.adapters import map_architecture
-from simsa.lineage.checkpoint import Checkpoint
-from simsa.lineage.compare import Side, compare
-from simsa.lineage.correspondence import SamplingSettings
-from simsa.lineage.dtypes import round_to_bf16
-from simsa.lineage.gguf_io import (
-    WRITE_QUANTS,
-    GGUFCheckpoint,
-    gguf_name_table,
-    is_gguf,
-    permute_rows,
-    unpermute_index,
-    write_gguf,
-)
-from simsa.lineage.gguf_quant import pack_scales, quantize_q4_k
-from simsa.lineage.tokenizer_info import Vocabulary
-from simsa.lineage.units import unit_groups
+from simsa.lineage.compare.result import compare
+from simsa.lineage.compare.sides import Side
+from simsa.lineage.formats.checkpoint import Checkpoint
+from simsa.lineage.formats.dtypes import round_to_bf16
+from simsa.lineage.formats.gguf import GGUFCheckpoint, gguf_name_table, is_gguf, permute_rows, unpermute_index
+from simsa.lineage.formats.gguf import reader as gguf_io
+from simsa.lineage.model.adapters import map_architecture
+from simsa.lineage.model.tokenizer import Vocabulary
+from simsa.lineage.model.units import unit_groups
+from simsa.lineage.selftest.gguf_quant import pack_scales, quantize_q4_k
+from simsa.lineage.selftest.gguf_writer import WRITE_QUANTS, write_gguf
+from simsa.lineage.stats.correspondence import SamplingSettings
 
 # --------------------------------------------------------------------------- models
 

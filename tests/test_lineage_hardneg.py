@@ -29,7 +29,7 @@ from lineage_hardneg import (
     model_config,
 )
 from simsa.errors import InputError
-from simsa.lineage.compare import compare_paths
+from simsa.lineage.compare.result import compare_paths
 
 ROOT = Path(__file__).resolve().parents[1]
 FAMILIES = ("llama", "moe", "bert")
@@ -39,7 +39,7 @@ STEPS = 8
 
 @pytest.fixture(scope="module")
 def bench():
-    path = ROOT / "bench" / "lineage_calibration.py"
+    path = ROOT / "benchmarks" / "lineage_calibration.py"
     spec = importlib.util.spec_from_file_location("lineage_calibration_bench", path)
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses resolve their module's annotations through sys.modules

@@ -15,10 +15,12 @@ import pytest
 from safetensors.numpy import load_file, save_file
 
 from lineage_nulls import Shape, layout, null_pair, write_llama
-from simsa.lineage import validity
-from simsa.lineage.compare import compare, compare_paths, fingerprint_side, open_side
-from simsa.lineage.exchangeability import audit, clean_coordinates, flag_matrix
-from simsa.lineage.fingerprint import Fingerprint, build_fingerprint
+from simsa.lineage.compare import validity
+from simsa.lineage.compare.result import compare, compare_paths
+from simsa.lineage.compare.sides import fingerprint_side, open_side
+from simsa.lineage.fingerprints.build import build_fingerprint
+from simsa.lineage.formats.fingerprint import Fingerprint
+from simsa.lineage.stats.exchangeability import audit, clean_coordinates, flag_matrix
 
 CASES = [
     ("zero_pad", 64, Shape()),

@@ -14,8 +14,8 @@ import pytest
 from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
 
 from simsa.errors import CheckpointError
-from simsa.lineage.architecture import compare_configs, known_architecture
-from simsa.lineage.tokenizer_info import (
+from simsa.lineage.model.priors import compare_configs, known_architecture
+from simsa.lineage.model.tokenizer import (
     PRIOR_LABEL,
     Vocabulary,
     compare_vocabularies,

@@ -23,10 +23,10 @@ import safetensors.torch as stt
 import torch
 
 from simsa.errors import CheckpointError
-from simsa.lineage import safetensors_io
-from simsa.lineage.checkpoint import Checkpoint
-from simsa.lineage.dtypes import FP8_TABLES, ITEMSIZE, STORAGE, decode, round_to_bf16
-from simsa.lineage.safetensors_io import SafetensorsFile, row_chunks
+from simsa.lineage.formats import safetensors as safetensors_io
+from simsa.lineage.formats.checkpoint import Checkpoint
+from simsa.lineage.formats.dtypes import FP8_TABLES, ITEMSIZE, STORAGE, decode, round_to_bf16
+from simsa.lineage.formats.safetensors import SafetensorsFile, row_chunks
 
 # --------------------------------------------------------------------------- helpers
 
@@ -681,7 +681,7 @@ def big_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 _MEMORY_PROBE = textwrap.dedent("""
     import json, sys
     import numpy as np
-    from simsa.lineage.checkpoint import Checkpoint
+    from simsa.lineage.formats.checkpoint import Checkpoint
 
     def peak():
         # VmHWM: this process's peak resident set. (ru_maxrss would be inherited from the forking parent.)

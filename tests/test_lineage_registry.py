@@ -36,21 +36,15 @@ import numpy as np
 import pytest
 
 from simsa.errors import CheckpointError
-from simsa.lineage.compare import compare, open_side
-from simsa.lineage.disguise import Model, ResidualRotation
-from simsa.lineage.fingerprint import (
-    META_KEY,
-    SCHEMA,
-    SUFFIX,
-    Fingerprint,
-    FingerprintSettings,
-    build_fingerprint,
-    group_id,
-)
-from simsa.lineage.registry import INDEX, Registry, default_registry, registry_bytes, safe_name
-from simsa.lineage.registry import SCHEMA as REGISTRY_SCHEMA
-from simsa.lineage.scan import SCHEMA as SCAN_SCHEMA
-from simsa.lineage.scan import benjamini_hochberg, holm, scan
+from simsa.lineage.compare.result import compare
+from simsa.lineage.compare.sides import open_side
+from simsa.lineage.fingerprints.build import build_fingerprint
+from simsa.lineage.fingerprints.registry import INDEX, Registry, default_registry, registry_bytes, safe_name
+from simsa.lineage.fingerprints.registry import SCHEMA as REGISTRY_SCHEMA
+from simsa.lineage.fingerprints.scan import SCHEMA as SCAN_SCHEMA
+from simsa.lineage.fingerprints.scan import benjamini_hochberg, holm, scan
+from simsa.lineage.formats.fingerprint import META_KEY, SCHEMA, SUFFIX, Fingerprint, FingerprintSettings, group_id
+from simsa.lineage.selftest.disguise import Model, ResidualRotation
 
 # References fingerprinted once per module. Registry A holds no bert-s0 (moe-s0's seed twin); registry B holds no
 # moe-s0 (bert-s0's seed twin); otherwise the same families and seeds.

@@ -23,12 +23,12 @@ from safetensors.numpy import save_file
 import simsa.lineage.compare as compare_module
 from hub_server import FakeHub
 from simsa.errors import CheckpointError
-from simsa.lineage import remote
-from simsa.lineage.checkpoint import Checkpoint
-from simsa.lineage.correspondence import SamplingSettings
-from simsa.lineage.hub import ModelRef, open_model, parse_model_ref
-from simsa.lineage.remote import RemoteSource
-from simsa.lineage.safetensors_io import SafetensorsFile
+from simsa.lineage.formats import remote
+from simsa.lineage.formats.checkpoint import Checkpoint
+from simsa.lineage.formats.hub import ModelRef, open_model, parse_model_ref
+from simsa.lineage.formats.remote import RemoteSource
+from simsa.lineage.formats.safetensors import SafetensorsFile
+from simsa.lineage.stats.correspondence import SamplingSettings
 
 HIDDEN, INTER, LAYERS, VOCAB = 256, 688, 2, 2048
 REPO = "org/model"
@@ -448,7 +448,7 @@ def test_environment_applies_in_a_fresh_process(hub: FakeHub, local_model: Path,
     sha = hub.push("org/private", _files(local_model), token="hf_env")
     script = (
         "import json\n"
-        "from simsa.lineage.hub import open_model\n"
+        "from simsa.lineage.formats.hub import open_model\n"
         "from simsa.errors import CheckpointError\n"
         "try:\n"
         "    with open_model('org/private') as c:\n"

@@ -14,8 +14,8 @@ import re
 import pytest
 
 from lineage_nulls import null_pair
-from simsa.lineage.compare import compare_paths
-from simsa.lineage.correspondence import SamplingSettings
+from simsa.lineage.compare.result import compare_paths
+from simsa.lineage.stats.correspondence import SamplingSettings
 from simsa.report.lineage_report import render_lineage_body, render_lineage_html, validity_section
 
 CARD = {
@@ -31,7 +31,7 @@ CARD = {
     ],
     "calibration": {"family": "dense decoder", "threshold_log10": -6.0, "hard_negatives": 216, "models": 54,
                     "derived": 0, "false_positive_rate": 0.0, "upper_95": 0.0169, "inconclusive_rate": 0.01,
-                    "source": "bench/lineage_calibration.py, 2026-12-01"},
+                    "source": "benchmarks/lineage_calibration.py, 2026-12-01"},
 }
 
 
@@ -64,7 +64,7 @@ def test_the_card_stands_next_to_the_verdict(result: dict) -> None:
     assert "residual basis — not checked no basis map was needed —" in section
     assert ("Calibration: 0 of 216 hard negatives of this family were called derived at this threshold (95 % upper "
             "bound 1.7 %); dense decoder, 54 models, threshold log10 p ≤ -6, 1.0 % inconclusive.") in section
-    assert "Source: bench/lineage_calibration.py, 2026-12-01." in section
+    assert "Source: benchmarks/lineage_calibration.py, 2026-12-01." in section
     # The rule note no longer repeats a null of its own when the card states it.
     assert "Null hypothesis: the models were initialised independently" not in _text(page)
 

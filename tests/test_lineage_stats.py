@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from simsa.lineage.correspondence import (
+from simsa.lineage.stats.correspondence import (
     SamplingSettings,
     best_match,
     coordinate_draws,
@@ -17,9 +17,9 @@ from simsa.lineage.correspondence import (
     prepare_candidate,
     prepare_reference,
 )
-from simsa.lineage.localise import combine_layers, monotone_map
-from simsa.lineage.naive import gain_similarity
-from simsa.lineage.pvalues import cauchy_log10, sidak_log10, t_log10_sf
+from simsa.lineage.stats.localise import combine_layers, monotone_map
+from simsa.lineage.stats.naive import gain_similarity
+from simsa.lineage.stats.pvalues import cauchy_log10, sidak_log10, t_log10_sf
 
 
 def test_cauchy_combination_matches_its_closed_form() -> None:
@@ -163,7 +163,7 @@ def test_naive_gain_cosine_is_high_for_unrelated_gains() -> None:
 
 
 def test_overall_verdict_follows_the_corrected_overall_p_value() -> None:
-    from simsa.lineage.verdict import Thresholds, overall_verdict
+    from simsa.lineage.stats.verdict import Thresholds, overall_verdict
 
     th = Thresholds()
     comps = {"text.embedding": "independent", "text.attention": "inconclusive", "text.mlp": "independent"}
@@ -181,7 +181,7 @@ def test_overall_verdict_follows_the_corrected_overall_p_value() -> None:
 
 
 def test_a_components_verdict_is_corrected_for_the_number_of_components_tested() -> None:
-    from simsa.lineage.verdict import Thresholds, component_verdict
+    from simsa.lineage.stats.verdict import Thresholds, component_verdict
 
     th = Thresholds()
     alone = component_verdict(math.log10(0.008), 256, 0.0, False, th, 0.0, 1)

@@ -9,8 +9,8 @@ from __future__ import annotations
 import pytest
 
 from lineage_validity import check_pair, ks_uniform, negative_pvalues
-from simsa.lineage.compare import compare_paths
-from simsa.lineage.correspondence import SamplingSettings
+from simsa.lineage.compare.result import compare_paths
+from simsa.lineage.stats.correspondence import SamplingSettings
 
 SETTINGS = SamplingSettings()
 

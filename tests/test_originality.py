@@ -21,9 +21,11 @@ from safetensors.numpy import save_file
 from helpers import EXAMPLE, write_bench_scores
 from simsa.demo import write_example_scores
 from simsa.errors import InputError, ProgramFileError
-from simsa.lineage.compare import compare_paths
-from simsa.lineage.correspondence import SamplingSettings
-from simsa.lineage.originality import (
+from simsa.lineage.compare.result import compare_paths
+from simsa.lineage.stats.correspondence import SamplingSettings
+from simsa.program.gates import originality_from_lineage, originality_rules, team_declaration
+from simsa.program.loader import load_program, parse_program
+from simsa.program.originality import (
     FAIL,
     PASS,
     REVIEW,
@@ -33,8 +35,6 @@ from simsa.lineage.originality import (
     names_same_model,
     originality_summary,
 )
-from simsa.program.gates import originality_from_lineage, originality_rules, team_declaration
-from simsa.program.loader import load_program, parse_program
 
 D, F, V, L = 64, 128, 128, 2  # text width, MLP width, vocabulary, layers
 VD, VF, VL = 48, 96, 2  # vision tower

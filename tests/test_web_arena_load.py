@@ -1,6 +1,6 @@
-"""The arena under load on PostgreSQL (bench/arena_load.py's functions, run small enough for the suite): raters
+"""The arena under load on PostgreSQL (benchmarks/arena_load.py's functions, run small enough for the suite): raters
 battling at once through the API of a real server lose and duplicate no vote, the schedule stays balanced, and the
-audit log still verifies. The full 100 raters × 20 votes is `bench/arena_load.py --db URL`."""
+audit log still verifies. The full 100 raters × 20 votes is `benchmarks/arena_load.py --db URL`."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-BENCH = Path(__file__).resolve().parent.parent / "bench" / "arena_load.py"
+BENCH = Path(__file__).resolve().parent.parent / "benchmarks" / "arena_load.py"
 RATERS = 50
 VOTES = 8  # every rater's battles 1–8: no attention check (every 10th), all 400 votes are on entrants
 

@@ -1,4 +1,4 @@
-"""`simsa web` under a small load (bench/web_load.py's functions, run small): concurrent public readers see no
+"""`simsa web` under a small load (benchmarks/web_load.py's functions, run small): concurrent public readers see no
 errors; concurrent API writers lose and duplicate nothing, and the audit log still verifies."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import importlib.util
 import sys
 from pathlib import Path
 
-BENCH = Path(__file__).resolve().parent.parent / "bench" / "web_load.py"
+BENCH = Path(__file__).resolve().parent.parent / "benchmarks" / "web_load.py"
 
 
 def _bench():  # type: ignore[no-untyped-def]

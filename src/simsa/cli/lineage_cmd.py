@@ -40,7 +40,7 @@ def progress_bar() -> Iterator[Callable[[str, int, int], None]]:
 
 def _settings(units: int, ref_units: int, coords: int, draws: int, seed: int):  # type: ignore[no-untyped-def]
     from simsa.errors import InputError
-    from simsa.lineage.correspondence import SamplingSettings
+    from simsa.lineage.stats.correspondence import SamplingSettings
 
     if min(units, ref_units, coords) < 1 or draws < 2:
         raise InputError("--units, --ref-units and --coords must be positive and --draws at least 2")
@@ -54,8 +54,8 @@ def inspect(
     tensors: Annotated[bool, typer.Option("--tensors", help="Also list every tensor with its role.")] = False,
 ) -> None:
     """Show how tensors map to roles, parameters per component, and what stayed unmapped."""
-    from simsa.lineage.adapters import describe
-    from simsa.lineage.compare import open_side
+    from simsa.lineage.compare.sides import open_side
+    from simsa.lineage.model.adapters import describe
 
     side = open_side(model)
     try:
@@ -130,9 +130,9 @@ def compare(
     from dataclasses import replace
 
     from simsa.errors import InputError
-    from simsa.lineage.compare import compare as run_compare
-    from simsa.lineage.compare import open_side
-    from simsa.lineage.verdict import Thresholds
+    from simsa.lineage.compare.result import compare as run_compare
+    from simsa.lineage.compare.sides import open_side
+    from simsa.lineage.stats.verdict import Thresholds
 
     if views not in ("auto", "all", "input"):
         raise InputError("--views must be auto, all or input")
@@ -228,7 +228,7 @@ def selftest(
     changes a verdict, 2 for unreadable input.
     """
     from simsa.errors import InputError
-    from simsa.lineage.selftest import selftest as run_selftest
+    from simsa.lineage.selftest.run import selftest as run_selftest
 
     settings = _settings(units, ref_units, coords, draws, seed)
     try:
@@ -282,9 +282,10 @@ def fingerprint(
 ) -> None:
     """Store a compact fingerprint of MODEL, enough to compare candidates with it later without its weights."""
     from simsa.errors import InputError
-    from simsa.lineage.compare import open_side
-    from simsa.lineage.fingerprint import FingerprintSettings, build_fingerprint
-    from simsa.lineage.registry import Registry, default_registry
+    from simsa.lineage.compare.sides import open_side
+    from simsa.lineage.fingerprints.build import build_fingerprint
+    from simsa.lineage.fingerprints.registry import Registry, default_registry
+    from simsa.lineage.formats.fingerprint import FingerprintSettings
 
     if min(ref_units, coords) < 16:
         raise InputError("--ref-units and --coords must be at least 16")
@@ -316,7 +317,7 @@ def fingerprint(
 
 def _default_name(model: str) -> str:
     """A registry name for a model: ``org/name`` for a hub reference, else the folder or file name."""
-    from simsa.lineage.hub import parse_model_ref
+    from simsa.lineage.formats.hub import parse_model_ref
 
     ref = parse_model_ref(model) if not Path(model).exists() else None
     return ref.repo_id if ref else Path(model.rstrip("/")).stem if model.endswith(".gguf") else \
@@ -338,11 +339,11 @@ def scan(
 ) -> None:
     """Test CANDIDATE against every reference fingerprint in a registry; matches best first, p-values adjusted."""
     from simsa.errors import InputError
-    from simsa.lineage.compare import open_side
-    from simsa.lineage.registry import Registry, default_registry
-    from simsa.lineage.scan import CORRECTIONS
-    from simsa.lineage.scan import scan as run_scan
-    from simsa.lineage.verdict import Thresholds
+    from simsa.lineage.compare.sides import open_side
+    from simsa.lineage.fingerprints.registry import Registry, default_registry
+    from simsa.lineage.fingerprints.scan import CORRECTIONS
+    from simsa.lineage.fingerprints.scan import scan as run_scan
+    from simsa.lineage.stats.verdict import Thresholds
 
     if correction not in CORRECTIONS:
         raise InputError(f"--correction must be one of {', '.join(CORRECTIONS)}")
@@ -385,7 +386,7 @@ def registry_list(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """List the references in a registry."""
-    from simsa.lineage.registry import Registry, default_registry, registry_bytes
+    from simsa.lineage.fingerprints.registry import Registry, default_registry, registry_bytes
 
     reg = Registry.open(registry or default_registry())
     entries = sorted(reg.entries.values(), key=lambda e: e["name"])
@@ -406,7 +407,7 @@ def registry_export(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Write the whole registry as one file an agency can publish."""
-    from simsa.lineage.registry import Registry, default_registry
+    from simsa.lineage.fingerprints.registry import Registry, default_registry
 
     n = Registry.open(registry or default_registry()).export(archive)
     if as_json:
@@ -423,7 +424,7 @@ def registry_import(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Check and merge a published registry into this one."""
-    from simsa.lineage.registry import Registry, default_registry
+    from simsa.lineage.fingerprints.registry import Registry, default_registry
 
     added = Registry.open(registry or default_registry(), create=True).import_archive(archive, replace=replace)
     if as_json:
@@ -439,7 +440,7 @@ def registry_remove(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Remove one reference from a registry."""
-    from simsa.lineage.registry import Registry, default_registry
+    from simsa.lineage.fingerprints.registry import Registry, default_registry
 
     Registry.open(registry or default_registry()).remove(name)
     if as_json:
@@ -457,10 +458,10 @@ def attribute(
 ) -> None:
     """Attribute each candidate layer to its parent(s): for merges of several models."""
     from simsa.errors import InputError
-    from simsa.lineage.attribution import attribute as run_attribute
-    from simsa.lineage.compare import compare as run_compare
-    from simsa.lineage.compare import open_side
-    from simsa.lineage.correspondence import SamplingSettings
+    from simsa.lineage.compare.result import compare as run_compare
+    from simsa.lineage.compare.sides import open_side
+    from simsa.lineage.stats.attribution import attribute as run_attribute
+    from simsa.lineage.stats.correspondence import SamplingSettings
 
     if len(parents) < 2:
         raise InputError("give at least two parents (for one, use 'simsa lineage compare')")

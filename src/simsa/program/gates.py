@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from simsa.lineage.originality import OriginalityRules, originality_summary
+from simsa.program.originality import OriginalityRules, originality_summary
 from simsa.program.schema import Gate, Team
 
 

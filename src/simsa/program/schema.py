@@ -17,8 +17,8 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from simsa.lineage.originality import check_component_pattern
 from simsa.program.arena_schema import ARENA_SOURCE, Arena
+from simsa.program.originality import check_component_pattern
 
 ID_PATTERN = r"^[a-z0-9][a-z0-9_\-]{0,62}$"
 SOURCE_RE = re.compile(

@@ -10,7 +10,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from simsa.errors import InputError
-from simsa.lineage.originality import Validity
+from simsa.program.originality import Validity
 from simsa.report.plots import INK, MUTED, _quiet, to_inline_svg
 
 VERDICT_COLOR = {"identical": "#8e2c2c", "derived": "#c0504d", "independent": "#4f9a6e", "inconclusive": "#b3963c"}

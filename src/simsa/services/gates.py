@@ -18,8 +18,8 @@ from sqlalchemy.orm import Session
 from simsa.audit.log import append, now_utc
 from simsa.errors import InputError
 from simsa.files import FileReadError, read_limited
-from simsa.lineage.originality import check_compare_result, evidence_text
 from simsa.program.gates import GateOutcome, originality_from_lineage
+from simsa.program.originality import check_compare_result, evidence_text
 from simsa.program.schema import Gate, Program, Team
 from simsa.services import evidence_docs, programs
 from simsa.services.programs import ProgramRef, VersionWarning

@@ -26,8 +26,8 @@ from sqlalchemy.orm import Session
 from simsa import accounts
 from simsa.audit.log import now_utc
 from simsa.errors import InputError, NotFound, ProgramFileError, SimsaError
-from simsa.lineage.originality import check_compare_result
 from simsa.program.loader import MAX_PROGRAM_BYTES, LoadedProgram, parse_program
+from simsa.program.originality import check_compare_result
 from simsa.services import account_admin, appeals, corrections, decisions, programs, status
 from simsa.services import gates as gate_service
 from simsa.services import scores as score_service
