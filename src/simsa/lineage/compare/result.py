@@ -13,11 +13,13 @@ import math
 import time
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any, Literal, cast
 
 from simsa.lineage.compare.baselines import naive_baselines
 from simsa.lineage.compare.evidence import Prepared, component_evidence, per_expert, upcycled_components
 from simsa.lineage.compare.identity import identity_matches
 from simsa.lineage.compare.reuse import relative_differences, reuse_label, reuse_summary
+from simsa.lineage.compare.schema import CompareResult, ComponentResult, JSONObject, SideIO, SideSummary
 from simsa.lineage.compare.sides import Progress, Side, open_side
 from simsa.lineage.compare.summary import summarise
 from simsa.lineage.compare.validity import validity_card
@@ -33,12 +35,16 @@ from simsa.lineage.stats.verdict import (
 )
 
 SCHEMA = "simsa.lineage.compare/1"
+# What a component's unit test may add to its entry, in this order (see ``evidence.component_evidence``).
+EVIDENCE_KEYS = ("units", "matched_fraction", "pair_threshold_log10", "candidate_layers", "reference_layers",
+                 "evidence", "pairs_tested", "pairs", "segments", "reused_reference_layers", "parent_component",
+                 "experts")
 
 
-def _stack_reuse(components: list[dict], by_comp: dict[str, set[str]], identical: set[str],
-                 diffs: dict[str, float]) -> dict:
+def _stack_reuse(components: list[ComponentResult], by_comp: dict[str, set[str]], identical: set[str],
+                 diffs: dict[str, float]) -> dict[str, JSONObject]:
     """Per stack of the candidate (language model, vision tower, ...): was it reused, and how much was changed."""
-    out = {}
+    out: dict[str, JSONObject] = {}
     for stack in sorted({c["name"].split(".", 1)[0] for c in components}):
         comps = [c for c in components if c["name"].split(".", 1)[0] == stack]
         descended = [c for c in comps if c["verdict"] in (IDENTICAL, "derived")]
@@ -54,9 +60,9 @@ def _stack_reuse(components: list[dict], by_comp: dict[str, set[str]], identical
     return out
 
 
-def _io(side: Side) -> dict | None:
+def _io(side: Side) -> SideIO | None:
     """Bytes read vs held (exact for remote files, where it matters)."""
-    return side.ckpt.io_stats() if hasattr(side.ckpt, "io_stats") else None
+    return cast(SideIO, side.ckpt.io_stats()) if hasattr(side.ckpt, "io_stats") else None
 
 
 def _finite(x: float) -> float:
@@ -65,8 +71,8 @@ def _finite(x: float) -> float:
 
 
 def compare(cand: Side, ref: Side, settings: SamplingSettings | None = None, thresholds: Thresholds | None = None,
-            progress: Progress | None = None) -> dict:
-    """Compare two opened checkpoints; returns the documented JSON-ready result."""
+            progress: Progress | None = None) -> CompareResult:
+    """Compare two opened checkpoints; returns the documented JSON-ready result (typed: ``schema.CompareResult``)."""
     settings = settings or SamplingSettings()
     thresholds = thresholds or Thresholds()
     started = time.perf_counter()
@@ -91,7 +97,7 @@ def compare(cand: Side, ref: Side, settings: SamplingSettings | None = None, thr
     # A fingerprint keeps no full tensors to difference against (identity still comes from its digests).
     diffs = {} if ref.fingerprint is not None else relative_differences(cand.ckpt, cand.amap, ref.ckpt, ref.amap)
 
-    components = []
+    components: list[ComponentResult] = []
     n_tested = sum(1 for ur in unit_results.values() if ur.get("tested"))
     verdicts: dict[str, str] = {}
     untestable: set[str] = set()
@@ -113,7 +119,9 @@ def compare(cand: Side, ref: Side, settings: SamplingSettings | None = None, thr
         if lp is None and verdict not in (IDENTICAL,) and share == 0:
             untestable.add(name)
         verdicts[name] = verdict
-        entry = {
+        reuse = reuse_summary(names, set(equal), diffs)
+        reuse["label"] = reuse_label(verdict, reuse)
+        entry: ComponentResult = {
             "name": name,
             "verdict": verdict,
             "rule": rule,
@@ -123,18 +131,12 @@ def compare(cand: Side, ref: Side, settings: SamplingSettings | None = None, thr
             "identity": {"tensors": len(names), "identical": len(ident),
                          "bit_identical": sum(1 for n in ident if matches[n][1] == "bit")},
             "tested": bool(ur.get("tested")),
+            "reuse": reuse,
         }
-        reuse = reuse_summary(names, set(equal), diffs)
-        reuse["label"] = reuse_label(verdict, reuse)
-        entry["reuse"] = reuse
         if not ur.get("tested"):
             entry["reason"] = ur.get("reason")
-        for key in ("units", "matched_fraction", "pair_threshold_log10", "candidate_layers", "reference_layers",
-                    "evidence", "pairs_tested", "pairs", "segments", "reused_reference_layers", "parent_component",
-                    "experts"):
-            if key in ur:
-                entry[key] = ur[key]
-        components.append(entry)
+        extra = {key: ur[key] for key in EVIDENCE_KEYS if key in ur}
+        components.append(cast(ComponentResult, {**entry, **extra}) if extra else entry)
 
     all_identical = bool(matches) and len(matches) == len(cand.ckpt.names()) and len(
         {m[0] for m in matches.values()}) == len(ref.ckpt.names())
@@ -142,13 +144,13 @@ def compare(cand: Side, ref: Side, settings: SamplingSettings | None = None, thr
     overall_lp = sidak_log10(min(tested), len(tested)) if tested else 0.0
     verdict, rule = overall_verdict(verdicts, untestable, all_identical, overall_lp, thresholds,
                                     {c["name"]: int(c.get("units", 0)) for c in components if c["tested"]})
-    level = None
+    level: Literal["bit", "bf16"] | None = None
     if matches:
         level = "bit" if all(m[1] == "bit" for m in matches.values()) else "bf16"
-    result = {
+    result: CompareResult = {
         "schema": SCHEMA,
-        "candidate": cand.describe(),
-        "reference": ref.describe(),
+        "candidate": cast(SideSummary, cand.describe()),
+        "reference": cast(SideSummary, ref.describe()),
         "verdict": verdict,
         "rule": rule,
         "log10_p": _finite(overall_lp),
@@ -171,6 +173,9 @@ def compare(cand: Side, ref: Side, settings: SamplingSettings | None = None, thr
         "thresholds": thresholds.as_dict(),
         "settings": asdict(settings),
         "unmapped": {"candidate": cand.amap.unmapped, "reference": ref.amap.unmapped},
+        "validity": {},
+        "summary": "",
+        "seconds": 0.0,
     }
     result["validity"] = validity_card(prep.audits, components, result["alignment"], cand.amap, thresholds)
     result["summary"] = summarise(result)
@@ -178,7 +183,7 @@ def compare(cand: Side, ref: Side, settings: SamplingSettings | None = None, thr
     return result
 
 
-def compare_paths(candidate: str | Path, reference: str | Path, **kwargs) -> dict:
+def compare_paths(candidate: str | Path, reference: str | Path, **kwargs: Any) -> CompareResult:
     cand, ref = open_side(candidate), open_side(reference)
     try:
         return compare(cand, ref, **kwargs)

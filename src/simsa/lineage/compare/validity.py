@@ -41,7 +41,7 @@ def family(amap: ArchitectureMap, components: list[str]) -> str:
 def calibration_table() -> dict | None:
     """The packaged calibration figures (None when the bench has not written them)."""
     try:
-        text = resources.files("simsa.lineage").joinpath(CALIBRATION_FILE).read_text(encoding="utf-8")
+        text = resources.files("simsa.lineage.compare").joinpath(CALIBRATION_FILE).read_text(encoding="utf-8")
     except (FileNotFoundError, OSError):
         return None
     data = json.loads(text)
