@@ -178,3 +178,22 @@ def test_rounding_to_the_declared_precision_creates_published_ties() -> None:
                                          "b": {"bench:main": 0.5004, "panel:user": 0.5}}), {})
     assert d.outcome.totals.tolist() == [50.0, 50.0]
     assert d.outcome.tie_notes[0].startswith("tied on 50 points with b")
+
+
+def test_the_typed_decision_declares_exactly_the_keys_a_decision_has() -> None:
+    """`decision_schema.DecisionDoc` is the decision's type: every key it has, in order, and nothing else."""
+    from typing import get_type_hints
+
+    from simsa.program.decision_schema import DecisionDoc, TeamResult
+
+    teams = ["a", "b", "c", "d"]
+    lp = load(program_text(teams, criteria=TWO_CATEGORIES, gates=GATE))
+    table = {t: {"bench:main": 0.9 - 0.1 * i, "panel:user": 0.8} for i, t in enumerate(teams)}
+    out = decision_dict(decide(lp.program, "s1", scores(table), passing(teams, failing=("b",))), decided_at=AT,
+                        program_sha256=lp.sha256)
+    required = [k for k in get_type_hints(DecisionDoc) if k in DecisionDoc.__required_keys__]
+    assert list(out) == required  # the keys adjudication adds later (voids, panel, arena) are NotRequired
+    assert set(DecisionDoc.__optional_keys__) == {"voided", "expert_panel", "expert_panel_sha256", "user_arena",
+                                                  "user_arena_sha256", "decision_warnings", "imported"}
+    for team in out["teams"]:
+        assert list(team) == list(get_type_hints(TeamResult))

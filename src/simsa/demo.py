@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from importlib.resources import as_file, files
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -31,6 +32,13 @@ from simsa.services import gates as gate_service
 from simsa.services import programs, reports
 from simsa.services import scores as score_service
 from simsa.store.db import Store, sqlite_url
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from simsa.bench.runs import RunStore
+    from simsa.program.decision_schema import DecisionDoc
+    from simsa.program.schema import Program, Suite
 
 PROGRAM_FILE = "k-ai-2026.toml"
 STAGE = "stage-1"
@@ -97,7 +105,7 @@ def write_example_scores(path: Path, seed: int = 2026, *, experts: bool = True, 
     return len(rows)
 
 
-def _reusable_run(store, model_sha: str, tasks: list[str], limit: int | None) -> dict | None:  # type: ignore[no-untyped-def]
+def _reusable_run(store: RunStore, model_sha: str, tasks: list[str], limit: int | None) -> dict | None:
     """A finished run of the same model (content hash), tasks and limit, if the runs directory has one."""
     for run in reversed(store.list()):
         request = run.get("request") or {}
@@ -107,13 +115,13 @@ def _reusable_run(store, model_sha: str, tasks: list[str], limit: int | None) ->
     return None
 
 
-def stage_suites(program):  # type: ignore[no-untyped-def]
+def stage_suites(program: Program) -> list[Suite]:
     """The suites the demo's stage takes from benchmark runs (imported suites and other stages' are not run)."""
     sources = set(program.stage(STAGE).score_sources())
     return [s for s in program.suites if not s.imported and f"bench:{s.id}" in sources]
 
 
-def run_team_benchmarks(program, cache: Path, step: Callable[[str], None]) -> dict[str, dict]:  # type: ignore[no-untyped-def]
+def run_team_benchmarks(program: Program, cache: Path, step: Callable[[str], None]) -> dict[str, dict]:
     """Build each team's tiny model and run every suite's tasks on it (reusing finished runs); team → run."""
     from simsa.bench.backends import BackendOptions
     from simsa.bench.identity import directory_sha256
@@ -138,7 +146,7 @@ def run_team_benchmarks(program, cache: Path, step: Callable[[str], None]) -> di
     return runs
 
 
-def record_benchmark_scores(session, loaded: LoadedProgram, store_root: Path, runs: dict[str, dict]) -> int:  # type: ignore[no-untyped-def]
+def record_benchmark_scores(session: Session, loaded: LoadedProgram, store_root: Path, runs: dict[str, dict]) -> int:
     """Score every suite on each team's run and record it as bench:<suite> with the run id and evidence."""
     from simsa.bench.runs import RunStore
     from simsa.bench.suites import score_suite
@@ -165,7 +173,7 @@ class DemoResult:
     workdir: Path
     database: str
     report: Path
-    decision: dict
+    decision: DecisionDoc
     audit: dict
     files: dict[str, str]
 

@@ -7,7 +7,9 @@ is fragile; in the chosen language (en, ko or both), times in the programme's ti
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from rich import box
 from rich.markup import escape
@@ -34,7 +36,7 @@ class DecisionText:
     short_gates: list[str] | None = None  # per row: "✓" or the failed gates only
 
 
-def _names(d: dict, lang: str) -> dict[str, str]:
+def _names(d: Mapping[str, Any], lang: str) -> dict[str, str]:
     return {t["team"]: pick(t.get("name"), t.get("name_ko"), lang) or t["team"] for t in d.get("teams") or []}
 
 
@@ -58,7 +60,7 @@ def _reason(team: dict, lang: str) -> str:
     return "\n".join(parts) or DASH
 
 
-def fragile_warning(d: dict, lang: str) -> str | None:
+def fragile_warning(d: Mapping[str, Any], lang: str) -> str | None:
     """The warning line for a decision its robustness analysis marks fragile, else None."""
     rob = d.get("robustness")
     if not isinstance(rob, dict) or rob.get("fragile") is not True:
@@ -69,7 +71,7 @@ def fragile_warning(d: dict, lang: str) -> str | None:
     return f"{label('fragile_title', lang)}: {detail}"
 
 
-def decision_text(d: dict, lang: str = "en", zone: str | None = None) -> DecisionText:
+def decision_text(d: Mapping[str, Any], lang: str = "en", zone: str | None = None) -> DecisionText:
     """The decision's terminal text in `lang`, times in `zone` (default: the zone the decision records)."""
     zone = zone or d.get("timezone") or "UTC"
     names = _names(d, lang)
@@ -104,7 +106,7 @@ def decision_text(d: dict, lang: str = "en", zone: str | None = None) -> Decisio
                         robustness=_robustness_lines(d, names, defs, lang), footer=_footer(d, names, lang, zone))
 
 
-def _robustness_lines(d: dict, names: dict[str, str], defs: dict[str, dict], lang: str) -> list[str]:
+def _robustness_lines(d: Mapping[str, Any], names: dict[str, str], defs: dict[str, dict], lang: str) -> list[str]:
     rob = d.get("robustness")
     if not isinstance(rob, dict):
         return [f"{label('robustness', lang)}: {label('robustness_missing', lang)}"]
@@ -130,7 +132,7 @@ def _robustness_lines(d: dict, names: dict[str, str], defs: dict[str, dict], lan
     return lines
 
 
-def _footer(d: dict, names: dict[str, str], lang: str, zone: str) -> str:
+def _footer(d: Mapping[str, Any], names: dict[str, str], lang: str, zone: str) -> str:
     holders = ", ".join(names.get(t, t) for t in d.get("title_holders") or []) or label("none", lang)
     deadline = fmt_deadline(d.get("appeal_deadline"), d.get("timezone") or "UTC", zone)
     return f"{label('title_holders', lang)}: {holders}; {label('appeal_deadline', lang)}: {deadline}"
@@ -139,7 +141,7 @@ def _footer(d: dict, names: dict[str, str], lang: str, zone: str) -> str:
 WIDE_TABLE = 140  # columns from which the reasons fit beside the table
 
 
-def print_decision(d: dict, lang: str | None = None, zone: str | None = None) -> None:
+def print_decision(d: Mapping[str, Any], lang: str | None = None, zone: str | None = None) -> None:
     """Print a decision; `lang` defaults to the global --lang, `zone` to the decision's programme time zone."""
     from simsa.cli.context import STATE
     from simsa.cli.output import console

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -12,6 +13,9 @@ from simsa.cli import output
 from simsa.cli.context import STATE
 from simsa.cli.output import console, emit_json
 from simsa.timeutil import format_local, parse_user_time
+
+if TYPE_CHECKING:
+    from simsa.program.loader import LoadedProgram
 
 app = typer.Typer(help="Decide stages, show decisions, handle appeals.", no_args_is_help=True)
 appeal_app = typer.Typer(help="File, resolve and list appeals.", no_args_is_help=True)
@@ -29,7 +33,7 @@ def parse_at(value: str | None) -> dt.datetime | None:
     return None if value is None else parse_user_time(value, "--at")
 
 
-def print_decision(d: dict, zone: str | None = None) -> None:
+def print_decision(d: Mapping[str, Any], zone: str | None = None) -> None:
     """The decision in the global --lang, times in the programme's zone (display only; JSON stays UTC)."""
     from simsa.cli.decision_display import print_decision as show_decision
 
@@ -178,7 +182,7 @@ def list_appeals(program: ProgramArg, stage: StageArg, fmt: output.FormatOpt = N
     output.emit_rows(items, columns, chosen, key="appeals", empty="no appeals")
 
 
-def _team_name(loaded, team_id: str) -> str:  # type: ignore[no-untyped-def]
+def _team_name(loaded: LoadedProgram, team_id: str) -> str:
     """A team's name in the global --lang, or its id when the programme no longer lists it."""
     from simsa.report.labels import pick
 

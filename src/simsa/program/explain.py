@@ -7,6 +7,7 @@ import datetime as dt
 import numpy as np
 
 from simsa.program.adjudicate import Decision
+from simsa.program.decision_schema import DecisionDoc, TeamResult
 from simsa.program.robustness import resample, weight_sensitivity
 from simsa.program.schema import Team
 from simsa.timeutil import as_utc, utc_text
@@ -173,11 +174,11 @@ def appeal_deadline(decided_at: dt.datetime, appeal_days: int, timezone: str) ->
 
 def decision_dict(decision: Decision, *, decided_at: dt.datetime, program_sha256: str,
                   decision_id: int | None = None, supersedes: int | None = None,
-                  appeal_id: int | None = None, robustness: dict | None = None) -> dict:
-    """The documented decision object (`simsa.decision/1`)."""
+                  appeal_id: int | None = None, robustness: dict | None = None) -> DecisionDoc:
+    """The documented decision object (`simsa.decision/1`; typed: ``decision_schema.DecisionDoc``)."""
     ev, out = decision.evaluator, decision.outcome
     stage, info = ev.stage, ev.program.program
-    teams = []
+    teams: list[TeamResult] = []
     for ti in out.order:
         team = ev.teams[ti]
         reason, reason_ko = _reason(decision, int(ti))

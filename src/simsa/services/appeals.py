@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from simsa.audit.log import append, now_utc
 from simsa.errors import InputError
+from simsa.program.decision_schema import DecisionDoc
 from simsa.program.loader import LoadedProgram
 from simsa.services import decisions, programs
 from simsa.services.programs import ProgramRef
@@ -45,7 +46,7 @@ def file(session: Session, loaded: LoadedProgram, stage_id: str, team_id: str, g
 
 
 def resolve(session: Session, loaded: LoadedProgram, appeal_id: int, upheld: bool, reason: str, actor: str,
-            at: dt.datetime | None = None) -> tuple[AppealResolution, dict | None]:
+            at: dt.datetime | None = None) -> tuple[AppealResolution, DecisionDoc | None]:
     """Reject, or uphold and re-decide the stage on the data now recorded (corrections entered beforehand)."""
     appeal = session.get(Appeal, appeal_id)
     if appeal is None:
@@ -63,7 +64,7 @@ def resolve(session: Session, loaded: LoadedProgram, appeal_id: int, upheld: boo
     if when < as_utc(appeal.filed_at):
         raise InputError(f"a resolution at {utc_text(when)} would predate appeal {appeal_id} "
                          f"(filed {utc_text(appeal.filed_at)})")
-    new: dict | None = None
+    new: DecisionDoc | None = None
     if upheld:
         new = decisions.decide_and_store(session, loaded, decision.stage_id, actor, at=when, appeal_id=appeal_id,
                                          reason=f"appeal {appeal_id} upheld: {reason.strip()}")
@@ -107,7 +108,7 @@ class ResolvedAppeal:
 
     appeal_id: int
     status: str  # "upheld" | "rejected"
-    new_decision: dict | None
+    new_decision: DecisionDoc | None
     timezone: str
 
     def to_dict(self) -> dict:

@@ -6,6 +6,7 @@ import datetime as dt
 import json
 from dataclasses import dataclass
 from functools import partial
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -14,6 +15,7 @@ from simsa.audit.chain import canonical
 from simsa.audit.log import append, now_utc
 from simsa.errors import DataMissingError, InputError
 from simsa.program.adjudicate import decide as adjudicate
+from simsa.program.decision_schema import DecisionDoc
 from simsa.program.explain import decision_dict
 from simsa.program.loader import LoadedProgram
 from simsa.program.previous import DecisionFileError, read_previous_decision
@@ -106,7 +108,7 @@ _ASK = object()  # `compute`'s panel argument when the caller has not computed t
 
 
 def compute(session: Session, loaded: LoadedProgram, stage_id: str, at: dt.datetime,
-            panel: object = _ASK, arena: object = _ASK) -> dict:
+            panel: object = _ASK, arena: object = _ASK) -> DecisionDoc:
     """Evaluate the stage's rules on the current data, without storing anything. `panel` and `arena`: the expert
     panel's and the user arena's results when the caller has them already (None: the stage has none open), so
     they are not computed twice."""
@@ -141,7 +143,7 @@ def compute(session: Session, loaded: LoadedProgram, stage_id: str, at: dt.datet
 
 def decide_and_store(session: Session, loaded: LoadedProgram, stage_id: str, actor: str, *,
                      at: dt.datetime | None = None, supersede: bool = False, reason: str | None = None,
-                     appeal_id: int | None = None) -> dict:
+                     appeal_id: int | None = None) -> DecisionDoc:
     """Decide and record the decision; refuses to replace a decision in force unless told why."""
     key = loaded.program.program.id
     version = programs.for_writing(session, loaded, actor).version
@@ -175,7 +177,7 @@ class StageDecision:
     """A stage decided: the decision as recorded (or, on a dry run, as it would be), the programme's display time
     zone, and the warnings about decisions in force whose rules the program version registered here changes."""
 
-    body: dict
+    body: DecisionDoc
     timezone: str
     recorded: bool
     warnings: tuple[VersionWarning, ...] = ()
@@ -184,7 +186,8 @@ class StageDecision:
     def decision_id(self) -> int | None:
         return self.body.get("decision_id")
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
+        """The decision as JSON, with the warnings about decisions in force when there are any."""
         if not self.warnings:
             return dict(self.body)
         return {**self.body, "decision_warnings": [w.to_dict() for w in self.warnings]}
