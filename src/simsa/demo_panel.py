@@ -63,11 +63,10 @@ def _nonce(rng: np.random.Generator) -> str:
 def _levels(ctx: panel.PanelContext, centre: float, rng: np.random.Generator, severity: float) -> tuple[dict, dict]:
     scores, notes = {}, {}
     for crit in ctx.panel.criteria:
-        values = [lv.value for lv in crit.levels]
         raw = centre + severity + float(rng.normal(0, 0.35))
-        level = min(values, key=lambda v: abs(v - raw))
-        scores[crit.id] = level
-        notes[crit.id] = f"Level {level}: {crit.level(level).description}"  # type: ignore[union-attr]
+        level = min(crit.levels, key=lambda lv: abs(lv.value - raw))
+        scores[crit.id] = level.value
+        notes[crit.id] = f"Level {level.value}: {level.description}"
     return scores, notes
 
 

@@ -254,6 +254,7 @@ def rigging(votes: Votes, cut: int, *, strategies: Sequence[str] = STRATEGIES, m
     results = []
     for strategy in strategies:
         best: tuple[int, int, int | None, list] | None = None
+        candidates: list[tuple[int, int | None]]  # (adversary, the model it displaces; None: whoever falls out)
         if strategy == "target":
             candidates = [(j, i) for i, j in _boundary_pairs(order, cut)]
         else:

@@ -6,6 +6,7 @@ import datetime as dt
 import hashlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy import insert, inspect, select, text
 from sqlalchemy.orm import Session
@@ -93,7 +94,7 @@ def append_many(session: Session, *, actor: str, writes: list[Write], at: dt.dat
         entity, entity_id = w.entity or "", w.entity_id
         if w.row is not None:
             entity = w.row.__tablename__
-            entity_id = w.row.id  # type: ignore[attr-defined]
+            entity_id = w.row.id  # type: ignore[attr-defined]  # every table a Write names has an integer `id`
             payload["row"] = snapshot(w.row)
         elif w.snapshot is not None:
             payload["row"] = w.snapshot
@@ -129,7 +130,7 @@ def current_state(session: Session) -> dict[tuple[str, int], dict]:
         keys = [(attr.key, attr.columns[0]) for attr in inspect(cls).column_attrs]
         result = session.execute(select(*(column for _, column in keys)))
         for values in result.yield_per(5000):
-            row = {key: _plain(value) for (key, _), value in zip(keys, values, strict=True)}
+            row: dict[str, Any] = {key: _plain(value) for (key, _), value in zip(keys, values, strict=True)}
             state[(name, row["id"])] = row
     return state
 
@@ -153,13 +154,14 @@ def verify(session: Session, expect_head: str | None = None) -> Verification:
     """Chain integrity, then database state against the state the log recorded, then the schema version."""
     # One pass over the log, never held whole: the chain is checked while the recorded state is replayed.
     recorded: dict[tuple[str, int], tuple[dict, int]] = {}
-    seen = {"count": 0, "head": GENESIS}
+    count, head = 0, GENESIS
 
     def replaying() -> Iterator[Entry]:
+        nonlocal count, head
         for e in iter_entries(session):
             replay_entry(recorded, e)
-            seen["count"] += 1
-            seen["head"] = e.hash
+            count += 1
+            head = e.hash
             yield e
 
     problems = verify_chain(replaying(), expect_head)
@@ -168,7 +170,7 @@ def verify(session: Session, expect_head: str | None = None) -> Verification:
     if version != [head_revision()]:
         problems.append(Problem("schema_version", f"alembic_version holds {version}, expected "
                                                   f"[{head_revision()!r}]", table="alembic_version"))
-    return Verification(entries=seen["count"], head=str(seen["head"]), problems=problems)
+    return Verification(entries=count, head=head, problems=problems)
 
 
 def export(session: Session, shown: Callable[[Entry], Entry] | None = None) -> dict:

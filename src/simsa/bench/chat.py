@@ -474,7 +474,7 @@ class HFChatClient:
         self._tokenizer = AutoTokenizer.from_pretrained(self.model_dir)
         dtype = "auto" if self.dtype == "auto" else getattr(torch, self.dtype)
         model = AutoModelForCausalLM.from_pretrained(self.model_dir, dtype=dtype)
-        self._model = model.to(self.device).eval()
+        self._model = model.to(self.device).eval()  # type: ignore[arg-type]  # transformers' .to loses `self`
 
     def _prepare(self, messages: Messages,
                  settings: GenSettings) -> tuple[Any, Any, dict[str, Any], dict[str, Any], set[int]]:

@@ -11,12 +11,16 @@ import datetime as dt
 import json
 import os
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from simsa.bench.cache import ItemCache
 from simsa.bench.runs import RunStore
 from simsa.errors import InputError
+
+if TYPE_CHECKING:
+    from simsa.bench.chat import ChatClient
 
 Progress = Callable[[str, int, int], None]
 
@@ -36,7 +40,7 @@ class CacheStore:
 
 
 def open_client(spec: str, *, api_key: str | None = None, concurrency: int = 4, timeout: float = 120.0,
-                max_retries: int = 5, rate_limit: float | None = None, memo: Path | None = None):  # type: ignore[no-untyped-def]
+                max_retries: int = 5, rate_limit: float | None = None, memo: Path | None = None) -> ChatClient:
     """A chat client for a model spec (directory / hub id → in process; URL#MODEL → OpenAI-compatible server)."""
     from simsa.bench.chat import HFChatClient, OpenAIChatClient
 
@@ -49,6 +53,7 @@ def open_client(spec: str, *, api_key: str | None = None, concurrency: int = 4, 
     from simsa.bench.identity import resolve_local_or_hub
 
     identity = resolve_local_or_hub(spec, memo)
+    assert identity.path is not None  # a local directory or a hub snapshot: both resolve to a folder
     return HFChatClient(identity.path)
 
 
@@ -68,11 +73,11 @@ def execute_judge(store: RunStore, *, candidate: str, judges: list[str], questio
     if (mode == "pairwise") != (baseline is not None):
         raise InputError("pairwise judging needs --baseline SPEC; rubric judging takes none")
     qs = load_questions(questions) if questions else sample_questions()
-    opts = {"api_key": api_key, "concurrency": concurrency, "timeout": timeout, "rate_limit": rate_limit,
-            "memo": store.hash_memo}
-    cand = open_client(candidate, **opts)
-    judge_clients = [open_client(j, **opts) for j in judges]
-    base = open_client(baseline, **opts) if baseline else None
+    opened = partial(open_client, api_key=api_key, concurrency=concurrency, timeout=timeout, rate_limit=rate_limit,
+                     memo=store.hash_memo)
+    cand = opened(candidate)
+    judge_clients = [opened(j) for j in judges]
+    base = opened(baseline) if baseline else None
     run_id = store.new_id()
     run: dict[str, Any] = {"run_id": run_id, "kind": "judge", "status": "running", "pid": os.getpid(),
                            "started_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),

@@ -11,6 +11,7 @@ killed run is visible as "interrupted"; running the same command again recompute
 
 from __future__ import annotations
 
+import builtins
 import datetime as dt
 import json
 import math
@@ -125,7 +126,7 @@ class RunStore:
                     continue
         return out
 
-    def samples(self, run_id: str) -> dict[str, list[dict[str, Any]]]:
+    def samples(self, run_id: str) -> dict[str, builtins.list[dict[str, Any]]]:  # `list` here is the method
         """Per-item results of a run, task → rows."""
         folder = self.run_dir(run_id) / "samples"
         out: dict[str, list[dict[str, Any]]] = {}

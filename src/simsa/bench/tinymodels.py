@@ -13,6 +13,10 @@ import random
 from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from tokenizers import Tokenizer
 
 CHAT_TEMPLATE = (
     "{% for message in messages %}<|{{ message['role'] }}|>{{ message['content'] }}<|end|>{% endfor %}"
@@ -53,7 +57,7 @@ def korean_corpus() -> list[str]:
     return list(seen)
 
 
-def _tokenizer(corpus: list[str], vocab: int):  # type: ignore[no-untyped-def]
+def _tokenizer(corpus: list[str], vocab: int) -> Tokenizer:
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
     tok = Tokenizer(models.BPE())
@@ -81,6 +85,7 @@ def build_tiny_model(out: Path, spec: TinySpec | None = None) -> Path:
                                    pad_token="<|pad|>", unk_token=None)
     fast.chat_template = CHAT_TEMPLATE
     eos = tok.token_to_id("<|endoftext|>")
+    assert eos is not None  # one of SPECIALS, which the tokenizer was trained with
     torch.manual_seed(spec.seed)
     config = LlamaConfig(vocab_size=tok.get_vocab_size(), hidden_size=spec.hidden, intermediate_size=spec.hidden * 3,
                          num_hidden_layers=spec.layers, num_attention_heads=spec.heads,

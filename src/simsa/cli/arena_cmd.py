@@ -12,6 +12,7 @@ import csv
 import io
 import sys
 from collections import Counter
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -52,7 +53,7 @@ def _context(session: Session, program: str, stage: str, *, write: bool) -> Aren
     return arena.context_of(loaded, stage)
 
 
-def _writing():  # type: ignore[no-untyped-def]
+def _writing() -> AbstractContextManager[Session]:
     from simsa.cli.score_cmd import writing
 
     return writing()

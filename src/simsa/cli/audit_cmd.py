@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -60,9 +60,10 @@ def verify(
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise InputError(f"{exported}: not a simsa audit export ({exc})") from None
         problems = verify_chain(entries, expect_head or doc.get("head"))
-        result = {"ok": not problems, "entries": len(entries), "head": entries[-1].hash if entries else None,
-                  "sealed": sum(1 for e in entries if e.sealed is not None),
-                  "problems": [p.to_dict() for p in problems]}
+        result: dict[str, Any] = {"ok": not problems, "entries": len(entries),
+                                  "head": entries[-1].hash if entries else None,
+                                  "sealed": sum(1 for e in entries if e.sealed is not None),
+                                  "problems": [p.to_dict() for p in problems]}
     else:
         with STATE.store().session(readonly=True) as session:
             result = audit_log.verify(session, expect_head).to_dict()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -15,6 +15,10 @@ from simsa.cli.lineage_cmd import progress_bar
 from simsa.cli.output import console, emit_json, err_console
 from simsa.errors import InputError
 
+if TYPE_CHECKING:
+    from simsa.bench.runs import RunStore
+    from simsa.program.loader import LoadedProgram
+
 app = typer.Typer(help="Benchmarks: run program suites and tasks (lm-evaluation-harness engine), resumably, "
                        "and record them as scores.", no_args_is_help=True)
 
@@ -23,7 +27,7 @@ RunsDir = Annotated[Path | None, typer.Option("--runs-dir", envvar="SIMSA_RUNS_D
 Json = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 
 
-def _store(runs_dir: Path | None):  # type: ignore[no-untyped-def]
+def _store(runs_dir: Path | None) -> RunStore:
     from simsa.bench.runs import RunStore
 
     return RunStore(runs_dir)
@@ -72,7 +76,7 @@ def _suite_tasks(program: str, suite_id: str) -> tuple[Any, list[str]]:
     return suite, names
 
 
-def _load_program(program: str):  # type: ignore[no-untyped-def]
+def _load_program(program: str) -> LoadedProgram:
     from simsa.services import programs
 
     with STATE.store().session() as session:

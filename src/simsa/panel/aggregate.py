@@ -46,7 +46,7 @@ class Aggregate:
         return {"value": self.value, "stderr": self.stderr, "n": self.n, "rule": self.rule, "trim": self.trim}
 
 
-def _sample(values: Sequence[float]) -> np.ndarray:
+def _sample(values: Sequence[float] | np.ndarray) -> np.ndarray:
     try:
         x = np.asarray(values, dtype=float)
     except (TypeError, ValueError) as exc:
@@ -60,7 +60,7 @@ def _sample(values: Sequence[float]) -> np.ndarray:
     return x
 
 
-def winsorised_sd(values: Sequence[float], trim: float) -> float:
+def winsorised_sd(values: Sequence[float] | np.ndarray, trim: float) -> float:
     """The standard deviation (ddof = 1) after replacing the ⌊trim · n⌋ lowest and highest values with the nearest
     value kept; nan for fewer than two values."""
     x = np.sort(_sample(values))

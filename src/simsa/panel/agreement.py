@@ -62,7 +62,7 @@ def as_ratings(values: Any) -> np.ndarray:
 def _check_level(level: str) -> Level:
     if level not in LEVELS:
         raise InputError(f"unknown level of measurement {level!r}; use one of {', '.join(LEVELS)}")
-    return level  # type: ignore[return-value]
+    return level
 
 
 def _pairable(values: np.ndarray) -> np.ndarray:

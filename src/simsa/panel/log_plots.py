@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import warnings
 from itertools import pairwise
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import matplotlib
 import numpy as np
@@ -19,6 +19,9 @@ from matplotlib.figure import Figure
 from simsa.panel.blinding import Masker
 from simsa.panel.training_log import Series, TrainingLog
 from simsa.report.plots import GRID, INK, MUTED, PALETTE, to_inline_svg
+
+if TYPE_CHECKING:
+    from matplotlib.typing import RcKeyType
 
 MAX_POINTS = 4000
 
@@ -68,9 +71,10 @@ def log_plot_svg(log: TrainingLog, y: Literal["loss", "lr"], x: Literal["step", 
         xlabel = "step"
     xs, ys = downsample(xs, ys)
     label = masker.mask(series.name) if masker else series.name
-    rc = {"svg.fonttype": "none", "svg.hashsalt": f"log-{y}-{x}", "text.parse_math": False, "font.size": 10,
-          "axes.edgecolor": GRID, "axes.labelcolor": INK, "xtick.color": MUTED, "ytick.color": INK,
-          "axes.spines.top": False, "axes.spines.right": False}
+    rc: dict[RcKeyType, Any] = {
+        "svg.fonttype": "none", "svg.hashsalt": f"log-{y}-{x}", "text.parse_math": False, "font.size": 10,
+        "axes.edgecolor": GRID, "axes.labelcolor": INK, "xtick.color": MUTED, "ytick.color": INK,
+        "axes.spines.top": False, "axes.spines.right": False}
     with warnings.catch_warnings(), matplotlib.rc_context(rc):
         warnings.filterwarnings("ignore", message=r".*[Mm]issing from (current )?font")
         fig = Figure(figsize=(7.2, 3.2))

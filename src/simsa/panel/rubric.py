@@ -19,7 +19,7 @@ from simsa.errors import InputError
 from simsa.program.schema import ExpertPanel
 
 Identified = Literal["yes", "no", "unsure"]
-IDENTIFIED = ("yes", "no", "unsure")
+IDENTIFIED: tuple[Identified, ...] = ("yes", "no", "unsure")
 MAX_JUSTIFICATION = 5000
 MAX_GUESS = 200
 
@@ -92,7 +92,7 @@ def check_review(panel: ExpertPanel, scores: Mapping[str, object], justification
         if identified not in IDENTIFIED:
             problems.append("answer \"could you identify the team?\" (yes, no or unsure)")
         else:
-            answer = identified  # type: ignore[assignment]
+            answer = identified
         if guess is not None and len(guess) > MAX_GUESS:
             problems.append(f"the team you identified is {len(guess)} characters; at most {MAX_GUESS}")
     else:

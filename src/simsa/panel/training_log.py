@@ -15,7 +15,7 @@ import math
 import re
 import struct
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, TypeGuard
 
 import numpy as np
 
@@ -45,7 +45,7 @@ ROLE_NAMES: dict[Role, tuple[str, ...]] = {
     "lr": ("lr", "learning/rate", "train/lr", "train/learning/rate", "lr/adamw", "lr/adam", "lr/sgd", "optimizer/lr",
            "train/learning/rate/adamw", "lr/pg0"),
 }
-_FAMILY = {"lr": re.compile(r"^(train/)?(lr|learning/rate)(/[a-z0-9]+)*$")}
+_FAMILY: dict[Role, re.Pattern[str]] = {"lr": re.compile(r"^(train/)?(lr|learning/rate)(/[a-z0-9]+)*$")}
 
 
 def normalise(name: str) -> str:
@@ -64,7 +64,7 @@ def column_role(name: str) -> Role | None:
             return role
     for role, pattern in _FAMILY.items():
         if pattern.match(key):
-            return role  # type: ignore[return-value]
+            return role
     return None
 
 
@@ -149,20 +149,21 @@ def summarise(log: TrainingLog) -> LogSummary:
     tokens = log.series.get(log.tokens) if log.tokens else None
     nonempty = [s for s in log.series.values() if len(s.steps)]
     steps = np.concatenate([s.steps for s in nonempty]) if nonempty else np.empty(0)
-    has_loss = loss is not None and len(loss.values) > 0
+    losses = loss.values if loss is not None else np.empty(0)
+    has_loss = len(losses) > 0
     return LogSummary(
-        points=len(loss.values) if loss is not None else max((len(s.values) for s in log.series.values()), default=0),
+        points=len(losses) if loss is not None else max((len(s.values) for s in log.series.values()), default=0),
         first_step=_int(steps.min()) if len(steps) else None,
         last_step=_int(steps.max()) if len(steps) else None,
-        first_loss=_float(loss.values[0]) if has_loss else None,
-        last_loss=_float(loss.values[-1]) if has_loss else None,
-        min_loss=_float(loss.values.min()) if has_loss else None,
+        first_loss=_float(losses[0]) if has_loss else None,
+        last_loss=_float(losses[-1]) if has_loss else None,
+        min_loss=_float(losses.min()) if has_loss else None,
         tokens_last=_float(tokens.values[-1]) if tokens is not None and len(tokens.values) else None,
         lr_peak=_float(lr.values.max()) if lr is not None and len(lr.values) else None,
         warmup_steps=warmup_steps(lr) if lr is not None else None,
         nonfinite=log.nonfinite,
         steps_monotonic=all(bool(np.all(np.diff(s.steps) >= 0)) for s in log.series.values()),
-        loss_spikes=count_spikes(loss.values) if has_loss else 0,
+        loss_spikes=count_spikes(losses) if has_loss else 0,
         series=tuple(log.series),
     )
 
@@ -236,8 +237,9 @@ def _finish(kind: Kind, series: dict[str, Series], nonfinite: int, seen: list[st
     return TrainingLog(kind, series, loss, pick(names, "lr"), pick(names, "tokens"), nonfinite)
 
 
-def parse_training_log(data: bytes, kind: Kind) -> TrainingLog:
-    """Numeric series of a CSV, JSONL or TensorBoard log; InputError when it has no step and no loss."""
+def parse_training_log(data: bytes, kind: str) -> TrainingLog:
+    """Numeric series of a CSV, JSONL or TensorBoard log; InputError when it has no step and no loss, or when `kind`
+    (a stored document's kind) is none of these."""
     if kind == "csv":
         return _parse_csv(data)
     if kind == "jsonl":
@@ -344,7 +346,7 @@ def json_lines(text: str) -> list[dict]:
     return objects
 
 
-def _is_number(value: object) -> bool:
+def _is_number(value: object) -> TypeGuard[int | float]:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 

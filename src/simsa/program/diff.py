@@ -109,8 +109,8 @@ def _model(a: BaseModel, b: BaseModel, path: str, out: _Raw) -> None:
     for name in type(a).model_fields:
         va, vb = getattr(a, name), getattr(b, name)
         where = f"{path}.{name}"
-        if isinstance(a, Stage) and name == "criteria":
-            _criteria(a, b, path, out)  # type: ignore[arg-type]
+        if isinstance(a, Stage) and isinstance(b, Stage) and name == "criteria":
+            _criteria(a, b, path, out)
         elif (type(a), name) in _KEYS:
             _keyed(va, vb, where, _KEYS[(type(a), name)], out)
         elif isinstance(va, BaseModel) and isinstance(vb, BaseModel):

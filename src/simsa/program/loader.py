@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Union, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
 
 from simsa.errors import ProgramFileError
 from simsa.files import FileReadError, read_limited
@@ -78,7 +79,7 @@ def _keys_at(loc: KeyPath) -> list[str]:
     return list(model.model_fields)
 
 
-def _describe(err: dict) -> str:
+def _describe(err: ErrorDetails) -> str:
     kind = err.get("type", "")
     msg = str(err.get("msg", "invalid value"))
     if kind == "extra_forbidden":
@@ -209,7 +210,7 @@ _REFINE: list[tuple[re.Pattern[str], _Refine]] = [
 ]
 
 
-def _refine(data: Any, err: dict) -> KeyPath:
+def _refine(data: Any, err: ErrorDetails) -> KeyPath:
     """The location of a validation error, moved from a table to the key to fix where the rule is known."""
     loc = tuple(err.get("loc", ()))
     if err.get("type") != "value_error":

@@ -68,9 +68,9 @@ def index_lines(text: str) -> dict[Path, int]:
             current = tuple(resolved)
             positions.setdefault(current, lineno)
             continue
-        key = _KEY.match(line)
-        if key:
-            path = current + tuple(_split_dotted(key.group(1)))
+        assigned = _KEY.match(line)
+        if assigned:
+            path = current + tuple(_split_dotted(assigned.group(1)))
             positions.setdefault(path, lineno)
             for quote in ('"""', "'''"):
                 if line.count(quote) % 2 == 1:

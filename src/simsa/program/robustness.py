@@ -10,6 +10,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from simsa.program.adjudicate import Decision
@@ -49,8 +51,8 @@ def resample(decision: Decision, draws: int, seed: int) -> dict:
                 with_se += 1
             else:
                 without_se += 1
-    result = {"draws": draws, "seed": seed, "sources_with_uncertainty": with_se,
-              "sources_without_uncertainty": without_se}
+    result: dict[str, Any] = {"draws": draws, "seed": seed, "sources_with_uncertainty": with_se,
+                              "sources_without_uncertainty": without_se}
     if draws == 0 or with_se == 0:
         result.update({
             "p_decision_changes": 0.0,

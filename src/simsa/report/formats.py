@@ -18,6 +18,11 @@ def num(x: Any) -> float | None:
     return float(x)
 
 
+def table(x: Any) -> dict:
+    """A JSON object, or an empty one for anything else: a section missing from a decision reads as empty."""
+    return x if isinstance(x, dict) else {}
+
+
 def text_or_dash(x: Any) -> str:
     """A value as shown in a cell; missing values read as a dash, never as "None"."""
     return DASH if x is None or x == "" else str(x)

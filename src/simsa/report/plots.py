@@ -200,7 +200,7 @@ def _draw_weights(
     ys = list(range(len(weights)))[::-1]
     for y, (_, value, text) in zip(ys, weights, strict=True):
         found = value is not None
-        width = value if found else searched
+        width = searched if value is None else value
         ax.barh(y, width, height=0.6, color=WEIGHT_COLOR if found else NONE_COLOR,
                 hatch=None if found else "..", edgecolor="white" if found else "#aab6c3", linewidth=0.5)
         ax.text(width + searched * 0.015, y, text, va="center", ha="left", fontsize=9,

@@ -13,6 +13,7 @@ import hashlib
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -200,25 +201,24 @@ def compute(session: Session, ctx: ArenaContext) -> ArenaResult:
                  "votes": sum(1 for r in records if r.segment == s.number and r.counts)} for s in segs]
     excluded_raters = {r.rater for r in records if r.excluded is not None}
     rated = _ratings(session, ctx, excluded_raters)
-    base = dict(program=ctx.key, stage=ctx.stage.id, segment=current, score_kind=ctx.arena.score,
-                ranking_kind=ctx.arena.ranking, votes=votes_info,
-                pairs=_pairs(counted, teams, ctx.arena.votes_per_pair),
-                exclusions=_exclusion_counts(in_segment), segments=seg_info,
-                ratings=rated, rating_scores=rating_scores(ctx, rated), schedule=_schedule(counted, teams, ctx))
+    result = partial(ArenaResult, program=ctx.key, stage=ctx.stage.id, segment=current, score_kind=ctx.arena.score,
+                     ranking_kind=ctx.arena.ranking, votes=votes_info,
+                     pairs=_pairs(counted, teams, ctx.arena.votes_per_pair),
+                     exclusions=_exclusion_counts(in_segment), segments=seg_info,
+                     ratings=rated, rating_scores=rating_scores(ctx, rated), schedule=_schedule(counted, teams, ctx))
     try:
         votes = to_votes(counted, teams)
         raw = rank(votes, style=False, rounds=ctx.arena.bootstrap, seed=ctx.arena.seed, anchor=_anchor(ctx))
         styled = rank(votes, style=True, rounds=ctx.arena.bootstrap, seed=ctx.arena.seed, anchor=_anchor(ctx))
     except InputError as exc:
-        return ArenaResult(**base, raw=None, style=None, scores=(), robustness={}, flagged=(),  # type: ignore[arg-type]
-                           problem=f"no ranking yet: {exc}")
+        return result(raw=None, style=None, scores=(), robustness={}, flagged=(), problem=f"no ranking yet: {exc}")
     use_style = ctx.arena.ranking == "style_controlled"
     scores = _scores(votes, ctx, styled if use_style else raw)
     cut = ctx.stage.elimination.advance_best or 0
     flagged = flagged_raters(in_segment, teams)
-    return ArenaResult(**base, raw=raw, style=styled, scores=scores,  # type: ignore[arg-type]
-                       robustness=robustness_summary(votes, min(cut, len(teams) - 1),
-                                                     max_fraction=ROBUSTNESS_FRACTION), flagged=flagged)
+    return result(raw=raw, style=styled, scores=scores,
+                  robustness=robustness_summary(votes, min(cut, len(teams) - 1), max_fraction=ROBUSTNESS_FRACTION),
+                  flagged=flagged)
 
 
 def _anchor(ctx: ArenaContext) -> tuple[str, float] | None:

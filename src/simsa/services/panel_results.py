@@ -299,8 +299,8 @@ def is_correction(row: object) -> bool:
     return row is not None and not getattr(row, "voided", True) and not (run_id or "").startswith("panel:")
 
 
-def _fmt(x: object) -> str:
-    return "undefined" if x is None else f"{float(x):.3f}"  # type: ignore[arg-type]
+def _fmt(x: float | None) -> str:
+    return "undefined" if x is None else f"{float(x):.3f}"
 
 
 def stored_result(session: Session, key: str, stage_id: str, sha256: str | None = None) -> dict | None:
@@ -341,8 +341,7 @@ def with_panel_scores(current: dict, loaded: LoadedProgram, stage_id: str, resul
     secretariat corrected by hand (see `is_correction`)."""
     from simsa.program.adjudicate import SourceScore
 
-    ctx = PanelContext(loaded=loaded, stage=loaded.program.stage(stage_id),
-                       panel=loaded.program.stage(stage_id).expert_panel)  # type: ignore[arg-type]
+    ctx = panel_service.context_of(loaded, stage_id)  # the stage has a panel: `result` is its result
     out = {team: {s: v for s, v in sources.items() if s != PANEL_SOURCE} for team, sources in current.items()}
     for t in result.teams:
         value, se = to_scale(ctx, t.value, t.stderr)

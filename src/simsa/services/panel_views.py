@@ -15,6 +15,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
+from typing import Literal
 
 from sqlalchemy.orm import Session
 
@@ -106,6 +107,11 @@ def _number(x: float | int | None) -> str:
     return f"{x:.6g}"
 
 
+# (series, axis, title label key) of each plot of a training log
+_LOG_PLOTS: tuple[tuple[Literal["loss", "lr"], Literal["step", "tokens"], str], ...] = (
+    ("loss", "step", "pn_plot_loss_step"), ("loss", "tokens", "pn_plot_loss_tokens"), ("lr", "step", "pn_plot_lr_step"))
+
+
 def _document_view(ref: panel_documents.DocumentRef, data: bytes, masker: Masker | None) -> DocumentView:
     from simsa.panel.log_plots import log_plot_svg
     from simsa.panel.markdown_view import render_markdown
@@ -119,11 +125,10 @@ def _document_view(ref: panel_documents.DocumentRef, data: bytes, masker: Masker
             return replace(base, html=render_markdown(text, masker))
         if ref.kind == "pdf":
             return replace(base, pages=tuple(range(1, (ref.pages or 0) + 1)))
-        log = parse_training_log(data, ref.kind)  # type: ignore[arg-type]
+        log = parse_training_log(data, ref.kind)
         plots = []
-        for y, x, title in (("loss", "step", "pn_plot_loss_step"), ("loss", "tokens", "pn_plot_loss_tokens"),
-                            ("lr", "step", "pn_plot_lr_step")):
-            svg = log_plot_svg(log, y, x, masker)  # type: ignore[arg-type]
+        for y, x, title in _LOG_PLOTS:
+            svg = log_plot_svg(log, y, x, masker)
             if svg:
                 plots.append(PlotView(title, svg))
         s = log.summary()

@@ -14,7 +14,7 @@ import json
 import re
 from dataclasses import dataclass, field
 from pathlib import PurePath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from sqlalchemy import func, select
@@ -36,13 +36,17 @@ from simsa.services.status import StageStatus, stage_status
 from simsa.store.models import AuditEntry, Decision, EvidenceDocument, GateResult, ProgramVersion, Score
 from simsa.timeutil import utc_text
 
+if TYPE_CHECKING:  # the reports module is imported when a report is rendered
+    from simsa.services.reports import ReportFormat
+
 AUDIT_PAGE_SIZE = 50
 MAX_ID = 2**63 - 1
 _ID = re.compile(ID_PATTERN)
 _NUMBER = re.compile(r"[0-9]{1,19}")
 _ACTION_PREFIX = re.compile(r"[a-z0-9_.]{0,64}")
-REPORT_MEDIA = {"html": "text/html; charset=utf-8", "md": "text/markdown; charset=utf-8",
-                "json": "application/json"}
+REPORT_MEDIA: dict[ReportFormat, str] = {"html": "text/html; charset=utf-8", "md": "text/markdown; charset=utf-8",
+                                         "json": "application/json"}
+REPORT_FORMATS: tuple[ReportFormat, ...] = tuple(REPORT_MEDIA)
 
 
 
@@ -761,14 +765,14 @@ def report_download(session: Session, key: str, stage_id: str, fmt: str, lang: s
     """The stage report (as `simsa report` writes it) in `fmt` and `lang` (en, ko or both)."""
     from simsa.services import reports
 
-    if fmt not in REPORT_MEDIA:
+    if fmt not in REPORT_FORMATS:
         raise NotFound(f"no report format {fmt[:20]!r}")
     language = lang or "both"
     if language not in ("en", "ko", "both"):
         raise InputError("lang: en, ko or both")
     loaded, row = _stage_decision(session, key, stage_id, decision_id)
     # The stored programme itself is the reference: a URL's words never reach the file system.
-    text = reports.render(session, loaded, row.stage_id, fmt, language,  # type: ignore[arg-type]
+    text = reports.render(session, loaded, row.stage_id, fmt, language,
                           decision_id=None if decision_id in (None, "") else row.id)
     suffix = "" if decision_id in (None, "") else f"-decision-{row.id}"
     name = f"{row.program_key}-{row.stage_id}-report{suffix}-{language}.{fmt}"

@@ -16,6 +16,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from simsa.errors import InputError
 
 if TYPE_CHECKING:
+    import sqlite3
+
     from alembic.config import Config
 
 DEFAULT_URL = "sqlite:///simsa.db"
@@ -112,7 +114,7 @@ class Store:
                 if self.dialect == "sqlite":
                     # SQLite migrations copy tables (batch mode); foreign keys must be off while the old table is
                     # dropped, and can only be switched off outside a transaction. They are checked after.
-                    conn.connection.driver_connection.execute("PRAGMA foreign_keys=OFF")
+                    _driver_execute(conn, "PRAGMA foreign_keys=OFF")
                 try:
                     with conn.begin():
                         if self.dialect == "postgresql":
@@ -127,7 +129,7 @@ class Store:
                                                "nowhere (PRAGMA foreign_key_check)")
                 finally:
                     if self.dialect == "sqlite":
-                        conn.connection.driver_connection.execute("PRAGMA foreign_keys=ON")
+                        _driver_execute(conn, "PRAGMA foreign_keys=ON")
         except RuntimeError as exc:  # a migration that refuses to run says why
             raise InputError(str(exc)) from None
         except OperationalError as exc:
@@ -152,7 +154,14 @@ class Store:
         self.engine.dispose()
 
 
-def _sqlite_pragmas(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
+def _driver_execute(conn: Connection, sql: str) -> None:
+    """Run `sql` on the driver's own connection, outside SQLAlchemy's transaction handling."""
+    driver = conn.connection.driver_connection
+    assert driver is not None  # only a closed or invalidated connection has none; `conn` is open and checked out
+    driver.execute(sql)
+
+
+def _sqlite_pragmas(dbapi_conn: sqlite3.Connection, _record: object) -> None:
     # The driver's own transaction handling would begin DEFERRED, too late to stop two writers reading the same
     # state; turn it off and begin ourselves (`_sqlite_begin`).
     dbapi_conn.isolation_level = None
@@ -162,6 +171,6 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def
     cur.close()
 
 
-def _sqlite_begin(conn) -> None:  # type: ignore[no-untyped-def]
+def _sqlite_begin(conn: Connection) -> None:
     readonly = conn.get_execution_options().get("simsa_readonly", False)
     conn.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")

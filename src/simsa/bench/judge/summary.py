@@ -104,7 +104,8 @@ def summarise(mode: str, items: Sequence[ItemRecord], judges: Sequence[str], res
         summary["ci95"] = list(ci) if ci else None
         summary["ci95_0_1"] = [rescale(ci[0]), rescale(ci[1])] if ci else None
         counts["unparseable_verdicts"] = sum(1 for j in calls if isinstance(j, RubricJudgement) and j.score is None)
-        columns = {name: [next((j.score for j in i.judgements if j.judge == name), None) for i in items]
+        columns = {name: [next((j.score for j in i.judgements if isinstance(j, RubricJudgement) and j.judge == name),
+                               None) for i in items]
                    for name in judges}
         summary["judge_agreement"] = spearman_agreement(columns)
     else:

@@ -98,10 +98,13 @@ def load_model(model_dir: Path, name: str | None = None, dtype: str = "float32",
     try:
         tokenizer = AutoTokenizer.from_pretrained(model_dir)
         model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=_DTYPES[dtype], use_safetensors=True)
-        model.to(device)
+        model.to(device)  # type: ignore[arg-type]  # transformers wraps .to with functools.wraps, losing `self`
     except Exception as exc:
         raise InputError(f"{model_dir}: cannot load the model ({type(exc).__name__}: {exc})") from exc
     model.eval()
+    embedding = model.get_input_embeddings().weight
+    if not isinstance(embedding, torch.Tensor):
+        raise InputError(f"{model_dir}: the input embeddings have no weight matrix (cannot tell the vocabulary)")
     eos = model.generation_config.eos_token_id
     eos_ids = {*(eos if isinstance(eos, list) else [eos] if eos is not None else [])}
     if tokenizer.eos_token_id is not None:
@@ -113,5 +116,5 @@ def load_model(model_dir: Path, name: str | None = None, dtype: str = "float32",
     return ServedModel(model=model, tokenizer=tokenizer, name=name or model_dir.resolve().name,
                        directory=model_dir.resolve(), sha256=weights_digest(weights),
                        max_len=_max_context(model.config, tokenizer),
-                       vocab=model.get_input_embeddings().weight.shape[0], eos_ids=frozenset(eos_ids), pad_id=pad_id,
+                       vocab=embedding.shape[0], eos_ids=frozenset(eos_ids), pad_id=pad_id,
                        chat_template=_template_text(tokenizer), device=torch.device(device))

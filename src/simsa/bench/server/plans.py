@@ -46,10 +46,10 @@ def _prompts(served: ServedModel, req: CompletionRequest) -> list[tuple[list[int
     if not prompt:
         raise ApiError(400, "prompt is an empty list", "empty_prompt")
     if isinstance(prompt[0], str):
-        return [(served.encode(text, bool(req.add_special_tokens)), text) for text in prompt]  # type: ignore[arg-type]
+        return [(served.encode(text, bool(req.add_special_tokens)), text) for text in prompt]
     if isinstance(prompt[0], int):
-        return [(list(prompt), None)]  # type: ignore[arg-type]
-    return [(list(ids), None) for ids in prompt]  # type: ignore[union-attr]
+        return [(list(prompt), None)]
+    return [(list(ids), None) for ids in prompt]
 
 
 def plan_completion(served: ServedModel, req: CompletionRequest) -> list[PromptPlan]:

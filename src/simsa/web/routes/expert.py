@@ -9,7 +9,7 @@ call as the signed-in expert, then a redirect; a refusal shows the page again wi
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, TypedDict, Unpack
 
 from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import Response
@@ -99,6 +99,14 @@ def declare(request: Request, who: Expert, session: WriteSession, fields: Fields
 # --------------------------------------------------------------------------- submissions
 
 
+class _PageOptions(TypedDict, total=False):
+    """What a review page may be shown with besides its view: the refusal, the form as sent, the status."""
+
+    error: str | None
+    kept: dict | None
+    status_code: int
+
+
 def _review_page(request: Request, session: Session, who: Viewer, view: panel_views.ReviewPage, *,
                  error: str | None = None, kept: dict | None = None, status_code: int = 200) -> Response:
     return page(request, "expert_review.html.j2", status_code=status_code, view=view, error=error, kept=kept or {},
@@ -106,9 +114,9 @@ def _review_page(request: Request, session: Session, who: Viewer, view: panel_vi
 
 
 def _submission(request: Request, session: Session, who: Viewer, key: str, stage: str, code: str,
-                **extra: object) -> Response:
+                **extra: Unpack[_PageOptions]) -> Response:
     view = panel_views.submission_page(session, key, stage, code, _name(who), who.lang)
-    return _review_page(request, session, who, view, **extra)  # type: ignore[arg-type]
+    return _review_page(request, session, who, view, **extra)
 
 
 @router.get("/panels/{key}/{stage}/submissions/{code}")
@@ -170,9 +178,9 @@ def comment(request: Request, who: Expert, session: WriteSession, key: str, stag
 
 
 def _anchor(request: Request, session: Session, who: Viewer, key: str, stage: str, anchor: str,
-            **extra: object) -> Response:
+            **extra: Unpack[_PageOptions]) -> Response:
     view = panel_views.anchor_page(session, key, stage, anchor, _name(who), who.lang)
-    return _review_page(request, session, who, view, **extra)  # type: ignore[arg-type]
+    return _review_page(request, session, who, view, **extra)
 
 
 @router.get("/panels/{key}/{stage}/anchors/{anchor}")

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from simsa.errors import InputError, SimsaError
 from simsa.panel.balance import Balanced
+from simsa.panel.files import Purpose
 from simsa.services import panel, panel_admin_views, panel_documents
 from simsa.web.deps import Admin, ReadSession, WriteSession, settings
 from simsa.web.render import page, redirect
@@ -26,7 +27,7 @@ from simsa.web.routes.admin import UploadForm
 
 router = APIRouter(prefix="/admin/panels", include_in_schema=False)
 
-PURPOSES = ("report", "log")
+PURPOSES: tuple[Purpose, ...] = ("report", "log")
 Name = Annotated[str, Form(max_length=64)]
 
 
@@ -84,7 +85,7 @@ def upload_anchor(request: Request, who: Admin, upload: UploadForm, session: Wri
         if upload.data is None:
             raise InputError("choose a file to upload")
         ctx = panel.context(session, key, stage)
-        panel_documents.upload(session, ctx, upload.data, upload.filename or "document", purpose,  # type: ignore[arg-type]
+        panel_documents.upload(session, ctx, upload.data, upload.filename or "document", purpose,
                                who.account.actor, anchor_id=anchor)
     except SimsaError as exc:
         return _refused(request, session, key, stage, exc, kept={"anchor": {"anchor": anchor, "purpose": purpose}})
