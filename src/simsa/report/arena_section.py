@@ -84,8 +84,10 @@ def _ranks(r: dict) -> str:
 
 
 def _nums(r: dict) -> tuple[float, float, float] | None:
-    values = (num(r.get("rating")), num(r.get("lower")), num(r.get("upper")))
-    return None if any(v is None for v in values) else values  # type: ignore[return-value]
+    rating, lower, upper = num(r.get("rating")), num(r.get("lower")), num(r.get("upper"))
+    if rating is None or lower is None or upper is None:
+        return None
+    return rating, lower, upper
 
 
 def _unidentified(doc: dict, lang: str) -> list[str]:
@@ -125,8 +127,9 @@ def _figure(fig: Any, total: int, lang: str, key: str, cut: Any, name_parts: Nam
         return None
     needed = fig.get("votes_needed")
     if needed is None:
-        limit = tuple(label("ua_of_votes", one, pct=f"{100 * num(fig['max_fraction']):g}%")
-                      if num(fig.get("max_fraction")) is not None else label("ua_votes_n", one, n=fig.get("max_votes"))
+        fraction = num(fig.get("max_fraction"))
+        limit = tuple(label("ua_of_votes", one, pct=f"{100 * fraction:g}%")
+                      if fraction is not None else label("ua_votes_n", one, n=fig.get("max_votes"))
                       for one in ("en", "ko"))  # each language's phrase inside the same language's sentence
         text = label("ua_not_found", lang, limit=limit)
         verified = None

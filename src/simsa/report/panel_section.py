@@ -16,7 +16,7 @@ from typing import Any
 
 from markupsafe import Markup
 
-from simsa.report.formats import DASH, num
+from simsa.report.formats import DASH, num, table
 from simsa.report.labels import LABELS, SEPARATOR, label, label_parts
 
 ALPHA_RELIABLE = 0.800   # Krippendorff (2004): reliable
@@ -112,7 +112,7 @@ def _teams(doc: dict, order: Sequence[Any], name_parts: NameParts) -> list[dict]
     counted = "adjusted" if doc.get("counts") == "severity_adjusted" else "raw"
     rows = []
     for t in teams:
-        ident = t.get("identified") if isinstance(t.get("identified"), dict) else {}
+        ident = table(t.get("identified"))
         answers = sum(int(num(v) or 0) for v in ident.values())
         experts = int(num(t.get("experts")) or 0)
         value, se = num(t.get("value")), num(t.get("stderr"))
@@ -142,7 +142,7 @@ def _teams(doc: dict, order: Sequence[Any], name_parts: NameParts) -> list[dict]
 def _identification(doc: dict, lang: str) -> list[str]:
     yes = unsure = total = 0
     for t in doc.get("teams") or []:
-        ident = t.get("identified") if isinstance(t, dict) and isinstance(t.get("identified"), dict) else {}
+        ident = table(t.get("identified")) if isinstance(t, dict) else {}
         yes += int(num(ident.get("yes")) or 0)
         unsure += int(num(ident.get("unsure")) or 0)
         total += sum(int(num(v) or 0) for v in ident.values())
@@ -170,7 +170,7 @@ def panel_view(decision: dict, name_parts: NameParts, lang: str, order: Sequence
     doc = decision.get("expert_panel")
     if not isinstance(doc, dict):
         return None
-    agreement = doc.get("agreement") if isinstance(doc.get("agreement"), dict) else {}
+    agreement = table(doc.get("agreement"))
     experts = [str(e) for e in doc.get("experts") or []]
     named = bool(experts) and not all(ANONYMOUS.fullmatch(e) for e in experts)
     reviews = sum(1 for r in doc.get("round_shift") or [] if isinstance(r, dict))  # one per expert and team
@@ -181,7 +181,7 @@ def panel_view(decision: dict, name_parts: NameParts, lang: str, order: Sequence
     outliers = [r["id"] for r in raters if r["outlier"]]
     confidence = num(agreement.get("confidence")) or 0.95
     rule, counts = str(doc.get("aggregation") or "mean"), str(doc.get("counts") or "raw")
-    crit = doc.get("criteria_alpha") if isinstance(doc.get("criteria_alpha"), dict) else {}
+    crit = table(doc.get("criteria_alpha"))
     return {
         "intro": label_parts("xp_intro_named" if named else "xp_intro", lang, n=len(experts), reviews=reviews),
         "named": named,

@@ -27,6 +27,7 @@ from simsa.report.formats import (
     fmt_time,
     num,
     raw_parts,
+    table,
     text_or_dash,
 )
 from simsa.report.labels import LABELS, LANGS, SEPARATOR, label, label_parts, pick, pick_parts
@@ -486,7 +487,7 @@ def _cuts(cuts: Any, names: _Names, lang: str) -> list[dict] | None:
 def _robustness(decision: dict, teams: list[dict], criteria: list[dict], names: _Names, lang: str) -> dict:
     rob = decision.get("robustness")
     rob = rob if isinstance(rob, dict) else {}
-    view = {
+    view: dict[str, Any] = {
         "resampling": _resampling(rob.get("resampling"), teams, names, lang),
         "weights": _weights(rob.get("weights"), criteria, names, lang),
         "cuts": _cuts(rob.get("cuts"), names, lang),
@@ -500,7 +501,7 @@ def _fragile(decision: dict) -> dict | None:
     rob = decision.get("robustness")
     if not isinstance(rob, dict) or rob.get("fragile") is not True:
         return None
-    res = rob.get("resampling") if isinstance(rob.get("resampling"), dict) else {}
+    res = table(rob.get("resampling"))
     return {"p": fmt_prob(res.get("p_decision_changes")), "threshold": fmt_prob(rob.get("fragile_above"))}
 
 
