@@ -255,7 +255,7 @@ def child_pair(p: dict) -> dict:
 
 
 def child_virtual_fingerprint(p: dict) -> dict:
-    from bench.scale_models import ModelSpec, VirtualCheckpoint, virtual_side
+    from benchmarks.scale_models import ModelSpec, VirtualCheckpoint, virtual_side
 
     from simsa.lineage.fingerprints.build import build_fingerprint
 
@@ -267,7 +267,7 @@ def child_virtual_fingerprint(p: dict) -> dict:
 
 
 def child_registry(p: dict) -> dict:
-    from bench.scale_models import VirtualCheckpoint, registry_models, virtual_side
+    from benchmarks.scale_models import VirtualCheckpoint, registry_models, virtual_side
 
     from simsa.lineage.fingerprints.build import build_fingerprint
     from simsa.lineage.fingerprints.registry import Registry
@@ -610,7 +610,7 @@ class Bench:
     SECTIONS = ("build", "fingerprint", "pair", "scan", "remote")
 
     def __init__(self, args: argparse.Namespace, console: Console) -> None:
-        from bench import scale_models as sm
+        from benchmarks import scale_models as sm
 
         self.sm = sm
         self.args = args

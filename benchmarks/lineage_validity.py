@@ -21,7 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.lineage_child import compare_in_child
+from benchmarks.lineage_child import compare_in_child
 from rich.console import Console
 from rich.table import Table
 from tests.lineage_validity import check_pair, ks_uniform, negative_pvalues, table_rows
