@@ -15,6 +15,7 @@ from markupsafe import Markup
 
 from simsa.report.formats import DASH, fmt_time, num
 from simsa.report.labels import LABELS, SEPARATOR, label, label_parts
+from simsa.report.markdown_blocks import md_escape, md_paragraphs, md_table
 
 NameParts = Callable[[Any], list[str]]
 WARN_FRACTION = 0.01
@@ -220,10 +221,9 @@ def markdown(view: dict, t: Any) -> list[str]:
     a = view.get("arena")
     if not a:
         return []
-    from simsa.report.render import _md_paragraphs, _md_table, md_escape  # the report's own escaping
 
     def paras(parts: list[str]) -> list[str]:
-        return _md_paragraphs([md_escape(x) for x in parts])
+        return md_paragraphs([md_escape(x) for x in parts])
 
     out = [f"## {t('ua_title')}", "", *paras(a["intro"]), *paras(a["counts"])]
     if a["problem"]:
@@ -234,14 +234,14 @@ def markdown(view: dict, t: Any) -> list[str]:
               t("ua_col_rank_interval"), t("ua_col_user"), t("ua_col_votes")]
     rows = [[r["rank"], r["name"], r["raw"], r["raw_ranks"], r["style"], r["style_ranks"], r["user"], r["votes"]]
             for r in a["rows"]]
-    out += [f"### {t('ua_ranking')}", "", *_md_table(header, rows, "rlrcrcrr"), "", *paras(a["style_note"])]
+    out += [f"### {t('ua_ranking')}", "", *md_table(header, rows, "rlrcrcrr"), "", *paras(a["style_note"])]
     out += [f"### {t('ua_pairs')}", "", *paras(a["pairs_intro"])]
     rows = [[p["pair"], p["votes"], p["wins"], p["ties"], p["both_bad"]] for p in a["pairs"]]
-    out += [*_md_table([t("ua_col_pair"), t("ua_col_votes"), t("ua_col_wins"), t("ua_col_ties"),
+    out += [*md_table([t("ua_col_pair"), t("ua_col_votes"), t("ua_col_wins"), t("ua_col_ties"),
                         t("ua_col_both_bad")], rows, "lrrrr"), ""]
     out += [f"### {t('ua_exclusions')}", "", *paras(a["exclusions_intro"])]
     if a["exclusions"]:
-        out += [*_md_table([t("ua_col_reason"), t("ua_col_count")], [list(e) for e in a["exclusions"]], "lr"), ""]
+        out += [*md_table([t("ua_col_reason"), t("ua_col_count")], [list(e) for e in a["exclusions"]], "lr"), ""]
     else:
         out += [t("ua_no_exclusions"), ""]
     out += paras(a["flagged"])
@@ -258,12 +258,12 @@ def markdown(view: dict, t: Any) -> list[str]:
     out += ["", f"### {t('ua_segments')}", "", *paras(t.parts("ua_segments_intro"))]
     rows = [[s["number"] + (" ✓" if s["current"] else ""), s["opened_at"], s["reason"], s["votes"], s["manifest"]]
             for s in a["segments"]]
-    out += [*_md_table([t("ua_col_segment"), t("ua_col_opened"), t("ua_col_reason"), t("ua_col_votes"),
+    out += [*md_table([t("ua_col_segment"), t("ua_col_opened"), t("ua_col_reason"), t("ua_col_votes"),
                         t("ua_col_manifest")], rows, "llllr"), ""]
     if a["ratings"]:
         out += [f"### {t('ua_ratings')}", "", *paras(t.parts("ua_ratings_intro"))]
         rows = [[r["name"], r["usefulness"], r["cost"]] for r in a["ratings"]]
-        out += [*_md_table([t("team"), t("ua_col_usefulness"), t("ua_col_cost")], rows, "lrr"), ""]
+        out += [*md_table([t("team"), t("ua_col_usefulness"), t("ua_col_cost")], rows, "lrr"), ""]
     out += [f"### {t('ua_provenance')}", "", f"- **{t('ua_result_sha')}**: `{md_escape(a['result_sha256'])}`"]
     return [*out, ""]
 
@@ -285,7 +285,7 @@ def ratings_chart(rows: list[dict], lang: str) -> str:
     """Two panels sharing the rating axis: raw and style-controlled, each entrant's rating with its interval."""
     from matplotlib.figure import Figure
 
-    from simsa.report import plots
+    import simsa.report.plots as plots
 
     with plots._quiet("arena-ratings"):
         fig = Figure(figsize=(9.2, 1.3 + 0.42 * len(rows)))
@@ -320,7 +320,7 @@ def pairs_chart(rows: list[dict], matrix: list[list[dict | None]], lang: str) ->
     import numpy as np
     from matplotlib.figure import Figure
 
-    from simsa.report import plots
+    import simsa.report.plots as plots
 
     n = len(rows)
     grid = np.full((n, n), np.nan)

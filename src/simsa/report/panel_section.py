@@ -18,6 +18,7 @@ from markupsafe import Markup
 
 from simsa.report.formats import DASH, num, table
 from simsa.report.labels import LABELS, SEPARATOR, label, label_parts
+from simsa.report.markdown_blocks import md_escape, md_paragraphs, md_table
 
 ALPHA_RELIABLE = 0.800   # Krippendorff (2004): reliable
 ALPHA_TENTATIVE = 0.667  # Krippendorff (2004): the lowest α for tentative conclusions
@@ -233,10 +234,9 @@ def markdown(view: dict, t: Any) -> list[str]:
     p = view.get("panel")
     if not p:
         return []
-    from simsa.report.render import _md_paragraphs, _md_table, md_escape  # the report's own escaping
 
     def paras(parts: list[str]) -> list[str]:
-        return _md_paragraphs([md_escape(x) for x in parts])
+        return md_paragraphs([md_escape(x) for x in parts])
 
     out = [f"## {t('xp_title')}", "", *paras(p["intro"])]
     out += [f"### {t('xp_agreement')}", ""]
@@ -254,12 +254,12 @@ def markdown(view: dict, t: Any) -> list[str]:
         quote.append(f"> **{icon}{md_escape(x)}**")
     out += ["", *quote, "", *paras(p["conventions"])]
     if p["criteria_alpha"]:
-        out += [*_md_table([t("criterion"), t("xp_criteria_alpha")], [list(r) for r in p["criteria_alpha"]], "lr"), ""]
+        out += [*md_table([t("criterion"), t("xp_criteria_alpha")], [list(r) for r in p["criteria_alpha"]], "lr"), ""]
     out += [f"### {t('xp_severity')}", "", *paras(p["outliers"])]
     rows = [[("⚑ " if r["outlier"] else "") + r["id"], r["severity"], r["n_items"], r["deviation"],
              r["alpha_without"]] for r in p["raters"]]
     header = [t("xp_expert"), t("xp_severity_col"), t("xp_teams_scored"), t("xp_deviation"), t("xp_alpha_without")]
-    out += [*_md_table(header, rows, "lrrrr"), "", *paras(t.parts("xp_severity_intro"))]
+    out += [*md_table(header, rows, "lrrrr"), "", *paras(t.parts("xp_severity_intro"))]
     out += [f"### {t('xp_identification')}", "", *paras(p["identification"]),
             *paras(t.parts("xp_identification_note"))]
     out += [f"### {t('xp_aggregates')}", "", *paras(p["rule"])]
@@ -269,7 +269,7 @@ def markdown(view: dict, t: Any) -> list[str]:
               t("xp_col_identified"), t("xp_col_revised"), t("xp_col_shift")]
     rows = [[r["name"], r["experts"], r["raw"], r["adjusted"], r["value"], r["identified"], r["revised"], r["shift"]]
             for r in p["teams"]]
-    out += [*_md_table(header, rows, "lrrrrrrr"), ""]
+    out += [*md_table(header, rows, "lrrrrrrr"), ""]
     out += [f"### {t('xp_round2')}", "", *paras(p["round2"]), *paras(t.parts("xp_round2_intro"))]
     out += [f"### {t('xp_provenance')}", ""]
     out += [f"- **{t('xp_rubric_sha')}**: `{md_escape(p['rubric_sha256'])}`",
@@ -301,7 +301,7 @@ def totals_chart(teams: list[dict], lang: str) -> str:
     interval, and the other aggregate as an open circle where it differs."""
     from matplotlib.figure import Figure
 
-    from simsa.report import plots
+    import simsa.report.plots as plots
 
     with plots._quiet("panel-totals"):
         fig = Figure(figsize=(9.2, 1.2 + 0.5 * len(teams)))
@@ -340,7 +340,7 @@ def severity_chart(raters: list[dict], lang: str) -> str | None:
     """Each expert's severity as a bar left (harsher) or right (more lenient) of zero; outliers in red."""
     from matplotlib.figure import Figure
 
-    from simsa.report import plots
+    import simsa.report.plots as plots
 
     rows = [r for r in raters if r["severity_value"] is not None]
     if not rows:

@@ -7,7 +7,6 @@ format re-emits the inputs untouched so anyone can re-check the published number
 from __future__ import annotations
 
 import json
-import re
 from functools import lru_cache
 from typing import Any
 
@@ -15,7 +14,8 @@ import jinja2
 from markupsafe import Markup
 
 from simsa.errors import InputError
-from simsa.report import arena_section, panel_section
+from simsa.report.arena_section import arena_plots, arena_view
+from simsa.report.arena_section import markdown as arena_markdown
 from simsa.report.formats import (
     DASH,
     fmt_change,
@@ -31,6 +31,9 @@ from simsa.report.formats import (
     text_or_dash,
 )
 from simsa.report.labels import LABELS, LANGS, SEPARATOR, label, label_parts, pick, pick_parts
+from simsa.report.markdown_blocks import md_escape, md_paragraphs, md_table
+from simsa.report.panel_section import markdown as panel_markdown
+from simsa.report.panel_section import panel_plots, panel_view
 
 FORMATS = ("md", "html", "json")
 REPORT_SCHEMA = "simsa.report/1"
@@ -610,43 +613,14 @@ def build_view(decision: dict, appeals: list[dict], history: list[dict], lang: s
         "voided": _voided(decision, names, lang, zone),
         "appeals": _appeals(appeals, names, lang, zone),
         "history": _history(history, decision, teams, names, lang, zone),
-        "panel": panel_section.panel_view(decision, names.parts, lang, [t.get("team") for t in teams]),
-        "arena": arena_section.arena_view(decision, names.parts, lang, zone),
+        "panel": panel_view(decision, names.parts, lang, [t.get("team") for t in teams]),
+        "arena": arena_view(decision, names.parts, lang, zone),
         "schema": str(decision.get("schema") or "simsa.decision/1"),
         "_teams": teams,
     }
 
 
 # ---------------------------------------------------------------- Markdown
-
-
-
-_MD_TAG = re.compile(r"<(?=[A-Za-z/!?])")
-_MD_SPECIAL = re.compile(r"([\\|*\[])")
-
-
-def md_escape(text: Any) -> str:
-    """Keep untrusted strings inert in Markdown: no tables broken by pipes, no raw HTML, no links."""
-    s = " ".join(str(text).split())
-    s = _MD_SPECIAL.sub(r"\\\1", s)
-    return _MD_TAG.sub(r"\\<", s)
-
-
-def _md_paragraphs(parts: list[str]) -> list[str]:
-    """One paragraph per language, so a bilingual note never runs two languages together."""
-    out: list[str] = []
-    for p in parts:
-        out += [p, ""]
-    return out
-
-
-def _md_table(header: list[str], rows: list[list[str]], align: str) -> list[str]:
-    """A GitHub-style table; `align` holds one of l, r, c per column."""
-    rule = {"l": ":---", "r": "---:", "c": ":---:"}
-    lines = ["| " + " | ".join(md_escape(h) for h in header) + " |"]
-    lines.append("| " + " | ".join(rule[a] for a in align) + " |")
-    lines += ["| " + " | ".join(md_escape(c) for c in row) + " |" for row in rows]
-    return lines
 
 
 def _md_header(v: dict, t: _Text) -> list[str]:
@@ -670,8 +644,8 @@ def _md_leaderboard(v: dict, t: _Text) -> list[str]:
     align = "rlr" + "r" * len(v["top"]) + "c" * len(v["gate_names"]) + "l"
     rows = [[r["rank"], r["name"], r["total"], *r["cells"], *[g["mark"] for g in r["gates"]],
              r["status_label"]] for r in v["leaderboard"]]
-    note = _md_paragraphs(t.parts("leaderboard_note"))
-    return [f"## {t('leaderboard')}", "", *_md_table(header, rows, align), "", *note]
+    note = md_paragraphs(t.parts("leaderboard_note"))
+    return [f"## {t('leaderboard')}", "", *md_table(header, rows, align), "", *note]
 
 
 def _md_breakdown(v: dict, t: _Text) -> list[str]:
@@ -683,7 +657,7 @@ def _md_breakdown(v: dict, t: _Text) -> list[str]:
         indent = "\u00a0\u00a0" * max(c["depth"] - 1, 0) + ("↳ " if c["depth"] else "")
         rows.append([indent + c["name"], c["max_text"], *c["points"]])
     align = "lr" + "r" * len(v["team_names"])
-    return [f"## {t('points_by_criterion')}", "", *_md_table(header, rows, align), ""]
+    return [f"## {t('points_by_criterion')}", "", *md_table(header, rows, align), ""]
 
 
 def _md_raw_scores(v: dict, t: _Text) -> list[str]:
@@ -692,8 +666,8 @@ def _md_raw_scores(v: dict, t: _Text) -> list[str]:
     header = [t("criterion"), t("score_source"), *v["team_names"]]
     rows = [[r["name"], r["source"], *[c["text"] for c in r["cells"]]] for r in v["raw_scores"]]
     align = "ll" + "r" * len(v["team_names"])
-    intro = _md_paragraphs(t.parts("raw_scores_intro"))
-    return [f"## {t('raw_scores')}", "", *intro, *_md_table(header, rows, align), ""]
+    intro = md_paragraphs(t.parts("raw_scores_intro"))
+    return [f"## {t('raw_scores')}", "", *intro, *md_table(header, rows, align), ""]
 
 
 def _md_gates(v: dict, t: _Text) -> list[str]:
@@ -751,24 +725,24 @@ def _md_robustness(v: dict, t: _Text) -> list[str]:
             out.append(f"- {t('note')}: {md_escape(res['note'])}")
         rows = [[x["name"], x["status_label"], x["p_flip"], x["p_rank"]] for x in res["teams"]]
         header = [t("team"), t("status"), t("p_status_flip"), t("p_rank_change")]
-        out += ["", *_md_table(header, rows, "llrr"), ""]
+        out += ["", *md_table(header, rows, "llrr"), ""]
     out += _md_weights(r["weights"], t)
     out += [f"### {t('cuts')}", ""]
     if r["cuts"] is None:
         return [*out, t("not_computed"), ""]
     rows = [[c["name"], c["cause"], c["margin"], c["p_changes"], c["min_weight"]] for c in r["cuts"]]
     header = [t("team"), t("cause"), t("margin_points"), t("p_changes"), t("min_weight_change")]
-    return [*out, *_md_table(header, rows, "llrrr"), ""]
+    return [*out, *md_table(header, rows, "llrrr"), ""]
 
 
 def _md_weights(w: dict | None, t: _Text) -> list[str]:
     out = [f"### {t('weights')}", ""]
     if w is None:
         return [*out, t("not_computed"), ""]
-    out += [f"**{t('min_abs_pct')}: {w['min_abs']}**", "", *_md_paragraphs(t.parts("weights_intro"))]
+    out += [f"**{t('min_abs_pct')}: {w['min_abs']}**", "", *md_paragraphs(t.parts("weights_intro"))]
     rows = [[x["name"], x["increase"], x["decrease"], x["smallest"], x["flips"]] for x in w["rows"]]
     header = [t("criterion"), t("weight_increase"), t("weight_decrease"), t("smallest_change"), t("flips")]
-    out += [*_md_table(header, rows, "lrrrl"), "", f"- {t('searched_range')}: {w['searched']}"]
+    out += [*md_table(header, rows, "lrrrl"), "", f"- {t('searched_range')}: {w['searched']}"]
     if w["method"]:
         out.append(f"- {t('method')}: {md_escape(w['method'])}")
     return [*out, ""]
@@ -779,7 +753,7 @@ def _md_voided(v: dict, t: _Text) -> list[str]:
         return []
     header = [t("voided_record"), t("team"), t("voided_what"), t("voided_reason"), t("voided_at")]
     rows = [[x["record"], x["team"], x["what"], x["reason"], f"{x['at']} ({x['by']})"] for x in v["voided"]]
-    return [f"## {t('voided')}", "", md_escape(t("voided_note")), "", *_md_table(header, rows, "lllll"), ""]
+    return [f"## {t('voided')}", "", md_escape(t("voided_note")), "", *md_table(header, rows, "lllll"), ""]
 
 
 def _md_appeals(v: dict, t: _Text) -> list[str]:
@@ -808,14 +782,14 @@ def _md_history(v: dict, t: _Text) -> list[str]:
               t("changes_since")]
     rows = [[h["id"], h["decided_at"], h["advanced"], h["eliminated"], h["appeal"], "; ".join(h["changes"])]
             for h in v["history"]]
-    return [*out, *_md_table(header, rows, "llllll"), ""]
+    return [*out, *md_table(header, rows, "llllll"), ""]
 
 
 def render_markdown(view: dict) -> str:
     """Plain-text-readable Markdown: tables and lists only, so it reads the same raw or rendered."""
     t = _Text(view["lang"])
     parts = [_md_header, _md_leaderboard, _md_breakdown, _md_raw_scores, _md_gates, _md_decision, _md_robustness,
-             panel_section.markdown, arena_section.markdown, _md_voided, _md_appeals, _md_history]
+             panel_markdown, arena_markdown, _md_voided, _md_appeals, _md_history]
     lines: list[str] = []
     for part in parts:
         lines += part(view, t)
@@ -842,7 +816,7 @@ def _plot_markup(view: dict) -> dict[str, Markup | None]:
 
     matplotlib is imported here, not at module level, so commands that never draw start quickly.
     """
-    from simsa.report import plots
+    import simsa.report.plots as plots
 
     lang = view["lang"]
     points = plots.points_chart(_points_rows(view), [(c["name_parts"], c["max"]) for c in view["top"]], lang)
@@ -856,7 +830,7 @@ def _plot_markup(view: dict) -> dict[str, Markup | None]:
     searched = rob["weights"]["searched_value"] if rob["weights"] else 100.0
     robustness = plots.robustness_chart(flips, weights, searched, lang)
     return {"points": Markup(points), "robustness": Markup(robustness) if robustness else None,
-            **panel_section.panel_plots(view), **arena_section.arena_plots(view)}
+            **panel_plots(view), **arena_plots(view)}
 
 
 def plot_markup(view: dict) -> dict[str, Markup | None]:
