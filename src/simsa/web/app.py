@@ -49,7 +49,7 @@ def create_app(settings: WebSettings | None = None, store: Store | None = None) 
 
 
 def _routes(app: FastAPI) -> None:
-    from simsa.web import routes
+    import simsa.web.routes as routes
 
     for router in routes.all_routers():
         app.include_router(router)

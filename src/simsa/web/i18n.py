@@ -17,7 +17,7 @@ LANG_COOKIE = "simsa_lang"
 
 
 def _all_labels() -> dict[str, tuple[str, str]]:
-    from simsa.web import labels as package
+    import simsa.web.labels as package
 
     merged: dict[str, tuple[str, str]] = dict(REPORT_LABELS)
     for info in sorted(iter_modules(package.__path__), key=lambda m: m.name):

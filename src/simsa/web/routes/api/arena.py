@@ -17,12 +17,12 @@ from typing import Annotated, TypedDict
 from fastapi import APIRouter, Depends, Request
 from sqlalchemy.orm import Session
 
+import simsa.web.api_arena_models as m
 from simsa.accounts import AccountView, Role
 from simsa.audit.log import now_utc
 from simsa.services import arena, arena_results
 from simsa.services.arena import ArenaContext
 from simsa.timeutil import utc_text
-from simsa.web import api_arena_models as m
 from simsa.web.deps import ReadSession, Viewer, require, require_writer, store
 from simsa.web.routes.api.common import DOCUMENT_TOKEN, ERRORS, Admin, BoundedRoute, actor, reading, writing
 

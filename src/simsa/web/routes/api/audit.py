@@ -8,10 +8,10 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response
 
+import simsa.web.api_models as m
 from simsa.audit import log as audit_log
 from simsa.audit.trail import TrailFilter, build_trail, parse_instant, zone
 from simsa.services import api_views, audit_seal
-from simsa.web import api_models as m
 from simsa.web.deps import ReadSession, SignedIn, ViewerDep
 from simsa.web.heavy import coalesced, whole_log
 from simsa.web.routes.api.common import DOCUMENT_TOKEN, ERRORS, READ_ERRORS, BoundedRoute

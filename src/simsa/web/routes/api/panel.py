@@ -14,11 +14,11 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request
 from sqlalchemy.orm import Session
 
+import simsa.web.api_panel_models as m
 from simsa.accounts import Role
 from simsa.errors import NotFound
 from simsa.services import panel, panel_admin_views, panel_results
 from simsa.services.panel import CALIBRATION, PanelContext
-from simsa.web import api_panel_models as m
 from simsa.web.deps import ReadSession, Refused, Viewer, ViewerDep, require_writer
 from simsa.web.routes.api.common import DOCUMENT_TOKEN, ERRORS, Admin, BoundedRoute, actor, writing
 

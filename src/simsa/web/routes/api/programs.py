@@ -6,10 +6,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response
 
+import simsa.web.api_models as m
 from simsa.errors import InputError
 from simsa.program.loader import MAX_PROGRAM_BYTES, LoadedProgram, parse_program
 from simsa.services import api_views, program_versions, programs
-from simsa.web import api_models as m
 from simsa.web.deps import ReadSession
 from simsa.web.routes.api.common import (
     DOCUMENT_TOKEN,

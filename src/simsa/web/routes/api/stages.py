@@ -8,12 +8,12 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse, Response
 
+import simsa.web.api_models as m
 from simsa.errors import NotFound
 from simsa.program.loader import LoadedProgram
 from simsa.services import api_views, evidence_docs, reports
 from simsa.services import appeals as appeal_service
 from simsa.services.status import stage_status
-from simsa.web import api_models as m
 from simsa.web.deps import ReadSession
 from simsa.web.routes.api.common import READ_ERRORS, BoundedRoute
 

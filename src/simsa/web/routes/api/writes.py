@@ -9,6 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
 
+import simsa.web.api_models as m
 from simsa.accounts import Role
 from simsa.audit.chain import canonical
 from simsa.errors import InputError
@@ -17,7 +18,6 @@ from simsa.services import decisions as decision_service
 from simsa.services import gates as gate_service
 from simsa.services import scores as score_service
 from simsa.timeutil import utc_text
-from simsa.web import api_models as m
 from simsa.web.deps import Refused
 from simsa.web.routes.api.common import (
     DOCUMENT_TOKEN,
