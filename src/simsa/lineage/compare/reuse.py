@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from simsa.lineage.formats.reader import TensorReader
 from simsa.lineage.model.roles import ArchitectureMap
 
 NEAR = 0.01  # within 1 %: "near-identical"
@@ -30,7 +31,7 @@ def _role_keys(amap: ArchitectureMap) -> dict[tuple, str]:
     return {k: v[0] for k, v in seen.items() if len(v) == 1}
 
 
-def _sample(ckpt, name: str) -> np.ndarray:  # type: ignore[no-untyped-def]
+def _sample(ckpt: TensorReader, name: str) -> np.ndarray:
     shape = tuple(ckpt.shape(name))
     if len(shape) == 2 and shape[0] > SAMPLE_ROWS:
         rows = np.unique(np.linspace(0, shape[0] - 1, SAMPLE_ROWS).astype(np.int64))
@@ -38,7 +39,7 @@ def _sample(ckpt, name: str) -> np.ndarray:  # type: ignore[no-untyped-def]
     return np.asarray(ckpt.read(name), dtype=np.float64)
 
 
-def relative_differences(cand_ckpt, cand_map: ArchitectureMap, ref_ckpt,  # type: ignore[no-untyped-def]
+def relative_differences(cand_ckpt: TensorReader, cand_map: ArchitectureMap, ref_ckpt: TensorReader,
                          ref_map: ArchitectureMap) -> dict[str, float]:
     """Candidate tensor → relative difference from its role-matched reference tensor (sampled rows)."""
     ref_keys = _role_keys(ref_map)

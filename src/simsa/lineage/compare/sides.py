@@ -7,10 +7,10 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from simsa.lineage.formats.checkpoint import Checkpoint
 from simsa.lineage.formats.fingerprint import SUFFIX as FP_SUFFIX
 from simsa.lineage.formats.fingerprint import Fingerprint, FingerprintCheckpoint, fingerprint_units
 from simsa.lineage.formats.hub import open_model
+from simsa.lineage.formats.reader import TensorReader
 from simsa.lineage.model.adapters import map_architecture
 from simsa.lineage.model.roles import ArchitectureMap
 from simsa.lineage.model.tokenizer import Vocabulary, read_vocabulary
@@ -24,7 +24,7 @@ class Side:
     """One model opened for comparison: the checkpoint, its role map, unit groups and vocabulary."""
 
     label: str
-    ckpt: Checkpoint
+    ckpt: TensorReader
     amap: ArchitectureMap
     comps: dict[str, ComponentUnits]
     vocab: Vocabulary | None
@@ -51,12 +51,15 @@ def open_side(path: str | Path) -> Side:
     shapes = {n: tuple(ckpt.shape(n)) for n in ckpt.names()}
     amap = map_architecture(shapes, ckpt.config)
     vocab, why = read_vocabulary(ckpt.tokenizer_files)  # a broken tokenizer file must not stop the weight test
-    if vocab is None and hasattr(ckpt, "vocabulary"):  # a GGUF file carries its token list in the header
-        vocab, why = ckpt.vocabulary(), None
+    if vocab is None:  # a GGUF file carries its token list in the header; other readers hold none
+        held = ckpt.vocabulary()
+        if held is not None:
+            vocab, why = held, None
     return Side(str(path), ckpt, amap, unit_groups(amap), vocab, vocab_reason=why)
 
 
 def fingerprint_side(fp: Fingerprint, label: str | None = None) -> Side:
     """A reference side served from a fingerprint."""
     amap, comps = fingerprint_units(fp)
-    return Side(label or fp.name, FingerprintCheckpoint(fp, label), amap, comps, fp.vocabulary(), fp)  # type: ignore[arg-type]
+    ckpt = FingerprintCheckpoint(fp, label)
+    return Side(label or fp.name, ckpt, amap, comps, ckpt.vocabulary(), fp)

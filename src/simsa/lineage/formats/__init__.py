@@ -21,6 +21,7 @@ from simsa.lineage.formats.fingerprint import (
 )
 from simsa.lineage.formats.gguf import GGUFCheckpoint, is_gguf
 from simsa.lineage.formats.hub import ModelRef, open_model, parse_model_ref
+from simsa.lineage.formats.reader import IOStats, TensorReader
 from simsa.lineage.formats.remote import RemoteSource
 from simsa.lineage.formats.safetensors import SafetensorsFile
 from simsa.lineage.formats.safetensors_write import write_safetensors
@@ -32,9 +33,11 @@ __all__ = [
     "FingerprintCheckpoint",
     "FingerprintSettings",
     "GGUFCheckpoint",
+    "IOStats",
     "ModelRef",
     "RemoteSource",
     "SafetensorsFile",
+    "TensorReader",
     "fingerprint_units",
     "group_id",
     "is_gguf",

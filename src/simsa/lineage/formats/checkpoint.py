@@ -14,13 +14,14 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn, Self
 
 import numpy as np
 
 from simsa.errors import CheckpointError
 from simsa.lineage.formats.dtypes import FLOAT_DTYPES, INTEGER_DTYPES, bf16_bits
 from simsa.lineage.formats.gguf import GGUFCheckpoint, is_gguf
+from simsa.lineage.formats.reader import NO_IO, IOStats
 from simsa.lineage.formats.safetensors import (
     DEFAULT_MAX_HEADER_BYTES,
     SafetensorsFile,
@@ -29,6 +30,9 @@ from simsa.lineage.formats.safetensors import (
     quote,
     row_chunks,
 )
+
+if TYPE_CHECKING:
+    from simsa.lineage.model.tokenizer import Vocabulary
 
 TOKENIZER_FILE_NAMES = (
     "tokenizer.json",
@@ -154,7 +158,7 @@ def _declared_block_size(config: dict[str, Any]) -> tuple[int, ...] | None:
 
 
 class Checkpoint:
-    """Tensors of a checkpoint by name, whatever the file layout; see `Checkpoint.open`."""
+    """Tensors of a checkpoint by name, whatever the file layout; see `Checkpoint.open`. A `TensorReader`."""
 
     def __init__(
         self,
@@ -178,8 +182,6 @@ class Checkpoint:
         block_hint = _declared_block_size(self.config)
         for name in where:
             info = self._info(name)
-            if info.dtype not in FP8_WEIGHT_DTYPES or not name.endswith(".weight"):
-                continue
             base = name[: -len(".weight")]
             found = [base + s for s in SCALE_SUFFIXES if base + s in where]
             if len(found) > 1:
@@ -192,8 +194,13 @@ class Checkpoint:
     # ------------------------------------------------------------------ opening
 
     @classmethod
-    def open(cls, path: str | os.PathLike[str], *, max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES) -> Checkpoint:
-        """Open a `.safetensors` file or a directory (Hugging Face layout, top level only). Reads headers only."""
+    def open(
+        cls, path: str | os.PathLike[str], *, max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES
+    ) -> Checkpoint | GGUFCheckpoint:
+        """Open a `.safetensors` file or a directory (Hugging Face layout, top level only). Reads headers only.
+
+        A GGUF file (or a directory holding just one) opens as a `GGUFCheckpoint`: the same `TensorReader`.
+        """
         path = Path(path)
         if not path.exists():
             raise CheckpointError(f"{path}: does not exist")
@@ -202,7 +209,7 @@ class Checkpoint:
         if not path.is_file():
             raise CheckpointError(f"{path}: is neither a regular file nor a directory")
         if is_gguf(path):
-            return GGUFCheckpoint(path)  # type: ignore[return-value]  # the same reading interface
+            return GGUFCheckpoint(path)
         if _is_pickle_name(path.name) or (not path.name.endswith(".safetensors") and _looks_pickled(path)):
             raise pickle_refusal(str(path), [path.name])
         file = SafetensorsFile(path, max_header_bytes)
@@ -213,7 +220,7 @@ class Checkpoint:
             raise
 
     @classmethod
-    def _open_directory(cls, path: Path, max_header_bytes: int) -> Checkpoint:
+    def _open_directory(cls, path: Path, max_header_bytes: int) -> Checkpoint | GGUFCheckpoint:
         entries = sorted(path.iterdir())
         if not entries:
             raise CheckpointError(f"{path}: is an empty directory")
@@ -233,7 +240,7 @@ class Checkpoint:
         max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES,
         open_file: Callable[[Path, int], SafetensorsFile] = SafetensorsFile,
         nested: Callable[[], list[str]] | None = None,
-    ) -> Checkpoint:
+    ) -> Checkpoint | GGUFCheckpoint:
         """A checkpoint from the top-level files of a directory or a hub repository (`top`: file name -> path).
 
         Config, tokenizer and index files must be readable local paths; safetensors files are opened with
@@ -257,7 +264,7 @@ class Checkpoint:
         if not shards and index is None:
             ggufs = sorted(n for n in top if n.endswith(".gguf"))
             if len(ggufs) == 1:
-                return GGUFCheckpoint(top[ggufs[0]])  # type: ignore[return-value]
+                return GGUFCheckpoint(top[ggufs[0]])
             if ggufs:
                 raise CheckpointError(f"{path}: holds several GGUF files ({', '.join(ggufs)}); open one directly")
             if pickles:
@@ -487,23 +494,20 @@ class Checkpoint:
             h.update(bf16_bits(values).tobytes())
         return h.hexdigest()
 
-    def io_stats(self) -> dict[str, Any]:
+    def io_stats(self) -> IOStats:
         """Bytes read so far against the checkpoint's total size, so a report can say how little it needed.
 
-        ``{"remote", "bytes_read", "bytes_total", "requests"}``; remote files count the exact bytes fetched, local
-        ones the bytes copied by positional reads (not `raw` views).
+        Remote files count the exact bytes fetched, local ones the bytes copied by positional reads (not `raw` views).
         """
-        totals: dict[str, Any] = {"remote": False, "bytes_read": 0, "bytes_total": 0, "requests": 0}
+        total = NO_IO
         for file in self._files.values():
-            stats = getattr(file, "io_stats", None)  # readers of other formats may not count
-            if stats is None:
-                continue
-            s = stats()
-            totals["remote"] = totals["remote"] or s.remote
-            totals["bytes_read"] += s.bytes_read
-            totals["bytes_total"] += s.bytes_total
-            totals["requests"] += s.requests
-        return totals
+            s = file.io_stats()
+            total += IOStats(s.remote, s.bytes_read, s.bytes_total, s.requests)
+        return total
+
+    def vocabulary(self) -> Vocabulary | None:
+        """None: a safetensors checkpoint keeps its tokenizer in files (`tokenizer_files`), read separately."""
+        return None
 
     # ------------------------------------------------------------------ lifetime
 
@@ -511,7 +515,7 @@ class Checkpoint:
         for file in self._files.values():
             file.close()
 
-    def __enter__(self) -> Checkpoint:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(

@@ -16,14 +16,21 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+import math
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
 
 import numpy as np
+from gguf.constants import GGML_QUANT_SIZES, GGMLQuantizationType
 
 from simsa.errors import CheckpointError
-from simsa.lineage.formats.safetensors import SafetensorsFile
+from simsa.lineage.formats.digest import values_digest
+from simsa.lineage.formats.dtypes import ITEMSIZE
+from simsa.lineage.formats.reader import NO_IO, IOStats, RowIndex
+from simsa.lineage.formats.safetensors import SafetensorsFile, normalise_index
 from simsa.lineage.formats.safetensors_write import TensorSpec, encode, write_safetensors
 from simsa.lineage.model.adapters import map_architecture
 from simsa.lineage.model.roles import ArchitectureMap
@@ -68,8 +75,10 @@ def group_id(comp: str, layer: int | None, group: UnitGroup) -> str:
 
 @dataclass
 class Fingerprint:
-    meta: dict
-    arrays: dict[str, np.ndarray] = field(default_factory=dict)
+    """A fingerprint's JSON description (`meta`) and arrays (held in memory, or read from its file on first use)."""
+
+    meta: dict[str, Any]
+    arrays: Mapping[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def settings(self) -> FingerprintSettings:
@@ -150,20 +159,21 @@ class Fingerprint:
             if not isinstance(meta, dict) or meta.get("schema") != SCHEMA:
                 got = meta.get("schema") if isinstance(meta, dict) else None
                 raise CheckpointError(f"{path}: fingerprint schema {got!r} is not {SCHEMA!r}")
-            arrays = _StoredArrays(f)
+            stored = _StoredArrays(f)
             if verify:
                 want = meta.get("arrays_sha256")
-                if want and want != _arrays_digest(arrays):
+                if want and want != _arrays_digest(stored):
                     raise CheckpointError(f"{path}: fingerprint arrays do not match their recorded digest (corrupted)")
-            problem = _problem(meta, arrays, values=verify)
+            problem = _problem(meta, stored, values=verify)
             if problem:
                 raise CheckpointError(f"{path}: malformed fingerprint: {problem}")
         except BaseException:
             f.close()
             raise
-        if verify:
-            arrays = dict(arrays.items())
-            f.close()
+        if not verify:
+            return cls(meta, stored)
+        arrays = dict(stored.items())
+        f.close()
         return cls(meta, arrays)
 
     def close(self) -> None:
@@ -171,7 +181,7 @@ class Fingerprint:
             self.arrays.close()
 
 
-class _StoredArrays(Mapping):
+class _StoredArrays(Mapping[str, np.ndarray]):
     """A fingerprint file's arrays, read on first use."""
 
     def __init__(self, file: SafetensorsFile) -> None:
@@ -188,7 +198,7 @@ class _StoredArrays(Mapping):
                                 else self._file.read(key).astype(np.float16 if dtype == "F16" else np.float32))
         return self._cache[key]
 
-    def __iter__(self):  # type: ignore[no-untyped-def]
+    def __iter__(self) -> Iterator[str]:
         return iter(self._names)
 
     def __len__(self) -> int:
@@ -197,11 +207,15 @@ class _StoredArrays(Mapping):
     def shape(self, key: str) -> tuple[int, ...]:
         return tuple(self._file.info(key).shape)
 
+    def io_stats(self) -> IOStats:
+        s = self._file.io_stats()
+        return IOStats(s.remote, s.bytes_read, s.bytes_total, s.requests)
+
     def close(self) -> None:
         self._file.close()
 
 
-def _shape(arrays: Mapping, key: str) -> tuple[int, ...]:
+def _shape(arrays: Mapping[str, np.ndarray], key: str) -> tuple[int, ...]:
     return arrays.shape(key) if isinstance(arrays, _StoredArrays) else tuple(arrays[key].shape)
 
 
@@ -209,7 +223,7 @@ def _is_int(v: object, low: int = 0) -> bool:
     return isinstance(v, int) and not isinstance(v, bool) and v >= low
 
 
-def _problem(meta: dict, arrays: Mapping, *, values: bool = True) -> str | None:
+def _problem(meta: dict[str, Any], arrays: Mapping[str, np.ndarray], *, values: bool = True) -> str | None:
     """What is wrong with a fingerprint's contents (a well-formed file can still hold nonsense), or None."""
     for key in ("settings", "shapes", "stacks"):
         if not isinstance(meta.get(key), dict):
@@ -220,10 +234,10 @@ def _problem(meta: dict, arrays: Mapping, *, values: bool = True) -> str | None:
     if not all(isinstance(n, str) and isinstance(v, list) and all(_is_int(d) for d in v)
                for n, v in meta["shapes"].items()):
         return "shapes must map tensor names to lists of non-negative integers"
-    for key, kind in (("config", dict), ("dtypes", dict), ("identity_keys", dict), ("group_units", dict),
-                      ("std_profile", list)):
-        if key in meta and not isinstance(meta[key], kind):
-            return f"'{key}' must be a {kind.__name__}"
+    for key, expected in (("config", dict), ("dtypes", dict), ("identity_keys", dict), ("group_units", dict),
+                          ("std_profile", list)):
+        if key in meta and not isinstance(meta[key], expected):
+            return f"'{key}' must be a {expected.__name__}"
     for name, key in meta.get("identity_keys", {}).items():
         if not (isinstance(key, list) and len(key) == 3 and isinstance(key[0], str)):
             return f"identity key of {name!r} is malformed"
@@ -249,7 +263,8 @@ def _problem(meta: dict, arrays: Mapping, *, values: bool = True) -> str | None:
         anchors, ids = arrays.get(f"anchors|{stack}"), arrays.get(f"anchor_ids|{stack}")
         if (anchors is None) != (ids is None):
             return f"anchors of stack {stack!r} come without their ids (or the reverse)"
-        if anchors is not None and (anchors.ndim != 2 or anchors.shape != (ids.size, coords.size) or ids.min() < 0):
+        if anchors is not None and ids is not None and (
+                anchors.ndim != 2 or anchors.shape != (ids.size, coords.size) or ids.min() < 0):
             return f"anchors of stack {stack!r} do not match their ids and coordinates"
     for key in arrays:
         kind, _, gid = key.partition("|")
@@ -277,7 +292,7 @@ def _storage_dtype(a: np.ndarray) -> str:
     return "F16" if a.dtype == np.float16 else "F32"
 
 
-def _arrays_digest(arrays: dict[str, np.ndarray]) -> str:
+def _arrays_digest(arrays: Mapping[str, np.ndarray]) -> str:
     h = hashlib.sha256()
     for n in sorted(arrays):
         a = arrays[n]
@@ -288,16 +303,25 @@ def _arrays_digest(arrays: dict[str, np.ndarray]) -> str:
 
 
 class FingerprintCheckpoint:
-    """The read-only face of a fingerprint where the comparison expects a checkpoint (shapes, config, names)."""
+    """A fingerprint as a `TensorReader`: names, shapes, dtypes, config and vocabulary as the model had them.
+
+    Values exist only for the tensors a fingerprint keeps whole (norm gains, for the naive section); reading or
+    digesting any other tensor raises `CheckpointError` saying so, just as a checkpoint refuses a tensor it lacks.
+    The identity check uses the stored identity keys instead (`compare.identity`).
+    """
 
     def __init__(self, fp: Fingerprint, path: str | Path | None = None) -> None:
         self.fingerprint = fp
         self.path = Path(path) if path else Path(fp.name or "fingerprint")
-        self.config: dict = fp.meta.get("config") or {}
+        self.config: dict[str, Any] = fp.meta.get("config") or {}
         self.tokenizer_files: dict[str, Path] = {}
         self.notes: list[str] = ["reference is a fingerprint: identity of large tensors is checked on sampled rows"]
         self._shapes = {n: tuple(s) for n, s in fp.meta["shapes"].items()}
         self._dtypes: dict[str, str] = fp.meta.get("dtypes", {})
+
+    def _check(self, name: str) -> None:
+        if name not in self._shapes:
+            raise CheckpointError(f"{self.path}: no tensor named {name!r}")
 
     def names(self) -> list[str]:
         return sorted(self._shapes)
@@ -306,22 +330,89 @@ class FingerprintCheckpoint:
         return name in self._shapes
 
     def shape(self, name: str) -> tuple[int, ...]:
+        self._check(name)
         return self._shapes[name]
 
     def dtype(self, name: str) -> str:
+        self._check(name)
         return self._dtypes.get(name, "BF16")
+
+    def nbytes(self, name: str) -> int:
+        """Bytes the tensor took in the fingerprinted model (its stored dtype and shape; GGML block types too)."""
+        return stored_nbytes(f"{self.path}: tensor {name!r}", self.dtype(name), self.shape(name))
 
     def total_parameters(self) -> int:
         return int(self.fingerprint.meta.get("parameters", 0))
 
-    def read(self, name: str, *, allow_integer: bool = False) -> np.ndarray:
+    def _kept(self, name: str, what: str) -> np.ndarray:
+        self._check(name)
         a = self.fingerprint.arrays.get(f"tensor|{name}")
         if a is None:
-            raise CheckpointError(f"{self.path}: the fingerprint does not keep tensor {name!r}")
+            raise CheckpointError(f"{self.path}: the fingerprint does not keep tensor {name!r}, so it cannot give its "
+                                  f"{what} (it keeps sampled units and digests of it)")
         return a.astype(np.float32)
+
+    def read(self, name: str, *, allow_integer: bool = False) -> np.ndarray:
+        return self._kept(name, "values")
+
+    def read_index(
+        self, name: str, index: RowIndex, axis: int = 0, expert: int | None = None, *, allow_integer: bool = False
+    ) -> np.ndarray:
+        """Rows or columns of a tensor the fingerprint keeps whole, with `Checkpoint.read_index`'s rules."""
+        values = self._kept(name, "rows or columns")
+        if expert is not None:
+            if values.ndim != 3:
+                raise ValueError(f"tensor {name!r} has shape {list(values.shape)}; expert= needs a 3-D tensor")
+            if isinstance(expert, bool) or not 0 <= expert < values.shape[0]:
+                raise IndexError(f"expert {expert} out of range for {values.shape[0]} experts")
+            values = values[expert]
+        if values.ndim != 2:
+            raise ValueError(f"tensor {name!r} has shape {list(values.shape)}; read_index needs 2-D (or 3-D with "
+                             "expert=)")
+        if axis not in (0, 1):
+            raise ValueError(f"axis must be 0 (rows) or 1 (columns), got {axis}")
+        idx = normalise_index(index, values.shape[axis], "row" if axis == 0 else "column")
+        return np.ascontiguousarray(np.take(values, idx, axis=axis))
+
+    def digest(self, name: str, precision: str = "exact") -> str:
+        """The digest `Checkpoint.digest` gives, for a tensor the fingerprint keeps whole ("exact" only where its
+        float32 copy determines the stored bytes: F32, F16 and BF16)."""
+        return values_digest(f"{self.path}: tensor {name!r}", self._kept(name, "digest"), self.dtype(name), precision)
+
+    def io_stats(self) -> IOStats:
+        """What reading the fingerprint file has cost: a lazily opened one reads arrays on first use; a verified
+        one was read whole when loaded and reads nothing further (zeros)."""
+        arrays = self.fingerprint.arrays
+        return arrays.io_stats() if isinstance(arrays, _StoredArrays) else NO_IO
+
+    def vocabulary(self) -> Vocabulary | None:
+        return self.fingerprint.vocabulary()
 
     def close(self) -> None:
         self.fingerprint.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"FingerprintCheckpoint({str(self.path)!r}, {len(self._shapes)} tensors)"
+
+
+def stored_nbytes(label: str, dtype: str, shape: tuple[int, ...]) -> int:
+    """Bytes a tensor of `dtype` (a safetensors dtype or a GGML type name) and `shape` occupies."""
+    numel = math.prod(shape)
+    if dtype in ITEMSIZE:
+        return numel * ITEMSIZE[dtype]
+    qtype = GGMLQuantizationType.__members__.get(dtype)
+    if qtype is not None and qtype in GGML_QUANT_SIZES:
+        block, type_size = GGML_QUANT_SIZES[qtype]
+        return -(-numel // block) * type_size
+    raise CheckpointError(f"{label}: unknown stored dtype {dtype!r}, so its size is unknown")
 
 
 def fingerprint_units(fp: Fingerprint) -> tuple[ArchitectureMap, dict[str, ComponentUnits]]:

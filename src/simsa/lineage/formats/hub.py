@@ -37,6 +37,7 @@ from huggingface_hub.utils import build_hf_headers
 
 from simsa.errors import CheckpointError
 from simsa.lineage.formats.checkpoint import TOKENIZER_FILE_NAMES, Checkpoint
+from simsa.lineage.formats.gguf import GGUFCheckpoint
 from simsa.lineage.formats.remote import RemoteSource, TransportError
 from simsa.lineage.formats.safetensors import DEFAULT_MAX_HEADER_BYTES, SafetensorsFile
 
@@ -75,7 +76,7 @@ def open_model(
     token: str | None = None,
     revision: str | None = None,
     max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES,
-) -> Checkpoint:
+) -> Checkpoint | GGUFCheckpoint:
     """Open a checkpoint: a local file or directory if `spec` exists, else a hub reference ``org/name[@revision]``.
 
     `revision` is the hub revision when `spec` does not name one; `token` overrides ``HF_TOKEN`` and the stored login.
@@ -161,7 +162,7 @@ def _cached_listing(ref: ModelRef, sha: str, cache_dir: str) -> dict[str, int | 
 
 def open_hub_model(
     ref: ModelRef, *, token: str | None = None, max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES
-) -> Checkpoint:
+) -> Checkpoint | GGUFCheckpoint:
     """Open a hub model at one commit: small files through the hub cache, safetensors files by range requests.
 
     The checkpoint's path is ``org/name@<commit sha>``, and its files are labelled below it.

@@ -10,10 +10,14 @@ compared with the same token string of the reference.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from simsa.lineage.model.roles import ArchitectureMap, MappedTensor
+
+if TYPE_CHECKING:  # formats depends on model, not the reverse: the protocol is needed for types only
+    from simsa.lineage.formats.reader import TensorReader
 
 LAYERED = ("attention", "mlp", "experts", "shared_experts", "router")
 _MLP_PART = {"mlp.gate": 0, "mlp.up": 1, "mlp.down": 2, "moe.expert.gate": 0, "moe.expert.up": 1,
@@ -77,7 +81,7 @@ def unit_groups(amap: ArchitectureMap) -> dict[str, ComponentUnits]:
     return comps
 
 
-def read_units(ckpt, tensors: list[MappedTensor], index: np.ndarray) -> np.ndarray:
+def read_units(ckpt: TensorReader, tensors: list[MappedTensor], index: np.ndarray) -> np.ndarray:
     """Units ``index`` (into the concatenation of ``tensors``' units) as rows ``(len(index), residual width)``.
 
     Non-finite values (a corrupt or overflowed checkpoint) are read as 0 so one bad weight cannot derail the
@@ -89,9 +93,9 @@ def read_units(ckpt, tensors: list[MappedTensor], index: np.ndarray) -> np.ndarr
     for t in tensors:
         n = t.n_units
         sel = np.nonzero((index >= offset) & (index < offset + n))[0]
-        if sel.size:
+        if sel.size and t.residual_axis is not None:  # a tensor without a residual axis has no units
             local = index[sel] - offset + (t.unit_range[0] if t.unit_range else 0)
-            unit_axis = 1 - int(t.residual_axis)
+            unit_axis = 1 - t.residual_axis
             block = ckpt.read_index(t.name, local, axis=unit_axis, expert=t.expert_index)
             out.append(block if unit_axis == 0 else block.T)
             order.append(sel)

@@ -1,7 +1,7 @@
 """GGUF checkpoints (llama.cpp's format) read as Hugging Face tensors.
 
-A model published only as GGUF must be comparable with its Hugging Face parent, so `GGUFCheckpoint` offers the
-interface of `simsa.lineage.checkpoint.Checkpoint` and undoes what llama.cpp's converter did:
+A model published only as GGUF must be comparable with its Hugging Face parent, so `GGUFCheckpoint` is a
+`TensorReader` (``simsa.lineage.formats.reader``) that undoes what llama.cpp's converter did:
 
 * names: ``blk.3.attn_q.weight`` → ``model.layers.3.self_attn.q_proj.weight``, from the `gguf` package's own name
   tables (`gguf.tensor_mapping`) inverted with a per-family preference (``names``); names without a counterpart
@@ -30,7 +30,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Self
 
 import gguf
 import numpy as np
@@ -40,6 +40,7 @@ from simsa.errors import CheckpointError
 from simsa.lineage.formats.dtypes import bf16_bits
 from simsa.lineage.formats.gguf.header import GGUFTensorInfo, Header, parse_header
 from simsa.lineage.formats.gguf.names import BLOCK, FAMILIES, family_for, hf_name, name_tables, unpermute_index
+from simsa.lineage.formats.reader import IOStats
 from simsa.lineage.formats.safetensors import CHUNK_ELEMENTS, normalise_index, quote
 from simsa.lineage.model.tokenizer import Vocabulary
 
@@ -124,14 +125,15 @@ def _unphantom(tokens: list[str], types: Any) -> list[str]:
 
 
 class GGUFCheckpoint:
-    """A GGUF file seen through `Checkpoint`'s interface with Hugging Face names, shapes and values."""
+    """A GGUF file as a `TensorReader`, with Hugging Face names, shapes and values."""
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
+        self._fd: int | None = None
+        self._size = self._bytes_read = self._reads = 0
         self.path = Path(path)
         self.files: list[Path] = [self.path]
         self.tokenizer_files: dict[str, Path] = {}
         self.notes: list[str] = []
-        self._fd: int | None = None
         label = str(self.path)
         if not self.path.exists():
             raise CheckpointError(f"{label}: does not exist")
@@ -139,7 +141,7 @@ class GGUFCheckpoint:
             raise CheckpointError(f"{label}: is not a regular file")
         try:
             self._fd = os.open(self.path, os.O_RDONLY)
-            size = os.fstat(self._fd).st_size
+            size = self._size = os.fstat(self._fd).st_size
             if size == 0:
                 raise CheckpointError(f"{label}: not a GGUF file (empty)")
             with mmap.mmap(self._fd, 0, access=mmap.ACCESS_READ) as mm:
@@ -234,7 +236,7 @@ class GGUFCheckpoint:
         if isinstance(heads, np.ndarray) and bid is not None and bid < heads.size:
             heads = heads[bid]
         n_head = _meta_int(heads)
-        rows = info.shape[0] if info.shape and math.prod(info.dims) else 0
+        rows = info.shape[0] if info.shape and 0 not in info.dims else 0
         if not n_head or not rows or rows % (2 * n_head) or len(info.shape) > 2:
             self.notes.append(f"{info.name}: cannot undo the rotary row permutation (head count unknown or not "
                               "dividing its rows); values are in llama.cpp's row order")
@@ -262,9 +264,9 @@ class GGUFCheckpoint:
                   "layer_norm_eps": K.Attention.LAYERNORM_EPS}
         for hf_key, key in floats.items():
             full = key.format(arch=self.architecture)
-            value = _meta_float(self.metadata.get(full), self._value_types.get(full))
-            if value is not None:
-                cfg[hf_key] = value
+            number = _meta_float(self.metadata.get(full), self._value_types.get(full))
+            if number is not None:
+                cfg[hf_key] = number
         tokens = self.metadata.get(K.Tokenizer.LIST)
         vocab = len(tokens) if isinstance(tokens, list) and tokens else _meta_int(self._meta(K.LLM.VOCAB_SIZE))
         if vocab:
@@ -359,13 +361,15 @@ class GGUFCheckpoint:
     def _pread(self, offset: int, buf: np.ndarray) -> None:
         if self._fd is None:
             raise CheckpointError(f"{self.path}: file is closed")
-        view = memoryview(buf.reshape(-1).view(np.uint8))
+        view = buf.reshape(-1).view(np.uint8).data
         done = 0
         while done < len(view):
             got = os.preadv(self._fd, [view[done:]], offset + done)
+            self._reads += 1
             if got <= 0:
                 raise CheckpointError(f"{self.path}: file shrank while being read (truncated at {offset + done})")
             done += got
+            self._bytes_read += got
 
     def _check_decodable(self, v: _View, allow_integer: bool) -> None:
         name = v.info.type_name
@@ -511,14 +515,19 @@ class GGUFCheckpoint:
             h.update(bf16_bits(chunk).tobytes())
         return h.hexdigest()
 
+    def io_stats(self) -> IOStats:
+        """Bytes copied by positional reads so far (the header is parsed from a map and not counted); kept after
+        close."""
+        return IOStats(remote=False, bytes_read=self._bytes_read, bytes_total=self._size, requests=self._reads)
+
     # ------------------------------------------------------------------ lifetime
 
     def close(self) -> None:
-        fd, self._fd = getattr(self, "_fd", None), None
+        fd, self._fd = self._fd, None
         if fd is not None:
             os.close(fd)
 
-    def __enter__(self) -> GGUFCheckpoint:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(
