@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Column, Table
 
 from simsa.cli.output import console, emit_json, err_console
+
+if TYPE_CHECKING:
+    from simsa.lineage.model.roles import MappedTensor
+    from simsa.lineage.stats.correspondence import SamplingSettings
 
 app = typer.Typer(help="Weight lineage: inspect checkpoints and test whether a model descends from another.",
                   no_args_is_help=True)
@@ -27,7 +31,7 @@ def progress_bar() -> Iterator[Callable[[str, int, int], None]]:
     with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                   TimeElapsedColumn(), console=err_console, transient=True,
                   disable=not err_console.is_terminal) as bar:
-        tasks: dict[str, int] = {}
+        tasks: dict[str, TaskID] = {}
 
         def progress(label: str, done: int, total: int) -> None:
             key = label.split(" ", 1)[0]
@@ -38,7 +42,7 @@ def progress_bar() -> Iterator[Callable[[str, int, int], None]]:
         yield progress
 
 
-def _settings(units: int, ref_units: int, coords: int, draws: int, seed: int):  # type: ignore[no-untyped-def]
+def _settings(units: int, ref_units: int, coords: int, draws: int, seed: int) -> SamplingSettings:
     from simsa.errors import InputError
     from simsa.lineage.stats.correspondence import SamplingSettings
 
@@ -94,7 +98,7 @@ def _s(value: object) -> str:
     return "—" if value is None else str(value)
 
 
-def _tensor_row(t) -> dict:  # type: ignore[no-untyped-def]
+def _tensor_row(t: MappedTensor) -> dict:
     """One mapped tensor (or slice of a fused tensor) as JSON."""
     return {"name": t.name, "stack": t.role.stack, "layer": t.role.layer, "kind": t.role.kind,
             "expert": t.role.expert, "detail": t.role.detail, "shape": list(t.shape),
@@ -139,7 +143,7 @@ def compare(
     settings = _settings(units, ref_units, coords, draws, seed)
     thresholds = Thresholds(derived_log10=derived_threshold, independent_log10=independent_threshold)
     cand, ref = open_side(candidate), open_side(reference)
-    remote = bool(getattr(cand.ckpt, "io_stats", lambda: {})().get("remote"))
+    remote = cand.ckpt.io_stats().remote
     settings = replace(settings, views="input" if views == "input" or (views == "auto" and remote) else "all")
     try:
         with progress_bar() as progress:
@@ -162,7 +166,7 @@ def compare(
     _print_result(result, report)
 
 
-def _print_result(result: dict, report: Path | None) -> None:
+def _print_result(result: Mapping[str, Any], report: Path | None) -> None:
     colors = {"identical": "bold red", "derived": "red", "independent": "green", "inconclusive": "yellow"}
     v = result["verdict"]
     console.print(f"Verdict: [{colors.get(v, 'white')}]{v}[/]   log10 p = {result['log10_p']:.2f}")
@@ -294,9 +298,10 @@ def fingerprint(
         with progress_bar() as progress:
             fp = build_fingerprint(side, FingerprintSettings(ref_units=ref_units, coords=coords, seed=seed),
                                    name=name or _default_name(model), progress=progress)
-        io = side.ckpt.io_stats() if hasattr(side.ckpt, "io_stats") else None
+        io = side.ckpt.io_stats().to_dict()
     finally:
         side.ckpt.close()
+    info: dict[str, Any]
     if output:
         size = fp.save(output)
         info = {"file": str(output), "bytes": size}

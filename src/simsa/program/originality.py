@@ -14,7 +14,7 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, TypeGuard
 
 from simsa.errors import InputError
 from simsa.lineage.model.roles import STACKS
@@ -206,7 +206,7 @@ def _optional_count(value: object, where: str) -> int | None:
         return None
     if not _count(value):
         raise _bad(where, f"expected a count, got {value!r}")
-    return int(value)  # type: ignore[arg-type]
+    return value
 
 
 def _number(value: object, where: str, share: bool = False, optional: bool = True) -> float | None:
@@ -265,7 +265,7 @@ def _bad(where: str, message: str) -> InputError:
     return InputError(f"lineage result: {where}: {message}")
 
 
-def _count(value: object) -> bool:
+def _count(value: object) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
@@ -341,7 +341,7 @@ def _weights(c: dict, finding: str) -> str | None:
     return "partly frozen" if ident["identical"] else "tuned"
 
 
-def _lp(value: object) -> str:
+def _lp(value: float | None) -> str:
     return "—" if value is None else f"{float(value):.1f}"
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import html
 import json
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from matplotlib.figure import Figure
@@ -12,6 +14,9 @@ from matplotlib.figure import Figure
 from simsa.errors import InputError
 from simsa.program.originality import Validity
 from simsa.report.plots import INK, MUTED, _quiet, to_inline_svg
+
+if TYPE_CHECKING:
+    from matplotlib.patches import Rectangle
 
 VERDICT_COLOR = {"identical": "#8e2c2c", "derived": "#c0504d", "independent": "#4f9a6e", "inconclusive": "#b3963c"}
 OUTCOME_COLOR = {"passed": "#4f9a6e", "corrected": "#b3963c", "failed": "#c0504d"}
@@ -46,7 +51,7 @@ def evidence_heatmap(component: dict) -> str:
         return to_inline_svg(fig, f"Evidence heatmap for {component['name']}")
 
 
-def _box(x: int, y: int):  # type: ignore[no-untyped-def]
+def _box(x: int, y: int) -> Rectangle:
     from matplotlib.patches import Rectangle
 
     return Rectangle((x - 0.5, y - 0.5), 1, 1, fill=False, edgecolor="#2f9ad0", linewidth=1.6)
@@ -69,7 +74,7 @@ def _badge(verdict: str) -> str:
     return f'<span class="badge" style="background:{color}">{html.escape(verdict)}</span>'
 
 
-def validity_section(result: dict, h: str = "h2") -> str:
+def validity_section(result: Mapping[str, Any], h: str = "h2") -> str:
     """The validity card: the null, the method, the assumptions checked with their outcome, and how often this
     family's unrelated pairs were called derived at this threshold — what an appeal panel weighs the verdict by.
     Every string is escaped; a result without a card (or with an unreadable one) says so instead of failing."""
@@ -98,7 +103,7 @@ def _outcome(outcome: str) -> str:
     return f'<span class="badge" style="background:{color}">{html.escape(outcome)}</span>'
 
 
-def render_lineage_html(result: dict) -> str:
+def render_lineage_html(result: Mapping[str, Any]) -> str:
     """The whole page. Everything is inline (SVG plots, CSS), so the file can be archived or mailed as it is."""
     esc = html.escape
     return f"""<!doctype html>
@@ -118,7 +123,7 @@ padding:.3em .6em;text-align:left;vertical-align:top}}
 """
 
 
-def render_lineage_body(result: dict, heading: int = 2) -> str:
+def render_lineage_body(result: Mapping[str, Any], heading: int = 2) -> str:
     """The report's content without the document around it, for embedding in another page (the web's gate page);
     sections are headed <h`heading`>. Every string from the result is escaped, numbers included, so a hand-edited
     result cannot inject markup; a result missing parts raises KeyError or TypeError."""

@@ -174,10 +174,11 @@ def lineage_decision(summary: dict, *, lineage_sha256: str | None, override: boo
             raise InputError(f"the lineage evidence needs review ({first}); nothing recorded — decide after review "
                              "with --override pass|fail --reason TEXT")
         return bool(summary["passed"]), text
-    if not (reason or "").strip():
+    why = (reason or "").strip()
+    if not why:
         raise InputError("--override needs --reason (why the reviewer decided as they did)")
     decided = "PASS" if override else "FAIL"
-    return override, (f"Decided {decided} after review: {reason.strip()} (lineage recommendation: "
+    return override, (f"Decided {decided} after review: {why} (lineage recommendation: "
                       f"{summary['recommendation']}). {text}")
 
 

@@ -385,7 +385,8 @@ def decide_stage(session: Session, key: str, stage_id: str, *, decided_at: str |
                  actor: str) -> decisions.StageDecision:
     """Decide a stage as `simsa stage decide` does; `decided_at` (optional) is local time in the programme's zone."""
     _, loaded = stored_stage(session, key, stage_id)
-    when = local_instant(decided_at, loaded.program.program.timezone) if _optional(decided_at) else None
+    zone = loaded.program.program.timezone
+    when = local_instant(decided_at, zone) if decided_at is not None and _optional(decided_at) else None
     return decisions.decide(session, loaded, stage_id, actor, at=when)
 
 

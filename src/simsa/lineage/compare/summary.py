@@ -3,6 +3,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from simsa.lineage.stats.verdict import (
     IDENTICAL,
     INDEPENDENT,
@@ -16,7 +19,7 @@ def _short(name: str) -> str:
     return name.split(".", 1)[1].replace("_", " ") if "." in name else name
 
 
-def summarise(result: dict) -> str:
+def summarise(result: Mapping[str, Any]) -> str:
     """A plain-language paragraph a panel member can read aloud."""
     v = result["verdict"]
     comps = result["components"]

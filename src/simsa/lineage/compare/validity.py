@@ -9,8 +9,10 @@ family of models was wrongly called ``derived`` at this threshold in the hard-ne
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from importlib import resources
+from typing import Any
 
 from simsa.lineage.model.roles import ArchitectureMap
 from simsa.lineage.stats.exchangeability import REASONS, StackAudit
@@ -91,7 +93,7 @@ def _coordinate_check(a: StackAudit) -> dict:
             "candidate": a.candidate.to_dict(), "reference": ref.to_dict() if ref is not None else None}
 
 
-def _units_check(components: list[dict], thresholds: Thresholds) -> dict:
+def _units_check(components: Sequence[Mapping[str, Any]], thresholds: Thresholds) -> dict:
     tested = [c for c in components if c.get("tested")]
     small = [c["name"] for c in tested if int(c.get("units", 0)) < thresholds.min_units]
     if not tested:
@@ -121,7 +123,7 @@ def _basis_check(stack: str, alignment: dict) -> dict:
     return {"check": "residual basis", "stack": stack, "outcome": outcome, "detail": detail}
 
 
-def validity_card(audits: dict[str, StackAudit], components: list[dict], alignment: dict[str, dict],
+def validity_card(audits: dict[str, StackAudit], components: Sequence[Mapping[str, Any]], alignment: dict[str, dict],
                   amap: ArchitectureMap, thresholds: Thresholds) -> dict:
     """The card of one comparison (``result["validity"]``)."""
     assumptions = [_coordinate_check(a) for _, a in sorted(audits.items())]

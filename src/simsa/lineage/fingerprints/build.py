@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -19,12 +20,15 @@ from simsa.lineage.stats.alignment import FIT_ROWS_PER_WIDTH, GRAM_ROWS, HELD_OU
 from simsa.lineage.stats.correspondence import SamplingSettings, coordinate_draws, prepare_reference
 from simsa.lineage.stats.exchangeability import MIN_AUDIT_UNITS, REASONS, audit
 
+if TYPE_CHECKING:
+    from simsa.lineage.compare.sides import Side
+
 
 def _vocab_meta(vocab: Vocabulary | None) -> dict | None:
     if vocab is None:
         return None
     return {"tokens": vocab.tokens, "merges": vocab.merges, "special": vocab.special, "kind": vocab.kind,
-            "added": list(getattr(vocab, "added", []) or []), "pipeline": getattr(vocab, "pipeline", None)}
+            "added": list(vocab.added), "pipeline": vocab.pipeline}
 
 
 def _seeded(settings: FingerprintSettings, *key: object) -> np.random.Generator:
@@ -33,7 +37,7 @@ def _seeded(settings: FingerprintSettings, *key: object) -> np.random.Generator:
     return sample_rng(settings.sampling(), *key)
 
 
-def build_fingerprint(side, settings: FingerprintSettings | None = None, *,  # type: ignore[no-untyped-def]
+def build_fingerprint(side: Side, settings: FingerprintSettings | None = None, *,
                       name: str | None = None, progress: Callable[[str, int, int], None] | None = None
                       ) -> Fingerprint:
     """Read what a comparison needs from an opened model (a ``compare.Side``) into a fingerprint."""
@@ -115,7 +119,7 @@ def build_fingerprint(side, settings: FingerprintSettings | None = None, *,  # t
     return Fingerprint(meta, arrays)
 
 
-def _anchors(side, settings: FingerprintSettings, coords: dict[str, np.ndarray],  # type: ignore[no-untyped-def]
+def _anchors(side: Side, settings: FingerprintSettings, coords: dict[str, np.ndarray],
              arrays: dict[str, np.ndarray]) -> None:
     """Token-embedding rows (on the kept coordinates) for fitting a basis map at comparison time."""
     for stack, cu in side.comps.items():

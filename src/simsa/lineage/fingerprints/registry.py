@@ -43,6 +43,15 @@ def safe_name(name: str) -> str:
     return cleaned
 
 
+def _member_bytes(archive: str | Path, tar: tarfile.TarFile, member: tarfile.TarInfo) -> bytes:
+    """A regular member's contents (members are checked to be plain files before this is asked)."""
+    handle = tar.extractfile(member)
+    if handle is None:
+        raise CheckpointError(f"{archive}: member {member.name!r} is not a regular file")
+    with handle:
+        return handle.read()
+
+
 def _one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split())[:200]
 
@@ -159,7 +168,7 @@ class Registry:
                     raise CheckpointError(f"{archive}: member {m.name!r} is too large ({m.size} bytes)")
             if INDEX not in members:
                 raise CheckpointError(f"{archive}: no {INDEX} in the archive")
-            index_bytes = tar.extractfile(members[INDEX]).read()  # type: ignore[union-attr]
+            index_bytes = _member_bytes(archive, tar, members[INDEX])
             tmp_root = self.root / f".import-{os.getpid()}-{int(time.time())}"
             tmp_root.mkdir(parents=True)
             try:
@@ -172,7 +181,7 @@ class Registry:
                 for e in incoming.entries.values():
                     if e["file"] not in members:
                         raise CheckpointError(f"{archive}: index lists {e['file']!r}, which the archive lacks")
-                    data = tar.extractfile(members[e["file"]]).read()  # type: ignore[union-attr]
+                    data = _member_bytes(archive, tar, members[e["file"]])
                     if hashlib.sha256(data).hexdigest() != e.get("sha256"):
                         raise CheckpointError(f"{archive}: {e['file']!r} does not match its digest in the index")
                     (tmp_root / e["file"]).write_bytes(data)

@@ -466,8 +466,7 @@ def map_architecture(shapes: dict[str, tuple[int, ...]], config: dict | None) ->
         flavor = _BY_TYPE.get(sc.model_type)
         if flavor is None and sc.model_type in ("", model_type) and (s == base_stack or adapter.audio_encoder_decoder):
             flavor = adapter
-        known = flavor is not None and flavor.name not in ("generic", "multimodal")
-        if known:
+        if flavor is not None and flavor.name not in ("generic", "multimodal"):
             conv1d, interleaved = flavor.conv1d, flavor.interleaved_qkv
         else:
             conv1d = _detect_conv1d(entries, hidden)
@@ -557,9 +556,9 @@ def _qkv_splits(units: int, st: _Stack, interleaved: bool) -> tuple[list[tuple[s
                     ("attn.v", (base + 2 * hd, base + 3 * hd))]
         return out, False
     nh = sc.heads
-    hd = sc.head_dim or (h // nh if h and nh and h % nh == 0 else None)
-    if nh and hd:
-        q = nh * hd
+    head_dim = sc.head_dim or (h // nh if h and nh and h % nh == 0 else None)
+    if nh and head_dim:
+        q = nh * head_dim
         rest = units - q
         if rest > 0 and rest % 2 == 0:
             k = rest // 2

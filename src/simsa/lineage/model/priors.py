@@ -277,7 +277,8 @@ def known_architecture(config: dict[str, Any] | None) -> dict:
             fam, b, conf = _family_of(inner)
             parts[sub.removesuffix("_config")] = {"family": fam, "name": FAMILIES[fam][0] if fam else None,
                                                   "basis": b, "confidence": conf, "traits": _traits(inner)}
-    text = config.get("text_config") if isinstance(config.get("text_config"), dict) else config
+    text_config = config.get("text_config")
+    text = text_config if isinstance(text_config, dict) else config
     traits = _traits(text)
     name = FAMILIES[family][0] if family else None
     if family is None:

@@ -87,7 +87,8 @@ def _is_id(v: object) -> bool:
 
 def _from_tokenizer_json(path: Path) -> Vocabulary:
     data = _read_json_object(path, "tokenizer file")
-    model = data.get("model") if isinstance(data.get("model"), dict) else {}
+    raw_model = data.get("model")
+    model = raw_model if isinstance(raw_model, dict) else {}
     kind = str(model.get("type") or "")
     vocab = model.get("vocab")
     tokens: dict[str, int] = {}

@@ -165,7 +165,7 @@ def unit_views(x: np.ndarray, entries: list[MappedTensor]) -> list[np.ndarray]:
         view = x[t.expert_index] if t.expert_index is not None else x
         if view.ndim != 2:
             continue
-        unit_axis = 1 - int(t.residual_axis)
+        unit_axis = 1 - t.residual_axis
         if t.unit_range is not None:
             sl = [slice(None), slice(None)]
             sl[unit_axis] = slice(*t.unit_range)
@@ -176,7 +176,7 @@ def unit_views(x: np.ndarray, entries: list[MappedTensor]) -> list[np.ndarray]:
 
 def _is_gain(model: Model, name: str) -> bool:
     ents = model.entries.get(name)
-    return bool(ents) and ents[0].role.kind == "norm" and not name.endswith("bias")
+    return ents is not None and bool(ents) and ents[0].role.kind == "norm" and not name.endswith("bias")
 
 
 def _gaussian(model: Model, rng: np.random.Generator) -> Callable[[str, np.ndarray], np.ndarray]:

@@ -19,14 +19,16 @@ from __future__ import annotations
 import json
 import math
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 
 from simsa.lineage.formats.checkpoint import Checkpoint
 from simsa.lineage.formats.dtypes import FP8_TABLES
+from simsa.lineage.formats.reader import TensorReader
 from simsa.lineage.formats.safetensors_write import TensorSpec, encode, write_safetensors
 from simsa.lineage.model.adapters import map_architecture
 from simsa.lineage.model.roles import ArchitectureMap, MappedTensor
@@ -49,7 +51,7 @@ FP8_MAX = 448.0  # largest finite F8_E4M3 value
 class Model:
     """A checkpoint with what the disguises need to know about it."""
 
-    ckpt: Checkpoint
+    ckpt: TensorReader
     amap: ArchitectureMap
     config: dict
     entries: dict[str, list[MappedTensor]]
@@ -65,7 +67,8 @@ class Model:
         entries: dict[str, list[MappedTensor]] = {}
         for t in amap.tensors:
             entries.setdefault(t.name, []).append(t)
-        cfg = ckpt.config.get("text_config") if isinstance(ckpt.config.get("text_config"), dict) else ckpt.config
+        text_config = ckpt.config.get("text_config")
+        cfg = text_config if isinstance(text_config, dict) else ckpt.config
         width = amap.stacks["text"].hidden_size if "text" in amap.stacks else 0
         heads = int(cfg.get("num_attention_heads") or 0)
         kv = int(cfg.get("num_key_value_heads") or heads)
@@ -103,13 +106,17 @@ class NotApplicable(Exception):
 # --- the plan's building blocks
 
 
+def _residual_axis(t: MappedTensor) -> int:
+    """The axis of the full stored tensor that indexes residual coordinates (only asked of tensors that have one)."""
+    if t.residual_axis is None:
+        raise ValueError(f"tensor {t.name!r} has no residual axis")
+    return t.residual_axis + (1 if t.expert_index is not None else 0)
+
+
 def _unit_axis(t: MappedTensor) -> int:
     """The axis of the full stored tensor that indexes units."""
-    return (1 - int(t.residual_axis)) + (1 if t.expert_index is not None else 0)
-
-
-def _residual_axis(t: MappedTensor) -> int:
-    return int(t.residual_axis) + (1 if t.expert_index is not None else 0)
+    lead = 1 if t.expert_index is not None else 0
+    return lead + 1 - (_residual_axis(t) - lead)
 
 
 def _take(x: np.ndarray, axis: int, index: np.ndarray, start: int = 0, expert: int | None = None) -> None:
@@ -157,6 +164,10 @@ class Disguise:
         self.prepare(model, rng)
         write_model(model, out, self.tensor)
 
+    def quantised_share(self, model: Model) -> float | None:
+        """Share of parameters stored in a block-quantised format (None: this disguise has no such blocks)."""
+        return None
+
 
 def _float_dtype(model: Model, name: str) -> str:
     dtype = model.ckpt.dtype(name)
@@ -165,7 +176,7 @@ def _float_dtype(model: Model, name: str) -> str:
 
 def write_model(model: Model, out: Path, transform: Callable[[str, np.ndarray], np.ndarray],
                 dtype_of: Callable[[str], str] | None = None, config: dict | None = None,
-                extra: dict[str, tuple[str, Callable[[], np.ndarray]]] | None = None) -> None:
+                extra: Mapping[str, tuple[str, Callable[[], np.ndarray]]] | None = None) -> None:
     """Write every tensor of ``model`` through ``transform`` into ``out/model.safetensors`` with config + tokenizer."""
     out.mkdir(parents=True, exist_ok=True)
     ckpt = model.ckpt
@@ -391,16 +402,16 @@ class _UnitPlan(Disguise):
     def _units(self, t: MappedTensor, fn_kind: str, values: np.ndarray) -> None:
         axis, start, expert = _unit_axis(t), _unit_start(t), t.expert_index
         if fn_kind == "take":
-            self._edit(t.name, lambda x, a=axis, v=values, s=start, e=expert: _take(x, a, v, s, e))
+            self._edit(t.name, partial(_take, axis=axis, index=values, start=start, expert=expert))
         else:
-            self._edit(t.name, lambda x, a=axis, v=values, s=start, e=expert: _scale(x, a, v, s, e))
+            self._edit(t.name, partial(_scale, axis=axis, factors=values, start=start, expert=expert))
 
     def _bias(self, names: list[str], fn_kind: str, values: np.ndarray, start: int = 0) -> None:
         for n in names:
             if fn_kind == "take":
-                self._edit(n, lambda x, v=values, s=start: _take(x, 0, v, s))
+                self._edit(n, partial(_take, axis=0, index=values, start=start))
             else:
-                self._edit(n, lambda x, v=values, s=start: _scale(x, 0, v, s))
+                self._edit(n, partial(_scale, axis=0, factors=values, start=start))
 
     def _attention(self, lt: dict, bs: dict, layer: int, op: str, per_kind: list[tuple[str, np.ndarray]]) -> None:
         """One edit per attention projection of a layer; q/k/v biases follow their rows (o's bias is residual)."""
@@ -575,7 +586,10 @@ class Fp8BlockScaled(Disguise):
         def dtype_of(name: str) -> str:
             return "F8_E4M3" if name in quantised else _float_dtype(model, name)
 
-        extra = {n[: -len(".weight")] + ".weight_scale_inv": ("F32", lambda n=n: quantise(n)[1])
+        def scale_of(name: str) -> np.ndarray:
+            return quantise(name)[1]
+
+        extra = {n[: -len(".weight")] + ".weight_scale_inv": ("F32", partial(scale_of, n))
                  for n in quantised if n.endswith(".weight")}
         config = dict(model.config)
         config["quantization_config"] = {"quant_method": "fp8", "fmt": "e4m3", "activation_scheme": "dynamic",

@@ -192,10 +192,11 @@ def _write_hparams(writer: gguf.GGUFWriter, arch: str, config: dict[str, Any]) -
     theta = config.get("rope_theta")
     if isinstance(theta, int | float) and not isinstance(theta, bool):
         writer.add_rope_freq_base(float(theta))
-    for key, setter in (("rms_norm_eps", writer.add_layer_norm_rms_eps), ("layer_norm_eps", writer.add_layer_norm_eps)):
+    eps_setters = (("rms_norm_eps", writer.add_layer_norm_rms_eps), ("layer_norm_eps", writer.add_layer_norm_eps))
+    for key, set_eps in eps_setters:
         eps = config.get(key)
         if isinstance(eps, int | float) and not isinstance(eps, bool):
-            setter(float(eps))
+            set_eps(float(eps))
     if arch == "bert":
         writer.add_causal_attention(False)
 

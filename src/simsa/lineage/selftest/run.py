@@ -17,8 +17,9 @@ from __future__ import annotations
 import shutil
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -48,12 +49,12 @@ def available(names: list[str] | None = None) -> list[Disguise]:
     return [known[n]() for n in names]
 
 
-def _summary(result: dict) -> dict:
+def _summary(result: Mapping[str, Any]) -> dict:
     return {"verdict": result["verdict"], "log10_p": result["log10_p"],
             "alignment": result.get("alignment", {}).get("text", {}).get("kind")}
 
 
-def _control_row(control: Control, result: dict | None) -> dict:
+def _control_row(control: Control, result: Mapping[str, Any] | None) -> dict:
     """One control's line of the result: its verdict against the model, and whether it kept clear of descent."""
     row = {"name": control.name, "description": control.description, "verdict": None, "log10_p": None,
            "passed": None}
@@ -71,7 +72,7 @@ def selftest(model_path: str | Path, *, control: str | Path | None = None, disgu
     started = time.perf_counter()
     chosen = available(disguises)
     own_tmp = workdir is None
-    root = Path(tempfile.mkdtemp(prefix="simsa-selftest-")) if own_tmp else Path(workdir)
+    root = Path(workdir) if workdir is not None else Path(tempfile.mkdtemp(prefix="simsa-selftest-"))
     root.mkdir(parents=True, exist_ok=True)
     try:
         model = Model.open(model_path)
@@ -113,16 +114,17 @@ def selftest(model_path: str | Path, *, control: str | Path | None = None, disgu
                 rows.append({**row, "applicable": False, "reason": str(exc), "passed": None})
                 continue
             got = compare_paths(root / disguise.name, model_path, **kwargs)
-            ctl = compare_paths(root / f"{disguise.name}-control", model_path, **kwargs)
+            against = compare_paths(root / f"{disguise.name}-control", model_path, **kwargs)
             kept = got["verdict"] in DESCENT
-            control_kept = ctl["verdict"] == baseline["verdict"] and ctl["verdict"] not in DESCENT
-            if hasattr(disguise, "quantised_share"):
-                row["quantised_share"] = round(disguise.quantised_share(model), 4)
-            rows.append({**row, "applicable": True, "disguised": _summary(got), "control": _summary(ctl),
+            control_kept = against["verdict"] == baseline["verdict"] and against["verdict"] not in DESCENT
+            share = disguise.quantised_share(model)
+            if share is not None:
+                row["quantised_share"] = round(share, 4)
+            rows.append({**row, "applicable": True, "disguised": _summary(got), "control": _summary(against),
                          "passed": kept and control_kept,
                          "problem": None if kept and control_kept else
                          ("the disguised copy was not found derived" if not kept else
-                          f"the control's verdict changed from {baseline['verdict']} to {ctl['verdict']}")})
+                          f"the control's verdict changed from {baseline['verdict']} to {against['verdict']}")})
             shutil.rmtree(root / disguise.name, ignore_errors=True)
             shutil.rmtree(root / f"{disguise.name}-control", ignore_errors=True)
         if progress:

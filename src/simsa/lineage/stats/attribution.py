@@ -9,6 +9,8 @@ evidence (corrected over that parent's layers and over the parents), so a layer-
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
+from typing import Any
 
 from simsa.lineage.stats.localise import PAIR_ALPHA_LOG10
 from simsa.lineage.stats.pvalues import sidak_log10
@@ -16,7 +18,7 @@ from simsa.lineage.stats.pvalues import sidak_log10
 SCHEMA = "simsa.lineage.attribution/1"
 
 
-def attribute(results: dict[str, dict]) -> dict:
+def attribute(results: Mapping[str, Mapping[str, Any]]) -> dict:
     """Attribution table from ``{parent label: compare result}`` (all with the same candidate)."""
     parents = list(results)
     cut = PAIR_ALPHA_LOG10 - math.log10(max(1, len(parents)))
