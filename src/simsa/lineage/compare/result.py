@@ -61,8 +61,9 @@ def _stack_reuse(components: list[ComponentResult], by_comp: dict[str, set[str]]
 
 
 def _io(side: Side) -> SideIO | None:
-    """Bytes read vs held (exact for remote files, where it matters)."""
-    return cast(SideIO, side.ckpt.io_stats()) if hasattr(side.ckpt, "io_stats") else None
+    """Bytes read vs held (exact for remote files, where it matters); none for a fingerprint, which holds no weights
+    to measure a share of."""
+    return None if side.fingerprint is not None else cast(SideIO, side.ckpt.io_stats().to_dict())
 
 
 def _finite(x: float) -> float:
