@@ -163,7 +163,7 @@ def test_local_path_wins_and_bad_specs_fail_clearly(
     (tmp_path / "org" / "model").symlink_to(local_model, target_is_directory=True)
     monkeypatch.chdir(tmp_path)
     with open_model(REPO) as ckpt:  # "org/model" exists here: a local directory, not the hub repo
-        assert ckpt.io_stats()["remote"] is False
+        assert ckpt.io_stats().to_dict()["remote"] is False
     assert hub.requests() == []
     with pytest.raises(CheckpointError, match="no such file or directory, and not a hub reference"):
         open_model("no/such/dir")
@@ -184,7 +184,7 @@ def test_remote_reads_equal_local_bit_for_bit(hub: FakeHub, pushed: str, local_m
         assert rem.config == loc.config and rem.notes == loc.notes
         assert all(str(f).startswith(f"{REPO}@{pushed}/") for f in rem.files)
         _assert_same(rem, loc)
-        stats = rem.io_stats()
+        stats = rem.io_stats().to_dict()
     total = sum(p.stat().st_size for p in local_model.glob("*.safetensors"))
     assert stats["remote"] is True and stats["bytes_total"] == total
     assert stats["bytes_read"] == _cdn_bytes(hub)  # exact accounting: what the server sent is what we counted
@@ -194,18 +194,18 @@ def test_remote_reads_equal_local_bit_for_bit(hub: FakeHub, pushed: str, local_m
 
 def test_only_headers_and_needed_ranges_are_fetched(hub: FakeHub, pushed: str, local_model: Path) -> None:
     with open_model(REPO) as rem, Checkpoint.open(local_model) as loc:
-        opened = rem.io_stats()
+        opened = rem.io_stats().to_dict()
         # two shards, one probe each; each probe is at most one block and holds the whole header
         assert opened["requests"] == 4  # hub redirect + CDN range, per shard
         assert opened["bytes_read"] <= 2 * remote.BLOCK_BYTES
         rows = rem.read_index(DOWN, [0, 7])  # closer than COALESCE_GAP: one request for rows 0..7
         np.testing.assert_array_equal(rows, loc.read_index(DOWN, [0, 7]))
-        after = rem.io_stats()
+        after = rem.io_stats().to_dict()
         assert after["requests"] - opened["requests"] == 1  # the CDN location is remembered
         assert after["bytes_read"] - opened["bytes_read"] == 8 * INTER * 4
         far = rem.read_index(DOWN, [1, HIDDEN - 1])  # too far apart to coalesce: two ranges, fetched concurrently
         np.testing.assert_array_equal(far, loc.read_index(DOWN, [1, HIDDEN - 1]))
-        last = rem.io_stats()
+        last = rem.io_stats().to_dict()
         assert last["requests"] - after["requests"] == 2
         assert last["bytes_read"] - after["bytes_read"] == 2 * INTER * 4
         assert last["bytes_read"] < 0.1 * last["bytes_total"]
@@ -217,11 +217,11 @@ def test_only_headers_and_needed_ranges_are_fetched(hub: FakeHub, pushed: str, l
 def test_small_reads_share_cached_blocks(hub: FakeHub, pushed: str, local_model: Path) -> None:
     with open_model(REPO) as rem, Checkpoint.open(local_model) as loc:
         norms = [n for n in rem.names() if n.endswith("layernorm.weight")]
-        before = rem.io_stats()["requests"]
+        before = rem.io_stats().to_dict()["requests"]
         for name in norms * 2:
             np.testing.assert_array_equal(rem.read(name), loc.read(name))
         # 1 KiB tensors: the second pass is served from cached blocks, and neighbours share a block
-        assert rem.io_stats()["requests"] - before <= len(norms)
+        assert rem.io_stats().to_dict()["requests"] - before <= len(norms)
 
 
 def test_revision_is_pinned_to_one_commit(hub: FakeHub, pushed: str, local_model: Path, tmp_path: Path) -> None:
@@ -258,7 +258,7 @@ def test_safetensors_already_in_the_cache_are_read_locally(hub: FakeHub, pushed:
         hf_hub_download(REPO, name, revision=pushed)
     cdn_before = len(hub.requests("cdn"))
     with open_model(REPO) as rem, Checkpoint.open(local_model) as loc:
-        assert rem.io_stats()["remote"] is False
+        assert rem.io_stats().to_dict()["remote"] is False
         np.testing.assert_array_equal(rem.read(DOWN), loc.read(DOWN))
         assert Path(constants.HF_HUB_CACHE).resolve() in rem._file(DOWN).path.resolve().parents
     assert len(hub.requests("cdn")) == cdn_before
@@ -329,10 +329,10 @@ def test_transient_server_errors_are_retried(hub: FakeHub, pushed: str, local_mo
 def test_server_ignoring_range_is_refused_without_downloading(hub: FakeHub, pushed: str) -> None:
     with open_model(REPO) as rem:
         hub.ignore_range = True
-        before = rem.io_stats()["bytes_read"]
+        before = rem.io_stats().to_dict()["bytes_read"]
         with pytest.raises(CheckpointError, match=r"ignored the byte-range request .* refusing to download"):
             rem.read(DOWN)
-        assert rem.io_stats()["bytes_read"] == before  # the body was never read
+        assert rem.io_stats().to_dict()["bytes_read"] == before  # the body was never read
     with pytest.raises(CheckpointError, match="ignored the byte-range request"):
         open_model(REPO)
 
@@ -401,7 +401,7 @@ def test_compare_reads_a_hub_model_like_a_local_one(
     ref = compare_module.open_side(parent_dir)
     try:
         remote_result = compare_module.compare(cand, ref, settings=settings)
-        stats = cand.ckpt.io_stats()
+        stats = cand.ckpt.io_stats().to_dict()
     finally:
         cand.ckpt.close()
         ref.ckpt.close()
@@ -453,7 +453,7 @@ def test_environment_applies_in_a_fresh_process(hub: FakeHub, local_model: Path,
         "try:\n"
         "    with open_model('org/private') as c:\n"
         "        c.read('model.norm.weight')\n"
-        "        print(json.dumps([str(c.path), c.io_stats()]))\n"
+        "        print(json.dumps([str(c.path), c.io_stats().to_dict()]))\n"
         "except CheckpointError as e:\n"
         "    print(json.dumps(['error', str(e)]))\n"
     )

@@ -14,17 +14,21 @@ byte ranges over HTTP (``simsa.lineage.formats.remote``). Validation is the same
 
 from __future__ import annotations
 
+import array
 import contextlib
+import io
 import json
+import json.scanner
 import math
 import mmap
 import os
+import re
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any, BinaryIO, NoReturn, Protocol, runtime_checkable
+from typing import Any, NoReturn, Protocol, cast, runtime_checkable
 
 import numpy as np
 
@@ -35,6 +39,11 @@ DEFAULT_MAX_HEADER_BYTES = 100 * 2**20  # the limit the reference implementation
 MAX_RANK = 8
 CHUNK_ELEMENTS = 1 << 20  # elements decoded per step: bounds intermediate memory to a few MiB
 _ENTRY_KEYS = frozenset({"dtype", "shape", "data_offsets"})
+_FAST_ITEMSIZE = {k: v for k, v in ITEMSIZE.items() if k not in KNOWN_UNSUPPORTED}
+_INTS_ONLY = frozenset({int})  # `type(True) is bool`, so booleans fail this as they fail `_is_int`
+_WS = re.compile(r"[ \t\n\r]*")  # JSON whitespace
+# String tokens of a canonical entry: three keys and the dtype value, each between two unescaped quotes.
+_ENTRY_QUOTES = 8
 
 
 @dataclass(frozen=True)
@@ -73,17 +82,95 @@ class _DuplicateKey(ValueError):
     pass
 
 
+class _Malformed(ValueError):
+    """The header's top-level object breaks JSON syntax where the header scanner itself reads it."""
+
+
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in out:
-            raise _DuplicateKey(key)
-        out[key] = value
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _DuplicateKey(key)
+            seen.add(key)
     return out
+
+
+def _only_check_duplicates(pairs: list[tuple[str, Any]]) -> None:
+    """Object hook for a syntax-only pass: checks keys, keeps nothing, so memory stays bounded by the text."""
+    _no_duplicates(pairs)
 
 
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
+
+
+# One JSON value at a position -> (value, end), by the json module's C scanner. Both reject NaN/Infinity; the plain
+# one builds dicts directly (fast), the strict one also refuses duplicate keys.
+_Scan = Callable[[str, int], tuple[Any, int]]
+_PLAIN_SCAN: _Scan = json.scanner.make_scanner(cast(Any, json.JSONDecoder(parse_constant=_reject_constant)))
+_STRICT_SCAN: _Scan = json.scanner.make_scanner(
+    cast(Any, json.JSONDecoder(object_pairs_hook=_no_duplicates, parse_constant=_reject_constant))
+)
+
+
+def _skip_ws(text: str, pos: int) -> int:
+    """Position of the first character at or after `pos` that is not JSON whitespace."""
+    match = _WS.match(text, pos)
+    return match.end() if match is not None else pos
+
+
+class _TensorTable:
+    """What the header says about every tensor, held as columns rather than one object per tensor.
+
+    A fine-grained MoE may list hundreds of thousands of tensors; a `TensorInfo` (and the parsed JSON behind it) per
+    tensor would cost a kilobyte each. Here a tensor costs its name, a dict slot and ~21 bytes of columns; shapes and
+    dtypes are stored once per distinct value. `TensorInfo` objects are made on request.
+    """
+
+    def __init__(self) -> None:
+        self.index: dict[str, int] = {}  # name -> row, in header order
+        self.dtypes: list[str] = []
+        self.shapes: list[tuple[int, ...]] = []
+        self.dtype_ids = array.array("B")
+        self.shape_ids = array.array("I")
+        self.begin = array.array("q")
+        self.end = array.array("q")
+        self.dtype_rows: dict[str, int] = {}
+        self.shape_rows: dict[tuple[int, ...], int] = {}
+
+    def add(self, name: str, dtype: str, shape: Sequence[int], begin: int, end: int) -> None:
+        """Append a validated tensor (its name must be new)."""
+        d = self.dtype_rows.get(dtype)
+        if d is None:
+            d = self.dtype_rows[dtype] = len(self.dtypes)
+            self.dtypes.append(dtype)
+        key = tuple(shape)
+        k = self.shape_rows.get(key)
+        if k is None:
+            k = self.shape_rows[key] = len(self.shapes)
+            self.shapes.append(key)
+        self.index[name] = len(self.begin)
+        self.dtype_ids.append(d)
+        self.shape_ids.append(k)
+        self.begin.append(begin)
+        self.end.append(end)
+
+    def info(self, name: str, row: int) -> TensorInfo:
+        return TensorInfo(name, self.dtypes[self.dtype_ids[row]], self.shapes[self.shape_ids[row]], self.begin[row],
+                          self.end[row])
+
+    def offsets(self) -> tuple[np.ndarray, np.ndarray]:
+        """The begin and end columns as int64 arrays (copies: the table stays appendable)."""
+        return np.array(self.begin, dtype=np.int64), np.array(self.end, dtype=np.int64)
+
+    def rows_of_dtypes(self, dtypes: frozenset[str] | set[str]) -> np.ndarray:
+        """Rows (header order) of the tensors whose dtype is one of `dtypes`."""
+        codes = [i for i, d in enumerate(self.dtypes) if d in dtypes]
+        if not codes:
+            return np.zeros(0, dtype=np.intp)
+        return np.flatnonzero(np.isin(np.array(self.dtype_ids, dtype=np.uint8), codes))
 
 
 def row_chunks(shape: Sequence[int], chunk_elements: int | None = None) -> Iterator[tuple[int, int, int, int]]:
@@ -180,7 +267,7 @@ class LocalSource:
         except BaseException:
             fh.close()
             raise
-        self._fh: BinaryIO | None = fh
+        self._fh: io.FileIO | None = fh
 
     @property
     def label(self) -> str:
@@ -203,7 +290,7 @@ class LocalSource:
             self._mm = mm
         return self._mm
 
-    def _handle(self) -> BinaryIO:
+    def _handle(self) -> io.FileIO:
         if self._fh is None:
             raise CheckpointError(f"{self._label}: file is closed")
         return self._fh
@@ -219,14 +306,14 @@ class LocalSource:
                 return
             with self._lock:
                 fh.seek(offset)
-                got = fh.readinto(memoryview(out))
+                got = fh.readinto(out.data)
             if got != nbytes:
                 at = offset + (got or 0)
                 raise CheckpointError(f"{self._label}: file shrank while being read (truncated at {at})")
             return
         done = 0
         while done < nbytes:
-            got = os.preadv(fh.fileno(), [memoryview(out[done:])], offset + done)
+            got = os.preadv(fh.fileno(), [out[done:].data], offset + done)
             if got <= 0:
                 raise CheckpointError(f"{self._label}: file shrank while being read (truncated at {offset + done})")
             done += got
@@ -272,7 +359,7 @@ class SafetensorsFile:
         self.path = Path(self._label)
         self._source: ByteSource | None = None
         self._closed_stats = IOStats(remote=False, bytes_read=0, bytes_total=0, requests=0)
-        self._tensors: dict[str, TensorInfo] = {}
+        self._table = _TensorTable()
         self.metadata: dict[str, str] = {}
         source = given
         try:
@@ -283,8 +370,11 @@ class SafetensorsFile:
             self._header_len = len(header)
             self._data_start = 8 + self._header_len
             self._data_size = size - self._data_start
-            self._parse_header(header)
-            del header
+            text = self._decode_header(header)
+            del header  # the bytes are not needed once decoded: peak memory is the text plus the columns
+            self._parse_header(text)
+            del text  # before the coverage check's sort, which needs a few arrays of its own
+            self._check_coverage()
             # The header checks are done; only now map a local file. Mapping costs address space, not memory.
             if isinstance(source, LocalSource):
                 source.map()
@@ -320,29 +410,155 @@ class SafetensorsFile:
             source.read_at(8, length, header)
         return header
 
-    def _parse_header(self, header: np.ndarray) -> None:
+    def _decode_header(self, header: np.ndarray) -> str:
         try:
-            text = str(memoryview(header), "utf-8")
+            return str(header.data, "utf-8")
         except UnicodeDecodeError as exc:
             self._fail(f"header is not valid UTF-8 (byte {exc.start})")
+
+    def _parse_header(self, text: str) -> None:
+        """Validate the header and fill the tensor table, never holding the whole parsed JSON tree.
+
+        The top-level object is walked here and each value decoded on its own by the json module's C scanner, so
+        memory is the text plus compact columns however many tensors the header lists. What is reported and in which
+        order is what a whole-document parse would give: JSON errors (syntax, duplicate keys, NaN) first, then
+        ``__metadata__``, then the first bad entry in header order, then the coverage of the data section.
+        """
         try:
-            parsed = json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_reject_constant)
+            problem = self._scan_header(text)
+        except _Malformed:
+            problem = None
+            self._json_errors(text)  # the top level breaks JSON syntax: let the json module word it
         except _DuplicateKey as exc:
             self._fail(f"header is not valid: duplicate key {quote(str(exc.args[0]))}")
         except RecursionError:
             self._fail("header is not valid JSON: nested too deeply")
         except ValueError as exc:
             self._fail(f"header is not valid JSON: {exc}")
-        if not isinstance(parsed, dict):
+        if problem is not None:
+            raise problem
+
+    def _json_errors(self, text: str) -> NoReturn:
+        """Parse the header for syntax only (nothing kept) and report its first JSON error or its top-level type."""
+        try:
+            parsed = json.loads(text, object_pairs_hook=_only_check_duplicates, parse_constant=_reject_constant)
+        except _DuplicateKey as exc:
+            self._fail(f"header is not valid: duplicate key {quote(str(exc.args[0]))}")
+        except RecursionError:
+            self._fail("header is not valid JSON: nested too deeply")
+        except ValueError as exc:
+            self._fail(f"header is not valid JSON: {exc}")
+        start = _skip_ws(text, 0)
+        if text[start:start + 1] != "{":
             self._fail(f"header must be a JSON object, got a JSON {type(parsed).__name__}")
-        metadata = parsed.pop("__metadata__", None)
-        if metadata is not None:
+        self._fail("header is not valid JSON")  # pragma: no cover - the scanner only gives up on invalid JSON
+
+    def _scan_header(self, text: str) -> CheckpointError | None:
+        """Walk the top-level object, validating entries into the table; return the first entry error (deferred).
+
+        Raises `_Malformed` where the top level itself breaks JSON syntax (or is not an object), json's own errors
+        from inside values, and `_DuplicateKey` for a name listed twice (after the whole object has been read, as a
+        whole-document parse would). A canonical entry — exactly the three keys, checked by type and value — takes a
+        fast path; anything else goes through `_check_entry`, which words the error.
+        """
+        ws, plain, strict, table = _skip_ws, _PLAIN_SCAN, _STRICT_SCAN, self._table
+        index, add, itemsizes, data_size = table.index, table.add, _FAST_ITEMSIZE, self._data_size
+        dtype_rows, shape_rows, begins = table.dtype_rows, table.shape_rows, table.begin
+        put_dtype, put_shape, put_begin, put_end = (
+            table.dtype_ids.append, table.shape_ids.append, table.begin.append, table.end.append)
+        problem: CheckpointError | None = None
+        duplicate: str | None = None
+        metadata: Any = None
+        pos = ws(text, 0)
+        if text[pos:pos + 1] != "{":
+            raise _Malformed
+        pos = ws(text, pos + 1)
+        if text[pos:pos + 1] == "}":
+            pos += 1
+        else:
+            while True:
+                if text[pos:pos + 1] != '"':
+                    raise _Malformed
+                name, pos = plain(text, pos)  # a JSON string: the key
+                if text[pos:pos + 1] != ":":
+                    pos = ws(text, pos)
+                    if text[pos:pos + 1] != ":":
+                        raise _Malformed
+                pos += 1
+                if text[pos:pos + 1] in " \t\n\r":
+                    pos = ws(text, pos)
+                start = pos
+                try:
+                    entry, pos = plain(text, start)
+                except StopIteration:
+                    raise _Malformed from None
+                if name == "__metadata__":
+                    value, _ = strict(text, start)
+                    if metadata is not None:
+                        duplicate = duplicate if duplicate is not None else name
+                    # a null __metadata__ counts as absent, but a second one is still a duplicate key
+                    metadata = value if value is not None else ...
+                elif name in index or problem is not None:
+                    # An error is already due; JSON errors (reported first) can still change which one.
+                    strict(text, start)
+                    if name in index:
+                        duplicate = duplicate if duplicate is not None else name
+                    index[name] = -1
+                elif (
+                    type(entry) is dict
+                    and entry.keys() == _ENTRY_KEYS
+                    and text.count('"', start, pos) == _ENTRY_QUOTES  # so no key can repeat (see _ENTRY_QUOTES)
+                    and type(dtype := entry["dtype"]) is str
+                    and (itemsize := itemsizes.get(dtype)) is not None
+                    and type(shape := entry["shape"]) is list
+                    and len(shape) <= MAX_RANK
+                    and _INTS_ONLY.issuperset(map(type, shape))
+                    and min(shape, default=0) >= 0
+                    and type(offsets := entry["data_offsets"]) is list
+                    and len(offsets) == 2
+                    and type(begin := offsets[0]) is int
+                    and type(end := offsets[1]) is int
+                    and 0 <= begin <= end <= data_size
+                    and end - begin == math.prod(shape) * itemsize
+                ):
+                    # `add`, inlined for the common case of a dtype and shape seen before (the loop runs per tensor)
+                    d, k = dtype_rows.get(dtype), shape_rows.get(key := tuple(shape))
+                    if d is None or k is None:
+                        add(name, dtype, key, begin, end)
+                    else:
+                        index[name] = len(begins)
+                        put_dtype(d)
+                        put_shape(k)
+                        put_begin(begin)
+                        put_end(end)
+                else:
+                    entry, _ = strict(text, start)  # raises on a duplicate key inside the entry
+                    try:
+                        info = self._check_entry(name, entry)
+                    except CheckpointError as exc:
+                        problem = exc
+                        index[name] = -1
+                    else:
+                        add(name, info.dtype, info.shape, info.begin, info.end)
+                if text[pos:pos + 1] in " \t\n\r":
+                    pos = ws(text, pos)
+                closing = text[pos:pos + 1]
+                pos += 1
+                if text[pos:pos + 1] in " \t\n\r":
+                    pos = ws(text, pos)
+                if closing == "}":
+                    break
+                if closing != ",":
+                    raise _Malformed
+        if duplicate is not None:
+            raise _DuplicateKey(duplicate)
+        if ws(text, pos) != len(text):
+            raise _Malformed
+        if metadata is not None and metadata is not ...:
             if not isinstance(metadata, dict) or not all(isinstance(v, str) for v in metadata.values()):
                 self._fail("__metadata__ must be an object mapping strings to strings")
             self.metadata = dict(metadata)
-        for name, entry in parsed.items():
-            self._tensors[name] = self._check_entry(name, entry)
-        self._check_coverage()
+        return problem
 
     def _check_entry(self, name: str, entry: Any) -> TensorInfo:
         if not isinstance(entry, dict):
@@ -386,40 +602,54 @@ class SafetensorsFile:
         return TensorInfo(name, dtype, tuple(shape), begin, end)
 
     def _check_coverage(self) -> None:
-        """Tensors must tile the data section exactly: no overlap, no gap, no trailing bytes."""
-        position = 0
-        previous: TensorInfo | None = None
-        for info in sorted(self._tensors.values(), key=lambda t: (t.begin, t.end)):
-            if info.begin < position and previous is not None:  # previous is set whenever position > 0
+        """Tensors must tile the data section exactly: no overlap, no gap, no trailing bytes.
+
+        Checked on the offset columns at once: sorted by (begin, end), each tensor must begin where the previous one
+        ended; the first that does not is reported, as a walk in that order would.
+        """
+        table = self._table
+        begin, end = table.offsets()
+        order = np.lexsort((end, begin))
+        begin, end = begin[order], end[order]
+        previous_end = np.concatenate((np.zeros(1, np.int64), end[:-1]))
+        broken = np.flatnonzero(begin != previous_end)
+        if broken.size:
+            k = int(broken[0])
+            at, position = int(begin[k]), int(previous_end[k])
+            if at < position:  # k > 0 here: the first tensor cannot begin before 0
+                names = list(table.index)
+                this, previous = names[order[k]], names[order[k - 1]]
                 self._fail(
-                    f"data_offsets [{info.begin}, {info.end}] overlap tensor {quote(previous.name)} "
-                    f"[{previous.begin}, {previous.end}]",
-                    info.name,
+                    f"data_offsets [{at}, {int(end[k])}] overlap tensor {quote(previous)} "
+                    f"[{int(begin[k - 1])}, {position}]",
+                    this,
                 )
-            if info.begin > position:
-                self._fail(f"bytes {position}..{info.begin} of the data section are not covered by any tensor")
-            position = info.end
-            previous = info
+            self._fail(f"bytes {position}..{at} of the data section are not covered by any tensor")
+        position = int(end[-1]) if end.size else 0
         if position != self._data_size:
-            self._fail(
-                f"bytes {position}..{self._data_size} of the data section are not covered by any tensor"
-            )
+            self._fail(f"bytes {position}..{self._data_size} of the data section are not covered by any tensor")
 
     # ------------------------------------------------------------------ access
 
     def names(self) -> list[str]:
         """Tensor names in header order."""
-        return list(self._tensors)
+        return list(self._table.index)
+
+    def names_of_dtypes(self, dtypes: frozenset[str] | set[str]) -> list[str]:
+        """Names (header order) of the tensors stored as one of `dtypes`: a column scan, no per-tensor objects."""
+        names = self.names()
+        return [names[row] for row in self._table.rows_of_dtypes(dtypes)]
 
     def __contains__(self, name: object) -> bool:
-        return name in self._tensors
+        return name in self._table.index
 
     def info(self, name: str) -> TensorInfo:
         """dtype, shape and data offsets of a tensor."""
         try:
-            return self._tensors[name]
+            row = self._table.index[name]
         except KeyError:
             raise CheckpointError(f"{self._label}: no tensor named {quote(name)}") from None
+        return self._table.info(name, row)
 
     def _open_source(self) -> ByteSource:
         if self._source is None:
@@ -487,7 +717,7 @@ class SafetensorsFile:
         buf = np.empty(min(chunk_bytes, info.nbytes), dtype=np.uint8)
         for pos in range(start, start + info.nbytes, chunk_bytes):
             n = min(start + info.nbytes, pos + chunk_bytes) - pos
-            yield memoryview(self._pread(pos, n, buf[:n]))
+            yield self._pread(pos, n, buf[:n]).data
 
     def read_flat(self, name: str, start: int, stop: int, *, allow_integer: bool = False) -> np.ndarray:
         """float32 copy of flat (C-order) elements start..stop, decoded in chunks."""
@@ -599,4 +829,4 @@ class SafetensorsFile:
         self.close()
 
     def __repr__(self) -> str:
-        return f"SafetensorsFile({self._label!r}, {len(self._tensors)} tensors)"
+        return f"SafetensorsFile({self._label!r}, {len(self._table.index)} tensors)"
