@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import math
 from dataclasses import replace
+from typing import cast
 
 import numpy as np
 
@@ -239,7 +240,8 @@ class Prepared:
         return audit(mats, width or 0)
 
     def _audit_reference(self, stack: str) -> CoordinateAudit:
-        mats, width = [], _width(self.ref, stack) or 0
+        mats: list[np.ndarray] = []
+        width = _width(self.ref, stack) or 0
         for comp, layer, group in self._audit_groups(self.ref, stack):
             idx = self._sample(group.n_units, AUDIT_REFERENCE_UNITS, "ref", comp, layer, group.key)
             mats.extend(read_units(self.ref.ckpt, p, idx) for p in self._parts(group))
@@ -277,10 +279,12 @@ class Prepared:
                 self.cand_cache[ckey] = prepare_candidate(self._read_candidate(stack, cg.parts, ci), draws)
                 if self.fp is not None:
                     gid = _group_id(rg, rb)
-                    row_of = {int(r): i for i, r in enumerate(self.fp.paired_ids(gid))}
+                    ids, stored = self.fp.paired_ids(gid), self.fp.group(gid)
+                    if ids is None or stored is None:
+                        raise CheckpointError(f"fingerprint {self.fp.name}: no stored rows for {gid}")
+                    row_of = {int(r): i for i, r in enumerate(ids)}
                     self.ref_cache[ckey] = restrict_prepared(
-                        self.fp.group(gid)[[row_of[int(r)] for r in ri]].astype(np.float32), len(rg.parts),
-                        draws.ref_positions)
+                        stored[[row_of[int(r)] for r in ri]].astype(np.float32), len(rg.parts), draws.ref_positions)
                 else:
                     self.ref_cache[ckey] = prepare_reference(
                         [read_units(self.ref.ckpt, p, ri)[:, draws.reference] for p in rg.parts])
@@ -382,28 +386,24 @@ def _width(side: Side, stack: str) -> int | None:
     return int(info.hidden_size) if info else None
 
 
-def _pairs_to_test(prep: Prepared, name: str, stack: str, width: int, cc: ComponentUnits, rc: ComponentUnits,
-                   cand_layers: list, ref_layers: list) -> set[tuple[int, int]]:
-    """Which (candidate, reference) layer pairs get the full test.
+def _screened_row(prep: Prepared, name: str, stack: str, width: int, cc: ComponentUnits, rc: ComponentUnits,
+                  i: int, cand_layers: list, ref_layers: list) -> set[int]:
+    """Which reference layers candidate layer ``cand_layers[i]`` gets the full test against.
 
-    Small models: all of them. Deep models: a screen of every pair (observed statistic on a few units) keeps, per
-    candidate layer, the ``SCREEN_KEEP`` most similar reference layers plus the one at the same relative depth.
-    Pairs left out count as no evidence, which can only make a p-value larger (conservative).
+    Small models: all of them. Deep models: a screen of the row (observed statistic on a few units) keeps the
+    ``SCREEN_KEEP`` most similar reference layers plus the one at the same relative depth. Pairs left out count as
+    no evidence, which can only make a p-value larger (conservative). A row's choice depends on that row's screen
+    alone, so each candidate layer is screened right before its full test and its prepared units (cached by
+    ``Prepared.candidate``) serve both: prepared once per layer, not once for the screen and again for the test.
     """
     n_c, n_r = len(cand_layers), len(ref_layers)
-    everything = {(i, j) for i in range(n_c) for j in range(n_r)}
     if n_c * n_r <= FULL_GRID_PAIRS:
-        return everything
-    grid = np.full((n_c, n_r), np.nan)
-    for i, a in enumerate(cand_layers):
-        for j, b in enumerate(ref_layers):
-            grid[i, j] = prep.screen(name, stack, width, a, cc.layers[a], b, rc.layers[b])
-        prep.drop_candidate_layer(name, a)
-    chosen = set()
-    for i in range(n_c):
-        row = np.nan_to_num(grid[i], nan=-np.inf)
-        chosen.update((i, int(j)) for j in np.argsort(-row)[:SCREEN_KEEP])
-        chosen.add((i, round(i * (n_r - 1) / max(1, n_c - 1))))
+        return set(range(n_r))
+    a = cand_layers[i]
+    row = np.array([prep.screen(name, stack, width, a, cc.layers[a], b, rc.layers[b]) for b in ref_layers])
+    row = np.nan_to_num(row, nan=-np.inf)
+    chosen = {int(j) for j in np.argsort(-row)[:SCREEN_KEEP]}
+    chosen.add(round(i * (n_r - 1) / max(1, n_c - 1)))
     return chosen
 
 
@@ -436,18 +436,18 @@ def component_evidence(prep: Prepared, name: str, progress: Progress | None, ste
     if kept < MIN_EXCHANGEABLE_COORDS:
         return {"tested": False, "reason": f"only {kept} residual coordinates are exchangeable in both models (need "
                                            f"{MIN_EXCHANGEABLE_COORDS}); see the validity card's coordinate audit"}
-    cand_layers = sorted(k for k in cc.layers if k is not None) or [None]
-    ref_layers = sorted(k for k in rc.layers if k is not None) or [None]
+    cand_layers: list[int | None] = [*sorted(k for k in cc.layers if k is not None)] or [None]
+    ref_layers: list[int | None] = [*sorted(k for k in rc.layers if k is not None)] or [None]
     matrix = np.zeros((len(cand_layers), len(ref_layers)))
     details: dict[tuple, PairEvidence] = {}
     units = 0
     if key_map:
         rc = ComponentUnits(ref_name, {k: _renamed(v, key_map) for k, v in rc.layers.items()})
-    chosen = _pairs_to_test(prep, name, stack, wc, cc, rc, cand_layers, ref_layers)
     for i, a in enumerate(cand_layers):
+        chosen = _screened_row(prep, name, stack, wc, cc, rc, i, cand_layers, ref_layers)
         for j, b in enumerate(ref_layers):
             step[0] += 1
-            if (i, j) not in chosen:
+            if j not in chosen:
                 continue
             ev = pair_evidence(prep, name, stack, wc, a, cc.layers[a], b, rc.layers[b])
             if ev is not None:
@@ -466,7 +466,8 @@ def component_evidence(prep: Prepared, name: str, progress: Progress | None, ste
         out.update(log10_p=ev.log10_p, layer_map=[], unmapped_layers=[], pairs=[ev.as_dict()],
                    matched_fraction=ev.matched_fraction)
         return out
-    lmap = monotone_map(matrix, cand_layers, ref_layers)
+    # Layered components here: both sides list layer numbers (None only stands for a component without layers).
+    lmap = monotone_map(matrix, cast("list[int]", cand_layers), cast("list[int]", ref_layers))
     pos_c = {layer: i for i, layer in enumerate(cand_layers)}
     pos_r = {layer: j for j, layer in enumerate(ref_layers)}
     mapped = [details[(pos_c[a], pos_r[b])] for a, b, _ in lmap.pairs]
