@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -294,7 +294,7 @@ def _relation(cand: Vocabulary, ref: Vocabulary, same_id: int, jaccard: float, a
 
 
 def compare_vocabularies(cand: Vocabulary | None, ref: Vocabulary | None, *,
-                         reasons: dict[str, str] | None = None, first_n: int = MERGE_PREFIX_N) -> dict:
+                         reasons: Mapping[str, str | None] | None = None, first_n: int = MERGE_PREFIX_N) -> dict:
     """The ``tokenizer`` section of a comparison: overlap, ids, merges, special tokens, pipeline and a summary.
 
     ``reasons`` ("candidate"/"reference" → why there is no vocabulary, from ``read_vocabulary``) is reported when a
