@@ -198,11 +198,11 @@ def test_only_headers_and_needed_ranges_are_fetched(hub: FakeHub, pushed: str, l
         # two shards, one probe each; each probe is at most one block and holds the whole header
         assert opened["requests"] == 4  # hub redirect + CDN range, per shard
         assert opened["bytes_read"] <= 2 * remote.BLOCK_BYTES
-        rows = rem.read_index(DOWN, [0, 7])  # closer than COALESCE_GAP: one request for rows 0..7
-        np.testing.assert_array_equal(rows, loc.read_index(DOWN, [0, 7]))
+        rows = rem.read_index(DOWN, [0, 1, 2, 7])  # a run of rows is one request; skipped rows are never fetched
+        np.testing.assert_array_equal(rows, loc.read_index(DOWN, [0, 1, 2, 7]))
         after = rem.io_stats().to_dict()
-        assert after["requests"] - opened["requests"] == 1  # the CDN location is remembered
-        assert after["bytes_read"] - opened["bytes_read"] == 8 * INTER * 4
+        assert after["requests"] - opened["requests"] == 2  # the CDN location is remembered
+        assert after["bytes_read"] - opened["bytes_read"] == 4 * INTER * 4
         far = rem.read_index(DOWN, [1, HIDDEN - 1])  # too far apart to coalesce: two ranges, fetched concurrently
         np.testing.assert_array_equal(far, loc.read_index(DOWN, [1, HIDDEN - 1]))
         last = rem.io_stats().to_dict()
@@ -212,6 +212,36 @@ def test_only_headers_and_needed_ranges_are_fetched(hub: FakeHub, pushed: str, l
     ranged = hub.requests("cdn")
     assert ranged and all(e.range is not None and e.status == 206 for e in ranged)
     assert sum(e.sent for e in ranged) == last["bytes_read"]
+
+
+def test_sampled_rows_cost_their_own_bytes(hub: FakeHub, pushed: str, local_model: Path) -> None:
+    """Rows sampled across a matrix are fetched exactly: merging runs across skipped rows would fetch most of it."""
+    name = "model.embed_tokens.weight"  # [VOCAB, HIDDEN] float32: rows of 1 KiB
+    rows = np.sort(np.random.default_rng(3).choice(VOCAB, 400, replace=False))
+    with open_model(REPO) as rem, Checkpoint.open(local_model) as loc:
+        before = rem.io_stats()
+        np.testing.assert_array_equal(rem.read_index(name, rows), loc.read_index(name, rows))
+        after = rem.io_stats()
+    runs = 1 + int(np.count_nonzero(np.diff(rows) != 1))
+    assert after.bytes_read - before.bytes_read == rows.size * HIDDEN * 4
+    assert after.requests - before.requests == runs
+
+
+def test_small_neighbouring_reads_still_share_a_request(hub: FakeHub, pushed: str) -> None:
+    shard = "model-00001-of-00002.safetensors"
+    source = RemoteSource(f"{hub.endpoint}/{REPO}/resolve/{pushed}/{shard}", label="s", block_bytes=4096)
+    try:
+        start = source.stats()
+        a, b, c = (np.empty(1000, dtype=np.uint8) for _ in range(3))
+        source.read_many([(100_000, a), (101_200, b), (103_000, c)])  # gaps of 200 and 800 bytes
+        done = source.stats()
+        assert done.requests - start.requests == 2  # a gap of a fifth of a read is fetched, one of 80 % is not
+        assert done.bytes_read - start.bytes_read == 3200
+        whole = np.empty(4000, dtype=np.uint8)
+        source.read_at(100_000, 4000, whole)
+        assert (whole[:1000] == a).all() and (whole[1200:2200] == b).all() and (whole[3000:] == c).all()
+    finally:
+        source.close()
 
 
 def test_small_reads_share_cached_blocks(hub: FakeHub, pushed: str, local_model: Path) -> None:

@@ -43,7 +43,8 @@ TransportError = _http.TransportError  # connection-level failures of huggingfac
 BLOCK_BYTES = 256 * 2**10  # small reads fetch the aligned block(s) around them
 CACHE_BYTES = 32 * 2**20  # blocks kept per file (LRU)
 PART_BYTES = 16 * 2**20  # largest single request; bigger reads are split and fetched concurrently
-COALESCE_GAP = 128 * 2**10  # batched ranges closer than this are fetched as one request
+COALESCE_GAP = 128 * 2**10  # batched ranges closer than this may be fetched as one request (see `_gap_allowed`)
+GAP_SHARE = 4  # ...but only across a gap of at most a quarter of the smaller of the two reads it joins
 WORKERS = 16  # concurrent requests per batched read
 RETRIES = 4
 BACKOFF_SECONDS = 0.5
@@ -85,6 +86,16 @@ class _Span:
     start: int
     stop: int
     items: list[tuple[int, int, np.ndarray]]
+
+
+def _gap_allowed(before: tuple[int, int, np.ndarray], after: tuple[int, int, np.ndarray]) -> int:
+    """Unread bytes worth fetching to join two reads into one request.
+
+    Sized to the reads, not fixed: the rows of one `read_index` are its reads, so a gap of whole skipped rows is
+    never fetched (sampled rows spread over a matrix would otherwise pull in most of it), while small neighbouring
+    reads, a tensor's few bytes say, still share a request. At most `COALESCE_GAP`.
+    """
+    return min(COALESCE_GAP, min(before[1] - before[0], after[1] - after[0]) // GAP_SHARE)
 
 
 class _Retry(Exception):
@@ -187,8 +198,8 @@ class RemoteSource:
         spans: list[_Span] = []
         for item in pending:
             span = spans[-1] if spans else None
-            if span is not None and item[0] - span.stop <= COALESCE_GAP and max(span.stop, item[1]) - span.start \
-                    <= self._part:
+            if span is not None and item[0] - span.stop <= _gap_allowed(span.items[-1], item) \
+                    and max(span.stop, item[1]) - span.start <= self._part:
                 span.stop = max(span.stop, item[1])
                 span.items.append(item)
             else:
