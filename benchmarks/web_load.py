@@ -75,7 +75,7 @@ def prepare(db_url: str, work: Path, *, decided_at: dt.datetime | None = None) -
     from simsa.audit.log import iter_entries
     from simsa.demo import example_program_path, write_example_scores
     from simsa.program.loader import load_program
-    from simsa.services import decisions, gates, programs, scores
+    from simsa.services import decisions, gates, programs, score_files, scores
     from simsa.store.db import Store
 
     loaded = load_program(example_program_path())
@@ -88,7 +88,7 @@ def prepare(db_url: str, work: Path, *, decided_at: dt.datetime | None = None) -
     try:
         with store.session() as s:
             version, _ = programs.register(s, loaded, "bench")
-            scores.add(s, version, loaded.program, scores.parse_file(panel), "bench")
+            scores.add(s, version, loaded.program, score_files.parse_file(panel), "bench")
             scores.add(s, version, loaded.program, bench, "bench")
             for team in TEAMS:
                 gates.record(s, version, loaded.program, stage_id=STAGE, team_id=team, gate_id="originality",

@@ -16,7 +16,7 @@ from simsa import accounts
 from simsa.program.loader import load_program
 from simsa.services import decisions as decision_service
 from simsa.services import gates as gate_service
-from simsa.services import panel, panel_documents, programs
+from simsa.services import panel, panel_documents, panel_steps, programs, score_files
 from simsa.services import scores as score_service
 from simsa.store.db import Store
 
@@ -69,7 +69,7 @@ def load_stage(store: Store, work: Path, deadline: dt.datetime) -> list[str]:
         write_bench_scores(work / "bench.json", tuple(teams))
         _user_scores(work / "users.json", teams)
         for name in ("bench.json", "users.json"):
-            score_service.add(s, version, loaded.program, score_service.parse_file(work / name), ADMIN)
+            score_service.add(s, version, loaded.program, score_files.parse_file(work / name), ADMIN)
         for team in teams:
             failed = team == FAILING
             gate_service.record(s, version, loaded.program, stage_id=STAGE, team_id=team, gate_id="originality",
@@ -142,7 +142,7 @@ def score_round2(store: Store) -> None:
 
 def _advance(store: Store, target: str) -> None:
     with store.session() as s:
-        panel.advance(s, panel.context(s, PROGRAM, STAGE), target, ADMIN)
+        panel_steps.advance(s, panel.context(s, PROGRAM, STAGE), target, ADMIN)
 
 
 def build_decided_panel(store: Store, work: Path, *, decide: bool = True) -> dict:

@@ -29,7 +29,7 @@ from simsa.audit.log import export, verify
 from simsa.demo import write_example_scores
 from simsa.errors import DataMissingError, InputError, NotFound, ProgramFileError
 from simsa.program.loader import parse_program
-from simsa.services import arena, arena_results, decisions, programs
+from simsa.services import arena, arena_results, decisions, programs, score_files
 from simsa.services import gates as gate_service
 from simsa.services import scores as score_service
 from simsa.services.arena_answers import Entrants
@@ -319,8 +319,8 @@ def _record_rest_of_stage(store: Store, tmp_path: Path) -> None:
     scores_csv = tmp_path / "scores.csv"
     write_example_scores(scores_csv)
     with store.session() as s:
-        score_service.record(s, loaded, score_service.parse_file(bench_csv), "admin:test")
-        score_service.record(s, loaded, score_service.parse_file(scores_csv), "admin:test")
+        score_service.record(s, loaded, score_files.parse_file(bench_csv), "admin:test")
+        score_service.record(s, loaded, score_files.parse_file(scores_csv), "admin:test")
         for team in TEAMS:
             gate_service.record_result(s, loaded, stage_id=STAGE, team_id=team, gate_id="originality", passed=True,
                                        evidence="lineage: independent", actor="admin:test")

@@ -264,7 +264,7 @@ def test_public_report_downloads_carry_the_section(built: Built) -> None:
 
 
 def test_fixture_builder_can_stop_before_the_decision(tmp_path: Path) -> None:
-    from simsa.services import decisions as decision_service
+    from simsa.services import decision_records
     from simsa.store.db import Store
 
     store = Store(f"sqlite:///{tmp_path / 'simsa.db'}")
@@ -272,7 +272,7 @@ def test_fixture_builder_can_stop_before_the_decision(tmp_path: Path) -> None:
         info = build_decided_panel(store, tmp_path, decide=False)
         assert info["decision"] is None and info["result"]["schema"] == "simsa.panel.result/1"
         with store.session(readonly=True) as s:
-            assert decision_service.effective(s, info["program"], info["stage"]) is None
+            assert decision_records.effective(s, info["program"], info["stage"]) is None
             assert panel_results.stored_result(s, info["program"], info["stage"]) is None
     finally:
         store.dispose()

@@ -21,7 +21,7 @@ from simsa.panel.balance import balance
 from simsa.panel.conflicts import Declaration, conflicts_with
 from simsa.panel.rubric import check_review, total
 from simsa.program.loader import load_program, parse_program
-from simsa.services import decisions, panel, panel_documents, panel_results, programs
+from simsa.services import decisions, panel, panel_documents, panel_results, panel_steps, programs, score_files
 from simsa.services import gates as gate_service
 from simsa.services import scores as score_service
 from simsa.store.db import Store
@@ -169,7 +169,7 @@ def _setup_panel(store: Store, tmp_path: Path, start: dt.datetime):
     with store.session() as s:
         version, _ = programs.register(s, loaded, "test")
         for name in ("panel.csv", "bench.json"):
-            score_service.add(s, version, loaded.program, score_service.parse_file(tmp_path / name), "test")
+            score_service.add(s, version, loaded.program, score_files.parse_file(tmp_path / name), "test")
         for team in loaded.program.teams:
             gate_service.record(s, version, loaded.program, stage_id=STAGE, team_id=team.id, gate_id="originality",
                                 passed=True, evidence="independent", actor="test", link=None)
@@ -194,8 +194,8 @@ def test_panel_life_from_calibration_to_the_decision(tmp_path: Path) -> None:
     with store.session() as s:
         ctx = panel.context(s, PROGRAM, STAGE)
         with pytest.raises(InputError, match="next step is calibration"):
-            panel.advance(s, ctx, "round1", "admin")
-        panel.advance(s, ctx, "calibration", "admin")
+            panel_steps.advance(s, ctx, "round1", "admin")
+        panel_steps.advance(s, ctx, "calibration", "admin")
         codes = panel.codes(s, ctx)
         assert sorted(codes.values()) == sorted("ABCDEF"[: len(ctx.teams)])
     with store.session() as s:  # submissions are frozen: the deadline has passed
@@ -216,7 +216,7 @@ def test_panel_life_from_calibration_to_the_decision(tmp_path: Path) -> None:
         deviant = max(cal.deviations, key=lambda d: d["mean_abs_deviation"])
         assert deviant["id"] == experts[0]
         with pytest.raises(InputError, match="below the threshold"):
-            panel.advance(s, ctx, "round1", "admin")
+            panel_steps.advance(s, ctx, "round1", "admin")
         with pytest.raises(InputError, match="locked"):
             panel.submit_review(s, ctx, experts[0], ctx.anchors[0], "calibration", *_levels(ctx, 5))
     # The programme amends the threshold (a new version, audited) after the discussion of the anchors.
@@ -226,7 +226,7 @@ def test_panel_life_from_calibration_to_the_decision(tmp_path: Path) -> None:
         programs.register(s, load_program(amended), "admin")
     with store.session() as s:
         ctx = panel.context(s, PROGRAM, STAGE)
-        panel.advance(s, ctx, "round1", "admin")
+        panel_steps.advance(s, ctx, "round1", "admin")
         with pytest.raises(InputError, match="round 2 is not open"):
             panel.submit_review(s, ctx, experts[1], panel.teams_of(s, ctx, experts[1])[0], "2", *_levels(ctx, 3),
                                 identified="no")
@@ -241,7 +241,7 @@ def test_panel_life_from_calibration_to_the_decision(tmp_path: Path) -> None:
             panel.submit_review(s, ctx, expert, team, "1", *_levels(ctx, 1), identified="no")
     with store.session() as s:
         ctx = panel.context(s, PROGRAM, STAGE)
-        panel.advance(s, ctx, "round2", "admin")
+        panel_steps.advance(s, ctx, "round2", "admin")
         team, expert = next((t, e) for t, e in panel.assignments(s, ctx) if t == "jiri")
         dist = panel.round1_distribution(s, ctx, team, expert)
         assert dist["originality"] == [2] * len(dist["originality"])
@@ -251,7 +251,7 @@ def test_panel_life_from_calibration_to_the_decision(tmp_path: Path) -> None:
         ctx = panel.context(s, PROGRAM, STAGE)
         with pytest.raises(DataMissingError, match="close it before deciding"):
             decisions.compute(s, loaded, STAGE, dt.datetime.now(UTC))
-        panel.advance(s, ctx, "closed", "admin")
+        panel_steps.advance(s, ctx, "closed", "admin")
     with store.session() as s:
         preview = decisions.compute(s, loaded, STAGE, dt.datetime.now(UTC))
         result = decisions.decide_and_store(s, loaded, STAGE, "admin")
@@ -289,7 +289,7 @@ def test_a_locked_review_edited_in_the_database_fails_audit_verify(tmp_path: Pat
         ctx = panel.context(s, PROGRAM, STAGE)
         panel_documents.upload(s, ctx, markdown_report("Anchor", "x"), "a.md", "report", "admin", anchor_id="a")
         panel.assign(s, ctx, "halla", "kim", "admin")
-        panel.advance(s, ctx, "calibration", "admin")
+        panel_steps.advance(s, ctx, "calibration", "admin")
         panel.submit_review(s, ctx, "kim", "a", "calibration", *_levels(ctx, 2))
     with store.session() as s:
         assert verify(s).ok

@@ -25,7 +25,7 @@ from simsa.report.formats import fmt_points, fmt_prob, fmt_raw
 from simsa.report.labels import LABELS, label
 from simsa.report.render import render_report
 from simsa.services import appeals as appeal_service
-from simsa.services import corrections, programs
+from simsa.services import corrections, programs, score_files
 from simsa.services import decisions as decision_service
 from simsa.services import gates as gate_service
 from simsa.services import scores as score_service
@@ -68,7 +68,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
         with store.session() as s:
             version, _ = programs.register(s, loaded, "test")
             for name in ("panel.csv", "bench.json"):
-                score_service.add(s, version, loaded.program, score_service.parse_file(work / name), "test")
+                score_service.add(s, version, loaded.program, score_files.parse_file(work / name), "test")
             for team in ("baekdu", "halla", "jiri", "seorak", "taebaek"):
                 failed = team == FAILING
                 gate_service.record(s, version, loaded.program, stage_id=STAGE, team_id=team, gate_id="originality",

@@ -15,8 +15,8 @@ from helpers import EXAMPLE
 from simsa.errors import InputError
 from simsa.program.loader import load_program
 from simsa.program.schema import Program
-from simsa.services.score_files import MAX_ROW_PROBLEMS, read_capped, read_score_file
-from simsa.services.scores import FIELDS, MAX_SCORE_MAGNITUDE, ScoreInput, parse_file, validate
+from simsa.services.score_files import MAX_ROW_PROBLEMS, parse_file, read_capped, read_score_file
+from simsa.services.scores import FIELDS, MAX_SCORE_MAGNITUDE, ScoreInput, validate
 
 HEADER = "stage,team,source,value,stderr,rater,example"
 

@@ -18,7 +18,17 @@ from simsa.demo import example_program_path, write_example_scores
 from simsa.errors import InputError
 from simsa.program.loader import load_program
 from simsa.report.render import render_report
-from simsa.services import appeals, corrections, decisions, gate_files, gates, programs, reports, scores
+from simsa.services import (
+    appeals,
+    corrections,
+    decision_records,
+    decisions,
+    gate_files,
+    gates,
+    programs,
+    reports,
+    scores,
+)
 from simsa.services.bench_scores import record_suite_score
 from simsa.services.score_files import read_score_file
 from simsa.store.db import Store
@@ -184,7 +194,7 @@ def test_deciding_appealing_and_reporting_a_stage(store: Store, program: str, tm
     assert decided.recorded and decided.decision_id == 1 and "jiri" in decided.body["eliminated"]
     assert decided.to_dict() == decided.body and decided.body["advanced"] == dry.body["advanced"]
     with store.session(readonly=True) as s:
-        assert decisions.body(decisions.get(s, KEY, STAGE)) == json.loads(json.dumps(decided.body))
+        assert decision_records.body(decision_records.get(s, KEY, STAGE)) == json.loads(json.dumps(decided.body))
     with pytest.raises(InputError, match="already has decision 1"), store.session() as s:
         decisions.decide(s, KEY, STAGE, "test")
     with pytest.raises(InputError, match="has no stage 'stage-9'"), store.session() as s:

@@ -14,7 +14,7 @@ from simsa.audit import log as audit_log
 from simsa.demo import run_demo
 from simsa.errors import DataMissingError, InputError
 from simsa.program.loader import load_program
-from simsa.services import appeals, decisions, programs
+from simsa.services import appeals, decision_records, decisions, programs, score_files
 from simsa.services import gates as gate_service
 from simsa.services import scores as score_service
 from simsa.store.db import Store
@@ -71,7 +71,7 @@ def test_import_is_all_or_nothing(store: Store, tmp_path: Path) -> None:
                     encoding="utf-8")
     with pytest.raises(InputError, match=r"scores.csv:3: unknown team 'nobody'"), store.session() as s:
         version, _ = programs.register(s, lp, "t")
-        score_service.add(s, version, lp.program, score_service.parse_file(path), "t")
+        score_service.add(s, version, lp.program, score_files.parse_file(path), "t")
     with store.session() as s:
         assert s.execute(select(func.count()).select_from(Score)).scalar_one() == 0
         assert s.execute(select(func.count()).select_from(AuditEntry)).scalar_one() == 0
@@ -121,7 +121,7 @@ def test_appeal_window_upheld_appeal_and_superseding(store: Store, db_url: str, 
     run_demo(tmp_path, database_url=db_url)
     lp = load_program(tmp_path / "k-ai-2026.toml")
     with store.session() as s:
-        original = decisions.effective(s, "k-ai-2026", "stage-1")
+        original = decision_records.effective(s, "k-ai-2026", "stage-1")
         assert original is not None
         with pytest.raises(InputError, match="appeal window of stage 'stage-1' closed on 2026-01-25"):
             appeals.file(s, lp, "stage-1", "taebaek", "late", "t", at=dt.datetime(2026, 1, 26, tzinfo=dt.UTC))
@@ -142,7 +142,7 @@ def test_appeal_window_upheld_appeal_and_superseding(store: Store, db_url: str, 
     assert new["supersedes"] == original.id and new["appeal_id"] == appeal_id
     assert "taebaek" in new["advanced"]
     with store.session() as s:
-        assert decisions.effective(s, "k-ai-2026", "stage-1").id == new["decision_id"]
+        assert decision_records.effective(s, "k-ai-2026", "stage-1").id == new["decision_id"]
         listed = appeals.listing(s, "k-ai-2026", "stage-1")
         assert [(a["status"], a["new_decision_id"]) for a in listed] == [("upheld", new["decision_id"])]
         with pytest.raises(InputError, match="already resolved"):

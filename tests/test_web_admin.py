@@ -20,7 +20,7 @@ from helpers import write_bench_scores
 from simsa import accounts
 from simsa.audit.log import iter_entries, verify
 from simsa.demo import write_example_scores
-from simsa.services import appeals, decisions, programs
+from simsa.services import appeals, decision_records, programs
 from simsa.store.models import Account, Appeal, AuditEntry, EvidenceDocument, GateResult, Invitation, Score
 from test_evidence_docs import lineage_result
 from web_support import PASSWORD, PROGRAM, STAGE, TEAMS, LiveSite, csrf_of, record_example_stage
@@ -135,10 +135,10 @@ def test_secretariat_flow(live_site: LiveSite, tmp_path: Path) -> None:
     redirected(decided, f"/programs/{PROGRAM}/stages/{STAGE}?done=done_decided")
     assert site.store is not None
     with site.store.session(readonly=True) as s:
-        row = decisions.effective(s, PROGRAM, STAGE)
+        row = decision_records.effective(s, PROGRAM, STAGE)
         assert row is not None
         assert row.decided_at.replace(tzinfo=dt.UTC) == seoul.astimezone(dt.UTC)  # the form's local time, as UTC
-        assert "jiri" in decisions.body(row)["eliminated"]
+        assert "jiri" in decision_records.body(row)["eliminated"]
 
     overview = team.get("/team")
     assert overview.status_code == 200 and "File the appeal" in overview.text and "rank" in overview.text

@@ -18,7 +18,7 @@ from helpers import EXAMPLE, write_bench_scores
 from simsa import accounts
 from simsa.audit.log import verify
 from simsa.demo import write_example_scores
-from simsa.services import scores as score_service
+from simsa.services import score_files
 from web_support import FAILING, PROGRAM, STAGE, TEAMS, LiveSite, record_example_stage
 
 API = "/api/v1"
@@ -50,7 +50,7 @@ def example_rows(work: Path) -> list[dict]:
     """Stage 1's example scores as API items: the demo's panel scores and the benchmark scores, read as files."""
     write_example_scores(work / "panel.csv")
     write_bench_scores(work / "bench.json")
-    items = score_service.parse_file(work / "panel.csv") + score_service.parse_file(work / "bench.json")
+    items = score_files.parse_file(work / "panel.csv") + score_files.parse_file(work / "bench.json")
     return [{k: v for k, v in dataclasses.asdict(i).items() if k != "where" and v is not None} for i in items]
 
 

@@ -24,8 +24,7 @@ from simsa.audit.log import verify
 from simsa.demo import write_example_scores
 from simsa.report.formats import fmt_points
 from simsa.services import appeals as appeal_service
-from simsa.services import decisions as decision_service
-from simsa.services import programs
+from simsa.services import decision_records, programs
 from web_support import FAILING, PASSWORD, PROGRAM, STAGE, TEAMS, LiveSite, record_example_stage
 
 pytest.importorskip("playwright")
@@ -98,8 +97,8 @@ def decided(site: LiveSite) -> dict | None:
     """The body of stage 1's decision in force (with who made it), None when undecided."""
     assert site.store is not None
     with site.store.session(readonly=True) as s:
-        row = decision_service.effective(s, PROGRAM, STAGE)
-        return {**decision_service.body(row), "decided_by": row.decided_by} if row is not None else None
+        row = decision_records.effective(s, PROGRAM, STAGE)
+        return {**decision_records.body(row), "decided_by": row.decided_by} if row is not None else None
 
 
 def ensure_decided(site: LiveSite, tmp_path: Path) -> dict:

@@ -21,7 +21,7 @@ from panel_support import csv_log, markdown_report, panel_program_text
 from simsa.audit.log import verify
 from simsa.demo import write_example_scores
 from simsa.program.loader import LoadedProgram, parse_program
-from simsa.services import decisions, panel, panel_documents, panel_results, programs
+from simsa.services import decisions, panel, panel_documents, panel_results, panel_steps, programs, score_files
 from simsa.services import gates as gate_service
 from simsa.services import scores as score_service
 from simsa.store.db import Store
@@ -67,7 +67,7 @@ def record_other_scores(store: Store, loaded: LoadedProgram, work: Path) -> None
     with store.session() as s:
         version = programs.for_writing(s, loaded, "test").version
         for name in ("panel.csv", "bench.json"):
-            score_service.add(s, version, loaded.program, score_service.parse_file(work / name), "test")
+            score_service.add(s, version, loaded.program, score_files.parse_file(work / name), "test")
         for team in TEAMS:
             gate_service.record(s, version, loaded.program, stage_id=STAGE, team_id=team, gate_id="originality",
                                 passed=team != FAILING, evidence="recorded for the panel tests", actor="test",
@@ -152,7 +152,7 @@ def lock_round(store: Store, rnd: str = "1", *, skip: set[tuple[str, str]] = fro
 
 def advance(store: Store, target: str) -> None:
     with store.session() as s:
-        panel.advance(s, panel.context(s, PROGRAM, STAGE), target, "sec")
+        panel_steps.advance(s, panel.context(s, PROGRAM, STAGE), target, "sec")
 
 
 @dataclass

@@ -22,9 +22,8 @@ from panel_support import csv_log, markdown_report, panel_program_text
 from simsa.demo import write_example_scores
 from simsa.panel.conflicts import team_names
 from simsa.program.loader import LoadedProgram, parse_program
-from simsa.services import decisions as decision_service
+from simsa.services import decision_records, panel, panel_documents, panel_steps, programs, score_files
 from simsa.services import gates as gate_service
-from simsa.services import panel, panel_documents, programs
 from simsa.services import scores as score_service
 from web_support import FAILING, PASSWORD, PROGRAM, STAGE, LiveSite
 
@@ -95,7 +94,7 @@ def open_round1(site: LiveSite) -> None:
             panel_documents.upload(s, ctx, f"# {anchor}\n\nAn anchor report.\n".encode(), f"{anchor}.md", "report",
                                    "sec", anchor_id=anchor)
         assert not panel.auto_assign(s, ctx, "sec").short
-        panel.advance(s, ctx, "calibration", "sec")
+        panel_steps.advance(s, ctx, "calibration", "sec")
     with site.store.session() as s:
         ctx = panel.context(s, PROGRAM, STAGE)
         for name in EXPERTS:
@@ -106,7 +105,7 @@ def open_round1(site: LiveSite) -> None:
     load(site, deadline)
     time.sleep(max(0.0, (deadline - dt.datetime.now(dt.UTC)).total_seconds()) + 0.05)
     with site.store.session() as s:
-        panel.advance(s, panel.context(s, PROGRAM, STAGE), "round1", "sec")
+        panel_steps.advance(s, panel.context(s, PROGRAM, STAGE), "round1", "sec")
 
 
 def record_other_scores(site: LiveSite, work: Path) -> None:
@@ -118,7 +117,7 @@ def record_other_scores(site: LiveSite, work: Path) -> None:
         ctx = panel.context(s, PROGRAM, STAGE)
         version, loaded = programs.stored_version(s, PROGRAM)
         for name in ("panel.csv", "bench.json"):
-            score_service.add(s, version, loaded.program, score_service.parse_file(work / name), "test")
+            score_service.add(s, version, loaded.program, score_files.parse_file(work / name), "test")
         for team in ctx.teams:
             gate_service.record(s, version, loaded.program, stage_id=STAGE, team_id=team.id, gate_id="originality",
                                 passed=team.id != FAILING, evidence="recorded for the test", actor="test",
@@ -207,7 +206,7 @@ def test_team_uploads_expert_scores_blind_revises_and_the_public_sees_the_panel(
         for k, (team_id, name) in enumerate(panel.missing_reviews(s, ctx, "1")):
             panel.submit_review(s, ctx, name, team_id, "1", scores(2 + k % 3), notes("independent reasons"),
                                 identified="no")
-        panel.advance(s, ctx, "round2", "sec")
+        panel_steps.advance(s, ctx, "round2", "sec")
 
     expert.reload()
     expect(expert.get_by_role("heading", name="How the panel scored in round 1 (anonymous)")).to_be_visible()
@@ -236,7 +235,7 @@ def test_team_uploads_expert_scores_blind_revises_and_the_public_sees_the_panel(
     section.scroll_into_view_if_needed()
     shot(public, "public-stage-panel")
     with site.store.session(readonly=True) as s:
-        body = decision_service.body(decision_service.effective(s, PROGRAM, STAGE))
+        body = decision_records.body(decision_records.effective(s, PROGRAM, STAGE))
     assert body["expert_panel"]["teams"] and not [n for n in EXPERTS if n in str(body["expert_panel"])]
     for page in (lead, expert, public):
         page.context.close()

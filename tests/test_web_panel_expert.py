@@ -25,7 +25,7 @@ from sqlalchemy import func, select
 from panel_support import csv_log, markdown_report, panel_program_text
 from simsa.panel.conflicts import team_names
 from simsa.program.loader import parse_program
-from simsa.services import panel, panel_documents, programs
+from simsa.services import panel, panel_documents, panel_steps, programs
 from simsa.store.models import PanelBlob, PanelComment, PanelDocument, PanelReview
 from simsa.timeutil import format_local
 from web_support import PROGRAM, STAGE, LiveSite, csrf_of
@@ -203,7 +203,7 @@ def live(site: dict) -> dict:
         for team in ctx.teams:
             for expert in ("exp-one", "exp-two", "exp-conf" if team.id == TEAM_A else "exp-out"):
                 panel.assign(s, ctx, team.id, expert, "sec")
-        panel.advance(s, ctx, "calibration", "sec")
+        panel_steps.advance(s, ctx, "calibration", "sec")
     with site_.store.session() as s:
         ctx = panel.context(s, PROGRAM, STAGE)
         for expert in ("exp-two", "exp-conf", "exp-out"):
@@ -225,7 +225,7 @@ def live(site: dict) -> dict:
         panel.declare(s, "exp-conf", affiliations=[team.members[0]], relations=[], conflicts=[])
     with site_.store.session() as s:
         ctx = panel.context(s, PROGRAM, STAGE)
-        panel.advance(s, ctx, "round1", "sec")
+        panel_steps.advance(s, ctx, "round1", "sec")
         codes = panel.codes(s, ctx)
     return {**site, "codes": codes, "ctx": ctx}
 
@@ -327,7 +327,7 @@ def test_round2_distribution_discussion_and_revision(live: dict) -> None:
         for team, expert in panel.missing_reviews(s, ctx, "1"):
             panel.submit_review(s, ctx, expert, team, "1", {c: 3 for c in CRITERIA}, {c: "ok" for c in CRITERIA},
                                 identified="no")
-        panel.advance(s, ctx, "round2", "sec")
+        panel_steps.advance(s, ctx, "round2", "sec")
         panel.post_comment(s, ctx, TEAM_A, "exp-two", "e2 thinks the logs are fine")
     url = f"{BASE}/submissions/{code_a}"
     page = e1.get(url).text

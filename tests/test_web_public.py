@@ -30,7 +30,7 @@ from simsa.audit.log import verify
 from simsa.program.loader import load_program, parse_program
 from simsa.report.formats import fmt_points
 from simsa.services import appeals as appeal_service
-from simsa.services import corrections, evidence_docs, programs, public_views
+from simsa.services import corrections, decision_records, evidence_docs, programs, public_views
 from simsa.services import decisions as decision_service
 from simsa.services import gates as gate_service
 from simsa.services import scores as score_service
@@ -210,7 +210,7 @@ def get(site: Site, path: str, status: int = 200, **params: str) -> httpx.Respon
 def decision_in_force(site: Site, key: str = PROGRAM, stage: str = STAGE) -> Decision:
     assert site.live.store is not None
     with site.live.store.session(readonly=True) as s:
-        row = decision_service.effective(s, key, stage)
+        row = decision_records.effective(s, key, stage)
         assert row is not None
         s.expunge(row)
         return row

@@ -21,7 +21,7 @@ from simsa.demo import write_example_scores
 from simsa.program.loader import load_program
 from simsa.services import decisions as decision_service
 from simsa.services import gates as gate_service
-from simsa.services import programs
+from simsa.services import programs, score_files
 from simsa.services import scores as score_service
 from simsa.store.db import Store
 from simsa.web.app import create_app
@@ -134,7 +134,7 @@ def record_example_stage(store: Store, work: Path, *, decide_at: dt.datetime | N
     with store.session() as s:
         version, _ = programs.register(s, loaded, "test")
         for name in ("panel.csv", "bench.json"):
-            score_service.add(s, version, loaded.program, score_service.parse_file(work / name), "test")
+            score_service.add(s, version, loaded.program, score_files.parse_file(work / name), "test")
         for team in TEAMS:
             failed = team == FAILING
             gate_service.record(s, version, loaded.program, stage_id=STAGE, team_id=team, gate_id="originality",

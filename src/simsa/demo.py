@@ -29,7 +29,7 @@ from simsa.errors import CheckFailed
 from simsa.program.loader import LoadedProgram
 from simsa.services import decisions as decision_service
 from simsa.services import gates as gate_service
-from simsa.services import programs, reports
+from simsa.services import programs, reports, score_files
 from simsa.services import scores as score_service
 from simsa.store.db import Store, sqlite_url
 
@@ -220,7 +220,7 @@ def run_demo(workdir: Path, step: Callable[[str], None] = lambda _msg: None,
         write_example_scores(scores_csv, experts=not with_panel, users=not with_arena)
         if kinds:
             with store.session() as session:
-                score_service.record(session, loaded, score_service.parse_file(scores_csv), ACTOR)
+                score_service.record(session, loaded, score_files.parse_file(scores_csv), ACTOR)
         if with_panel:
             step("Running the expert panel: documents, conflicts, calibration, blind rounds 1 and 2 (example "
                  "experts)")

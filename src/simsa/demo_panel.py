@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from simsa import accounts
 from simsa.accounts import Role
 from simsa.program.loader import LoadedProgram
-from simsa.services import panel, panel_documents
+from simsa.services import panel, panel_documents, panel_steps
 
 EXPERT_NAMES = tuple(f"expert-{i:02d}" for i in range(1, 11))
 AFFILIATIONS = ("Seoul National University", "KAIST", "Korea University", "Yonsei University", "POSTECH",
@@ -101,7 +101,7 @@ def run_panel(session_factory, loaded: LoadedProgram, stage_id: str, profiles: d
     with session_factory() as s:
         ctx = panel.context(s, key, stage_id)
         if ctx.anchors:
-            panel.advance(s, ctx, "calibration", actor, now=step)
+            panel_steps.advance(s, ctx, "calibration", actor, now=step)
             for expert in panel.assigned_experts(s, ctx):
                 for anchor in ctx.anchors:
                     centre = ANCHOR_LEVELS.get(anchor, 3.0)
@@ -110,7 +110,7 @@ def run_panel(session_factory, loaded: LoadedProgram, stage_id: str, profiles: d
                                         nonce=_nonce(nonces))
     with session_factory() as s:
         ctx = panel.context(s, key, stage_id)
-        panel.advance(s, ctx, "round1", actor, now=step + dt.timedelta(hours=2))
+        panel_steps.advance(s, ctx, "round1", actor, now=step + dt.timedelta(hours=2))
         for team_id, expert in panel.assignments(s, ctx):
             centre = 1 + 4 * profiles.get(team_id, 50.0) / 100
             identified = "yes" if rng.random() < 0.15 else "no"
@@ -119,7 +119,7 @@ def run_panel(session_factory, loaded: LoadedProgram, stage_id: str, profiles: d
     with session_factory() as s:
         ctx = panel.context(s, key, stage_id)
         if ctx.panel.consensus_round:
-            panel.advance(s, ctx, "round2", actor, now=step + dt.timedelta(days=2))
+            panel_steps.advance(s, ctx, "round2", actor, now=step + dt.timedelta(days=2))
             for team_id, expert in panel.assignments(s, ctx):
                 if severity[expert] < -0.2:  # the harshest experts revise towards the panel after discussion
                     first = panel.review_of(s, ctx, "1", team_id, expert)
@@ -133,7 +133,7 @@ def run_panel(session_factory, loaded: LoadedProgram, stage_id: str, profiles: d
                     panel.submit_review(s, ctx, expert, team_id, "2", scores, dict(first.review.justifications),
                                         identified=first.review.identified, now=step + dt.timedelta(days=3),
                                         nonce=_nonce(nonces))
-        panel.advance(s, ctx, "closed", actor, now=min(step + dt.timedelta(days=4), decided_at))
+        panel_steps.advance(s, ctx, "closed", actor, now=min(step + dt.timedelta(days=4), decided_at))
 
 
 def expert_panel_ready(session: Session, loaded: LoadedProgram, stage_id: str) -> bool:

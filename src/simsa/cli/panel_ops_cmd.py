@@ -82,7 +82,7 @@ class PanelStatus:
 
 def panel_status(session: Session, ctx: PanelContext) -> PanelStatus:
     """Gather the panel's state from the services (read only)."""
-    from simsa.services import panel, panel_results
+    from simsa.services import panel, panel_results, panel_steps
 
     state = panel.phase(session, ctx)
     order = [p for p in panel.PHASES if (p != panel.CALIBRATION or ctx.anchors)
@@ -102,7 +102,7 @@ def panel_status(session: Session, ctx: PanelContext) -> PanelStatus:
         progress[f"round{rnd}"] = {"locked": locked, "expected": len(pairs)}
     cal = panel_results.calibration(session, ctx).to_dict() if ctx.anchors else None
     return PanelStatus(program=ctx.key, stage=ctx.stage.id, phase=state.to_dict(), next_step=target,
-                       blockers=tuple(panel.blockers(session, ctx, target)) if target else (),
+                       blockers=tuple(panel_steps.blockers(session, ctx, target)) if target else (),
                        min_experts=ctx.panel.min_experts, coverage=coverage, calibration=cal, progress=progress)
 
 
@@ -210,11 +210,11 @@ def assign(
 
 
 def _advance(program: str, stage: str, target: str, as_json: bool) -> None:
-    from simsa.services import panel
+    from simsa.services import panel_steps
 
     with _writing() as session:
         ctx = _context(session, program, stage, write=True)
-        state = panel.advance(session, ctx, target, STATE.who())
+        state = panel_steps.advance(session, ctx, target, STATE.who())
     out = {"program": ctx.key, "stage": stage, **state.to_dict()}
     if as_json:
         emit_json(out)

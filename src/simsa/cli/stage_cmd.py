@@ -73,13 +73,13 @@ def show(
     as_json: JsonOpt = False,
 ) -> None:
     """Show the decision in force (or a given one) as recorded."""
+    from simsa.services import decision_records, programs
     from simsa.services import decisions as decision_service
-    from simsa.services import programs
 
     with STATE.store().session(readonly=True) as session:
         loaded = programs.resolve(session, program)
         decision_service.require_stage(loaded.program, stage)
-        body = decision_service.body(decision_service.get(session, loaded.program.program.id, stage, decision))
+        body = decision_records.body(decision_records.get(session, loaded.program.program.id, stage, decision))
     if as_json:
         emit_json(body)
     else:

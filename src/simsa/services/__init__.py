@@ -41,7 +41,8 @@ Stages
                                           supersede=False, reason=None, dry_run=False) -> StageDecision
     import a published decision ......... decisions.import_decision(session, program_ref, path, actor,
                                           supersede=False, reason=None) -> ImportedDecision
-    read a decision ..................... decisions.get, decisions.body, decisions.chain
+    read a decision ..................... decision_records.get, decision_records.body, decision_records.chain,
+                                          decision_records.effective (the one in force)
     file an appeal ...................... appeals.file_appeal(session, program_ref, stage_id, team_id, grounds, actor,
                                           at=None) -> FiledAppeal
     resolve an appeal ................... appeals.resolve_appeal(session, program_ref, appeal_id, upheld, reason,

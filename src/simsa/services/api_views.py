@@ -21,9 +21,8 @@ from simsa.errors import InputError, NotFound
 from simsa.program.diff import diff_programs, unified_text
 from simsa.program.loader import LoadedProgram
 from simsa.program.schema import ID_PATTERN, Gate, Program, Stage, Team
-from simsa.services import decisions as decision_service
+from simsa.services import decision_records, program_versions, programs
 from simsa.services import gates as gate_service
-from simsa.services import program_versions, programs
 from simsa.services import scores as score_service
 from simsa.services.audit_seal import PUBLISHED, Sealer
 from simsa.store.models import Appeal, AuditEntry, Decision, GateResult, ProgramVersion, Score
@@ -385,7 +384,7 @@ def decision_row(session: Session, key: str, stage_id: str, decision_id: int | N
         if row is None or row.program_key != key or row.stage_id != stage_id:
             raise NotFound(f"no decision {decision_id} for stage {stage_id!r} of programme {key!r}")
         return row
-    row = decision_service.effective(session, key, stage_id)
+    row = decision_records.effective(session, key, stage_id)
     if row is None:
         raise NotFound(f"stage {stage_id!r} of programme {key!r} has no decision yet")
     return row
@@ -393,12 +392,12 @@ def decision_row(session: Session, key: str, stage_id: str, decision_id: int | N
 
 def decision_chain(session: Session, key: str, stage_id: str) -> list[DecisionSummary]:
     """The decision in force and every decision it replaced, newest first (empty when undecided)."""
-    head = decision_service.effective(session, key, stage_id)
+    head = decision_records.effective(session, key, stage_id)
     if head is None:
         return []
     out = []
-    for row in [head, *decision_service.chain(session, head)]:
-        body = decision_service.body(row)
+    for row in [head, *decision_records.chain(session, head)]:
+        body = decision_records.body(row)
         out.append(DecisionSummary(id=row.id, decided_at=utc_text(row.decided_at), decided_by=row.decided_by,
                                    advanced=tuple(body.get("advanced", ())),
                                    eliminated=tuple(body.get("eliminated", ())), appeal_id=row.appeal_id,

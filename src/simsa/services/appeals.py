@@ -13,7 +13,7 @@ from simsa.audit.log import append, now_utc
 from simsa.errors import InputError
 from simsa.program.decision_schema import DecisionDoc
 from simsa.program.loader import LoadedProgram
-from simsa.services import decisions, programs
+from simsa.services import decision_records, decisions, programs
 from simsa.services.programs import ProgramRef
 from simsa.store.models import Appeal, AppealResolution, Decision
 from simsa.timeutil import as_utc, utc_text
@@ -22,8 +22,8 @@ from simsa.timeutil import as_utc, utc_text
 def file(session: Session, loaded: LoadedProgram, stage_id: str, team_id: str, grounds: str, actor: str,
          at: dt.datetime | None = None) -> Appeal:
     key = loaded.program.program.id
-    decision = decisions.get(session, key, stage_id)
-    body = decisions.body(decision)
+    decision = decision_records.get(session, key, stage_id)
+    body = decision_records.body(decision)
     if isinstance(body.get("imported"), dict):
         raise InputError(f"decision {decision.id} of stage {stage_id!r} was imported from a published decision "
                          f"({body['imported'].get('file')}); appeals against it go to the body that made it")

@@ -116,11 +116,8 @@ def context_of(loaded: LoadedProgram, stage_id: str) -> ArenaContext:
 
 def arenas(session: Session) -> list[ArenaContext]:
     """Every stage with an arena, over all stored programmes."""
-    from simsa.services.public_views import list_programs
-
     out = []
-    for summary in list_programs(session):
-        loaded = programs.stored(session, summary.key)
+    for loaded in programs.stored_programs(session):
         out += [ArenaContext(loaded, s, s.arena) for s in loaded.program.stages if s.arena is not None]
     return out
 

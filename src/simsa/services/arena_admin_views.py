@@ -21,7 +21,7 @@ from simsa.arena.anomaly import RaterTest, anomalous_raters
 from simsa.arena.schedule import Pick, ScheduleCounts
 from simsa.arena.votes import Votes
 from simsa.errors import InputError, NotFound
-from simsa.services import arena, decisions
+from simsa.services import arena, decision_records
 from simsa.services.arena import ArenaContext, Exclusion, Segment, VoteRecord
 from simsa.store.db import Store
 
@@ -65,7 +65,7 @@ def arena_summaries(session: Session, lang: str) -> list[ArenaSummary]:
             closes=ctx.arena.closes, timezone=program.timezone, segment=segment.number if segment else None,
             votes_total=len(records), votes_counted=sum(1 for r in records if r.counts),
             raters=len({r.rater for r in records}),
-            decided=decisions.effective(session, ctx.key, ctx.stage.id) is not None))
+            decided=decision_records.effective(session, ctx.key, ctx.stage.id) is not None))
     return out
 
 
@@ -261,7 +261,7 @@ def arena_admin(session: Session, key: str, stage: str, lang: str, *, ranking: b
         max_category_spread=report.max_category_spread, all_quotas_met=report.all_quotas_met,
         by_status=tuple((s, statuses.get(s, 0)) for s in ("counted", "void", "excluded", "gold_pass", "gold_fail")),
         by_reason=_reasons(in_segment), raters=tuple(rater_rows(in_segment, ctx, by_rater)),
-        exclusions=tuple(found), decided=decisions.effective(session, ctx.key, ctx.stage.id) is not None,
+        exclusions=tuple(found), decided=decision_records.effective(session, ctx.key, ctx.stage.id) is not None,
         result=result)
 
 

@@ -18,7 +18,7 @@ from sqlalchemy import select, union
 from sqlalchemy.orm import Session
 
 from simsa.audit.chain import Entry, seal
-from simsa.services import decisions
+from simsa.services import decision_records
 from simsa.store.models import (
     ArenaBattle,
     ArenaExclusion,
@@ -78,7 +78,7 @@ PUBLISHED = Sealer()  # for the secretariat: nothing withheld
 def sealer(session: Session) -> Sealer:
     """The entries withheld from the public now: every panel of a stage without a decision in force."""
     pairs = session.execute(union(*(select(m.program_key, m.stage_id) for m in STAGE_TABLES.values()))).all()
-    open_stages = frozenset((k, s) for k, s in pairs if decisions.effective(session, k, s) is None)
+    open_stages = frozenset((k, s) for k, s in pairs if decision_records.effective(session, k, s) is None)
     if not open_stages:
         return PUBLISHED
     docs = session.execute(select(PanelDocument.program_key, PanelDocument.stage_id, PanelDocument.blob_id)).all()

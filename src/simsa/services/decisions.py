@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from simsa.audit.chain import canonical
@@ -23,34 +21,10 @@ from simsa.program.schema import Program, Stage, near_names
 from simsa.services import arena_results, corrections, panel_results, programs
 from simsa.services import gates as gate_service
 from simsa.services import scores as score_service
+from simsa.services.decision_records import body, effective
 from simsa.services.programs import ProgramRef, VersionWarning
 from simsa.store.models import Decision
 from simsa.timeutil import as_utc, utc_text
-
-
-def effective(session: Session, key: str, stage_id: str) -> Decision | None:
-    """The stage's decision in force: the newest one that no later decision supersedes."""
-    superseded = select(Decision.supersedes_id).where(Decision.supersedes_id.is_not(None))
-    return session.execute(select(Decision).where(Decision.program_key == key, Decision.stage_id == stage_id,
-                                                  Decision.id.not_in(superseded))
-                           .order_by(Decision.id.desc()).limit(1)).scalar_one_or_none()
-
-
-def chain(session: Session, row: Decision) -> list[Decision]:
-    """Earlier decisions this one replaced, newest first."""
-    out = []
-    cur = row
-    while cur.supersedes_id is not None:
-        prev = session.get(Decision, cur.supersedes_id)
-        if prev is None:
-            break
-        out.append(prev)
-        cur = prev
-    return out
-
-
-def body(row: Decision) -> dict:
-    return json.loads(row.body)
 
 
 def require_stage(program: Program, stage_id: str) -> Stage:
@@ -207,18 +181,6 @@ def decide(session: Session, program_ref: ProgramRef, stage_id: str, actor: str,
         body = decide_and_store(session, loaded, stage_id, actor, at=at, supersede=supersede, reason=reason)
     return StageDecision(body=body, timezone=loaded.program.program.timezone, recorded=not dry_run,
                          warnings=tuple(programs.session_warnings(session)))
-
-
-def get(session: Session, key: str, stage_id: str, decision_id: int | None = None) -> Decision:
-    if decision_id is not None:
-        row = session.get(Decision, decision_id)
-        if row is None or row.program_key != key or row.stage_id != stage_id:
-            raise InputError(f"no decision {decision_id} for stage {stage_id!r} of program {key!r}")
-        return row
-    row = effective(session, key, stage_id)
-    if row is None:
-        raise InputError(f"stage {stage_id!r} of program {key!r} has no decision yet; run `simsa stage decide`")
-    return row
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from simsa.errors import SimsaError
 from simsa.panel.conflicts import Conflict, Declaration
 from simsa.program.schema import ExpertPanel
-from simsa.services import decisions, panel, panel_documents, panel_results
+from simsa.services import decision_records, panel, panel_documents, panel_results, panel_steps
 from simsa.services.panel import CALIBRATION, Comment, LockedReview, PanelContext, PhaseState
 from simsa.services.panel_documents import DocumentRef
 from simsa.services.panel_results import Calibration, PanelResult
@@ -27,7 +27,7 @@ ASSIGNED, CONFLICTED, FREE = "assigned", "conflicted", "free"
 
 def is_decided(session: Session, ctx: PanelContext) -> bool:
     """Whether the stage has a decision in force (only then may anyone but the admin see a panel result)."""
-    return decisions.effective(session, ctx.key, ctx.stage.id) is not None
+    return decision_records.effective(session, ctx.key, ctx.stage.id) is not None
 
 
 # --------------------------------------------------------------------------- the list of panels
@@ -189,7 +189,7 @@ def panel_admin(session: Session, key: str, stage_id: str) -> PanelAdminView:
     """The admin's page of a stage's panel (NotFound for a stage without one)."""
     ctx = panel.context(session, key, stage_id)
     state = panel.phase(session, ctx)
-    step = panel.next_step(ctx, state.phase)
+    step = panel_steps.next_step(ctx, state.phase)
     pairs = set(panel.assignments(session, ctx))
     names = sorted(set(panel.experts(session)) | {e for _, e in pairs})  # a deactivated expert's assignments too
     conflicted = panel.conflicts(session, ctx, names)
@@ -215,7 +215,7 @@ def panel_admin(session: Session, key: str, stage_id: str) -> PanelAdminView:
     return PanelAdminView(
         key=ctx.key, program_name=ctx.loaded.program.program.name, stage=ctx.stage.id, stage_name=ctx.stage.name,
         timezone=ctx.loaded.program.program.timezone, panel=ctx.panel, phase=state, next_step=step,
-        blockers=tuple(panel.blockers(session, ctx, step)) if step else (),
+        blockers=tuple(panel_steps.blockers(session, ctx, step)) if step else (),
         deadline=ctx.panel.submission_deadline, frozen=panel.deadline_passed(ctx), anchors=anchors,
         experts=experts, teams=tuple(rows),
         calibration=panel_results.calibration(session, ctx) if ctx.anchors and state.phase else None,
@@ -255,10 +255,10 @@ class AdminPanelState:
 
 def admin_state(session: Session, ctx: PanelContext) -> AdminPanelState:
     state = panel.phase(session, ctx)
-    step = panel.next_step(ctx, state.phase)
+    step = panel_steps.next_step(ctx, state.phase)
     return AdminPanelState(
         key=ctx.key, stage=ctx.stage.id, phase=state, next_step=step,
-        blockers=tuple(panel.blockers(session, ctx, step)) if step else (), min_experts=ctx.panel.min_experts,
+        blockers=tuple(panel_steps.blockers(session, ctx, step)) if step else (), min_experts=ctx.panel.min_experts,
         coverage=tuple((t.id, n) for t, n in panel.coverage(session, ctx)),
         assignments=tuple(panel.assignments(session, ctx)), codes=panel.codes(session, ctx),
         calibration=panel_results.calibration(session, ctx) if ctx.anchors and state.phase else None,

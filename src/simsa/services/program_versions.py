@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from simsa.errors import InputError
 from simsa.program.diff import ProgramDiff, diff_programs, unified_text
 from simsa.program.loader import LoadedProgram, load_program, parse_program
-from simsa.services import decisions
+from simsa.services import decision_records
 from simsa.services.programs import is_file_ref
 from simsa.store.models import Decision, ProgramVersion
 from simsa.timeutil import utc_text
@@ -53,7 +53,7 @@ def list_versions(session: Session, key: str | None = None) -> list[VersionInfo]
     for d_id, version_id, _, _ in decided:
         used.setdefault(version_id, []).append(d_id)
     for prog, stage in sorted({(p, s) for _, _, p, s in decided}):
-        row = decisions.effective(session, prog, stage)
+        row = decision_records.effective(session, prog, stage)
         if row is not None:
             in_force.add(row.id)
     return [VersionInfo(id=r.id, program=r.program_key, sha256=r.sha256, loaded_at=utc_text(r.loaded_at),

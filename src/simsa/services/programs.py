@@ -19,6 +19,7 @@ from simsa.errors import InputError, NotFound, SimsaError
 from simsa.program.diff import Change, ProgramDiff, diff_programs
 from simsa.program.loader import LoadedProgram, load_program, parse_program
 from simsa.program.schema import Program
+from simsa.services import decision_records
 from simsa.store.models import Decision, ProgramVersion
 from simsa.timeutil import as_utc
 
@@ -99,8 +100,6 @@ def session_warnings(session: Session) -> list[VersionWarning]:
 
 def rule_warnings(session: Session, loaded: LoadedProgram) -> list[VersionWarning]:
     """For each stage with a decision in force made with another version: the rule changes that affect it."""
-    from simsa.services import decisions  # decisions registers versions through this module
-
     key = loaded.program.program.id
     stage_ids = session.execute(select(Decision.stage_id).where(Decision.program_key == key).distinct()
                                 ).scalars().all()
@@ -109,7 +108,7 @@ def rule_warnings(session: Session, loaded: LoadedProgram) -> list[VersionWarnin
     diffs: dict[int, ProgramDiff | str] = {}  # per decision version: its diff, or why it cannot be read
     out: list[VersionWarning] = []
     for stage_id in stage_ids:
-        decision = decisions.effective(session, key, stage_id)
+        decision = decision_records.effective(session, key, stage_id)
         if decision is None:
             continue
         version = session.get(ProgramVersion, decision.program_version_id)
@@ -168,6 +167,12 @@ def stored_version(session: Session, key: str) -> tuple[ProgramVersion, LoadedPr
 def stored(session: Session, key: str) -> LoadedProgram:
     """Programme `key` as its newest stored version defines it (see `stored_version`)."""
     return stored_version(session, key)[1]
+
+
+def stored_programs(session: Session) -> list[LoadedProgram]:
+    """Every programme in the store as its newest version defines it, by id: what the arena and panel lists walk."""
+    keys = session.execute(select(ProgramVersion.program_key).distinct()).scalars()
+    return [stored(session, key) for key in sorted(keys)]
 
 
 def is_file_ref(ref: str) -> bool:

@@ -27,8 +27,7 @@ from simsa.errors import InputError, NotFound
 from simsa.program.loader import LoadedProgram
 from simsa.program.schema import ID_PATTERN, Stage
 from simsa.report.formats import csv_cell
-from simsa.services import decisions as decision_service
-from simsa.services import evidence_docs, program_versions, programs
+from simsa.services import decision_records, evidence_docs, program_versions, programs
 from simsa.services.appeals import AppealRecord
 from simsa.services.appeals import records as appeal_records
 from simsa.services.audit_seal import PUBLISHED, Sealer
@@ -252,7 +251,7 @@ def list_programs(session: Session) -> list[ProgramSummary]:
 
 
 def _stage_summary(session: Session, key: str, stage: Stage) -> StageSummary:
-    row = decision_service.effective(session, key, stage.id)
+    row = decision_records.effective(session, key, stage.id)
     count = session.execute(select(func.count()).select_from(Decision)
                             .where(Decision.program_key == key, Decision.stage_id == stage.id)).scalar_one()
     pending = sum(1 for a in appeal_records(session, key, stage.id) if a.status == "pending")
@@ -374,7 +373,7 @@ def _stage_of(session: Session, loaded: LoadedProgram, stage_id: str) -> Stage:
 
 def _decision_row(session: Session, key: str, stage_id: str, decision_id: int | None) -> Decision | None:
     if decision_id is None:
-        return decision_service.effective(session, key, stage_id)
+        return decision_records.effective(session, key, stage_id)
     row = session.get(Decision, decision_id)
     if row is None or row.program_key != key or row.stage_id != stage_id:
         raise NotFound(f"no decision {decision_id} of stage {stage_id!r}")
@@ -389,7 +388,7 @@ def _doc(session: Session, row: Decision) -> DecisionDoc:
 
 def _history(session: Session, row: Decision) -> tuple[HistoryItem, ...]:
     out = []
-    for old in decision_service.chain(session, row):
+    for old in decision_records.chain(session, row):
         body = _body(old)
         out.append(HistoryItem(decision_id=old.id, decided_at=str(body.get("decided_at") or utc_text(old.decided_at)),
                                advanced=_ids(body.get("advanced")), eliminated=_ids(body.get("eliminated")),
@@ -539,7 +538,7 @@ def gate_page(session: Session, key: str, stage_id: str, team_id: str, gate_id: 
                                example=bool(r.example), recorded_at=utc_text(r.recorded_at),
                                recorded_by=r.recorded_by, supersedes=r.supersedes_id, batch=r.batch_id,
                                current=r.id not in superseded) for r in rows)
-    in_force = decision_service.effective(session, pkey, stage.id)
+    in_force = decision_records.effective(session, pkey, stage.id)
     document, lineage = _lineage(session, pkey, stage.id, team.id, gate.id)
     in_decision = None
     if in_force is not None:

@@ -9,8 +9,7 @@ from typing import Literal
 from sqlalchemy.orm import Session
 
 from simsa.services import appeals as appeal_service
-from simsa.services import decisions as decision_service
-from simsa.services import programs
+from simsa.services import decision_records, programs
 from simsa.services.programs import ProgramRef
 
 ReportFormat = Literal["md", "html", "json"]
@@ -36,13 +35,13 @@ def report_inputs(session: Session, program_ref: ProgramRef, stage: str,
     """The decision in force (or `decision_id`), the stage's appeals and the decisions it replaced, newest first."""
     loaded = programs.resolve(session, program_ref)
     key = loaded.program.program.id
-    row = decision_service.get(session, key, stage, decision_id)
+    row = decision_records.get(session, key, stage, decision_id)
     history = []
-    for old in decision_service.chain(session, row):
-        body = decision_service.body(old)
+    for old in decision_records.chain(session, row):
+        body = decision_records.body(old)
         history.append({"decision_id": old.id, "decided_at": body["decided_at"], "advanced": body["advanced"],
                         "eliminated": body["eliminated"], "appeal_id": old.appeal_id})
-    return ReportInputs(decision=decision_service.body(row), appeals=appeal_service.listing(session, key, stage),
+    return ReportInputs(decision=decision_records.body(row), appeals=appeal_service.listing(session, key, stage),
                         history=history, timezone=loaded.program.program.timezone)
 
 

@@ -253,3 +253,8 @@ def read_score_file(path: str | Path) -> ParsedScores:
     if not items:
         raise InputError(f"{path}: contains no scores")
     return ParsedScores(items=items, notices=notices, encoding=encoding)
+
+
+def parse_file(path: str | Path) -> list[ScoreInput]:
+    """The scores of a .csv or .json score file, for callers that have no use for `read_score_file`'s notices."""
+    return read_score_file(path).items

@@ -10,7 +10,6 @@ import datetime as dt
 import math
 from dataclasses import dataclass, field, replace
 from functools import partial
-from pathlib import Path
 from typing import TYPE_CHECKING, TypedDict, cast
 
 from sqlalchemy import Table, exists, func, insert, select, text
@@ -298,10 +297,3 @@ def history(session: Session, key: str, stage_id: str | None = None, team: str |
     if team:
         query = query.where(Score.team_id == team)
     return list(session.execute(query.order_by(Score.id)).scalars())
-
-
-def parse_file(path: str | Path) -> list[ScoreInput]:
-    """The scores of a .csv or .json score file (`score_files.read_score_file` also returns its notices)."""
-    from simsa.services.score_files import read_score_file  # imports this module: loaded on first use
-
-    return read_score_file(path).items

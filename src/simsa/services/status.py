@@ -18,7 +18,7 @@ from simsa.program.arena_schema import ARENA_SOURCE
 from simsa.program.gates import GateOutcome, licence_gate, min_score_gate
 from simsa.program.loader import LoadedProgram
 from simsa.program.schema import PANEL_SOURCE, Program, Stage, Team
-from simsa.services import decisions
+from simsa.services import decision_records, decisions
 from simsa.services import gates as gate_service
 from simsa.services import scores as score_service
 from simsa.store.models import Decision, ProgramVersion
@@ -178,7 +178,7 @@ def stage_status(session: Session, loaded: LoadedProgram, stage_id: str) -> Stag
     key = program.program.id
     idx = program.stage_index(stage_id)
     previous = program.stages[idx - 1].id if idx else None
-    prev_row = decisions.effective(session, key, previous) if previous else None
+    prev_row = decision_records.effective(session, key, previous) if previous else None
     prev_ref = _decision_ref(session, prev_row, loaded.sha256) if prev_row else None
     holders, blocker = decisions.continuing_teams(session, loaded, stage_id)
     blockers: list[Blocker] = []
@@ -191,11 +191,11 @@ def stage_status(session: Session, loaded: LoadedProgram, stage_id: str) -> Stag
     scores = score_service.current(session, key, stage_id)
     recorded = gate_service.current(session, key, stage_id)
     rows, zero = [], []
-    panel_step = None if decisions.effective(session, key, stage_id) else _panel_step(session, loaded, stage_id)
+    panel_step = None if decision_records.effective(session, key, stage_id) else _panel_step(session, loaded, stage_id)
     if panel_step is not None and panel_step != "closed":
         blockers.append(Blocker("panel_open", f"the expert panel of {stage_id!r} is in {panel_step}; its scores "
                                               "count once it is closed"))
-    arena_step = None if decisions.effective(session, key, stage_id) else _arena_step(session, loaded, stage_id)
+    arena_step = None if decision_records.effective(session, key, stage_id) else _arena_step(session, loaded, stage_id)
     if arena_step is not None and arena_step[0] == "voting":
         blockers.append(Blocker("arena_open", f"the user arena of {stage_id!r} is open until {arena_step[1]}; its "
                                               f"strengths become {ARENA_SOURCE} once it closes"))
@@ -225,7 +225,7 @@ def stage_status(session: Session, loaded: LoadedProgram, stage_id: str) -> Stag
                 blockers.append(Blocker("missing_gate", f"missing gate result {g.gate} for team {team.id}",
                                         team=team.id, gate=g.gate))
         rows.append(TeamStatus(team.id, team.name, basis, tuple(cells), tuple(gates)))
-    current = decisions.effective(session, key, stage_id)
+    current = decision_records.effective(session, key, stage_id)
     return StageStatus(
         program=key, program_name=program.program.name, program_sha256=loaded.sha256, stage=stage_id,
         stage_name=stage.name, previous_stage=previous, previous_decision=prev_ref,
@@ -312,7 +312,7 @@ def _snippet(text: str) -> str:
 
 
 def _decision_ref(session: Session, row: Decision, sha256: str) -> DecisionRef:
-    body = decisions.body(row)
+    body = decision_records.body(row)
     version = session.get(ProgramVersion, row.program_version_id)
     version_sha = version.sha256 if version else ""
     return DecisionRef(id=row.id, stage=row.stage_id, decided_at=utc_text(row.decided_at), decided_by=row.decided_by,

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from simsa.errors import InputError, SimsaError
 from simsa.panel.balance import Balanced
 from simsa.panel.files import Purpose
-from simsa.services import panel, panel_admin_views, panel_documents
+from simsa.services import panel, panel_admin_views, panel_documents, panel_steps
 from simsa.web.deps import Admin, ReadSession, WriteSession, settings
 from simsa.web.render import page, redirect
 from simsa.web.routes.account import Csrf, RowId, Short, Text, after_refusal, form_post
@@ -66,7 +66,7 @@ def advance(request: Request, who: Admin, session: WriteSession, key: str, stage
     assert who.account is not None
     try:
         ctx = panel.context(session, key, stage)
-        panel.advance(session, ctx, to, who.account.actor)
+        panel_steps.advance(session, ctx, to, who.account.actor)
     except SimsaError as exc:
         return _refused(request, session, key, stage, exc)
     return redirect(request, panel_url(key, stage), done="done_pa_closed" if to == "closed" else "done_pa_advanced")

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 import simsa.web.api_panel_models as m
 from simsa.accounts import Role
 from simsa.errors import NotFound
-from simsa.services import panel, panel_admin_views, panel_results
+from simsa.services import panel, panel_admin_views, panel_results, panel_steps
 from simsa.services.panel import CALIBRATION, PanelContext
 from simsa.web.deps import ReadSession, Refused, Viewer, ViewerDep, require_writer
 from simsa.web.routes.api.common import DOCUMENT_TOKEN, ERRORS, Admin, BoundedRoute, actor, writing
@@ -146,4 +146,4 @@ def advance(request: Request, key: str, stage: str, body: m.AdvanceIn, who: Admi
     below the threshold, the deadline not passed, a team short of experts, reviews not locked."""
     with writing(request) as session:
         ctx = panel.context(session, key, stage)
-        return panel.advance(session, ctx, body.to, actor(who)).to_dict()
+        return panel_steps.advance(session, ctx, body.to, actor(who)).to_dict()
