@@ -85,10 +85,11 @@ def screen(prep: Prepared) -> dict:
         width = int(wc.hidden_size)
         if int(prep.cand.amap.stacks[stack].hidden_size) != width and not prep.stack_alignment(stack).transforms:
             continue
-        cand_layers = sorted(k for k in cc.layers if k is not None) or [None]
-        ref_layers = sorted(k for k in rc.layers if k is not None) or [None]
+        cand_layers: list[int | None] = [*sorted(k for k in cc.layers if k is not None)] or [None]
+        ref_layers: list[int | None] = [*sorted(k for k in rc.layers if k is not None)] or [None]
         for i in _screen_layers(len(cand_layers)):
             a = cand_layers[i]
+            window: list[int | None]
             if a is None:
                 window = [None]
             else:
@@ -148,9 +149,9 @@ def scan(cand: Side, registry: Registry, *, correction: str = "holm", keep: int 
                      "alignment": {s: a.as_dict() for s, a in prep.alignments.items()}})
     screened = time.perf_counter() - started
     rows.sort(key=lambda r: r["screen_log10_p"])
-    for k, row in enumerate(rows[:keep]):
+    for rank, row in enumerate(rows[:keep]):
         if progress:
-            progress("compare", k, min(keep, len(rows)))
+            progress("compare", rank, min(keep, len(rows)))
         if row["screen_log10_p"] > -thresholds.independent_log10:
             continue  # nothing to localise
         fp = registry.load(row["reference"])
@@ -194,6 +195,6 @@ def scan(cand: Side, registry: Registry, *, correction: str = "holm", keep: int 
         "derived": [r["reference"] for r in rows if r["verdict"] in ("derived", "identical")],
         "thresholds": thresholds.as_dict(),
         "seconds": {"screen": round(screened, 3), "total": round(time.perf_counter() - started, 3)},
-        "io": cand.ckpt.io_stats() if hasattr(cand.ckpt, "io_stats") else None,
+        "io": None if cand.fingerprint is not None else cand.ckpt.io_stats().to_dict(),
     }
 
