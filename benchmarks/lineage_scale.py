@@ -212,7 +212,7 @@ def child_fingerprint(p: dict) -> dict:
     built = time.perf_counter() - t0
     size = fp.save(p["out"])
     seconds = time.perf_counter() - t0
-    io = side.ckpt.io_stats()
+    io = side.ckpt.io_stats().to_dict()
     side.ckpt.close()
     return {"seconds": seconds, "open_seconds": opened, "build_seconds": built, "read_seconds": spent[0],
             "bytes": size, "parameters": side.ckpt.total_parameters(), "io": io, "rss_mib": vm_hwm_mib(), **dropped}
@@ -247,7 +247,7 @@ def child_pair(p: dict) -> dict:
             wall = time.perf_counter() - t0
             io1 = cand.ckpt.io_stats()
             runs[mode] = {"wall_seconds": wall, "read_seconds": spent[0], "compute_seconds": wall - spent[0],
-                          "bytes_read": io1["bytes_read"] - io0["bytes_read"], "bytes_total": io1["bytes_total"],
+                          "bytes_read": io1.bytes_read - io0.bytes_read, "bytes_total": io1.bytes_total,
                           **_compare_summary(result), **dropped}
         ref.ckpt.close()
         out[label] = runs
