@@ -227,6 +227,40 @@ def test_sampled_rows_cost_their_own_bytes(hub: FakeHub, pushed: str, local_mode
     assert after.requests - before.requests == runs
 
 
+def test_rows_read_again_cost_nothing_within_the_recent_limit(hub: FakeHub, pushed: str, local_model: Path) -> None:
+    """A comparison reads its sampled rows twice (audit, then test): the second read is served from memory."""
+    name = "model.embed_tokens.weight"
+    rows = np.sort(np.random.default_rng(4).choice(VOCAB, 64, replace=False))
+    with open_model(REPO) as rem, Checkpoint.open(local_model) as loc:
+        first = rem.read_index(name, rows)
+        before = rem.io_stats()
+        again = rem.read_index(name, rows)
+        after = rem.io_stats()
+        np.testing.assert_array_equal(again, loc.read_index(name, rows))
+        np.testing.assert_array_equal(again, first)
+    assert (after.requests, after.bytes_read) == (before.requests, before.bytes_read)
+
+
+def test_the_recent_ranges_are_bounded(hub: FakeHub, pushed: str) -> None:
+    shard = "model-00001-of-00002.safetensors"
+    source = RemoteSource(f"{hub.endpoint}/{REPO}/resolve/{pushed}/{shard}", label="s", block_bytes=4096,
+                          recent_bytes=3000)
+    try:
+        bufs = [np.empty(1000, dtype=np.uint8) for _ in range(4)]
+        offsets = [200_000 + 50_000 * i for i in range(4)]  # far apart: one request each
+        for off, buf in zip(offsets, bufs, strict=True):
+            source.read_many([(off, buf), (off + 20_000, np.empty(10, dtype=np.uint8))])
+        start = source.stats()
+        newest, oldest = np.empty(1000, dtype=np.uint8), np.empty(1000, dtype=np.uint8)
+        source.read_many([(offsets[3], newest), (offsets[3] + 20_000, np.empty(10, dtype=np.uint8))])
+        assert source.stats().requests == start.requests  # still remembered
+        source.read_many([(offsets[0], oldest), (offsets[0] + 20_000, np.empty(10, dtype=np.uint8))])
+        assert source.stats().requests == start.requests + 2  # pushed out by later reads: both fetched again
+        assert (newest == bufs[3]).all() and (oldest == bufs[0]).all()
+    finally:
+        source.close()
+
+
 def test_small_neighbouring_reads_still_share_a_request(hub: FakeHub, pushed: str) -> None:
     shard = "model-00001-of-00002.safetensors"
     source = RemoteSource(f"{hub.endpoint}/{REPO}/resolve/{pushed}/{shard}", label="s", block_bytes=4096)

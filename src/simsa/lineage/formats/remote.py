@@ -6,6 +6,8 @@ each read becomes an HTTP range request. To keep that cheap and safe:
 * small reads go through an LRU cache of aligned blocks (the header and neighbouring small tensors share a fetch);
   batched reads (`read_many`: the row runs of one `read_index`) are coalesced when close together and fetched
   concurrently; large reads go straight into the caller's buffer, split into bounded parts. Nothing reads a file whole.
+  A comparison reads the same sampled rows twice (the coordinate audit, then the test), so the ranges of recent
+  batched reads are remembered (a bounded LRU) and a repeated range costs no request.
 * the hub answers LFS files with a redirect to a CDN. Redirects are followed by hand so the token is only ever sent to
   the origin it was meant for; the signed target is remembered (one round trip per read) and re-resolved if it expires.
 * every answer is checked: status, Content-Range against the range asked for and the file's size, body length, and
@@ -44,6 +46,8 @@ BLOCK_BYTES = 256 * 2**10  # small reads fetch the aligned block(s) around them
 CACHE_BYTES = 32 * 2**20  # blocks kept per file (LRU)
 PART_BYTES = 16 * 2**20  # largest single request; bigger reads are split and fetched concurrently
 COALESCE_GAP = 128 * 2**10  # batched ranges closer than this may be fetched as one request (see `_gap_allowed`)
+RECENT_BYTES = 256 * 2**20  # batched ranges remembered per file (LRU): a comparison reads its sampled rows twice
+RECENT_ITEM_BYTES = 2**20  # larger batched ranges are not remembered (they would push the rows out)
 GAP_SHARE = 4  # ...but only across a gap of at most a quarter of the smaller of the two reads it joins
 WORKERS = 16  # concurrent requests per batched read
 RETRIES = 4
@@ -123,6 +127,7 @@ class RemoteSource:
         expected_size: int | None = None,
         block_bytes: int = BLOCK_BYTES,
         cache_bytes: int = CACHE_BYTES,
+        recent_bytes: int = RECENT_BYTES,
         part_bytes: int = PART_BYTES,
         timeout: float | None = None,
         retries: int | None = None,
@@ -142,6 +147,9 @@ class RemoteSource:
         self._backoff = BACKOFF_SECONDS if backoff is None else backoff
         self._lock = threading.Lock()
         self._blocks: OrderedDict[int, np.ndarray] = OrderedDict()
+        self._recent: OrderedDict[tuple[int, int], np.ndarray] = OrderedDict()
+        self._recent_bytes = 0
+        self._recent_limit = recent_bytes
         self._location: str | None = None  # where the last redirect chain ended (a signed CDN url)
         self._etag: str | None = None
         self._linked_etag: str | None = None
@@ -176,6 +184,8 @@ class RemoteSource:
         with self._lock:
             self._closed = True
             self._blocks.clear()
+            self._recent.clear()
+            self._recent_bytes = 0
 
     def read_at(self, offset: int, nbytes: int, out: np.ndarray) -> None:
         """Fill `out` with bytes offset..offset+nbytes: from cached blocks, one block fetch, or direct parts."""
@@ -187,12 +197,16 @@ class RemoteSource:
         else:
             self._read_large(offset, nbytes, out)
 
+    def will_need(self, offset: int, nbytes: int) -> None:
+        """No read-ahead over HTTP: a hinted range could be far larger than what the caller ends up reading."""
+
     def read_many(self, reads: Sequence[tuple[int, np.ndarray]]) -> None:
         """Several reads at once: cached ones served, the rest coalesced into spans fetched concurrently."""
         pending: list[tuple[int, int, np.ndarray]] = []
         for offset, out in reads:
             self._check(offset, out.size, out)
-            if out.size and not (out.size < self._block and self._from_cache(offset, out.size, out)):
+            if out.size and not self._from_recent(offset, out) and \
+                    not (out.size < self._block and self._from_cache(offset, out.size, out)):
                 pending.append((offset, offset + out.size, out))
         pending.sort(key=lambda item: item[0])
         spans: list[_Span] = []
@@ -208,6 +222,29 @@ class RemoteSource:
             self._fetch_span(spans[0])
         elif spans:
             list(_executor().map(self._fetch_span, spans))
+        for lo, _, out in pending:
+            self._remember(lo, out)
+
+    def _from_recent(self, offset: int, out: np.ndarray) -> bool:
+        with self._lock:
+            kept = self._recent.get((offset, out.size))
+            if kept is None:
+                return False
+            self._recent.move_to_end((offset, out.size))
+        out[:] = kept
+        return True
+
+    def _remember(self, offset: int, data: np.ndarray) -> None:
+        if data.size > RECENT_ITEM_BYTES or data.size > self._recent_limit:
+            return
+        with self._lock:
+            if (offset, data.size) in self._recent:
+                return
+            self._recent[(offset, data.size)] = data.copy()
+            self._recent_bytes += data.size
+            while self._recent_bytes > self._recent_limit:
+                _, dropped = self._recent.popitem(last=False)
+                self._recent_bytes -= dropped.size
 
     # ------------------------------------------------------------------ reading
 

@@ -102,7 +102,9 @@ def read_units(ckpt: TensorReader, tensors: list[MappedTensor], index: np.ndarra
         offset += n
     if not out:
         return np.zeros((0, 0), dtype=np.float32)
-    rows = np.nan_to_num(np.concatenate(out, axis=0), nan=0.0, posinf=0.0, neginf=0.0)
+    rows = np.concatenate(out, axis=0)
+    if not np.isfinite(rows).all():  # one pass to check; only a corrupt block pays for the replacement
+        rows = np.nan_to_num(rows, nan=0.0, posinf=0.0, neginf=0.0)
     result = np.empty_like(rows)
     result[np.concatenate(order)] = rows
     return result

@@ -52,70 +52,118 @@ class CoordinateAudit:
                 "coordinates": {r: sorted(self.flagged[r])[:examples] for r in REASONS if self.flagged.get(r)}}
 
 
-def _mad_sd(x: np.ndarray) -> np.ndarray:
-    """A robust spread per column: 1.4826 × the median absolute deviation (σ for Gaussian data)."""
-    med = np.median(x, axis=0)
-    return 1.4826 * np.median(np.abs(x - med), axis=0)
+def _row_median(a: np.ndarray) -> np.ndarray:
+    """The median of each row of ``a`` (exactly ``np.median(a, axis=1)``), partitioning ``a`` in place."""
+    n = a.shape[1]
+    k = n // 2
+    a.partition(k, axis=1)  # a[:, :k] <= a[:, k] <= a[:, k + 1:]
+    if n % 2:
+        return a[:, k].copy()
+    return (a[:, :k].max(axis=1) + a[:, k]) / 2
+
+
+def _mad_sd(xt: np.ndarray) -> np.ndarray:
+    """A robust spread per row: 1.4826 × the median absolute deviation (σ for Gaussian data)."""
+    med = _row_median(xt.copy())
+    dev = np.abs(xt - med[:, None])
+    return 1.4826 * _row_median(dev)
 
 
 def flag_matrix(x: np.ndarray) -> dict[str, set[int]]:
     """Flag the non-exchangeable columns of one ``(units, coordinates)`` matrix."""
-    x = np.asarray(x, dtype=np.float64)
+    x = np.asarray(x)
     out: dict[str, set[int]] = {r: set() for r in REASONS}
     if x.ndim != 2 or x.shape[0] < MIN_AUDIT_UNITS or x.shape[1] < 2:
         return out
-    finite = np.isfinite(x).all(axis=0)
-    x = np.where(np.isfinite(x), x, 0.0)
-    sd = x.std(axis=0)
+    # One row per coordinate: every statistic below is per coordinate, and reducing contiguous rows is fast.
+    xt = np.ascontiguousarray(x.T, dtype=np.float64)
+    bad = ~np.isfinite(xt)
+    finite = ~bad.any(axis=1)
+    if not finite.all():
+        xt[bad] = 0.0
+    sd = xt.std(axis=1)
     typical = float(np.median(sd[sd > 0])) if np.any(sd > 0) else 0.0
     constant = (sd <= CONSTANT_RELATIVE_SD * typical) | ~finite
     out["constant"] = set(np.nonzero(constant)[0].tolist())
     live = ~constant
-    robust = _mad_sd(x)
+    robust = _mad_sd(xt)
     with np.errstate(divide="ignore", invalid="ignore"):
         spiked = live & ((robust == 0) | (sd / np.where(robust > 0, robust, 1.0) > SPIKE_RATIO))
     out["spiked"] = set(np.nonzero(spiked)[0].tolist())
-    rms = np.sqrt((x * x).mean(axis=0))
+    rms = np.sqrt(np.einsum("ij,ij->i", xt, xt) / xt.shape[1])
     typical_rms = float(np.median(rms[live])) if np.any(live) else 0.0
     if typical_rms > 0:
         scale = live & ~spiked & ((rms > SCALE_RATIO * typical_rms) | (rms < typical_rms / SCALE_RATIO))
         out["scale"] = set(np.nonzero(scale)[0].tolist())
-    out["duplicated"] = _duplicates(x, live & ~spiked)
+    out["duplicated"] = _duplicates(xt, live & ~spiked)
     return out
 
 
-def _duplicates(x: np.ndarray, candidates: np.ndarray) -> set[int]:
-    """Columns equal to another column after standardising, up to sign: every member of each tied set."""
+def _duplicates(xt: np.ndarray, candidates: np.ndarray) -> set[int]:
+    """Coordinates (rows of ``xt``) equal to another after standardising, up to sign: every member of each tied set."""
     cols = np.nonzero(candidates)[0]
     if cols.size < 2:
         return set()
-    z = x[:, cols] - x[:, cols].mean(axis=0)
-    z /= np.where(z.std(axis=0) > 0, z.std(axis=0), 1.0)
-    first = z[np.argmax(np.abs(z) > 1e-9, axis=0), np.arange(cols.size)]
-    z *= np.where(first < 0, -1.0, 1.0)  # canonical sign, so j' = −j ties too
-    keys = np.round(z, DUPLICATE_DECIMALS) + 0.0  # + 0.0 turns −0.0 into 0.0
-    seen: dict[bytes, list[int]] = {}
-    for i, c in enumerate(cols):
-        seen.setdefault(np.ascontiguousarray(keys[:, i]).tobytes(), []).append(int(c))
-    return {c for group in seen.values() if len(group) > 1 for c in group}
+    z = xt[cols]
+    z -= z.mean(axis=1, keepdims=True)
+    sd = z.std(axis=1, keepdims=True)
+    z /= np.where(sd > 0, sd, 1.0)
+    first = z[np.arange(cols.size), np.argmax(np.abs(z) > 1e-9, axis=1)]
+    z *= np.where(first < 0, -1.0, 1.0)[:, None]  # canonical sign, so j' = −j ties too
+    keys = np.round(z, DUPLICATE_DECIMALS, out=z)
+    keys += 0.0  # turns −0.0 into 0.0
+    # Equal rows (bytewise) are tied coordinates. A wrapping integer hash of each row's bits finds the rows that may
+    # be equal in one pass; only those are compared as whole byte strings.
+    bits = keys.view(np.uint64)
+    hashes = (bits * _hash_multipliers(bits.shape[1])).sum(axis=1)
+    _, h_inverse, h_counts = np.unique(hashes, return_inverse=True, return_counts=True)
+    maybe = np.nonzero(h_counts[h_inverse.ravel()] > 1)[0]
+    if maybe.size == 0:
+        return set()
+    rows = np.ascontiguousarray(keys[maybe]).view(np.dtype((np.void, keys.shape[1] * keys.itemsize))).ravel()
+    _, inverse, counts = np.unique(rows, return_inverse=True, return_counts=True)
+    return {int(c) for c in cols[maybe[counts[inverse.ravel()] > 1]]}
+
+
+def _hash_multipliers(n: int) -> np.ndarray:
+    """Fixed odd 64-bit multipliers for the row hash (the same on every machine)."""
+    return np.random.default_rng(0x5157).integers(1, 2**63, size=n, dtype=np.uint64) | np.uint64(1)
+
+
+class Auditor:
+    """Audits one model's stack matrix by matrix: a coordinate flagged in any matrix counts.
+
+    Only the flags are kept, so a caller that reads a large model group by group never holds all its unit matrices
+    at once (the fingerprint of a 7B audits about 2 GB of rows this way in bounded memory).
+    """
+
+    def __init__(self, width: int) -> None:
+        self.width = width
+        self.matrices = 0
+        self._flagged: dict[str, set[int]] = {r: set() for r in REASONS}
+
+    def add(self, x: np.ndarray) -> None:
+        if x.shape[-1] != self.width:
+            raise ValueError(f"unit matrix has {x.shape[-1]} coordinates, the stack has {self.width}")
+        self.matrices += 1
+        for reason, coords in flag_matrix(x).items():
+            self._flagged[reason] |= coords
+
+    def result(self) -> CoordinateAudit:
+        seen: set[int] = set()
+        final: dict[str, frozenset[int]] = {}
+        for reason in REASONS:  # each coordinate under its first reason only
+            final[reason] = frozenset(self._flagged[reason] - seen)
+            seen |= self._flagged[reason]
+        return CoordinateAudit(self.width, final, self.matrices)
 
 
 def audit(matrices: Iterable[np.ndarray], width: int) -> CoordinateAudit:
     """Audit one model's stack from its unit matrices (each ``(units, width)``); a coordinate flagged in any counts."""
-    flagged: dict[str, set[int]] = {r: set() for r in REASONS}
-    n = 0
+    auditor = Auditor(width)
     for x in matrices:
-        if x.shape[-1] != width:
-            raise ValueError(f"unit matrix has {x.shape[-1]} coordinates, the stack has {width}")
-        n += 1
-        for reason, coords in flag_matrix(x).items():
-            flagged[reason] |= coords
-    seen: set[int] = set()
-    final: dict[str, frozenset[int]] = {}
-    for reason in REASONS:  # each coordinate under its first reason only
-        final[reason] = frozenset(flagged[reason] - seen)
-        seen |= flagged[reason]
-    return CoordinateAudit(width, final, n)
+        auditor.add(x)
+    return auditor.result()
 
 
 def clean_coordinates(width: int, *excluded: Iterable[int]) -> np.ndarray:
