@@ -19,7 +19,14 @@ from transformers import AutoModelForCausalLM, AutoModelForMaskedLM, LlamaConfig
 from simsa.lineage.compare.result import compare_paths
 from simsa.lineage.selftest.disguise import ALL, Model, ResidualRotation
 from simsa.lineage.selftest.run import selftest
-from simsa.lineage.stats.alignment import ACCEPT_AGREEMENT, anchor_gram, fit_alignment, gram_agreement
+from simsa.lineage.stats.alignment import (
+    ACCEPT_AGREEMENT,
+    GRAM_ROWS,
+    LazyRows,
+    anchor_gram,
+    fit_alignment,
+    gram_agreement,
+)
 
 EXACT = [d for d in ALL if d.name not in ("int8_round_trip", "fp8_block_round_trip", "gguf_q8_0", "gguf_q4_k",
                                          "combined")]
@@ -167,3 +174,41 @@ def test_alignment_rejects_unrelated_rows_even_with_shared_structure() -> None:
     q, _ = np.linalg.qr(rng.standard_normal((48, 48)))
     assert gram_agreement(anchor_gram(a[:512] @ q.T), anchor_gram(a[:512])) > 0.99
     assert fit_alignment(a[:10], b[:10], rng).kind == "none"  # too few anchors to judge
+
+
+def _lazy(rows: np.ndarray, ids: np.ndarray) -> tuple[LazyRows, list[int]]:
+    """``rows[ids]`` as lazy anchor rows, counting the rows each read fetches."""
+    fetched: list[int] = []
+
+    def read(wanted: np.ndarray) -> np.ndarray:
+        assert np.all(np.diff(wanted) >= 0)  # ascending, so a file reader can merge runs
+        fetched.append(len(wanted))
+        return rows[wanted]
+
+    return LazyRows(ids, rows.shape[1], read), fetched
+
+
+@pytest.mark.parametrize("case", ["identity", "rotated", "unrelated"])
+def test_lazy_anchor_rows_give_the_same_alignment_and_read_only_what_is_used(case: str) -> None:
+    rng = np.random.default_rng(5)
+    ref = _anchors(3000, 48, 1)
+    if case == "identity":
+        cand = ref + 0.05 * rng.standard_normal(ref.shape).astype(np.float32)
+    elif case == "rotated":
+        cand = ref @ np.linalg.qr(rng.standard_normal((48, 48)))[0].T
+    else:
+        cand = _anchors(3000, 48, 9)
+    ids = rng.permutation(5000)[:3000]  # anchor i is file row ids[i], in no particular order
+    on_file = np.zeros((5000, 48), dtype=np.float32)
+    on_file[ids] = cand
+    lazy, fetched = _lazy(on_file, ids)
+    eager = fit_alignment(cand, ref, np.random.default_rng(7))
+    found = fit_alignment(lazy, ref, np.random.default_rng(7))
+    assert found.as_dict() == eager.as_dict()
+    assert (found.matrix is None) == (eager.matrix is None)
+    if eager.matrix is not None:
+        np.testing.assert_array_equal(found.matrix, eager.matrix)
+    if case == "rotated":  # a fitted map needs every row
+        assert found.kind == "orthogonal" and sum(fetched) >= 3000
+    else:  # the cheap checks read the held-out rows (a quarter here) and the Gram rows, never the whole set
+        assert found.kind == eager.kind and sum(fetched) <= 750 + GRAM_ROWS

@@ -25,6 +25,7 @@ from simsa.lineage.stats.alignment import (
     GRAM_ROWS,
     HELD_OUT_ROWS,
     Alignment,
+    LazyRows,
     anchor_gram,
     fit_alignment,
 )
@@ -157,8 +158,10 @@ class Prepared:
             order = np.argsort(cand_ids, kind="stable")
         key = (stack, hashlib.sha256(cand_ids[order].tobytes()).hexdigest())
         cand = self.cand.cache.get(key)
-        if cand is None:  # a scan asks for the same rows once per reference: read them once
-            cand = self.cand.cache[key] = read_units(self.cand.ckpt, group.parts[0], cand_ids[order])
+        if cand is None:  # a scan asks for the same rows once per reference: read them once, and only if used
+            part = group.parts[0]
+            cand = self.cand.cache[key] = LazyRows(cand_ids[order], wc,
+                                                   lambda ids: read_units(self.cand.ckpt, part, ids))
         n_gram = len(gram) if gram is not None else GRAM_ROWS
         gkey = (*key, "gram", n_gram)
         if gkey not in self.cand.cache:

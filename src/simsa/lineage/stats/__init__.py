@@ -5,7 +5,7 @@
 quote (``naive``) and the seeded sampling shared by fingerprints and comparisons (``sampling``).
 """
 
-from simsa.lineage.stats.alignment import Alignment, fit_alignment
+from simsa.lineage.stats.alignment import Alignment, LazyRows, fit_alignment
 from simsa.lineage.stats.attribution import attribute
 from simsa.lineage.stats.correspondence import (
     CoordinateDraws,
@@ -18,7 +18,7 @@ from simsa.lineage.stats.correspondence import (
     prepare_candidate,
     prepare_reference,
 )
-from simsa.lineage.stats.exchangeability import CoordinateAudit, StackAudit, audit, clean_coordinates
+from simsa.lineage.stats.exchangeability import Auditor, CoordinateAudit, StackAudit, audit, clean_coordinates
 from simsa.lineage.stats.localise import combine_layers, monotone_map
 from simsa.lineage.stats.pvalues import cauchy_log10, monte_carlo_p, sidak_log10, t_log10_sf
 from simsa.lineage.stats.sampling import sample_rng, sample_units
@@ -26,8 +26,10 @@ from simsa.lineage.stats.verdict import Thresholds, component_verdict, overall_v
 
 __all__ = [
     "Alignment",
+    "Auditor",
     "CoordinateAudit",
     "CoordinateDraws",
+    "LazyRows",
     "PairEvidence",
     "SamplingSettings",
     "StackAudit",
