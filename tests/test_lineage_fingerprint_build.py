@@ -15,6 +15,8 @@ from simsa.errors import CheckpointError
 from simsa.lineage.compare.sides import open_side
 from simsa.lineage.fingerprints.build import build_fingerprint
 from simsa.lineage.formats import safetensors as st
+from simsa.lineage.formats.checkpoint import Checkpoint
+from simsa.lineage.formats.digest import quick_key, quick_keys
 from simsa.lineage.formats.dtypes import bf16_bits
 from simsa.lineage.formats.fingerprint import FingerprintSettings
 from simsa.lineage.formats.safetensors import SafetensorsFile
@@ -204,3 +206,29 @@ def test_a_file_truncated_during_the_build_fails_with_its_name(tmp_path: Path) -
         fh.truncate(weights.stat().st_size // 2)
     with pytest.raises(CheckpointError, match="shrank"):
         build_fingerprint(side, SMALL, name="enc")
+
+
+def _many(tmp_path: Path, n: int = 40) -> Path:
+    rng = np.random.default_rng(8)
+    values = {f"t{i:02d}": rng.standard_normal((16, 8 + i)).astype(np.float32) for i in range(n)}
+    path = tmp_path / "many.safetensors"
+    write_safetensors(path, [TensorSpec(k, "F32", v.shape) for k, v in values.items()], lambda s: values[s.name])
+    return path
+
+
+def test_quick_keys_on_threads_equal_the_keys_one_by_one_in_order(tmp_path: Path) -> None:
+    with Checkpoint.open(_many(tmp_path)) as ckpt:
+        names = ckpt.names()
+        assert list(quick_keys(ckpt, names)) == [quick_key(ckpt, n) for n in names]
+        reads = ckpt.io_stats().requests
+        list(quick_keys(ckpt, names))
+        assert ckpt.io_stats().requests - reads == len(names)  # counted exactly, whatever the threads did
+
+
+def test_quick_keys_raise_the_failing_tensors_error(tmp_path: Path) -> None:
+    path = _many(tmp_path)
+    with Checkpoint.open(path) as ckpt:
+        with open(path, "r+b") as fh:
+            fh.truncate(path.stat().st_size - 600)  # the last tensors lose their bytes
+        with pytest.raises(CheckpointError, match="shrank"):
+            list(quick_keys(ckpt, ckpt.names()))

@@ -444,6 +444,22 @@ def test_block_scaled_fp8_dequantisation(tmp_path: Path, small_chunks: None) -> 
             assert ckpt.digest("layer.weight", "bf16") == plain.digest("w", "bf16")
 
 
+@pytest.mark.parametrize("rows, cols", [(256, 384), (128, 128), (384, 256)])
+def test_block_scaled_fp8_that_tiles_exactly_reads_the_same_as_the_general_path(tmp_path: Path, rows: int,
+                                                                                  cols: int) -> None:
+    """Whole 128 x 128 blocks are scaled by broadcasting; the values equal the per-element factors bit for bit."""
+    rng = np.random.default_rng(5)
+    scale = rng.uniform(0.01, 2.0, (rows // 128, cols // 128)).astype(np.float32)
+    full_scale = expand(scale, (rows, cols), (128, 128))
+    q = torch.from_numpy(rng.standard_normal((rows, cols)).astype(np.float32) / full_scale).to(torch.float8_e4m3fn)
+    save_torch(tmp_path / "fp8.safetensors", {"w.weight": q, "w.weight_scale_inv": torch.from_numpy(scale)})
+    reference = q.float().numpy() * full_scale
+    with Checkpoint.open(tmp_path / "fp8.safetensors") as ckpt:
+        got = ckpt.read("w.weight")
+        assert got.tobytes() == reference.tobytes()
+        assert got.tobytes() == ckpt.read_index("w.weight", np.arange(rows), axis=0).tobytes()  # gathered factors
+
+
 def test_block_scaled_fp8_experts(tmp_path: Path) -> None:
     rng = np.random.default_rng(4)
     shape = (4, 200, 130)

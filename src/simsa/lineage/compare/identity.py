@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from simsa.lineage.compare.sides import Progress, Side
-from simsa.lineage.formats.digest import quick_key
+from simsa.lineage.formats.digest import quick_keys
 
 
 def identity_matches(cand: Side, ref: Side, progress: Progress | None = None) -> dict[str, tuple[str, str, bool]]:
@@ -14,14 +14,15 @@ def identity_matches(cand: Side, ref: Side, progress: Progress | None = None) ->
     cand_names = cand.ckpt.names()
     total = len(ref_names) + len(cand_names)
     stored = ref.fingerprint.meta.get("identity_keys", {}) if ref.fingerprint is not None else None
-    for i, name in enumerate(ref_names):
-        if stored is not None:
-            if name not in stored:
-                continue
-            key = (tuple(ref.ckpt.shape(name)), bool(stored[name][2]), stored[name][0])
-        else:
-            key, _, _ = quick_key(ref.ckpt, name)
-        index.setdefault(key, []).append(name)
+    if stored is not None:
+        ref_keys = [(tuple(ref.ckpt.shape(n)), bool(stored[n][2]), stored[n][0]) if n in stored else None
+                    for n in ref_names]
+    else:
+        ref_keys = [key for key, _, _ in quick_keys(ref.ckpt, ref_names)]
+    for i, (name, ref_key) in enumerate(zip(ref_names, ref_keys, strict=True)):
+        if ref_key is None:
+            continue
+        index.setdefault(ref_key, []).append(name)
         if progress:
             progress("identity", i + 1, total)
     full_cache: dict[tuple[int, str], str] = {}
@@ -34,8 +35,8 @@ def identity_matches(cand: Side, ref: Side, progress: Progress | None = None) ->
 
     found: dict[str, tuple[str, str, bool]] = {}
     used: set[str] = set()
-    for i, name in enumerate(cand_names):
-        key, informative, whole = quick_key(cand.ckpt, name)
+    for i, (name, (key, informative, whole)) in enumerate(zip(cand_names, quick_keys(cand.ckpt, cand_names),
+                                                              strict=True)):
         others = sorted(index.get(key, []), key=lambda o: (o in used, o != name))  # prefer same name, unused
         for other in others:
             if whole or stored is not None or full(cand, name) == full(ref, other):

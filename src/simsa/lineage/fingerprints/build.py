@@ -63,7 +63,7 @@ def build_fingerprint(side: Side, settings: FingerprintSettings | None = None, *
 def _build(side: Side, settings: FingerprintSettings | None, name: str | None,
            progress: Callable[[str, int, int], None] | None) -> Fingerprint:
     from simsa.lineage.compare.baselines import naive_inputs
-    from simsa.lineage.formats.digest import quick_key
+    from simsa.lineage.formats.digest import quick_keys
     from simsa.lineage.stats.sampling import sample_units
 
     settings = settings or FingerprintSettings()
@@ -123,10 +123,9 @@ def _build(side: Side, settings: FingerprintSettings | None, name: str | None,
             dtype=np.int64).reshape(-1, 2)
     _anchors(side, settings, coords, arrays)
     shapes, dtypes, keys = {}, {}, {}
-    for j, n in enumerate(names):
+    for j, (n, (key, informative, whole)) in enumerate(zip(names, quick_keys(ckpt, names), strict=True)):
         shapes[n] = list(ckpt.shape(n))
         dtypes[n] = ckpt.dtype(n)
-        key, informative, whole = quick_key(ckpt, n)
         keys[n] = [key[2], informative, whole]
         if progress:
             progress("fingerprint digests", len(todo) + j + 1, total)

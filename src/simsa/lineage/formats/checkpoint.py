@@ -157,6 +157,21 @@ def _declared_block_size(config: dict[str, Any]) -> tuple[int, ...] | None:
     return None
 
 
+def _scale_by_blocks(grid: np.ndarray, scale: np.ndarray, blocks: tuple[int, ...]) -> bool:
+    """``grid[i, j] *= scale[i // b0, j // b1]`` in place by broadcasting, when the blocks tile the grid exactly.
+
+    The same products as multiplying by the expanded factors, without building them (gathering the factors was half
+    of an FP8 expert's dequantisation). Returns False, touching nothing, when the blocks do not tile the grid.
+    """
+    if len(blocks) != 2 or grid.ndim != 2:
+        return False
+    (b0, b1), (rows, cols) = blocks, grid.shape
+    if rows % b0 or cols % b1 or scale.shape != (rows // b0, cols // b1):
+        return False
+    grid.reshape(rows // b0, b0, cols // b1, b1)[...] *= scale[:, None, :, None]
+    return True
+
+
 class Checkpoint:
     """Tensors of a checkpoint by name, whatever the file layout; see `Checkpoint.open`. A `TensorReader`."""
 
@@ -441,6 +456,8 @@ class Checkpoint:
         scale = self._scale_values(plan)
         cols = info.shape[-1] if info.shape else 1
         grid = out.reshape(-1, cols)
+        if len(info.shape) == 2 and _scale_by_blocks(grid, scale.reshape(plan.shape), plan.blocks):
+            return out
         for m0, m1, c0, c1 in row_chunks(info.shape):
             grid[m0:m1, c0:c1] *= self._chunk_factors(plan, scale, info.shape, m0, m1, c0, c1)
         return out
@@ -505,8 +522,7 @@ class Checkpoint:
         """
         total = NO_IO
         for file in self._files.values():
-            s = file.io_stats()
-            total += IOStats(s.remote, s.bytes_read, s.bytes_total, s.requests)
+            total += file.io_stats()
         return total
 
     def vocabulary(self) -> Vocabulary | None:

@@ -33,7 +33,7 @@ from huggingface_hub.errors import OfflineModeIsEnabled
 from huggingface_hub.utils import get_session
 
 from simsa.errors import CheckpointError
-from simsa.lineage.formats.safetensors import IOStats
+from simsa.lineage.formats.reader import IOStats
 
 try:  # huggingface_hub >= 2 ships httpx2; 1.x uses httpx, whose API it mirrors
     import httpx2 as _http

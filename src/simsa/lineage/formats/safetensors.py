@@ -25,7 +25,7 @@ import os
 import re
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any, NoReturn, Protocol, cast, runtime_checkable
@@ -34,6 +34,7 @@ import numpy as np
 
 from simsa.errors import CheckpointError
 from simsa.lineage.formats.dtypes import INTEGER_DTYPES, ITEMSIZE, KNOWN_UNSUPPORTED, STORAGE, decode
+from simsa.lineage.formats.reader import NO_IO, IOStats
 
 DEFAULT_MAX_HEADER_BYTES = 100 * 2**20  # the limit the reference implementation uses
 MAX_RANK = 8
@@ -216,19 +217,6 @@ def normalise_index(index: Any, length: int, what: str) -> np.ndarray:
     return np.where(arr < 0, arr + length, arr).astype(np.intp, copy=False)
 
 
-@dataclass
-class IOStats:
-    """Bytes a source has read and what the file holds, so a report can say how little of a checkpoint it needed."""
-
-    remote: bool
-    bytes_read: int
-    bytes_total: int
-    requests: int
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
 @runtime_checkable
 class ByteSource(Protocol):
     """Random access to the bytes of one file, wherever they live.
@@ -304,8 +292,9 @@ class LocalSource:
     def read_at(self, offset: int, nbytes: int, out: np.ndarray) -> None:
         """Copy file bytes into `out` without mapping them (a mapped read can fault in whole page-cache folios)."""
         fh = self._handle()
-        self._reads += 1
-        self._bytes += nbytes
+        with self._lock:  # several threads may read one file (the digests of a fingerprint build)
+            self._reads += 1
+            self._bytes += nbytes
         if not hasattr(os, "preadv"):
             if self._mm is not None:
                 out[:] = np.frombuffer(self._mm, dtype=np.uint8, count=nbytes, offset=offset)
@@ -379,7 +368,7 @@ class SafetensorsFile:
         self._label = given.label if given is not None else str(path)
         self.path = Path(self._label)
         self._source: ByteSource | None = None
-        self._closed_stats = IOStats(remote=False, bytes_read=0, bytes_total=0, requests=0)
+        self._closed_stats = NO_IO
         self._table = _TensorTable()
         self.metadata: dict[str, str] = {}
         source = given

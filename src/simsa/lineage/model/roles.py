@@ -23,7 +23,7 @@ OTHER_KINDS = ("embed.tokens", "embed.positions", "embed.types", "embed.patch", 
                "norm", "bias", "projector", "other")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Role:
     """Where a tensor (or a slice of a fused tensor) sits in the model."""
 
@@ -61,7 +61,7 @@ def component_group(kind: str) -> str:
     return "other"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class MappedTensor:
     """One tensor, or one slice of a fused tensor, with its role.
 

@@ -25,6 +25,7 @@ import json
 import math
 import mmap
 import os
+import threading
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -130,6 +131,7 @@ class GGUFCheckpoint:
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self._fd: int | None = None
         self._size = self._bytes_read = self._reads = 0
+        self._count_lock = threading.Lock()  # several threads may read at once (a fingerprint's digests)
         self.path = Path(path)
         self.files: list[Path] = [self.path]
         self.tokenizer_files: dict[str, Path] = {}
@@ -365,11 +367,12 @@ class GGUFCheckpoint:
         done = 0
         while done < len(view):
             got = os.preadv(self._fd, [view[done:]], offset + done)
-            self._reads += 1
             if got <= 0:
                 raise CheckpointError(f"{self.path}: file shrank while being read (truncated at {offset + done})")
             done += got
-            self._bytes_read += got
+            with self._count_lock:
+                self._reads += 1
+                self._bytes_read += got
 
     def _check_decodable(self, v: _View, allow_integer: bool) -> None:
         name = v.info.type_name
