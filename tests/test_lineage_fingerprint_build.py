@@ -130,10 +130,10 @@ def _matrix_file(tmp_path: Path, rows: int, cols: int, dtype: str = "BF16") -> t
         return path, f.read("w")
 
 
-def test_columns_read_in_chunks_sharing_one_buffer_match_the_tensor(tmp_path: Path,
+def test_columns_read_in_chunks_match_the_tensor(tmp_path: Path,
                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     path, full = _matrix_file(tmp_path, 103, 40)
-    monkeypatch.setattr(st, "COLUMN_READ_BYTES", 7 * 40 * 2)  # 7 rows a step: 15 steps, the last one partial
+    monkeypatch.setattr(st, "CHUNK_ELEMENTS", 7 * 40)  # 7 rows a step: 15 steps, the last one partial
     idx = np.array([39, 0, 17, 17, 5])
     with SafetensorsFile(path) as f:
         np.testing.assert_array_equal(f.read_index("w", idx, axis=1), full[:, idx])

@@ -90,19 +90,20 @@ def _build(side: Side, settings: FingerprintSettings | None, name: str | None,
             return sample_units(g.n_units, settings.paired, settings.sampling(), "fp-paired", group_id(comp, layer, g))
         return sample_units(g.n_units, settings.ref_units, settings.sampling(), "ref", comp, layer, g.key)
 
-    def load(job: tuple) -> list[np.ndarray]:
-        return [read_units(ckpt, p, sampled(job)) for p in job[2].parts]
+    def load(job: tuple) -> tuple[np.ndarray, list[np.ndarray]]:
+        ids = sampled(job)
+        return ids, [read_units(ckpt, p, ids) for p in job[2].parts]
 
     # Three stages overlap: reading a group (disk-bound, on the prefetch thread), auditing the group before it (on
     # the audit thread) and preparing it (here). NumPy releases the GIL in all three, and at most PREFETCH_DEPTH
     # groups wait at each stage, so memory stays bounded whatever the model size. The audit keeps flags only.
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="simsa-audit") as audit_pool:
         audits: deque[Future[None]] = deque()
-        for i, ((comp, layer, g), full) in enumerate(prefetch(todo, load, depth=PREFETCH_DEPTH)):
+        for i, ((comp, layer, g), (ids, full)) in enumerate(prefetch(todo, load, depth=PREFETCH_DEPTH)):
             stack = comp.split(".", 1)[0]
             gid = group_id(comp, layer, g)
             if g.paired:
-                arrays[f"ids|{gid}"] = sampled((comp, layer, g)).astype(np.int64)
+                arrays[f"ids|{gid}"] = ids.astype(np.int64)
             if g.n_units >= MIN_AUDIT_UNITS:  # the audit sees every unit the fingerprint keeps, at full width
                 auditor = auditors.setdefault(stack, Auditor(int(amap.stacks[stack].hidden_size)))
                 audits.append(audit_pool.submit(_audit_group, auditor, [x[:AUDIT_UNITS] for x in full]))

@@ -197,9 +197,6 @@ class RemoteSource:
         else:
             self._read_large(offset, nbytes, out)
 
-    def will_need(self, offset: int, nbytes: int) -> None:
-        """No read-ahead over HTTP: a hinted range could be far larger than what the caller ends up reading."""
-
     def read_many(self, reads: Sequence[tuple[int, np.ndarray]]) -> None:
         """Several reads at once: cached ones served, the rest coalesced into spans fetched concurrently."""
         pending: list[tuple[int, int, np.ndarray]] = []

@@ -39,7 +39,7 @@ from simsa.lineage.formats.reader import NO_IO, IOStats
 DEFAULT_MAX_HEADER_BYTES = 100 * 2**20  # the limit the reference implementation uses
 MAX_RANK = 8
 CHUNK_ELEMENTS = 1 << 20  # elements decoded per step: bounds intermediate memory to a few MiB
-COLUMN_READ_BYTES = 16 << 20  # bytes read per step when columns need every row (long sequential reads)
+_WILLNEED: int | None = getattr(os, "POSIX_FADV_WILLNEED", None)  # absent on macOS and Windows
 _ENTRY_KEYS = frozenset({"dtype", "shape", "data_offsets"})
 _FAST_ITEMSIZE = {k: v for k, v in ITEMSIZE.items() if k not in KNOWN_UNSUPPORTED}
 _INTS_ONLY = frozenset({int})  # `type(True) is bool`, so booleans fail this as they fail `_is_int`
@@ -87,8 +87,6 @@ class _DuplicateKey(ValueError):
 class _Malformed(ValueError):
     """The header's top-level object breaks JSON syntax where the header scanner itself reads it."""
 
-
-_WILLNEED: int | None = getattr(os, "POSIX_FADV_WILLNEED", None)  # absent on macOS and Windows
 
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     out = dict(pairs)
@@ -235,9 +233,6 @@ class ByteSource(Protocol):
 
     def read_many(self, reads: Sequence[tuple[int, np.ndarray]]) -> None: ...
 
-    def will_need(self, offset: int, nbytes: int) -> None:
-        """A hint that bytes offset..offset+nbytes are about to be read in order (a source may start fetching)."""
-
     def stats(self) -> IOStats: ...
 
     def close(self) -> None: ...
@@ -326,11 +321,6 @@ class LocalSource:
                 os.posix_fadvise(fd, offset, out.size, _WILLNEED)
         for offset, out in reads:
             self.read_at(offset, out.size, out)
-
-    def will_need(self, offset: int, nbytes: int) -> None:
-        """Start reading a range the caller will read chunk by chunk, so the disk works ahead of the decoding."""
-        if _WILLNEED is not None and self._fh is not None and nbytes > 0:
-            os.posix_fadvise(self._fh.fileno(), offset, nbytes, _WILLNEED)
 
     def stats(self) -> IOStats:
         return IOStats(remote=False, bytes_read=self._bytes, bytes_total=self._size, requests=self._reads)
@@ -789,13 +779,9 @@ class SafetensorsFile:
         else:
             idx = normalise_index(index, cols, "column")
             out = np.empty((rows, idx.size), dtype=np.float32)
-            # One buffer for every chunk: a fresh one each time would fault in (and zero) new pages for every byte read.
-            self._open_source().will_need(base, rows * row_bytes)  # columns need every row: all of it, in order
-            step = max(1, COLUMN_READ_BYTES // max(row_bytes, 1))
-            chunk = np.empty((min(step, rows), cols), dtype=storage)
             for r0 in range(0, rows, step):
                 r1 = min(rows, r0 + step)
-                buf = chunk[: r1 - r0]
+                buf = np.empty((r1 - r0, cols), dtype=storage)
                 self._pread(base + r0 * row_bytes, (r1 - r0) * row_bytes, buf)
                 decode(buf[:, idx], info.dtype, out=out[r0:r1], allow_integer=allow_integer)
         return out

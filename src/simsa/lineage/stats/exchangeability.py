@@ -15,6 +15,7 @@ the randomisation test exact.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -125,6 +126,7 @@ def _duplicates(xt: np.ndarray, candidates: np.ndarray) -> set[int]:
     return {int(c) for c in cols[maybe[counts[inverse.ravel()] > 1]]}
 
 
+@functools.cache
 def _hash_multipliers(n: int) -> np.ndarray:
     """Fixed odd 64-bit multipliers for the row hash (the same on every machine)."""
     return np.random.default_rng(0x5157).integers(1, 2**63, size=n, dtype=np.uint64) | np.uint64(1)
