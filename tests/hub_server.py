@@ -166,9 +166,14 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body) if length is None else length))
         self.end_headers()
         if self.command != "HEAD" and body:
-            self.wfile.write(body)
+            # Logged before writing: a client may read the log as soon as it has the body, before this thread resumes.
             self._entry.sent = len(body)
-            self.wfile.flush()
+            try:
+                self.wfile.write(body)
+                self.wfile.flush()
+            except (BrokenPipeError, ConnectionResetError):
+                self._entry.sent = 0
+                raise
 
     def _error(self, status: int, code: str | None = None, message: str = "", commit: str | None = None) -> None:
         headers = {"Content-Type": "application/json"}
