@@ -42,7 +42,7 @@ from simsa.lineage.fingerprints.build import build_fingerprint
 from simsa.lineage.fingerprints.registry import INDEX, Registry, default_registry, registry_bytes, safe_name
 from simsa.lineage.fingerprints.registry import SCHEMA as REGISTRY_SCHEMA
 from simsa.lineage.fingerprints.scan import SCHEMA as SCAN_SCHEMA
-from simsa.lineage.fingerprints.scan import benjamini_hochberg, holm, scan
+from simsa.lineage.fingerprints.scan import _bound, benjamini_hochberg, holm, scan
 from simsa.lineage.formats.fingerprint import META_KEY, SCHEMA, SUFFIX, Fingerprint, FingerprintSettings, group_id
 from simsa.lineage.selftest.disguise import Model, ResidualRotation
 
@@ -740,6 +740,50 @@ def test_scan_of_an_independent_model_finds_nothing(zoo, registry_a) -> None:  #
     assert result["derived"] == []
     assert all(m["verdict"] not in DESCENT for m in result["matches"])
     assert next(m for m in result["matches"] if m["reference"] == "llama-s0")["verdict"] == "independent"
+
+
+def _with_flagged_coordinates(src: Path, count: int) -> Fingerprint:
+    """``src``'s fingerprint whose audit also flags ``count`` of its sampled coordinates (as "spiked")."""
+    fp = Fingerprint.load(src)
+    arrays = dict(fp.arrays)
+    kept = arrays["coords|text"]
+    extra = np.stack([kept[1:1 + count], np.full(count, 2)], axis=1).astype(np.int64)
+    arrays["excluded|text"] = np.concatenate([arrays["excluded|text"].reshape(-1, 2), extra])
+    return Fingerprint(dict(fp.meta), arrays)
+
+
+def test_scan_screens_each_reference_on_its_own_coordinates(zoo, fp_files, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """References whose audits leave out different coordinates: each is screened exactly as if scanned alone.
+
+    The scan shares the candidate's prepared units between references; units prepared on one reference's
+    coordinates must not be reused for another's (that once failed on a shape mismatch, and with equal counts would
+    have compared the wrong coordinates silently).
+    """
+    together = Registry.open(tmp_path / "together", create=True)
+    together.add(Fingerprint.load(fp_files["llama-s0"]), "llama-s0")
+    together.add(_with_flagged_coordinates(fp_files["llama-s0"], 5), "llama-s0-flagged5")
+    together.add(_with_flagged_coordinates(fp_files["llama-s2"], 5), "llama-s2-flagged5")
+    together.add(Fingerprint.load(fp_files["llama-s2"]), "llama-s2")
+    assert len({len(together.load(n).excluded("text").excluded) for n in together.entries}) > 1  # type: ignore[union-attr]
+    joint = {m["reference"]: m for m in _scan(zoo, "llama-s0-ft", together, keep=0)["matches"]}
+    for name in together.entries:
+        alone = Registry.open(tmp_path / f"alone-{name}", create=True)
+        alone.add(together.load(name, verify=True), name)
+        single = _scan(zoo, "llama-s0-ft", alone, keep=0)["matches"][0]
+        assert joint[name]["screen_log10_p"] == single["screen_log10_p"], name
+        assert joint[name]["screen"] == single["screen"], name
+    assert joint["llama-s0"]["screen_log10_p"] <= -6 and joint["llama-s0-flagged5"]["screen_log10_p"] <= -6
+    assert joint["llama-s2"]["screen_log10_p"] > -3 and joint["llama-s2-flagged5"]["screen_log10_p"] > -3
+
+
+def test_scan_shared_cache_keeps_the_newest_within_its_bound() -> None:
+    cache = {("u", i): np.zeros(1000, dtype=np.float32) for i in range(10)}  # 4000 bytes each
+    _bound(cache, 4000 * 10)
+    assert len(cache) == 10
+    _bound(cache, 4000 * 3 + 1)
+    assert list(cache) == [("u", 7), ("u", 8), ("u", 9)]
+    _bound(cache, 0)
+    assert cache == {}
 
 
 def test_scan_holm_and_bh(zoo, registry_b) -> None:  # type: ignore[no-untyped-def]

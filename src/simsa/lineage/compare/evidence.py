@@ -298,8 +298,12 @@ class Prepared:
         return sample_units(n, limit, self.settings, *key)
 
     def candidate(self, comp: str, stack: str, layer, group: UnitGroup, draws: CoordinateDraws) -> np.ndarray:
-        """Sampled candidate units, all draws: ``(draws + 1, m, P)``."""
-        key = (comp, layer, group.key)
+        """Sampled candidate units, all draws: ``(draws + 1, m, P)``.
+
+        Keyed by the draws as well: a scan shares this cache between references, and a reference whose audit
+        leaves out other coordinates draws other coordinates.
+        """
+        key = (comp, layer, group.key, draws.key)
         if key not in self.cand_cache:
             idx = self._sample(group.n_units, self.settings.units, "cand", *key)
             self.cand_cache[key] = prepare_candidate(self._read_candidate(stack, self._parts(group), idx), draws)

@@ -23,6 +23,8 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 
+import numpy as np
+
 from simsa.lineage.compare.evidence import Prepared, comparable, pair_evidence
 from simsa.lineage.compare.result import compare
 from simsa.lineage.compare.sides import Side, fingerprint_side
@@ -36,6 +38,9 @@ SCREEN_LAYERS = 3  # candidate layers tested in the screen (quartiles of depth)
 SCREEN_WINDOW = 1  # reference layers either side of the same relative depth
 SCREEN = SamplingSettings(units=64, ref_units=128, coords=256, draws=8, seed=0)
 LOG10_2 = math.log10(2.0)
+# Candidate units prepared for one reference's coordinate draws are reused by every reference with the same draws;
+# references whose audits leave out other coordinates need their own, so the shared cache keeps the newest this much.
+SHARED_CACHE_BYTES = 512 * 2**20
 
 
 def holm(log10_ps: list[float]) -> list[float]:
@@ -111,6 +116,15 @@ def screen(prep: Prepared) -> dict:
     return {"log10_p": cauchy_log10(per_layer) if per_layer else 0.0, "tests": detail}
 
 
+def _bound(cache: dict[tuple, np.ndarray], limit: int) -> None:
+    """Drop the oldest entries until ``cache`` holds at most ``limit`` bytes."""
+    total = sum(a.nbytes for a in cache.values())
+    for key in list(cache):
+        if total <= limit:
+            break
+        total -= cache.pop(key).nbytes
+
+
 def scan(cand: Side, registry: Registry, *, correction: str = "holm", keep: int = 3,
          settings: SamplingSettings | None = None, thresholds: Thresholds | None = None,
          progress: Callable[[str, int, int], None] | None = None) -> dict:
@@ -144,6 +158,7 @@ def scan(cand: Side, registry: Registry, *, correction: str = "holm", keep: int 
             fp.close()
         for k in [k for k in prep.cand_cache if k[0] == "paired"]:  # paired rows depend on the reference
             del prep.cand_cache[k]
+        _bound(prep.cand_cache, SHARED_CACHE_BYTES)
         rows.append({"reference": name, "source": fp.meta.get("source"), "model_type": fp.meta.get("model_type"),
                      "screen_log10_p": result["log10_p"], "screen": result["tests"],
                      "alignment": {s: a.as_dict() for s, a in prep.alignments.items()}})

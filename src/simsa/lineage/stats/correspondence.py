@@ -24,8 +24,10 @@ vector is centred and normalised.
 
 from __future__ import annotations
 
+import hashlib
 import math
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -65,6 +67,14 @@ class CoordinateDraws:
     @property
     def reference(self) -> np.ndarray:
         return self.index[0]
+
+    @cached_property
+    def key(self) -> str:
+        """A digest of the draws: prepared candidate units are reusable exactly where this is equal."""
+        h = hashlib.blake2b(np.ascontiguousarray(self.index, dtype=np.int64).tobytes(), digest_size=16)
+        if self.ref_positions is not None:
+            h.update(b"|" + np.ascontiguousarray(self.ref_positions, dtype=np.int64).tobytes())
+        return h.hexdigest()
 
 
 def coordinate_draws(width: int, settings: SamplingSettings, rng: np.random.Generator,
