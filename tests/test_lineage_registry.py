@@ -331,6 +331,13 @@ def _vocabulary_not_a_table(fp: Fingerprint) -> None:
     fp.meta["vocabulary"] = {"tokens": 5}
 
 
+def _token_id(value: object) -> Callable[[Fingerprint], None]:
+    def damage(fp: Fingerprint) -> None:
+        tokens = fp.meta["vocabulary"]["tokens"]
+        tokens[next(iter(tokens))] = value
+    return damage
+
+
 def _config_not_a_mapping(fp: Fingerprint) -> None:
     fp.meta["config"] = [1]
 
@@ -340,6 +347,10 @@ MALFORMED_FP: dict[str, Callable[[Fingerprint], None]] = {
     "coords-out-of-range": _coords_out_of_range,
     "shape-not-a-list": _shape_not_a_list,
     "vocabulary-not-a-table": _vocabulary_not_a_table,
+    "token-id-negative": _token_id(-1),
+    "token-id-boolean": _token_id(True),
+    "token-id-fraction": _token_id(1.5),
+    "token-id-string": _token_id("7"),
     "config-not-a-mapping": _config_not_a_mapping,
 }
 
@@ -352,7 +363,7 @@ def test_malformed_fingerprint_contents_give_one_clear_error(zoo, fp_files, tmp_
     fp.save(bad)
     cand = open_side(zoo.models["llama-s0-ft"])
     try:
-        with pytest.raises(CheckpointError):
+        with pytest.raises(CheckpointError, match="malformed fingerprint"):
             compare(cand, open_side(bad))
     finally:
         cand.ckpt.close()

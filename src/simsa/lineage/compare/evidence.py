@@ -34,12 +34,14 @@ from simsa.lineage.stats.correspondence import (
     PairEvidence,
     SamplingSettings,
     best_match,
+    candidate_on_draws,
     coordinate_draws,
     evidence,
     paired_match,
     prepare_candidate,
     prepare_reference,
     restrict_prepared,
+    standardise_candidate,
 )
 from simsa.lineage.stats.exchangeability import MIN_AUDIT_UNITS, CoordinateAudit, StackAudit, audit, clean_coordinates
 from simsa.lineage.stats.localise import PAIR_ALPHA_LOG10, combine_layers, monotone_map
@@ -73,6 +75,9 @@ class Prepared:
         self.cand, self.ref, self.settings = cand, ref, settings
         self.draws: dict[str, CoordinateDraws] = {}
         self.cand_cache: dict[tuple, np.ndarray] = {}
+        # Set by a scan: candidate units read and standardised once for every reference that shares them, whatever
+        # coordinates each reference's draws then take.
+        self.std_cache: dict[tuple, list[np.ndarray]] | None = None
         self.ref_cache: dict[tuple, np.ndarray] = {}
         self.token_pairs: list[tuple[int, int]] | None = None
         self.alignments: dict[str, Alignment] = {}
@@ -305,8 +310,15 @@ class Prepared:
         """
         key = (comp, layer, group.key, draws.key)
         if key not in self.cand_cache:
-            idx = self._sample(group.n_units, self.settings.units, "cand", *key)
-            self.cand_cache[key] = prepare_candidate(self._read_candidate(stack, self._parts(group), idx), draws)
+            idx = self._sample(group.n_units, self.settings.units, "cand", comp, layer, group.key)
+            if self.std_cache is None:
+                self.cand_cache[key] = prepare_candidate(self._read_candidate(stack, self._parts(group), idx), draws)
+            else:
+                std_key = (comp, layer, group.key)
+                if std_key not in self.std_cache:
+                    self.std_cache[std_key] = standardise_candidate(self._read_candidate(stack, self._parts(group),
+                                                                                         idx))
+                self.cand_cache[key] = candidate_on_draws(self.std_cache[std_key], draws)
         return self.cand_cache[key]
 
     def reference(self, comp: str, layer, group: UnitGroup, draws: CoordinateDraws) -> np.ndarray:

@@ -135,6 +135,7 @@ def scan(cand: Side, registry: Registry, *, correction: str = "holm", keep: int 
     started = time.perf_counter()
     names = sorted(registry.entries)
     shared: dict[tuple, dict] = {}  # candidate unit caches, per coordinate sample
+    standardised: dict[tuple, dict] = {}  # candidate units read and standardised, whatever the draws
     rows = []
     skipped = []
     for i, name in enumerate(names):
@@ -152,6 +153,7 @@ def scan(cand: Side, registry: Registry, *, correction: str = "holm", keep: int 
             key = (fp.settings.seed, fp.settings.coords, tuple(sorted(
                 (s, int(cand.amap.stacks[s].hidden_size)) for s in common)))
             prep.cand_cache = shared.setdefault(key, {})
+            prep.std_cache = standardised.setdefault(key, {})
         try:
             result = screen(prep)
         finally:

@@ -223,6 +223,14 @@ def _is_int(v: object, low: int = 0) -> bool:
     return isinstance(v, int) and not isinstance(v, bool) and v >= low
 
 
+def _is_token_table(tokens: object) -> bool:
+    """A dict of token strings to non-negative integer ids (type checks in C: a scan validates one per reference)."""
+    if not isinstance(tokens, dict):
+        return False
+    ids = tokens.values()
+    return set(map(type, tokens)) <= {str} and set(map(type, ids)) <= {int} and (not ids or min(ids) >= 0)
+
+
 def _problem(meta: dict[str, Any], arrays: Mapping[str, np.ndarray], *, values: bool = True) -> str | None:
     """What is wrong with a fingerprint's contents (a well-formed file can still hold nonsense), or None."""
     for key in ("settings", "shapes", "stacks"):
@@ -242,8 +250,7 @@ def _problem(meta: dict[str, Any], arrays: Mapping[str, np.ndarray], *, values: 
         if not (isinstance(key, list) and len(key) == 3 and isinstance(key[0], str)):
             return f"identity key of {name!r} is malformed"
     vocab = meta.get("vocabulary")
-    if vocab is not None and not (isinstance(vocab, dict) and isinstance(vocab.get("tokens"), dict)
-                                  and all(isinstance(t, str) and _is_int(i) for t, i in vocab["tokens"].items())
+    if vocab is not None and not (isinstance(vocab, dict) and _is_token_table(vocab.get("tokens"))
                                   and all(isinstance(vocab.get(k, []), list) for k in ("merges", "special", "added"))):
         return "vocabulary must hold a token → id table and lists of merges and special tokens"
     for stack, info in meta["stacks"].items():

@@ -12,11 +12,13 @@ from simsa.lineage.stats.correspondence import (
     PairEvidence,
     SamplingSettings,
     best_match,
+    candidate_on_draws,
     coordinate_draws,
     evidence,
     paired_match,
     prepare_candidate,
     prepare_reference,
+    standardise_candidate,
 )
 from simsa.lineage.stats.exchangeability import Auditor, CoordinateAudit, StackAudit, audit, clean_coordinates
 from simsa.lineage.stats.localise import combine_layers, monotone_map
@@ -37,6 +39,7 @@ __all__ = [
     "attribute",
     "audit",
     "best_match",
+    "candidate_on_draws",
     "cauchy_log10",
     "clean_coordinates",
     "combine_layers",
@@ -53,5 +56,6 @@ __all__ = [
     "sample_rng",
     "sample_units",
     "sidak_log10",
+    "standardise_candidate",
     "t_log10_sf",
 ]

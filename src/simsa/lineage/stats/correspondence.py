@@ -196,7 +196,16 @@ def prepare_reference(parts: list[np.ndarray]) -> np.ndarray:
 
 def prepare_candidate(parts: list[np.ndarray], draws: CoordinateDraws) -> np.ndarray:
     """Candidate units with all residual coordinates: ``(m, d)`` parts → ``(draws + 1, m, P)``."""
-    std = [remove_shared_structure(_standardise_columns(np.asarray(p, dtype=np.float32))) for p in parts]
+    return candidate_on_draws(standardise_candidate(parts), draws)
+
+
+def standardise_candidate(parts: list[np.ndarray]) -> list[np.ndarray]:
+    """The part of ``prepare_candidate`` that does not depend on the draws (so a scan does it once)."""
+    return [remove_shared_structure(_standardise_columns(np.asarray(p, dtype=np.float32))) for p in parts]
+
+
+def candidate_on_draws(std: list[np.ndarray], draws: CoordinateDraws) -> np.ndarray:
+    """Standardised candidate parts on each draw's coordinates: ``(draws + 1, m, P)``."""
     out = []
     for idx in draws.index:
         views = [_unit_rows(p[:, idx]) for p in std]
