@@ -20,6 +20,7 @@ and a bert reference of the seed the candidate descends from. Within a family di
 from __future__ import annotations
 
 import contextlib
+import gc
 import hashlib
 import io
 import json
@@ -29,6 +30,7 @@ import struct
 import subprocess
 import sys
 import tarfile
+import weakref
 from collections.abc import Callable
 from pathlib import Path
 
@@ -795,6 +797,31 @@ def test_scan_shared_cache_keeps_the_newest_within_its_bound() -> None:
     assert list(cache) == [("u", 7), ("u", 8), ("u", 9)]
     _bound(cache, 0)
     assert cache == {}
+
+
+def test_scan_holds_no_reference_after_screening_it(zoo, registry_a, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    """Memory stays flat over a registry of any size: nothing the candidate keeps refers back to a reference.
+
+    (The candidate's lazily read anchor rows once captured the whole comparison, and with it each reference.)
+    """
+    loaded: list[weakref.ref] = []
+    real = Registry.load
+
+    def load(self: Registry, name: str, *, verify: bool = False) -> Fingerprint:
+        fp = real(self, name, verify=verify)
+        loaded.append(weakref.ref(fp))
+        return fp
+
+    monkeypatch.setattr(Registry, "load", load)
+    cand = open_side(zoo.models["llama-s0-ft"])
+    try:
+        scan(cand, registry_a, keep=0)
+        gc.collect()
+        assert len(loaded) == len(registry_a.entries)
+        assert [r() for r in loaded] == [None] * len(loaded)
+        assert cand.cache  # the candidate's own cache is still there (it is what the references share)
+    finally:
+        cand.ckpt.close()
 
 
 def test_scan_holm_and_bh(zoo, registry_b) -> None:  # type: ignore[no-untyped-def]

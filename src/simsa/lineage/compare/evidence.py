@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+from collections.abc import Iterator
 from dataclasses import replace
 from typing import cast
 
@@ -43,7 +44,14 @@ from simsa.lineage.stats.correspondence import (
     restrict_prepared,
     standardise_candidate,
 )
-from simsa.lineage.stats.exchangeability import MIN_AUDIT_UNITS, CoordinateAudit, StackAudit, audit, clean_coordinates
+from simsa.lineage.stats.exchangeability import (
+    MIN_AUDIT_UNITS,
+    Auditor,
+    CoordinateAudit,
+    StackAudit,
+    audit,
+    clean_coordinates,
+)
 from simsa.lineage.stats.localise import PAIR_ALPHA_LOG10, combine_layers, monotone_map
 from simsa.lineage.stats.sampling import sample_rng, sample_units
 
@@ -164,9 +172,8 @@ class Prepared:
         key = (stack, hashlib.sha256(cand_ids[order].tobytes()).hexdigest())
         cand = self.cand.cache.get(key)
         if cand is None:  # a scan asks for the same rows once per reference: read them once, and only if used
-            part = group.parts[0]
-            cand = self.cand.cache[key] = LazyRows(cand_ids[order], wc,
-                                                   lambda ids: read_units(self.cand.ckpt, part, ids))
+            part, ckpt = group.parts[0], self.cand.ckpt  # not `self`: the cache outlives this reference
+            cand = self.cand.cache[key] = LazyRows(cand_ids[order], wc, lambda ids: read_units(ckpt, part, ids))
         n_gram = len(gram) if gram is not None else GRAM_ROWS
         gkey = (*key, "gram", n_gram)
         if gkey not in self.cand.cache:
@@ -239,21 +246,22 @@ class Prepared:
         return found
 
     def _audit_candidate_units(self, stack: str) -> CoordinateAudit:
-        mats, width = [], None
+        """Group by group, keeping only the flags (a 7B's sampled units would otherwise be held all at once)."""
+        auditor: Auditor | None = None
         for comp, layer, group in self._audit_groups(self.cand, stack):
             idx = self._sample(group.n_units, self.settings.units, "cand", comp, layer, group.key)
             for part in self._read_candidate(stack, self._parts(group), idx):
-                mats.append(part)
-                width = part.shape[1]
-        return audit(mats, width or 0)
+                auditor = auditor or Auditor(part.shape[1])  # the width in the reference's basis when mapped
+                auditor.add(part)
+        return (auditor or Auditor(0)).result()
 
     def _audit_reference(self, stack: str) -> CoordinateAudit:
-        mats: list[np.ndarray] = []
-        width = _width(self.ref, stack) or 0
-        for comp, layer, group in self._audit_groups(self.ref, stack):
-            idx = self._sample(group.n_units, AUDIT_REFERENCE_UNITS, "ref", comp, layer, group.key)
-            mats.extend(read_units(self.ref.ckpt, p, idx) for p in self._parts(group))
-        return audit(mats, width)
+        def matrices() -> Iterator[np.ndarray]:  # read one at a time as the audit consumes them
+            for comp, layer, group in self._audit_groups(self.ref, stack):
+                idx = self._sample(group.n_units, AUDIT_REFERENCE_UNITS, "ref", comp, layer, group.key)
+                for part in self._parts(group):
+                    yield read_units(self.ref.ckpt, part, idx)
+        return audit(matrices(), _width(self.ref, stack) or 0)
 
     def _audit_groups(self, side: Side, stack: str) -> list[tuple[str, object, UnitGroup]]:
         return [(comp, layer, g) for comp, cu in sorted(side.comps.items()) if comp.split(".", 1)[0] == stack

@@ -40,7 +40,7 @@ SCREEN = SamplingSettings(units=64, ref_units=128, coords=256, draws=8, seed=0)
 LOG10_2 = math.log10(2.0)
 # Candidate units prepared for one reference's coordinate draws are reused by every reference with the same draws;
 # references whose audits leave out other coordinates need their own, so the shared cache keeps the newest this much.
-SHARED_CACHE_BYTES = 512 * 2**20
+SHARED_CACHE_BYTES = 256 * 2**20
 
 
 def holm(log10_ps: list[float]) -> list[float]:
@@ -165,6 +165,8 @@ def scan(cand: Side, registry: Registry, *, correction: str = "holm", keep: int 
                      "screen_log10_p": result["log10_p"], "screen": result["tests"],
                      "alignment": {s: a.as_dict() for s, a in prep.alignments.items()}})
     screened = time.perf_counter() - started
+    shared.clear()  # the full comparisons below prepare their own units: keep peak memory to one comparison's
+    standardised.clear()
     rows.sort(key=lambda r: r["screen_log10_p"])
     for rank, row in enumerate(rows[:keep]):
         if progress:
