@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import replace
 from typing import cast
 
@@ -46,7 +46,6 @@ from simsa.lineage.stats.correspondence import (
 )
 from simsa.lineage.stats.exchangeability import (
     MIN_AUDIT_UNITS,
-    Auditor,
     CoordinateAudit,
     StackAudit,
     audit,
@@ -246,22 +245,21 @@ class Prepared:
         return found
 
     def _audit_candidate_units(self, stack: str) -> CoordinateAudit:
-        """Group by group, keeping only the flags (a 7B's sampled units would otherwise be held all at once)."""
-        auditor: Auditor | None = None
-        for comp, layer, group in self._audit_groups(self.cand, stack):
-            idx = self._sample(group.n_units, self.settings.units, "cand", comp, layer, group.key)
-            for part in self._read_candidate(stack, self._parts(group), idx):
-                auditor = auditor or Auditor(part.shape[1])  # the width in the reference's basis when mapped
-                auditor.add(part)
-        return (auditor or Auditor(0)).result()
+        # The candidate's units as the test sees them: in the reference's basis (and width) when mapped.
+        return audit(self._audit_matrices(self.cand, stack, self.settings.units, "cand",
+                                          lambda parts, idx: self._read_candidate(stack, parts, idx)))
 
     def _audit_reference(self, stack: str) -> CoordinateAudit:
-        def matrices() -> Iterator[np.ndarray]:  # read one at a time as the audit consumes them
-            for comp, layer, group in self._audit_groups(self.ref, stack):
-                idx = self._sample(group.n_units, AUDIT_REFERENCE_UNITS, "ref", comp, layer, group.key)
-                for part in self._parts(group):
-                    yield read_units(self.ref.ckpt, part, idx)
-        return audit(matrices(), _width(self.ref, stack) or 0)
+        return audit(self._audit_matrices(self.ref, stack, AUDIT_REFERENCE_UNITS, "ref",
+                                          lambda parts, idx: (read_units(self.ref.ckpt, p, idx) for p in parts)),
+                     _width(self.ref, stack) or 0)
+
+    def _audit_matrices(self, side: Side, stack: str, units: int, tag: str,
+                        read: Callable[[list, np.ndarray], Iterable[np.ndarray]]) -> Iterator[np.ndarray]:
+        """Each audited group's sampled units, read as the audit consumes them (only its flags are kept)."""
+        for comp, layer, group in self._audit_groups(side, stack):
+            idx = self._sample(group.n_units, units, tag, comp, layer, group.key)
+            yield from read(self._parts(group), idx)
 
     def _audit_groups(self, side: Side, stack: str) -> list[tuple[str, object, UnitGroup]]:
         return [(comp, layer, g) for comp, cu in sorted(side.comps.items()) if comp.split(".", 1)[0] == stack

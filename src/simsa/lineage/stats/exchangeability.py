@@ -160,12 +160,17 @@ class Auditor:
         return CoordinateAudit(self.width, final, self.matrices)
 
 
-def audit(matrices: Iterable[np.ndarray], width: int) -> CoordinateAudit:
-    """Audit one model's stack from its unit matrices (each ``(units, width)``); a coordinate flagged in any counts."""
-    auditor = Auditor(width)
+def audit(matrices: Iterable[np.ndarray], width: int | None = None) -> CoordinateAudit:
+    """Audit one model's stack from its unit matrices (each ``(units, width)``); a coordinate flagged in any counts.
+
+    Matrices are consumed one at a time (pass a generator to keep only the flags). ``width`` None: the first
+    matrix's (0 when there is none).
+    """
+    auditor = None if width is None else Auditor(width)
     for x in matrices:
+        auditor = auditor or Auditor(x.shape[-1])
         auditor.add(x)
-    return auditor.result()
+    return (auditor or Auditor(0)).result()
 
 
 def clean_coordinates(width: int, *excluded: Iterable[int]) -> np.ndarray:
