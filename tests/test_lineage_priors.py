@@ -11,9 +11,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
 
 from simsa.errors import CheckpointError
+from simsa.lineage.compare.evidence import _candidate_of_reference
 from simsa.lineage.model.priors import compare_configs, known_architecture
 from simsa.lineage.model.tokenizer import (
     PRIOR_LABEL,
@@ -158,6 +161,27 @@ def test_alignment_follows_token_strings(toks: dict) -> None:
     ext, base = load_vocabulary(toks["extended"]), load_vocabulary(toks["base"])
     pairs = token_alignment(ext, base)
     assert len(pairs) == len(base.tokens) and all(c == r for c, r in pairs)
+
+
+_TOKEN_TABLES = st.dictionaries(st.text(alphabet="abc▁한", max_size=3), st.integers(0, 40), max_size=30)
+
+
+@settings(max_examples=200, deadline=None)
+@given(_TOKEN_TABLES, _TOKEN_TABLES)
+def test_token_alignment_pairs_every_shared_string_by_candidate_id(cand: dict[str, int], ref: dict[str, int]) -> None:
+    # Ids may repeat (a hostile file can give two strings one id): rows are ordered by candidate, then reference id.
+    pairs = token_alignment(Vocabulary(cand), Vocabulary(ref))
+    assert pairs.dtype == np.int64 and pairs.shape == (len(cand.keys() & ref.keys()), 2)
+    assert pairs.tolist() == sorted([cid, ref[tok]] for tok, cid in cand.items() if tok in ref)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 20), st.integers(0, 20)), min_size=1, max_size=40))
+def test_reference_to_candidate_table_keeps_the_last_pair_of_a_reference_id(rows: list[tuple[int, int]]) -> None:
+    pairs = np.array(sorted(rows), dtype=np.int64)
+    table = _candidate_of_reference(pairs)
+    expected = {r: c for c, r in pairs.tolist()}  # the mapping an anchor row's reference id is looked up in
+    assert {r: int(c) for r, c in enumerate(table) if c >= 0} == expected
 
 
 def test_token_list_vocabulary_as_gguf_gives_it() -> None:

@@ -45,7 +45,15 @@ from simsa.lineage.fingerprints.registry import INDEX, Registry, default_registr
 from simsa.lineage.fingerprints.registry import SCHEMA as REGISTRY_SCHEMA
 from simsa.lineage.fingerprints.scan import SCHEMA as SCAN_SCHEMA
 from simsa.lineage.fingerprints.scan import _bound, benjamini_hochberg, holm, scan
-from simsa.lineage.formats.fingerprint import META_KEY, SCHEMA, SUFFIX, Fingerprint, FingerprintSettings, group_id
+from simsa.lineage.formats.fingerprint import (
+    META_KEY,
+    SCHEMA,
+    SUFFIX,
+    Fingerprint,
+    FingerprintSettings,
+    fingerprint_units,
+    group_id,
+)
 from simsa.lineage.selftest.disguise import Model, ResidualRotation
 
 # References fingerprinted once per module. Registry A holds no bert-s0 (moe-s0's seed twin); registry B holds no
@@ -353,6 +361,8 @@ MALFORMED_FP: dict[str, Callable[[Fingerprint], None]] = {
     "token-id-boolean": _token_id(True),
     "token-id-fraction": _token_id(1.5),
     "token-id-string": _token_id("7"),
+    "token-id-beyond-any-vocabulary": _token_id(2**40),
+    "token-id-beyond-64-bits": _token_id(2**70),  # orjson refuses it; the standard parser reads it, the check refuses
     "config-not-a-mapping": _config_not_a_mapping,
 }
 
@@ -369,6 +379,29 @@ def test_malformed_fingerprint_contents_give_one_clear_error(zoo, fp_files, tmp_
             compare(cand, open_side(bad))
     finally:
         cand.ckpt.close()
+
+
+def test_fingerprint_metadata_orjson_refuses_still_loads(zoo, fp_files, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    # json writes NaN (a config can hold one); orjson refuses it, so loading falls back to the standard parser.
+    fp = Fingerprint.load(fp_files["llama-s0"])
+    fp.meta["config"]["initializer_range"] = float("nan")
+    fp.save(tmp_path / f"nan{SUFFIX}")
+    again = Fingerprint.load(tmp_path / f"nan{SUFFIX}")
+    assert math.isnan(again.meta["config"]["initializer_range"])
+    assert again.meta["vocabulary"] == fp.meta["vocabulary"] and again.meta["shapes"] == fp.meta["shapes"]
+
+
+def test_fingerprints_of_one_architecture_share_their_role_map(fp_files, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    # A scan maps each reference's roles; references of one shape map once, a changed config maps anew.
+    one, two = Fingerprint.load(fp_files["llama-s0"]), Fingerprint.load(fp_files["llama-s2"], verify=False)
+    assert one.meta["shapes"] == two.meta["shapes"] and one.meta["config"] == two.meta["config"]
+    assert fingerprint_units(one) is fingerprint_units(two)
+    other = Fingerprint.load(fp_files["llama-s0"])
+    other.meta["config"]["hidden_act"] = "gelu"
+    other.save(tmp_path / f"gelu{SUFFIX}")
+    units = fingerprint_units(Fingerprint.load(tmp_path / f"gelu{SUFFIX}"))
+    assert units is not fingerprint_units(one) and units[0].stacks == fingerprint_units(one)[0].stacks
+    two.close()
 
 
 # --------------------------------------------------------------------------- registry

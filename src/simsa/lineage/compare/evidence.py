@@ -75,6 +75,14 @@ AUDIT_REFERENCE_UNITS = 512  # reference units per group whose coordinates are a
 MIN_EXCHANGEABLE_COORDS = 16  # fewer coordinates left after the audit and the test has too little to permute
 
 
+def _candidate_of_reference(pairs: np.ndarray) -> np.ndarray:
+    """Candidate id per reference id (-1: no token in common); a reference id paired twice keeps its last pair."""
+    table = np.full(int(pairs[:, 1].max()) + 1, -1, dtype=np.int64)
+    last = len(pairs) - 1 - np.unique(pairs[::-1, 1], return_index=True)[1]
+    table[pairs[last, 1]] = pairs[last, 0]
+    return table
+
+
 class Prepared:
     """Caches each side's prepared unit arrays so every layer is read once per comparison."""
 
@@ -86,7 +94,7 @@ class Prepared:
         # coordinates each reference's draws then take.
         self.std_cache: dict[tuple, list[np.ndarray]] | None = None
         self.ref_cache: dict[tuple, np.ndarray] = {}
-        self.token_pairs: list[tuple[int, int]] | None = None
+        self.token_pairs: np.ndarray | None = None  # (candidate id, reference id) rows, by candidate id
         self.alignments: dict[str, Alignment] = {}
         self.audits: dict[str, StackAudit] = {}
         self.fp = ref.fingerprint
@@ -113,14 +121,20 @@ class Prepared:
             if key in cgs and key in rgs:
                 cg, rg = cgs[key], rgs[key]
                 nc, nr = cg.n_units, rg.n_units
-                if key == "embed.tokens" and self.token_pairs:
-                    pairs = np.array([(c, r) for c, r in self.token_pairs if c < nc and r < nr], dtype=np.int64)
+                if key == "embed.tokens" and self.token_pairs is not None and len(self.token_pairs):
+                    pairs = self._token_pairs_within(nc, nr)
                 else:
                     n = min(nc, nr)
                     pairs = np.stack([np.arange(n), np.arange(n)], axis=1)
                 if len(pairs):
                     return cg.parts[0], rg.parts[0], pairs[:, 0], pairs[:, 1]
         return None
+
+    def _token_pairs_within(self, nc: int, nr: int) -> np.ndarray:
+        """The token pairs whose ids index rows of both sides' embeddings (``nc`` and ``nr`` rows)."""
+        assert self.token_pairs is not None
+        tp = self.token_pairs
+        return tp[(tp[:, 0] < nc) & (tp[:, 1] < nr)]
 
     def _fit_alignment(self, stack: str) -> Alignment:
         wc, wr = _width(self.cand, stack) or 0, _width(self.ref, stack) or 0
@@ -152,15 +166,18 @@ class Prepared:
         group = emb.layers[None].get("embed.tokens" if by_tokens else "embed.positions")
         if group is None:
             return Alignment("none", wc, wr, float("nan"), float("nan"), 0, "the candidate has no such embedding")
-        if by_tokens and self.token_pairs:
-            to_cand = {r: c for c, r in self.token_pairs}
-            keep = [(i, to_cand[int(r)]) for i, r in enumerate(ids) if int(r) in to_cand and to_cand[int(r)]
-                    < group.n_units]
+        ids = np.asarray(ids, dtype=np.int64)
+        if by_tokens and self.token_pairs is not None and len(self.token_pairs):
+            cand_of = _candidate_of_reference(self.token_pairs)
+            inside = ids < len(cand_of)
+            mapped = np.full(len(ids), -1, dtype=np.int64)
+            mapped[inside] = cand_of[ids[inside]]
         else:
-            keep = [(i, int(r)) for i, r in enumerate(ids) if int(r) < group.n_units]
-        if not keep:
+            mapped = ids
+        sel = np.nonzero((mapped >= 0) & (mapped < group.n_units))[0]
+        if not len(sel):
             return Alignment("none", wc, wr, float("nan"), float("nan"), 0, "no anchor tokens in common")
-        sel, cand_ids = np.array([k[0] for k in keep]), np.array([k[1] for k in keep], dtype=np.int64)
+        cand_ids = mapped[sel]
         gram = self.fp.arrays.get(f"anchor_gram|{stack}")
         if gram is not None:  # keep the stored Gram's rows first, in its order, so the two Grams pair up
             in_gram = sel < len(gram)
@@ -269,15 +286,14 @@ class Prepared:
     def _pairs(self, comp: str, layer, cg: UnitGroup, rg: UnitGroup) -> tuple[np.ndarray, np.ndarray]:
         """Paired unit indices (candidate, reference) for embedding-like groups."""
         nc, nr = cg.n_units, rg.n_units
-        if cg.key in ("embed.tokens", "head") and self.token_pairs:
-            pairs = np.array([(c, r) for c, r in self.token_pairs if c < nc and r < nr], dtype=np.int64)
+        if cg.key in ("embed.tokens", "head") and self.token_pairs is not None and len(self.token_pairs):
+            pairs = self._token_pairs_within(nc, nr)
         else:
             n = min(nc, nr)
             pairs = np.stack([np.arange(n), np.arange(n)], axis=1)
         if self.fp is not None:  # only the rows the fingerprint kept can be compared
             stored = self.fp.paired_ids(_group_id(rg, layer))
-            kept = set(stored.tolist()) if stored is not None else set()
-            pairs = pairs[[int(r) in kept for r in pairs[:, 1]]] if len(pairs) else pairs
+            pairs = pairs[np.isin(pairs[:, 1], stored)] if stored is not None else pairs[:0]
         if len(pairs) > self.settings.units:
             pick = sample_rng(self.settings, "pairs", comp, layer, cg.key).choice(len(pairs), self.settings.units,
                                                                             replace=False)

@@ -24,6 +24,7 @@ from types import TracebackType
 from typing import Any, Self
 
 import numpy as np
+import orjson
 from gguf.constants import GGML_QUANT_SIZES, GGMLQuantizationType
 
 from simsa.errors import CheckpointError
@@ -34,7 +35,7 @@ from simsa.lineage.formats.safetensors import SafetensorsFile, normalise_index
 from simsa.lineage.formats.safetensors_write import TensorSpec, encode, write_safetensors
 from simsa.lineage.model.adapters import map_architecture
 from simsa.lineage.model.roles import ArchitectureMap
-from simsa.lineage.model.tokenizer import Vocabulary
+from simsa.lineage.model.tokenizer import MAX_TOKEN_ID, Vocabulary
 from simsa.lineage.model.units import ComponentUnits, UnitGroup, unit_groups
 from simsa.lineage.stats.correspondence import SamplingSettings
 from simsa.lineage.stats.exchangeability import REASONS, CoordinateAudit
@@ -79,6 +80,10 @@ class Fingerprint:
 
     meta: dict[str, Any]
     arrays: Mapping[str, np.ndarray] = field(default_factory=dict)
+    # The role map and unit groups rebuilt from `meta` (see `fingerprint_units`): loading checks them, a comparison
+    # uses them, and a scan would otherwise build them twice per reference.
+    _units: tuple[ArchitectureMap, dict[str, ComponentUnits]] | None = field(
+        default=None, init=False, repr=False, compare=False)
 
     @property
     def settings(self) -> FingerprintSettings:
@@ -153,7 +158,7 @@ class Fingerprint:
             if raw is None:
                 raise CheckpointError(f"{path}: not a simsa fingerprint (no '{META_KEY}' metadata)")
             try:
-                meta = json.loads(raw)
+                meta = _parse_meta(raw)
             except json.JSONDecodeError as exc:
                 raise CheckpointError(f"{path}: fingerprint metadata is not valid JSON: {exc}") from None
             if not isinstance(meta, dict) or meta.get("schema") != SCHEMA:
@@ -164,21 +169,34 @@ class Fingerprint:
                 want = meta.get("arrays_sha256")
                 if want and want != _arrays_digest(stored):
                     raise CheckpointError(f"{path}: fingerprint arrays do not match their recorded digest (corrupted)")
-            problem = _problem(meta, stored, values=verify)
+            fp = cls(meta, stored)
+            problem = _problem(fp, values=verify)
             if problem:
                 raise CheckpointError(f"{path}: malformed fingerprint: {problem}")
         except BaseException:
             f.close()
             raise
-        if not verify:
-            return cls(meta, stored)
-        arrays = dict(stored.items())
-        f.close()
-        return cls(meta, arrays)
+        if verify:
+            fp.arrays = dict(stored.items())
+            f.close()
+        return fp
 
     def close(self) -> None:
         if isinstance(self.arrays, _StoredArrays):
             self.arrays.close()
+
+
+def _parse_meta(raw: str) -> Any:
+    """The metadata JSON: orjson where it can (a scan parses one vocabulary-sized document per reference, at twice
+    json's speed), the standard library for what orjson refuses (NaN, integers beyond 64 bits), and its errors."""
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return json.loads(raw)
+
+
+_NATIVE: dict[str, np.dtype[Any]] = {
+    "I64": np.dtype(np.int64), "F16": np.dtype(np.float16), "F32": np.dtype(np.float32)}
 
 
 class _StoredArrays(Mapping[str, np.ndarray]):
@@ -194,8 +212,10 @@ class _StoredArrays(Mapping[str, np.ndarray]):
             if key not in self._names:
                 raise KeyError(key)
             dtype = self._file.info(key).dtype
-            self._cache[key] = (self._file.read(key, allow_integer=True).astype(np.int64) if dtype == "I64"
-                                else self._file.read(key).astype(np.float16 if dtype == "F16" else np.float32))
+            if dtype in _NATIVE:  # what `save` writes: read as stored (ids stay exact int64, F16 stays F16)
+                self._cache[key] = self._file.read_stored(key).astype(_NATIVE[dtype], copy=False)
+            else:
+                self._cache[key] = self._file.read(key)
         return self._cache[key]
 
     def __iter__(self) -> Iterator[str]:
@@ -228,11 +248,13 @@ def _is_token_table(tokens: object) -> bool:
     if not isinstance(tokens, dict):
         return False
     ids = tokens.values()
-    return set(map(type, tokens)) <= {str} and set(map(type, ids)) <= {int} and (not ids or min(ids) >= 0)
+    return set(map(type, tokens)) <= {str} and set(map(type, ids)) <= {int} and (
+        not ids or (min(ids) >= 0 and max(ids) <= MAX_TOKEN_ID))
 
 
-def _problem(meta: dict[str, Any], arrays: Mapping[str, np.ndarray], *, values: bool = True) -> str | None:
+def _problem(fp: Fingerprint, *, values: bool = True) -> str | None:
     """What is wrong with a fingerprint's contents (a well-formed file can still hold nonsense), or None."""
+    meta, arrays = fp.meta, fp.arrays
     for key in ("settings", "shapes", "stacks"):
         if not isinstance(meta.get(key), dict):
             return f"metadata lacks '{key}'"
@@ -287,7 +309,7 @@ def _problem(meta: dict[str, Any], arrays: Mapping[str, np.ndarray], *, values: 
                 if ids.ndim != 1 or ids.size != shape[0] or (ids.size and ids.min() < 0):
                     return f"paired rows of {gid!r} do not match their ids"
     try:
-        fingerprint_units(Fingerprint(meta, arrays))
+        fingerprint_units(fp)
     except Exception as exc:
         return f"its shapes and config do not map to an architecture ({type(exc).__name__})"
     return None
@@ -422,7 +444,26 @@ def stored_nbytes(label: str, dtype: str, shape: tuple[int, ...]) -> int:
     raise CheckpointError(f"{label}: unknown stored dtype {dtype!r}, so its size is unknown")
 
 
+UNITS_CACHE_SIZE = 32  # architectures whose role maps are kept (a registry holds a few dozen model shapes)
+_UNITS_BY_ARCHITECTURE: dict[str, tuple[ArchitectureMap, dict[str, ComponentUnits]]] = {}
+
+
 def fingerprint_units(fp: Fingerprint) -> tuple[ArchitectureMap, dict[str, ComponentUnits]]:
-    """The reference's role map and unit groups, rebuilt from the stored shapes and config."""
-    amap = map_architecture({n: tuple(s) for n, s in fp.meta["shapes"].items()}, fp.meta.get("config") or {})
-    return amap, unit_groups(amap)
+    """The reference's role map and unit groups, rebuilt from the stored shapes and config.
+
+    Built once per fingerprint, and once per architecture in a process: a registry holds many fingerprints of the
+    same few shapes (model sizes of a family), and mapping one takes longer than the rest of a scan's screen of it.
+    The map is pure in the shapes and config, so equal inputs share the result (which nothing mutates).
+    """
+    if fp._units is None:
+        shapes, config = fp.meta["shapes"], fp.meta.get("config") or {}
+        key = json.dumps([shapes, config], sort_keys=True, ensure_ascii=False)
+        units = _UNITS_BY_ARCHITECTURE.pop(key, None)
+        if units is None:
+            amap = map_architecture({n: tuple(s) for n, s in shapes.items()}, config)
+            units = amap, unit_groups(amap)
+        _UNITS_BY_ARCHITECTURE[key] = units  # newest last
+        while len(_UNITS_BY_ARCHITECTURE) > UNITS_CACHE_SIZE:
+            del _UNITS_BY_ARCHITECTURE[next(iter(_UNITS_BY_ARCHITECTURE))]
+        fp._units = units
+    return fp._units

@@ -719,6 +719,11 @@ class SafetensorsFile:
             n = min(start + info.nbytes, pos + chunk_bytes) - pos
             yield self._pread(pos, n, buf[:n]).data
 
+    def read_stored(self, name: str) -> np.ndarray:
+        """A copy of the whole tensor in its storage dtype (BF16 as uint16, I64 as int64), undecoded, in its shape."""
+        info = self.info(name)
+        return self._read_elements(info, 0, info.numel).reshape(info.shape)
+
     def read_flat(self, name: str, start: int, stop: int, *, allow_integer: bool = False) -> np.ndarray:
         """float32 copy of flat (C-order) elements start..stop, decoded in chunks."""
         info = self.info(name)

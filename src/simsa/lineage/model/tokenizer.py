@@ -16,10 +16,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from simsa.errors import CheckpointError
 
 PRIOR_LABEL = "prior — not weight evidence"
 MAX_TOKENIZER_BYTES = 256 << 20  # real tokenizer.json files are tens of MB; anything far larger is refused
+MAX_TOKEN_ID = 2**31 - 1  # no vocabulary comes near; a larger id in a file is not a token of any embedding
 MERGE_PREFIX_N = 10_000  # the reference's first N merges are looked up in the candidate's
 MAX_TOKEN_DETAILS = 200  # shared special/added tokens listed with their ids
 NEAR_ALL = 0.99  # "all reference tokens at the same ids" tolerates 1 % changed (reserved slots reused)
@@ -82,7 +85,7 @@ def _read_json_object(path: Path, what: str) -> dict:
 
 
 def _is_id(v: object) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool) and v >= 0
+    return isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= MAX_TOKEN_ID
 
 
 def _from_tokenizer_json(path: Path) -> Vocabulary:
@@ -157,9 +160,17 @@ def read_vocabulary(files: dict[str, Path]) -> tuple[Vocabulary | None, str | No
     return vocab, None
 
 
-def token_alignment(cand: Vocabulary, ref: Vocabulary) -> list[tuple[int, int]]:
-    """(candidate id, reference id) for every token string both vocabularies hold, sorted by candidate id."""
-    return sorted((cid, ref.tokens[tok]) for tok, cid in cand.tokens.items() if tok in ref.tokens)
+def token_alignment(cand: Vocabulary, ref: Vocabulary) -> np.ndarray:
+    """(candidate id, reference id) rows for every token string both vocabularies hold, sorted by candidate id.
+
+    An int64 array of shape (n, 2): a scan pairs one candidate with hundreds of references' vocabularies of up to
+    150 k tokens, so the pairing stays in C (set intersection, then a sort).
+    """
+    common = cand.tokens.keys() & ref.tokens.keys()
+    c = np.fromiter(map(cand.tokens.__getitem__, common), np.int64, len(common))
+    r = np.fromiter(map(ref.tokens.__getitem__, common), np.int64, len(common))
+    order = np.lexsort((r, c))
+    return np.stack([c[order], r[order]], axis=1)
 
 
 # --- comparison
