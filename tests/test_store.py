@@ -30,6 +30,18 @@ def store(db_url: str):
     s.dispose()
 
 
+def test_the_migrations_build_exactly_the_models_schema(store: Store) -> None:
+    # Every table, column, index and constraint the models declare, and nothing else, after `upgrade` alone.
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from simsa.store.models import Base
+
+    store.upgrade()
+    with store.engine.connect() as conn:
+        assert compare_metadata(MigrationContext.configure(conn), Base.metadata) == []
+
+
 def _item(team: str, value: float, source: str = "panel:expert", rater: str = "expert-1") -> score_service.ScoreInput:
     return score_service.ScoreInput(stage="stage-1", team=team, source=source, value=value, rater=rater)
 

@@ -21,6 +21,7 @@ from simsa.cli import (
     arena_cmd,
     audit_cmd,
     bench_cmd,
+    commit_cmd,
     corrections_cmd,  # noqa: F401 — registers `score void`, `gate void` on the score and gate apps
     demo_cmd,
     lineage_cmd,
@@ -58,6 +59,8 @@ app.add_typer(bench_cmd.app, name="bench")
 app.add_typer(web_cmd.app, name="web")
 app.add_typer(panel_cmd.app, name="panel")
 app.add_typer(arena_cmd.app, name="arena")
+app.add_typer(commit_cmd.app, name="commitments")
+app.command("commit")(commit_cmd.commit)
 app.command("report")(report_cmd.report)
 app.command("demo")(demo_cmd.demo)
 app.command("serve-model")(serve_cmd.serve_model)

@@ -35,7 +35,7 @@ from simsa.errors import InputError, NotFound
 from simsa.program.arena_schema import Arena, GoldItem
 from simsa.program.loader import LoadedProgram
 from simsa.program.schema import Stage
-from simsa.services import programs
+from simsa.services import commitments, programs
 from simsa.services.arena_answers import Answer, Entrants, entrants_for
 from simsa.store.db import Store
 from simsa.store.models import (
@@ -177,6 +177,7 @@ def freeze(session: Session, ctx: ArenaContext, identities: Mapping[str, Mapping
     """Freeze the entrants into the audit chain. The same manifest as the current segment changes nothing
     (returns it, False); a different one opens a new segment (True) — only with a reason once votes exist, since
     it splits the stage's votes into separately reported segments."""
+    check_entrant_commitments(session, ctx, identities)
     doc = manifest(ctx, identities)
     digest = hashlib.sha256(canonical(doc).encode()).hexdigest()
     current = current_segment(session, ctx)
@@ -193,6 +194,23 @@ def freeze(session: Session, ctx: ArenaContext, identities: Mapping[str, Mapping
     session.flush()
     append(session, actor=actor, action="arena.segment.freeze", row=row, at=when)
     return _segment(row), True
+
+
+def check_entrant_commitments(session: Session, ctx: ArenaContext,
+                              identities: Mapping[str, Mapping[str, Any]]) -> None:
+    """Refuse to freeze an entrant whose served weights differ from the ones its team committed to (`simsa commit
+    ... entrant=DIR`), or whose endpoint does not say which weights it serves."""
+    for team, promised in sorted(commitments.entrant_commitments(session, ctx.key, ctx.stage.id).items()):
+        if team not in identities:
+            continue
+        served = identities[team].get("sha256")
+        where = f"commitment entrant:{promised.label} (#{promised.id}, recorded {promised.recorded_at})"
+        if not served:
+            raise InputError(f"entrant {team!r}: its endpoint does not publish the sha256 of the weights it serves, "
+                             f"so it cannot be checked against {where}; freeze refused")
+        if served != promised.sha256:
+            raise InputError(f"entrant {team!r} serves weights sha256 {served}, not the {promised.sha256} of "
+                             f"{where}; freeze refused")
 
 
 def _count_votes(session: Session, ctx: ArenaContext, segment_id: int) -> int:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     CheckConstraint,
     DateTime,
@@ -467,6 +468,31 @@ class ArenaExclusion(Base):
     decided_by: Mapped[str] = mapped_column(String(128))
 
 
+class Commitment(Base):
+    """What a team committed to at a stage's start (seed, data manifest, tokenizer, step-0 weights, entrant weights),
+    as digests only: `sha256` over the content, and for a directory each file's in `files` (JSON). A changed
+    commitment is a new row superseding the old one, with the reason; nothing is overwritten."""
+
+    __tablename__ = "commitments"
+    __table_args__ = (_one_root("uq_commitments_first_per_key", "program_key", "stage_id", "team_id", "kind",
+                                "label"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    program_key: Mapped[str] = mapped_column(String(64), index=True)
+    stage_id: Mapped[str] = mapped_column(String(64))
+    team_id: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(32))
+    label: Mapped[str] = mapped_column(String(64))
+    sha256: Mapped[str] = mapped_column(String(64))
+    bytes: Mapped[int] = mapped_column(BigInteger)
+    method: Mapped[str] = mapped_column(String(16))  # file | tree | weights
+    files: Mapped[str] = mapped_column(Text)  # JSON [[path, sha256, bytes], ...]; [] for a single file
+    recorded_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    recorded_by: Mapped[str] = mapped_column(String(128))
+    supersedes_id: Mapped[int | None] = mapped_column(ForeignKey("commitments.id"), nullable=True, unique=True)
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
 class AuditEntry(Base):
     """One link of the hash chain: what was written, by whom, and the hash binding it to all before it."""
 
@@ -571,5 +597,5 @@ DOMAIN_TABLES: dict[str, type[Base]] = {
     cls.__tablename__: cls
     for cls in (ProgramVersion, Score, GateResult, Decision, Appeal, AppealResolution, EvidenceDocument,
                 PanelBlob, PanelDocument, PanelDeclaration, PanelAssignment, PanelCode, PanelReview, PanelComment,
-                PanelEvent, ArenaSegment, ArenaBattle, ArenaTurn, ArenaVote, ArenaRating, ArenaExclusion)
+                PanelEvent, ArenaSegment, ArenaBattle, ArenaTurn, ArenaVote, ArenaRating, ArenaExclusion, Commitment)
 }
