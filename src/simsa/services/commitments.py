@@ -210,3 +210,11 @@ def listing(session: Session, ref: ProgramRef, *, stage: str | None = None, team
 def entrant_commitments(session: Session, key: str, stage_id: str) -> dict[str, Committed]:
     """Each team's current ``entrant`` commitment for a stage (the weights its arena entrant must serve)."""
     return {r.team_id: committed(r) for r in current_rows(session, key, stage_id) if r.kind == "entrant"}
+
+
+def team_commitments(session: Session, ref: ProgramRef, *, team: str, stage: str | None = None,
+                     now: dt.datetime | None = None) -> list[Committed]:
+    """A team's current commitments for a stage (default: the one running), for `evidence verify`."""
+    program = programs.resolve(session, ref).program
+    st = _stage_and_team(program, stage, team, _today(program, as_utc(now) if now else now_utc()))
+    return [committed(r) for r in current_rows(session, program.program.id, st.id, team)]
