@@ -27,7 +27,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from lineage_scale import drop_cache
 
-from simsa.evidence import Spec, digest
+from simsa.evidence.manifest import Init, manifest_text
 from simsa.lineage.formats.safetensors_write import TensorSpec, encode, write_safetensors
 
 VOCAB, HIDDEN, LAYERS, HEADS, KV_HEADS, HEAD_DIM, FFN = 128_256, 2048, 16, 32, 8, 64, 8192
@@ -81,33 +81,12 @@ def write_package(root: Path) -> int:
                                           f"{s * BATCH * SEQ}" for s in range(1, 1001)]
     (root / "logs" / "train.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
 
-    def sha(p: Path) -> str:
-        return digest(Spec("file", "x", p)).sha256
-
-    data_sha = sha(root / "data-manifest.jsonl")
-    kinds = "".join(f'\n[init.{k}]\ndistribution = "normal"\nstd = {STD}\n' for k in ("embedding", "attention", "mlp"))
-    (root / "evidence.toml").write_text(f'''schema = "simsa.evidence/1"
-model = "bench-1b"
-
-[tokenizer]
-path = "tokenizer/tokenizer.json"
-sha256 = "{sha(root / "tokenizer" / "tokenizer.json")}"
-
-[log]
-path = "logs/train.csv"
-format = "csv"
-sha256 = "{sha(root / "logs" / "train.csv")}"
-
-[training]
-global_batch_size = {BATCH}
-sequence_length = {SEQ}
-data_manifest_sha256 = "{data_sha}"
-{kinds}
-[[checkpoints]]
-step = 0
-path = "checkpoints/step-0"
-sha256 = "{sha(root / "checkpoints" / "step-0")}"
-''', encoding="utf-8")
+    normal = Init(distribution="normal", std=STD)
+    text = manifest_text(root, model="bench-1b", tokenizer="tokenizer/tokenizer.json", log="logs/train.csv",
+                         log_format="csv", data_manifest="data-manifest.jsonl", global_batch_size=BATCH,
+                         sequence_length=SEQ, checkpoints=[(0, "checkpoints/step-0")],
+                         init={k: normal for k in ("embedding", "attention", "mlp")})
+    (root / "evidence.toml").write_text(text, encoding="utf-8")
     return params
 
 

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from lineage_zoo import BATCH, SEQ_LEN, _batch, _fresh, _quiet_and_threads, zoo_data
-from simsa.evidence import Spec, digest
+from simsa.evidence.manifest import Init, manifest_text
 
 VERSION = "evidence-runs-1"
 STEPS = 120
@@ -48,10 +48,6 @@ class Runs:
 
     def package(self, name: str) -> Path:
         return self.root / name
-
-
-def _sha(path: Path) -> str:
-    return digest(Spec("file", "package", path)).sha256
 
 
 def _train(model: torch.nn.Module, corpus: np.ndarray, sp, seed: int, steps: int, save: Callable[[int], None],
@@ -90,48 +86,12 @@ def _write_log(path: Path, rows: list[dict]) -> None:
 
 def write_manifest(pkg: Path, model: str, steps: list[int]) -> None:
     """`evidence.toml` with the sha256 of every file as they are now (a forger re-hashes after editing)."""
-    cps = "".join(f'\n[[checkpoints]]\nstep = {s}\npath = "checkpoints/step-{s}"\nsha256 = '
-                  f'"{_sha(pkg / "checkpoints" / f"step-{s}")}"\n' for s in steps)
-    data_sha = _sha(pkg / "data-manifest.jsonl")
-    text = f'''schema = "simsa.evidence/1"
-model = "{model}"
-team = "jiri"
-
-[tokenizer]
-path = "tokenizer/tokenizer.json"
-sha256 = "{_sha(pkg / "tokenizer" / "tokenizer.json")}"
-
-[data_manifest]
-path = "data-manifest.jsonl"
-sha256 = "{data_sha}"
-
-[log]
-path = "logs/train.csv"
-format = "csv"
-sha256 = "{_sha(pkg / "logs" / "train.csv")}"
-
-[training]
-global_batch_size = {BATCH}
-sequence_length = {SEQ_LEN}
-tokens = {steps[-1] * BATCH * SEQ_LEN}
-data_manifest_sha256 = "{data_sha}"
-
-[init.embedding]
-distribution = "normal"
-std = {INIT_STD}
-
-[init.attention]
-distribution = "normal"
-std = {INIT_STD}
-
-[init.mlp]
-distribution = "normal"
-std = {INIT_STD}
-
-[init.output_head]
-distribution = "normal"
-std = {INIT_STD}
-{cps}'''
+    normal = Init(distribution="normal", std=INIT_STD)
+    text = manifest_text(pkg, model=model, team="jiri", tokenizer="tokenizer/tokenizer.json", log="logs/train.csv",
+                         log_format="csv", data_manifest="data-manifest.jsonl",
+                         checkpoints=[(s, f"checkpoints/step-{s}") for s in steps], global_batch_size=BATCH,
+                         sequence_length=SEQ_LEN, tokens=steps[-1] * BATCH * SEQ_LEN,
+                         init={k: normal for k in ("embedding", "attention", "mlp", "output_head")})
     (pkg / "evidence.toml").write_text(text, encoding="utf-8")
 
 

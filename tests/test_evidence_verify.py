@@ -12,19 +12,17 @@ import shutil
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
 from evidence_runs import FORGERIES, Runs, build_runs, write_manifest
 from helpers import EXAMPLE
-from simsa.cli.context import STATE
-from simsa.cli.main import app
-from simsa.errors import InputError, SimsaError
+from simsa.errors import InputError
 from simsa.evidence import Spec, digest, parse_spec
 from simsa.evidence.manifest import load_manifest
 from simsa.evidence.verify import verify
 from simsa.report.evidence_report import render_evidence_html
 from simsa.services import commitments
 from simsa.store.db import Store
+from test_record_integrity import cli
 
 # What each forgery must fail (it may fail more): the check a reviewer is pointed to.
 MUST_FAIL = {
@@ -47,18 +45,9 @@ def _copy(runs: Runs, name: str, tmp_path: Path) -> Path:
     return target
 
 
-def _cli(*args: str, db: str | None = None) -> tuple[int, str]:
-    STATE._store = None
-    try:
-        result = CliRunner().invoke(app, [*(["--db", db] if db else []), "--actor", "tester", *args],
-                                    catch_exceptions=False)
-    except SimsaError as exc:  # what `main` turns into one line and an exit code
-        return exc.exit_code, str(exc)
-    finally:
-        if STATE._store is not None:
-            STATE._store.dispose()
-        STATE._store = None
-    return result.exit_code, result.output
+def _cli(*args: str, db: str = "sqlite://") -> tuple[int, str]:
+    """`simsa …` as a user runs it (an in-memory database unless one is given: most of these commands open none)."""
+    return cli(db, *args)
 
 
 def test_the_honest_run_passes_every_check(runs: Runs) -> None:

@@ -7,8 +7,10 @@ the team wrote the manifest (a directory: the tree digest of `simsa.evidence.com
 from __future__ import annotations
 
 import itertools
+import json
 import math
 import tomllib
+from collections.abc import Mapping, Sequence
 from pathlib import Path, PurePosixPath
 from typing import Annotated, Literal
 
@@ -165,3 +167,50 @@ def resolve(root: Path, ref: FileRef) -> Path:
     if target != base and base not in target.parents:
         raise InputError(f"{ref.path}: leads outside the evidence package (a link?); refused")
     return target
+
+
+def _toml_string(value: str) -> str:
+    return json.dumps(value, ensure_ascii=False)  # JSON's escapes are TOML basic-string escapes
+
+
+def manifest_text(root: Path, *, model: str, tokenizer: str, log: str, log_format: str,
+                  checkpoints: Sequence[tuple[int, str]], global_batch_size: int, sequence_length: int,
+                  init: Mapping[str, Init], data_manifest: str | None = None, data_manifest_sha256: str | None = None,
+                  tokens: int | None = None, team: str | None = None) -> str:
+    """An `evidence.toml` for the files under ``root`` with the sha256 each has now, validated before it is returned.
+
+    What a team runs once its files are in place; ``data_manifest_sha256`` is needed only without ``data_manifest``.
+    """
+    from simsa.evidence.commitments import Spec, digest
+
+    def sha(rel: str) -> str:
+        return digest(Spec("file", "package", Path(root) / rel)).sha256
+
+    def ref(table: str, rel: str, extra: str = "") -> str:
+        return f"\n[{table}]\npath = {_toml_string(rel)}\n{extra}sha256 = {_toml_string(sha(rel))}\n"
+
+    data_sha = sha(data_manifest) if data_manifest is not None else data_manifest_sha256
+    if data_sha is None:
+        raise InputError("give the data manifest's file or its sha256")
+    lines = [f"schema = {_toml_string(SCHEMA)}", f"model = {_toml_string(model)}"]
+    if team is not None:
+        lines.append(f"team = {_toml_string(team)}")
+    text = "\n".join(lines) + "\n" + ref("tokenizer", tokenizer)
+    if data_manifest is not None:
+        text += ref("data_manifest", data_manifest)
+    text += ref("log", log, f"format = {_toml_string(log_format)}\n")
+    text += (f"\n[training]\nglobal_batch_size = {int(global_batch_size)}\nsequence_length = {int(sequence_length)}\n"
+             + (f"tokens = {int(tokens)}\n" if tokens is not None else "")
+             + f"data_manifest_sha256 = {_toml_string(data_sha)}\n")
+    for kind, how in init.items():
+        text += f"\n[init.{kind}]\ndistribution = {_toml_string(how.distribution)}\n" + "".join(
+            f"{k} = {v!r}\n" for k, v in (("mean", how.mean), ("std", how.std), ("low", how.low), ("high", how.high))
+            if v is not None and not (k == "mean" and v == 0.0))
+    for step, rel in checkpoints:
+        text += (f"\n[[checkpoints]]\nstep = {int(step)}\npath = {_toml_string(rel)}\n"
+                 f"sha256 = {_toml_string(sha(rel))}\n")
+    try:
+        Manifest.model_validate(tomllib.loads(text))
+    except (ValidationError, tomllib.TOMLDecodeError) as exc:
+        raise InputError(f"the manifest would not be valid: {exc}") from None
+    return text

@@ -9,7 +9,7 @@ from typing import Any
 
 from matplotlib.figure import Figure
 
-from simsa.report.plots import INK, MUTED, _quiet, to_inline_svg
+from simsa.report.plots import INK, MUTED, _quiet, standalone_page, to_inline_svg
 
 STATUS_COLOR = {"passed": "#4f9a6e", "failed": "#c0504d", "not applicable": "#8a94a3"}
 GRADE_NOTE = {
@@ -94,18 +94,7 @@ def render_evidence_html(result: Mapping[str, Any]) -> str:
                + esc(", ".join(by_id[i]["title"] for i in result["failed"])) + "</p>")
     team = f" — team {esc(str(result['team']))}" if result.get("team") else ""
     grades = "".join(f"<li><b>{esc(g)}</b>: {esc(n)}</li>" for g, n in GRADE_NOTE.items())
-    return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>simsa evidence: {esc(str(result['model']))}</title>
-<style>
-body{{font-family:system-ui,-apple-system,"Noto Sans KR",sans-serif;color:{INK};max-width:1100px;margin:2em auto;
-padding:0 1em;line-height:1.45}}
-table{{border-collapse:collapse;margin:.6em 0;font-size:.92em}} td,th{{border-bottom:1px solid #dde3ea;
-padding:.3em .6em;text-align:left;vertical-align:top}}
-.badge{{color:#fff;border-radius:3px;padding:.1em .45em;font-weight:600;white-space:nowrap}} .note{{color:{MUTED}}}
-figure{{margin:1em 0}} .big{{font-size:1.3em}} code{{background:#f2f4f7;padding:0 .25em}}
-</style></head><body>
-<h1>Training evidence: {esc(str(result['model']))}</h1>
-<p class=note>Package {esc(str(result['package']))}{team};
+    body = f"""<p class=note>Package {esc(str(result['package']))}{team};
 schema {esc(str(result['schema']))}; verified in {float(result['seconds']):.1f} s.</p>
 {verdict}
 <h2>Checks</h2>
@@ -115,5 +104,5 @@ schema {esc(str(result['schema']))}; verified in {float(result['seconds']):.1f} 
 <h2>Curves</h2>
 {figures or '<p class=note>No loss curve or distances to show.</p>'}
 {'<h2>Tensors that do not fit the declared initialisation</h2>' + misfits if misfits else ''}
-</body></html>
 """
+    return standalone_page(f"simsa evidence: {result['model']}", f"Training evidence: {result['model']}", body)

@@ -13,7 +13,7 @@ from matplotlib.figure import Figure
 
 from simsa.errors import InputError
 from simsa.program.originality import Validity
-from simsa.report.plots import INK, MUTED, _quiet, to_inline_svg
+from simsa.report.plots import INK, MUTED, _quiet, standalone_page, to_inline_svg
 
 if TYPE_CHECKING:
     from matplotlib.patches import Rectangle
@@ -105,22 +105,7 @@ def _outcome(outcome: str) -> str:
 
 def render_lineage_html(result: Mapping[str, Any]) -> str:
     """The whole page. Everything is inline (SVG plots, CSS), so the file can be archived or mailed as it is."""
-    esc = html.escape
-    return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>simsa lineage: {esc(str(result['verdict']))}</title>
-<style>
-body{{font-family:system-ui,-apple-system,"Noto Sans KR",sans-serif;color:{INK};max-width:1100px;margin:2em auto;
-padding:0 1em;line-height:1.45}}
-table{{border-collapse:collapse;margin:.6em 0;font-size:.92em}} td,th{{border-bottom:1px solid #dde3ea;
-padding:.3em .6em;text-align:left;vertical-align:top}}
-.badge{{color:#fff;border-radius:3px;padding:.1em .45em;font-weight:600}} .note{{color:{MUTED}}}
-.warn{{background:#fff6e0;padding:.5em .8em;border-left:4px solid #d08a2e}} figure{{margin:1em 0}}
-.big{{font-size:1.4em}} code{{background:#f2f4f7;padding:0 .25em}}
-</style></head><body>
-<h1>Weight lineage report</h1>
-{render_lineage_body(result)}
-</body></html>
-"""
+    return standalone_page(f"simsa lineage: {result['verdict']}", "Weight lineage report", render_lineage_body(result))
 
 
 def render_lineage_body(result: Mapping[str, Any], heading: int = 2) -> str:

@@ -240,3 +240,22 @@ def _finish(ax, title: str, xlabel: str, rows: int) -> None:
     ax.tick_params(axis="y", length=0)
     pad = (rows - len(ax.get_yticks())) / 2
     ax.set_ylim(-0.6 - pad, len(ax.get_yticks()) - 0.4 + pad)
+
+
+# The style of simsa's self-contained HTML pages (lineage and evidence reports): inline, so a page can be archived or
+# mailed as it is.
+PAGE_CSS = f"""body{{font-family:system-ui,-apple-system,"Noto Sans KR",sans-serif;color:{INK};max-width:1100px;
+margin:2em auto;padding:0 1em;line-height:1.45}}
+table{{border-collapse:collapse;margin:.6em 0;font-size:.92em}} td,th{{border-bottom:1px solid #dde3ea;
+padding:.3em .6em;text-align:left;vertical-align:top}}
+.badge{{color:#fff;border-radius:3px;padding:.1em .45em;font-weight:600;white-space:nowrap}} .note{{color:{MUTED}}}
+.warn{{background:#fff6e0;padding:.5em .8em;border-left:4px solid #d08a2e}} figure{{margin:1em 0}}
+.big{{font-size:1.4em}} code{{background:#f2f4f7;padding:0 .25em}}"""
+
+
+def standalone_page(title: str, heading: str, body: str) -> str:
+    """A whole HTML page around ``body`` (already escaped); ``title`` and ``heading`` are escaped here."""
+    import html
+
+    return (f'<!doctype html>\n<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>\n'
+            f"<style>\n{PAGE_CSS}\n</style></head><body>\n<h1>{html.escape(heading)}</h1>\n{body}\n</body></html>\n")
