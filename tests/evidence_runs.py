@@ -32,7 +32,7 @@ import torch
 from lineage_zoo import BATCH, SEQ_LEN, _batch, _fresh, _quiet_and_threads, zoo_data
 from simsa.evidence.manifest import Init, manifest_text
 
-VERSION = "evidence-runs-1"
+VERSION = "evidence-runs-2"
 STEPS = 120
 SAVE_AT = (0, 10, 40, 80, 120)
 PARENT_STEPS = 150
@@ -87,7 +87,7 @@ def _write_log(path: Path, rows: list[dict]) -> None:
 def write_manifest(pkg: Path, model: str, steps: list[int]) -> None:
     """`evidence.toml` with the sha256 of every file as they are now (a forger re-hashes after editing)."""
     normal = Init(distribution="normal", std=INIT_STD)
-    text = manifest_text(pkg, model=model, team="jiri", tokenizer="tokenizer/tokenizer.json", log="logs/train.csv",
+    text = manifest_text(pkg, model=model, team="baekdu", tokenizer="tokenizer/tokenizer.json", log="logs/train.csv",
                          log_format="csv", data_manifest="data-manifest.jsonl",
                          checkpoints=[(s, f"checkpoints/step-{s}") for s in steps], global_batch_size=BATCH,
                          sequence_length=SEQ_LEN, tokens=steps[-1] * BATCH * SEQ_LEN,

@@ -219,3 +219,38 @@ def test_the_package_is_checked_against_the_teams_commitments(runs: Runs, tmp_pa
     assert "commitment step0 (#1, recorded" in check["summary"] and "DIFFERS" in check["summary"]
     code, out = _cli("evidence", "verify", str(honest), "--team", "jiri", db=db)
     assert code == 2 and "needs both --program and --team" in out
+
+
+# --------------------------------------------------------------------------- the originality gate
+def test_the_originality_gate_reads_the_verified_package(runs: Runs, tmp_path: Path) -> None:
+    from simsa.lineage.compare.result import compare_paths
+
+    db = f"sqlite:///{tmp_path / 'g.db'}"
+    result = compare_paths(runs.package("honest") / "checkpoints" / "step-120", runs.parent)
+    assert result["verdict"] == "independent"
+    result["candidate"]["path"] = "baekdu/baekdu-32b"  # the team's declared model, as it would be published
+    lineage = tmp_path / "lineage.json"
+    lineage.write_text(json.dumps(result), encoding="utf-8")
+    files = {}
+    for name in ("honest", "cpt"):
+        files[name] = tmp_path / f"{name}.json"
+        files[name].write_text(json.dumps(verify(runs.package(name), parents=[runs.parent]).to_dict()),
+                               encoding="utf-8")
+    gate = ["gate", "from-lineage", str(EXAMPLE), str(lineage), "--stage", "stage-1", "--team", "baekdu"]
+    out = json.loads(cli(db, *gate, "--training-evidence", str(files["honest"]), "--json")[1])
+    summary, recorded = out["summary"], out["recorded"]
+    assert recorded["passed"] is True and summary["criteria"]["training_evidence"]["status"] == "pass"
+    assert summary["training_evidence"]["ok"] and "Training evidence (sha256" in recorded["evidence"]
+    # The forged package: the weights alone would pass, the training evidence sends the gate to review.
+    code, text = cli(db, *gate, "--training-evidence", str(files["cpt"]))
+    assert code == 2 and "needs review" in text and "the package fails init (statistical)" in text
+    out = json.loads(cli(db, *gate, "--training-evidence", str(files["cpt"]), "--override", "fail", "--reason",
+                         "step 0 is the parent's weights; the package fails init and independence", "--json")[1])
+    assert out["recorded"]["passed"] is False and out["recorded"]["supersedes"] == recorded["id"]
+    assert "FAILED init (statistical), first_loss (declared), independence (statistical)" in out["recorded"]["evidence"]
+    # Another team's package, or something that is not a verification, is refused with the reason.
+    code, text = cli(db, "gate", "from-lineage", str(EXAMPLE), str(lineage), "--stage", "stage-1", "--team",
+                     "halla", "--training-evidence", str(files["honest"]), "--dry-run")
+    assert code == 2 and "is team 'baekdu''s package, not team 'halla''s" in text
+    code, text = cli(db, *gate, "--training-evidence", str(lineage), "--dry-run")
+    assert code == 2 and "not a simsa.evidence.verify/1 result" in text

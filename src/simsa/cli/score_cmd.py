@@ -188,6 +188,11 @@ def _print_originality(summary: dict) -> None:
                       "—" if e["log10_p"] is None else f"{e['log10_p']:.1f}",
                       f"{e['identity']['identical']}/{e['identity']['tensors']}")
     console.print(comps)
+    training = summary.get("training_evidence")
+    if training:
+        console.print(f"training evidence {escape(str(training['model']))}: "
+                      + ("every applicable check passed" if training["ok"] else
+                         f"[red]failed[/] {escape(', '.join(training['failed']))}"))
     priors = summary["priors"]
     for key in ("tokenizer", "architecture"):
         if priors[key]:
@@ -208,6 +213,10 @@ def from_lineage(
     override: Annotated[str | None, typer.Option(help="Record 'pass' or 'fail' after review, whatever the "
                                                       "recommendation (needs --reason).")] = None,
     reason: Annotated[str | None, typer.Option(help="Why the reviewer decided as they did (with --override).")] = None,
+    training_evidence: Annotated[str | None, typer.Option(
+        "--training-evidence", help="The team's verified training evidence (`simsa evidence verify --json` saved "
+                                    "to a file): shown in the summary; a failed package sends a pass to review.")
+    ] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Show the summary; record nothing.")] = False,
     example: Annotated[bool, typer.Option(help="Mark as example data.")] = False,
     as_json: JsonOpt = False,
@@ -223,12 +232,13 @@ def from_lineage(
         raise InputError(f"--override must be pass or fail, got {override!r}")
     decided = None if override is None else override == "pass"
     found = gate_service.read_lineage_file(lineage)
+    training = gate_service.read_training_evidence_file(training_evidence) if training_evidence else None
     with writing() as session:
         out = gate_service.record_result_from_lineage(
             session, program, stage_id=stage, team_id=team, gate_id=gate, lineage=found.data,
             lineage_sha256=found.sha256, lineage_text=found.text,
             link=report or lineage, actor=STATE.who(), override=decided, reason=reason, example=example,
-            dry_run=dry_run).to_dict()
+            dry_run=dry_run, training=training).to_dict()
     if as_json:
         emit_json(out)
         return

@@ -636,6 +636,62 @@ def originality_summary(compare_result: dict, declaration: Mapping[str, Any] | N
     }
 
 
+TRAINING_EVIDENCE_SCHEMA = "simsa.evidence.verify/1"
+_CHECK_STATUSES = ("passed", "failed", "not applicable")
+_GRADES = ("cryptographic", "statistical", "heuristic", "declared")
+
+
+def check_verification(data: object) -> dict:
+    """An `evidence verify --json` result, checked for the fields the gate reads; one clear error otherwise."""
+    where = "training evidence"
+    if not isinstance(data, dict) or data.get("schema") != TRAINING_EVIDENCE_SCHEMA:
+        raise _bad(where, f"not a {TRAINING_EVIDENCE_SCHEMA} result (the JSON of `simsa evidence verify --json`)")
+    checks = data.get("checks")
+    if not isinstance(data.get("ok"), bool) or not isinstance(checks, list) or not checks:
+        raise _bad(where, "needs 'ok' and a non-empty list of 'checks'")
+    for i, c in enumerate(checks):
+        if not (isinstance(c, dict) and isinstance(c.get("id"), str) and c.get("status") in _CHECK_STATUSES
+                and c.get("grade") in _GRADES and isinstance(c.get("summary"), str)):
+            raise _bad(f"{where} check {i + 1}", "needs an id, a status (passed, failed, not applicable), a grade "
+                                                 "and a summary")
+    if data["ok"] != (not any(c["status"] == "failed" for c in checks)):
+        raise _bad(where, "'ok' contradicts the checks' statuses")
+    return data
+
+
+def with_training_evidence(summary: dict, verification: dict, sha256: str | None = None) -> dict:
+    """The originality summary with the team's verified training evidence beside the weights' evidence.
+
+    A package that passes strengthens a pass. One that fails turns a pass into "needs review": a person reads which
+    checks failed (each with its grade) and decides with a reason. A weight-based fail stays a fail.
+    """
+    v = check_verification(verification)
+    team = summary.get("team")
+    if v.get("team") and team and v["team"] != team:
+        raise _bad("training evidence", f"is team {v['team']!r}'s package, not team {team!r}'s")
+    failed = [c for c in v["checks"] if c["status"] == "failed"]
+    question = "Does the team's training evidence (step 0, early checkpoints, log) show training from scratch?"
+    if failed:
+        reasons = [f"the package fails {c['id']} ({c['grade']}): {c['summary']}" for c in failed]
+        criterion = _criterion(question, REVIEW, [str(v.get("package", ""))], reasons)
+    else:
+        passed = [c["id"] for c in v["checks"] if c["status"] == "passed"]
+        criterion = _criterion(question, PASS, [str(v.get("package", ""))],
+                               [f"the package passes every applicable check ({', '.join(passed)})"])
+    out = dict(summary)
+    out["criteria"] = {**summary["criteria"], "training_evidence": criterion}
+    if summary["recommendation"] == PASS and failed:
+        out["recommendation"], out["passed"] = REVIEW, None
+        out["reasons"] = [f"training_evidence: {r}" for r in criterion["reasons"]]
+    elif summary["recommendation"] == PASS:
+        out["reasons"] = [*summary["reasons"], f"training_evidence: {criterion['reasons'][0]}"]
+    out["training_evidence"] = {"ok": v["ok"], "model": v.get("model"), "package": v.get("package"),
+                                "sha256": sha256, "failed": [c["id"] for c in failed],
+                                "checks": [{k: c[k] for k in ("id", "status", "grade", "summary")}
+                                           for c in v["checks"]]}
+    return out
+
+
 def evidence_text(summary: dict, lineage_sha256: str | None = None, limit: int = 4000) -> str:
     """One paragraph for a gate record: recommendation, each criterion's status and first reasons, priors."""
     lin = summary["lineage"]
@@ -645,6 +701,11 @@ def evidence_text(summary: dict, lineage_sha256: str | None = None, limit: int =
     parts = [head, _validity_line(lin.get("validity"))]
     for cid, c in summary["criteria"].items():
         parts.append(f"{cid}: {c['status']} — {'; '.join(c['reasons'][:3]) or 'no findings'}.")
+    training = summary.get("training_evidence")
+    if training:
+        grades = ", ".join(f"{c['id']} ({c['grade']})" for c in training["checks"] if c["status"] == "failed")
+        parts.append("Training evidence" + (f" (sha256 {training['sha256'][:16]})" if training.get("sha256") else "")
+                     + (": every applicable check passed." if training["ok"] else f": FAILED {grades}."))
     priors = summary["priors"]
     shown = [f"{k} {v}" for k, v in (("tokenizer:", priors["tokenizer"]), ("architecture:", priors["architecture"]))
              if v]

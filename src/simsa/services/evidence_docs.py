@@ -16,6 +16,7 @@ from simsa.errors import InputError
 from simsa.store.models import EvidenceDocument, GateResult
 
 LINEAGE_KIND = "simsa.lineage.compare/1"
+TRAINING_EVIDENCE_KIND = "simsa.evidence.verify/1"
 MAX_DOCUMENT_CHARS = 20_000_000
 
 

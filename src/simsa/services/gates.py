@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from simsa.audit.log import append, now_utc
 from simsa.errors import InputError
 from simsa.files import FileReadError, read_limited
 from simsa.program.gates import GateOutcome, originality_from_lineage
-from simsa.program.originality import check_compare_result, evidence_text
+from simsa.program.originality import check_compare_result, check_verification, evidence_text, with_training_evidence
 from simsa.program.schema import Gate, Program, Team
 from simsa.services import evidence_docs, programs
 from simsa.services.programs import ProgramRef, VersionWarning
@@ -134,10 +135,10 @@ def read_lineage_result(path: str | Path) -> tuple[dict, str]:
     return found.data, found.sha256
 
 
-def read_lineage_file(path: str | Path) -> LineageFile:
-    """Like `read_lineage_result`, keeping the file's text."""
+def _read_json_file(path: str | Path, what: str, check: Callable[[object], object]) -> LineageFile:
+    """A saved JSON result, checked by ``check``, with the sha256 of its bytes and its text."""
     try:
-        raw = read_limited(path, MAX_LINEAGE_BYTES, "lineage results")
+        raw = read_limited(path, MAX_LINEAGE_BYTES, what)
     except FileReadError as exc:
         raise InputError(f"{path}: {exc}") from None
     try:
@@ -149,16 +150,29 @@ def read_lineage_file(path: str | Path) -> LineageFile:
     except (ValueError, RecursionError):
         raise InputError(f"{path}: not a readable JSON document") from None
     try:
-        check_compare_result(data)
+        check(data)
     except InputError as exc:
         raise InputError(f"{path}: {exc}") from None
     return LineageFile(data=data, sha256=hashlib.sha256(raw).hexdigest(), text=raw.decode("utf-8"))
 
 
-def lineage_summary(program: Program, *, stage_id: str, team_id: str, gate_id: str, lineage: dict) -> dict:
-    """The originality summary of a lineage result for one team and gate (nothing is written)."""
+def read_lineage_file(path: str | Path) -> LineageFile:
+    """Like `read_lineage_result`, keeping the file's text."""
+    return _read_json_file(path, "lineage results", check_compare_result)
+
+
+def read_training_evidence_file(path: str | Path) -> LineageFile:
+    """A saved `simsa evidence verify --json` result, with its sha256 and text."""
+    return _read_json_file(path, "training evidence results", check_verification)
+
+
+def lineage_summary(program: Program, *, stage_id: str, team_id: str, gate_id: str, lineage: dict,
+                    training: LineageFile | None = None) -> dict:
+    """The originality summary of a lineage result for one team and gate, with the team's verified training
+    evidence when given (nothing is written)."""
     gate, team = recorded_gate(program, stage_id, team_id, gate_id)
-    return originality_from_lineage(gate, team, lineage)
+    summary = originality_from_lineage(gate, team, lineage)
+    return summary if training is None else with_training_evidence(summary, training.data, training.sha256)
 
 
 def lineage_decision(summary: dict, *, lineage_sha256: str | None, override: bool | None,
@@ -185,13 +199,17 @@ def lineage_decision(summary: dict, *, lineage_sha256: str | None, override: boo
 def record_from_lineage(session: Session, version: ProgramVersion, program: Program, *, stage_id: str, team_id: str,
                         gate_id: str, lineage: dict, lineage_sha256: str | None, link: str | None, actor: str,
                         override: bool | None = None, reason: str | None = None,
-                        example: bool = False, lineage_text: str | None = None) -> tuple[GateResult, dict]:
+                        example: bool = False, lineage_text: str | None = None,
+                        training: LineageFile | None = None) -> tuple[GateResult, dict]:
     """Decide a recorded gate from a lineage result and record it (audited, superseding the previous result).
 
     The comparison itself is stored as the result's evidence document: `lineage_text` (a file's exact text) or,
     for data that came without a file, its canonical JSON — whose sha256 the evidence then names.
     """
-    summary = lineage_summary(program, stage_id=stage_id, team_id=team_id, gate_id=gate_id, lineage=lineage)
+    summary = lineage_summary(program, stage_id=stage_id, team_id=team_id, gate_id=gate_id, lineage=lineage,
+                              training=training)
+    if training is not None:  # published beside the comparison, so anyone can re-hash what the gate read
+        evidence_docs.store_document(session, training.text, kind=evidence_docs.TRAINING_EVIDENCE_KIND, actor=actor)
     text = lineage_text if lineage_text is not None else evidence_docs.lineage_text(lineage)
     if lineage_sha256 is None:
         lineage_sha256 = evidence_docs.digest(text)
@@ -220,7 +238,8 @@ class LineageGate:
 def record_result_from_lineage(session: Session, program_ref: ProgramRef, *, stage_id: str, team_id: str,
                                gate_id: str, lineage: dict, lineage_sha256: str | None, link: str | None, actor: str,
                                override: bool | None = None, reason: str | None = None, example: bool = False,
-                               dry_run: bool = False, lineage_text: str | None = None) -> LineageGate:
+                               dry_run: bool = False, lineage_text: str | None = None,
+                               training: LineageFile | None = None) -> LineageGate:
     """Decide a recorded gate from a lineage result (as `read_lineage_result` reads it) and record it.
 
     With `dry_run` only the summary is computed: nothing is written and the program's version is not registered.
@@ -228,13 +247,13 @@ def record_result_from_lineage(session: Session, program_ref: ProgramRef, *, sta
     if dry_run:
         loaded = programs.resolve(session, program_ref)
         summary = lineage_summary(loaded.program, stage_id=stage_id, team_id=team_id, gate_id=gate_id,
-                                  lineage=lineage)
+                                  lineage=lineage, training=training)
         return LineageGate(summary=summary, lineage_sha256=lineage_sha256)
     target = programs.for_writing(session, program_ref, actor)
     row, summary = record_from_lineage(session, target.version, target.program, stage_id=stage_id, team_id=team_id,
                                        gate_id=gate_id, lineage=lineage, lineage_sha256=lineage_sha256, link=link,
                                        actor=actor, override=override, reason=reason, example=example,
-                                       lineage_text=lineage_text)
+                                       lineage_text=lineage_text, training=training)
     session.flush()  # the row's id
     return LineageGate(summary=summary, lineage_sha256=lineage_sha256, recorded=RecordedGate.of(row),
                        warnings=target.warnings)
