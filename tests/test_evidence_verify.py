@@ -254,3 +254,56 @@ def test_the_originality_gate_reads_the_verified_package(runs: Runs, tmp_path: P
     assert code == 2 and "is team 'baekdu''s package, not team 'halla''s" in text
     code, text = cli(db, *gate, "--training-evidence", str(lineage), "--dry-run")
     assert code == 2 and "not a simsa.evidence.verify/1 result" in text
+
+
+def test_a_registry_scan_and_the_early_checkpoints_marked_in_the_manifest(runs: Runs, tmp_path: Path) -> None:
+    from simsa.lineage.compare.sides import open_side
+    from simsa.lineage.fingerprints.build import build_fingerprint
+    from simsa.lineage.fingerprints.registry import Registry
+
+    registry = Registry.open(tmp_path / "registry", create=True)
+    for name, path in (("parent", runs.parent), ("other-run", runs.package("other-run") / "checkpoints" / "step-40")):
+        side = open_side(path)
+        registry.add(build_fingerprint(side, name=name), name)
+        side.ckpt.close()
+    honest = verify(runs.package("honest"), registry=registry.root).check("independence")
+    assert honest.status == "passed" and {t["reference"] for t in honest.details["tests"]} == {
+        "registry:parent", "registry:other-run"}
+    cpt = verify(runs.package("cpt"), registry=registry.root).check("independence")
+    assert cpt.status == "failed" and "step 0 vs registry:parent: identical" in cpt.summary
+    assert "registry:other-run" not in {t["reference"] for t in cpt.details["tests"] if t["problem"]}
+    # A later checkpoint marked early is tested instead of the default (step 0 and the first after it).
+    pkg = _copy(runs, "honest", tmp_path)
+    text = (pkg / "evidence.toml").read_text(encoding="utf-8")
+    (pkg / "evidence.toml").write_text(text.replace('path = "checkpoints/step-40"\n',
+                                                    'path = "checkpoints/step-40"\nearly = true\n'), encoding="utf-8")
+    marked = verify(pkg, parents=[runs.parent]).check("independence")
+    assert marked.details["early_steps"] == [40] and marked.status == "passed"
+
+
+def test_a_tensorboard_log_directory_is_read(runs: Runs, tmp_path: Path) -> None:
+    from tensorboard.compat.proto.event_pb2 import Event
+    from tensorboard.compat.proto.summary_pb2 import Summary
+    from tensorboard.summary.writer.event_file_writer import EventFileWriter
+
+    pkg = _copy(runs, "honest", tmp_path)
+    rows = (pkg / "logs" / "train.csv").read_text(encoding="utf-8").splitlines()[1:]
+    writer = EventFileWriter(str(pkg / "logs" / "tb"))
+    for row in rows:
+        step, loss, _lr, tokens = row.split(",")
+        writer.add_event(Event(step=int(step), wall_time=1.0e9 + int(step), summary=Summary(value=[
+            Summary.Value(tag="train/loss", simple_value=float(loss)),
+            Summary.Value(tag="train/tokens", simple_value=float(tokens))])))
+    writer.close()
+    text = (pkg / "evidence.toml").read_text(encoding="utf-8")
+    text = text.replace(digest(Spec("file", "x", pkg / "logs" / "train.csv")).sha256,
+                        digest(Spec("file", "x", pkg / "logs" / "tb")).sha256)
+    text = text.replace('path = "logs/train.csv"\nformat = "csv"', 'path = "logs/tb"\nformat = "tensorboard"')
+    (pkg / "evidence.toml").write_text(text, encoding="utf-8")
+    v = verify(pkg)
+    assert v.check("files").status == "passed" and v.check("first_loss").status == "passed"
+    assert v.check("tokens").status == "passed" and len(v.check("tokens").details["points"]) == len(rows) + 1
+    (pkg / "logs" / "tb" / "events.out.tfevents.2.second").write_bytes(b"")  # two event files: which one?
+    v = verify(pkg)
+    assert v.check("first_loss").status == "not applicable" and "must hold one events file" in (
+        v.check("first_loss").summary)

@@ -368,8 +368,10 @@ def check_independence(pkg: _Package, parents: Sequence[Path], registry: Path | 
             rows += _scan(pkg.checkpoint_path(c), registry, c.step)
             done += 1
     bad = [r for r in rows if r["problem"]]
-    summary = (f"{len(rows)} tests ({len(early)} checkpoints × {len(parents)} parents"
-               + (" and a registry scan" if registry is not None else "") + "): "
+    against = [f"{len(parents)} suspected parent{'s' if len(parents) != 1 else ''}"] if parents else []
+    against += ["every registry reference"] if registry is not None else []
+    summary = (f"{len(rows)} tests of steps {', '.join(str(c.step) for c in early)} against "
+               + " and ".join(against) + ": "
                + ("all independent" if not bad else "; ".join(
                    f"step {r['step']} vs {r['reference']}: {r['problem']} (log10 p {r['log10_p']})"
                    for r in bad[:4])))
