@@ -192,6 +192,12 @@ def test_a_wandb_history_export_is_read_as_the_log(runs: Runs, tmp_path: Path) -
     v = verify(pkg)
     assert v.check("first_loss").status == "passed" and v.check("tokens").status == "passed"
     assert v.check("tokens").details["points"][0]["source"] == "log"
+    # One logged count off by 2 %: the check fails and says where.
+    history[60] = history[60].replace(f'"trainer/tokens": {61 * 1024}', f'"trainer/tokens": {int(61 * 1024 * 1.02)}')
+    (pkg / "logs" / "history.jsonl").write_text("\n".join(history) + "\n", encoding="utf-8")
+    tokens = verify(pkg).check("tokens")
+    assert tokens.status == "failed" and tokens.details["off"] == 1 and "at step 61 (log: 63,713 vs 62,464)" in (
+        tokens.summary)
 
 
 # --------------------------------------------------------------------------- commitments
@@ -302,7 +308,8 @@ def test_a_tensorboard_log_directory_is_read(runs: Runs, tmp_path: Path) -> None
     (pkg / "evidence.toml").write_text(text, encoding="utf-8")
     v = verify(pkg)
     assert v.check("files").status == "passed" and v.check("first_loss").status == "passed"
-    assert v.check("tokens").status == "passed" and len(v.check("tokens").details["points"]) == len(rows) + 1
+    tokens = v.check("tokens").details
+    assert v.check("tokens").status == "passed" and tokens["checked"] == len(rows) + 1 and tokens["off"] == 0
     (pkg / "logs" / "tb" / "events.out.tfevents.2.second").write_bytes(b"")  # two event files: which one?
     v = verify(pkg)
     assert v.check("first_loss").status == "not applicable" and "must hold one events file" in (

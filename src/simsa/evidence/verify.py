@@ -36,6 +36,7 @@ DISTANCE_DROP = 0.05  # the distance from step 0 may dip by this fraction (noise
 RATE_JUMP = 10.0  # a per-step growth this many times the median is a discontinuity
 MAX_LOG_BYTES = 512 << 20
 CURVE_POINTS = 400  # loss points kept for the report's plot
+MAX_POINTS_SHOWN = 200  # token-count points kept in the JSON
 ROW_BLOCK = 1 << 22  # values per read when streaming two checkpoints for their distance
 Progress = Callable[[str, int, int], None]
 TITLES = {
@@ -255,10 +256,14 @@ def check_tokens(pkg: _Package, log: Any, log_problem: str | None) -> Check:
     bad = [r for r in rows if r["relative_difference"] > TOKEN_TOLERANCE]
     worst = max(rows, key=lambda r: r["relative_difference"])
     summary = (f"{len(rows)} token counts checked ({per_step:,} tokens per step: {tr.global_batch_size} × "
-               f"{tr.sequence_length}); largest difference {100 * worst['relative_difference']:.2f} % at step "
-               f"{worst['step']:g} ({worst['source']}: {worst['tokens']:,.0f} vs {worst['expected']:,.0f})")
+               f"{tr.sequence_length}); {len(bad)} off by more than {100 * TOKEN_TOLERANCE:g} %; largest "
+               f"difference {100 * worst['relative_difference']:.2f} % at step {worst['step']:g} ({worst['source']}: "
+               f"{worst['tokens']:,.0f} vs {worst['expected']:,.0f})")
+    # A log of a million points keeps its first, last and worst points and the first that are off, not all of them.
+    shown = rows if len(rows) <= MAX_POINTS_SHOWN else [rows[0], *bad[:MAX_POINTS_SHOWN - 3], worst, rows[-1]]
     return Check("tokens", title, "failed" if bad else "passed", "declared", summary,
-                 {"tokens_per_step": per_step, "tolerance": TOKEN_TOLERANCE, "points": rows})
+                 {"tokens_per_step": per_step, "tolerance": TOKEN_TOLERANCE, "checked": len(rows),
+                  "off": len(bad), "points": shown})
 
 
 def _compare(cand: Path, ref: Path) -> dict:
