@@ -14,7 +14,7 @@ from __future__ import annotations
 import itertools
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -310,8 +310,10 @@ def _distance(a: Path, base: Path) -> tuple[float, float]:
                 continue
             if len(shape) == 2 and math.prod(shape) > ROW_BLOCK:
                 step = max(1, ROW_BLOCK // max(1, shape[1]))
-                blocks = [(ra.read_index(name, slice(r, min(shape[0], r + step))),
-                           rb.read_index(name, slice(r, min(shape[0], r + step)))) for r in range(0, shape[0], step)]
+                # A generator: one block of rows of each side in memory at a time, not the whole tensor.
+                blocks: Iterable[tuple[np.ndarray, np.ndarray]] = (
+                    (ra.read_index(name, slice(r, min(shape[0], r + step))),
+                     rb.read_index(name, slice(r, min(shape[0], r + step)))) for r in range(0, shape[0], step))
             else:
                 blocks = [(ra.read(name), rb.read(name))]
             for x, y in blocks:
