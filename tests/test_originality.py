@@ -522,6 +522,13 @@ def test_gate_from_lineage_feeds_stage_decide(db_url: str, models: dict[str, Pat
     gate = teams["halla"]["gates"]["originality"]
     assert gate["passed"] is False and gate["link"] == str(report) and "encoders: fail" in gate["evidence"]
     assert teams["baekdu"]["gates"]["originality"]["passed"] is True
+    # Each result's evidence grade: bit-identical reused tensors are a hash match; a lineage test is statistical;
+    # a hand-recorded result is declared; a reviewer's decision keeps the reason beside the grade.
+    grades = {t: teams[t]["gates"]["originality"]["grade"] for t in teams}
+    assert grades == {"halla": "cryptographic", "seorak": "statistical", "baekdu": "statistical",
+                      "jiri": "statistical", "taebaek": "declared"}
+    assert teams["jiri"]["gates"]["originality"]["override_reason"].startswith("jiri's own checkpoint")
+    assert teams["halla"]["gates"]["originality"]["override_reason"] is None
     verified = ok_json(simsa("audit", "verify", "--json", db=db_url))
     assert verified["ok"]
     export = tmp_path / "audit.json"

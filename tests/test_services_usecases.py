@@ -41,7 +41,7 @@ DECIDED = dt.datetime(2026, 1, 15, 9, 0, tzinfo=dt.UTC)
 FILED = dt.datetime(2026, 1, 17, 14, 3, tzinfo=dt.UTC)
 RESOLVED = dt.datetime(2026, 1, 21, 10, 0, tzinfo=dt.UTC)
 SCORE_KEYS = {"id", "stage", "team", "source", "rater", "value", "stderr", "run_id", "evidence", "note", "example",
-              "recorded_at", "recorded_by", "supersedes", "voided", "reason", "batch_id"}
+              "recorded_at", "recorded_by", "supersedes", "voided", "reason", "batch_id", "grade"}
 
 
 @pytest.fixture
@@ -123,7 +123,8 @@ def test_gate_results_are_recorded_imported_and_voided_by_program_reference(stor
                                     link="https://example.org/halla")
         assert first.to_dict() == {"id": first.recorded.id, "stage": STAGE, "team": "halla", "gate": "originality",
                                    "passed": False, "evidence": "vision encoder reused",
-                                   "link": "https://example.org/halla", "supersedes": None}
+                                   "link": "https://example.org/halla", "supersedes": None, "grade": "declared",
+                                   "override_reason": None}
         second = gates.record_result(s, KEY, stage_id=STAGE, team_id="halla", gate_id="originality", passed=True,
                                      evidence="re-checked", actor="test")
         assert second.recorded.supersedes == first.recorded.id and second.recorded.passed is True

@@ -619,6 +619,19 @@ def test_text_fields_are_escaped_everywhere(sqlite_site: LiveSite, tmp_path: Pat
                         {"team": "baekdu", "gate": "originality", "passed": "pass", "evidence": "x",
                          "link": "javascript:alert(1)"})
     assert refused.status_code == 400 and "web address" in error_of(refused)
+    weak = post_form(admin, STAGE_URL, f"{STAGE_URL}/gates",
+                     {"team": "halla", "gate": "originality", "passed": "fail", "evidence": "raw cosine 0.989",
+                      "grade": "heuristic"})
+    assert weak.status_code == 400 and "fails on heuristic evidence only" in error_of(weak)
+    assert "raw cosine 0.989" in weak.text and '<option value="heuristic" selected>' in weak.text  # kept
+    forged = post_form(admin, STAGE_URL, f"{STAGE_URL}/gates",
+                       {"team": "halla", "gate": "originality", "passed": "fail", "evidence": "x", "grade": "proven"})
+    assert forged.status_code == 400 and "unknown evidence grade &#39;proven&#39;" in error_of(forged)
+    redirected(post_form(admin, STAGE_URL, f"{STAGE_URL}/gates",
+                         {"team": "halla", "gate": "originality", "passed": "fail", "evidence": "raw cosine 0.989",
+                          "grade": "heuristic", "override_reason": SCRIPT + ATTR}), STAGE_URL)
+    public_gate = team.get(f"/programs/{PROGRAM}/stages/{STAGE}/gates/halla/originality")
+    assert escaped(SCRIPT + ATTR) in public_gate.text and SCRIPT not in public_gate.text
 
     pages = [made, invited, admin.get("/admin/accounts"), admin.get(STAGE_URL), admin.get("/admin"),
              team.get("/team"), team.get(f"/team/appeals/{appeal_id}"), team.get("/account"),

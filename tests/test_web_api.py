@@ -474,7 +474,8 @@ def test_concurrent_writers_on_each_backend(live_site: LiveSite) -> None:
     assert r.status_code == 201
     assert c.get(f"{ON_STAGE}/gates").json()["results"] == [{
         "team": "halla", "gate": "originality", "passed": False, "evidence": "shares a base",
-        "link": "https://example.org/l", "example": False, "record_id": r.json()["id"]}]
+        "link": "https://example.org/l", "example": False, "record_id": r.json()["id"], "grade": "declared",
+        "override_reason": None}]
     assert_error(c.post(f"{PROG}/scores", headers=bearer(token), json={"scores": [
         {"stage": STAGE, "team": "halla", "source": "panel:expert", "value": 50, "rater": "r" * 129}]}), 422)
 

@@ -147,7 +147,9 @@ def _build(store, work: Path) -> None:  # type: ignore[no-untyped-def]
         score_service.add(s, version, hostile.program, items, IMG)
         for team, link in (("alpha", BAD_LINK), ("beta", QUOTED_LINK), ("gamma", None)):
             gate_service.record(s, version, hostile.program, stage_id="s1", team_id=team, gate_id="originality",
-                                passed=team != "beta", evidence=f"{SCRIPT} {IMG}", link=link, actor=SCRIPT)
+                                passed=team != "beta", evidence=f"{SCRIPT} {IMG}", link=link, actor=SCRIPT,
+                                grade="heuristic" if team == "beta" else "declared",
+                                override_reason=f"{SCRIPT} {IMG}" if team == "beta" else None)
     with store.session() as s:
         decision_service.decide_and_store(s, hostile, "s1", IMG, at=DECIDED)
     with store.session() as s:
@@ -314,6 +316,9 @@ def test_gate_page_with_history_and_lineage_report(site: Site) -> None:
     assert JIRI_EVIDENCE in page and f'href="{JIRI_LINK}"' in page  # the hand-recorded result it superseded
     assert "Recorded by" in page and "Failed" in page
     assert "Lineage report" in page and "Layer-by-layer evidence" in page and "<svg" in page
+    grades = re.findall(r'<dd class="grade">([a-z]+)</dd>', page)
+    assert grades and grades[0] in ("cryptographic", "statistical")  # the lineage result's grade, shown
+    assert "Evidence grade: declared" in page  # the hand-recorded result it superseded
     assert f'<span class="hash">{sha}</span>' in page and f"{len(site.lineage_file)} bytes" in page
     assert "&lt;script&gt;" in page and SCRIPT not in page  # the hostile candidate path, escaped
     download = get(site, path + "/lineage.json")
@@ -476,6 +481,9 @@ def test_hostile_text_comes_back_escaped_everywhere(site: Site) -> None:
     assert ESCAPED[0] in audit_page and SCRIPT not in audit_page and "gate.record" in audit_page
     report = get(site, f"{base}/report.html").text
     assert SCRIPT not in report and "<img" not in report
+    beta = get(site, f"{base}/gates/beta/originality", lang="en").text
+    assert "Accepted below the evidence bar because" in beta and ESCAPED[0] in beta  # the admin's reason, escaped
+    assert '<dd class="grade">heuristic</dd>' in beta
 
 
 def test_csv_cells_cannot_run_as_formulas(site: Site) -> None:

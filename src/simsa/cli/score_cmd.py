@@ -159,20 +159,30 @@ def record(
     evidence: Annotated[str, typer.Option(help="What was checked and what was found.")],
     link: Annotated[str | None, typer.Option(help="Link to the evidence (e.g. a lineage report).")] = None,
     example: Annotated[bool, typer.Option(help="Mark as example data.")] = False,
+    grade: Annotated[str, typer.Option(help="How strong the evidence is: cryptographic (a hash matches), "
+                                            "statistical (a test with a p-value), declared (stated by someone who "
+                                            "answers for it) or heuristic (a raw number with no null model).")
+                     ] = "declared",
+    override_reason: Annotated[str | None, typer.Option(
+        "--override-reason", help="Why an admin lets a result below the gate's min_grade, or a failure on "
+                                  "heuristic evidence only, stand (recorded with the result).")] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Record a gate result with its evidence; a new result for the same team and gate supersedes the old."""
+    """Record a gate result with its evidence and its evidence grade; a new result for the same team and gate
+    supersedes the old."""
+    from simsa.program.grades import check_grade
     from simsa.services import gates as gate_service
 
     with writing() as session:
         result = gate_service.record_result(session, program, stage_id=stage, team_id=team, gate_id=gate,
                                             passed=passed, evidence=evidence, link=link, actor=STATE.who(),
-                                            example=example)
+                                            example=example, grade=check_grade(grade),
+                                            override_reason=override_reason)
     if as_json:
         emit_json(result.to_dict())
     else:
-        console.print(f"[green]✓[/] gate {gate} for {team}: {'passed' if passed else 'FAILED'} (record "
-                      f"{result.recorded.id})")
+        console.print(f"[green]✓[/] gate {gate} for {team}: {'passed' if passed else 'FAILED'} on "
+                      f"{result.recorded.grade} evidence (record {result.recorded.id})")
 
 
 def _print_originality(summary: dict) -> None:

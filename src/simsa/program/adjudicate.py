@@ -14,6 +14,7 @@ import numpy as np
 
 from simsa.errors import DataMissingError
 from simsa.program.gates import GateOutcome, licence_gate, min_score_gate
+from simsa.program.grades import Grade, refusal
 from simsa.program.normalise import fractions
 from simsa.program.schema import Criterion, Program, Stage, Team
 
@@ -27,6 +28,7 @@ class SourceScore:
     n: int = 1
     example: bool = False
     score_ids: tuple[int, ...] = ()
+    grade: Grade = "declared"
 
 
 @dataclass(frozen=True)
@@ -195,6 +197,7 @@ def evaluate_gates(stage: Stage, teams: list[Team], scores: dict[str, dict[str, 
     """Gate outcomes per team; missing recorded results or gate scores refuse the decision (never guessed)."""
     out: dict[str, dict[str, GateOutcome]] = {}
     missing: list[str] = []
+    refused: list[str] = []
     for team in teams:
         per: dict[str, GateOutcome] = {}
         for gate in stage.gates:
@@ -205,18 +208,33 @@ def evaluate_gates(stage: Stage, teams: list[Team], scores: dict[str, dict[str, 
                 if score is None:
                     missing.append(f"score {gate.source} of team {team.id} (gate {gate.id})")
                     continue
-                per[gate.id] = min_score_gate(gate, score.value)
+                per[gate.id] = min_score_gate(gate, score.value, score.grade)
             else:
                 result = recorded.get(team.id, {}).get(gate.id)
                 if result is None:
                     missing.append(f"gate {gate.id} result of team {team.id}")
                     continue
                 per[gate.id] = result
+            weak = _weak_evidence(gate.id, team.id, per[gate.id], gate.min_grade)
+            if weak is not None:
+                refused.append(weak)
         out[team.id] = per
     if missing:
         raise DataMissingError(f"cannot decide stage {stage.id!r}: missing {_summarise(missing)} "
                                "(record them with `simsa gate record` / `simsa score add`)")
+    if refused:
+        raise DataMissingError(f"cannot decide stage {stage.id!r}: {_summarise(refused)} (record the result on "
+                               "stronger evidence, or an admin's reason with `simsa gate record --override-reason`)")
     return out
+
+
+def _weak_evidence(gate_id: str, team_id: str, outcome: GateOutcome, minimum: Grade | None) -> str | None:
+    """Why a gate outcome cannot count as it stands: below the gate's minimum grade, or a failure on heuristic
+    evidence only — unless an admin's (or the programme's) reason stands on the record."""
+    if outcome.override_reason:
+        return None
+    return refusal(passed=outcome.passed, grade=outcome.grade, minimum=minimum,
+                   what=f"gate {gate_id} of team {team_id}")
 
 
 def _summarise(items: list[str], most: int = 4) -> str:

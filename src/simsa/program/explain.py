@@ -128,6 +128,7 @@ def _breakdown(decision: Decision, ti: int) -> dict:
                 "normalised": float(decision.unrounded[ti, ni] / crit.points),
                 "source": crit.source,
                 "score_ids": list(score.score_ids) if score else [],
+                "grade": score.grade if score else None,
             })
         out[crit.id] = entry
     return out

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from simsa.program.grades import Grade
 from simsa.program.originality import OriginalityRules, originality_summary
 from simsa.program.schema import Gate, Team
 
@@ -11,7 +12,9 @@ from simsa.program.schema import Gate, Team
 @dataclass(frozen=True)
 class GateOutcome:
     """One gate's result. `evidence_ko` is the Korean evidence of a gate simsa computes (recorded evidence is
-    kept in the language it was recorded in, so it has none)."""
+    kept in the language it was recorded in, so it has none). `grade` is how strong the evidence is;
+    `override_reason` the admin's (or, for a computed gate, the programme's) reason for letting a result below
+    the gate's bar stand."""
 
     passed: bool
     evidence: str
@@ -20,10 +23,13 @@ class GateOutcome:
     example: bool = False
     record_id: int | None = None
     evidence_ko: str | None = None
+    grade: Grade = "declared"
+    override_reason: str | None = None
 
     def to_dict(self) -> dict:
         return {"passed": self.passed, "evidence": self.evidence, "evidence_ko": self.evidence_ko,
-                "link": self.link, "source": self.source, "example": self.example, "record_id": self.record_id}
+                "link": self.link, "source": self.source, "example": self.example, "record_id": self.record_id,
+                "grade": self.grade, "override_reason": self.override_reason}
 
 
 def licence_gate(gate: Gate, team: Team) -> GateOutcome:
@@ -46,7 +52,7 @@ def licence_gate(gate: Gate, team: Team) -> GateOutcome:
             checked.append((f"{name}: {item.licence}{', credited' if item.credited else ''}",
                             f"{name}: {item.licence}{', 출처 표기' if item.credited else ''}"))
     if problems:
-        return _computed(False, problems, "program file")
+        return _computed(False, problems, "program file", override_reason=gate.weak_evidence_reason)
     if not team.borrowed:
         return _computed(True, [(f"model licence {team.licence}", f"모델 라이선스 {team.licence}"),
                                 ("no borrowed components declared", "선언된 외부 구성요소 없음")], "program file")
@@ -54,22 +60,25 @@ def licence_gate(gate: Gate, team: Team) -> GateOutcome:
                      "program file")
 
 
-def _computed(passed: bool, parts: list[tuple[str, str]], source: str) -> GateOutcome:
+def _computed(passed: bool, parts: list[tuple[str, str]], source: str, grade: Grade = "declared",
+              override_reason: str | None = None) -> GateOutcome:
     """A computed gate's outcome with its evidence in English and Korean, clause by clause."""
     return GateOutcome(passed, "; ".join(en for en, _ in parts), source=source,
-                       evidence_ko="; ".join(ko for _, ko in parts))
+                       evidence_ko="; ".join(ko for _, ko in parts), grade=grade, override_reason=override_reason)
 
 
-def min_score_gate(gate: Gate, value: float | None) -> GateOutcome:
-    """Pass when the gate's source reaches the threshold; a missing score fails, and says so."""
+def min_score_gate(gate: Gate, value: float | None, grade: Grade = "statistical") -> GateOutcome:
+    """Pass when the gate's source reaches the threshold; a missing score fails, and says so. The outcome is as
+    strong as the score it reads (`grade`)."""
     assert gate.source is not None and gate.threshold is not None
     if value is None:
         return _computed(False, [(f"no score recorded for {gate.source}", f"{gate.source} 점수 기록 없음")],
-                         gate.source)
+                         gate.source, "declared")
     ok = value >= gate.threshold
     rel = "≥" if ok else "<"
     return _computed(ok, [(f"{gate.source} = {value:.4g} {rel} threshold {gate.threshold:g}",
-                           f"{gate.source} = {value:.4g} {rel} 기준 {gate.threshold:g}")], gate.source)
+                           f"{gate.source} = {value:.4g} {rel} 기준 {gate.threshold:g}")], gate.source, grade,
+                     gate.weak_evidence_reason)
 
 
 def originality_rules(gate: Gate) -> OriginalityRules:

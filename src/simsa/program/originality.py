@@ -18,6 +18,7 @@ from typing import Any, TypeGuard
 
 from simsa.errors import InputError
 from simsa.lineage.model.roles import STACKS
+from simsa.program.grades import Grade, strongest
 
 COMPARE_SCHEMA = "simsa.lineage.compare/1"
 SCHEMA = "simsa.originality/1"
@@ -731,3 +732,25 @@ def declaration_from(team: Mapping[str, Any]) -> dict:
     return {"team": team.get("id"), "models": list(team.get("models") or ()), "licence": team.get("licence"),
             "borrowed": [dict(b) for b in team.get("borrowed") or () if isinstance(b, Mapping)]}
 
+
+
+def summary_grade(summary: dict, passed: bool) -> Grade:
+    """The evidence grade of an originality result recorded as `passed` from this summary.
+
+    A failure on reused weights is cryptographic when a disallowed component's tensors are bit-identical to the
+    reference's, statistical when it rests on a lineage test; a failure the weights do not show rests on the
+    training evidence's strongest failed check, else on the declaration. A pass rests on the independence tests
+    (statistical) when any component was tested, else on the declaration.
+    """
+    components = summary.get("components") or []
+    if passed:
+        tested = any(e.get("finding") == "independent" for e in components)
+        return "statistical" if tested else "declared"
+    disallowed = [e for e in components if e.get("reused") and e.get("allowed") is False]
+    if any(e.get("finding") == "identical" for e in disallowed):
+        return "cryptographic"
+    if disallowed:
+        return "statistical"
+    training = summary.get("training_evidence") or {}
+    failed = [c["grade"] for c in training.get("checks") or () if c.get("status") == "failed"]
+    return strongest(failed) if failed else "declared"

@@ -18,6 +18,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from simsa.program.arena_schema import ARENA_SOURCE, Arena
+from simsa.program.grades import Grade, refusal, source_grade
 from simsa.program.originality import check_component_pattern
 
 ID_PATTERN = r"^[a-z0-9][a-z0-9_\-]{0,62}$"
@@ -202,6 +203,11 @@ class Gate(_Strict):
     kinds: `recorded` (a result with evidence is recorded per team, e.g. originality from a lineage check; its
     optional `originality` table sets what `simsa gate from-lineage` accepts), `min_score` (a score source must reach
     `threshold`), `licence` (computed from the teams' declarations).
+
+    `min_grade` is the weakest evidence grade a result may rest on (a recorded result below it, or a recorded
+    failure on heuristic evidence only, needs an admin's reason on the record). A computed gate's grade is known
+    from the file (licence: declared; min_score: its source's), so a computed gate that could eliminate on weaker
+    evidence is refused here unless `weak_evidence_reason` records why the programme accepts it.
     """
 
     id: str = Field(pattern=ID_PATTERN)
@@ -214,6 +220,8 @@ class Gate(_Strict):
     allowed_licences: list[str] | None = None
     require_credit: bool = True
     originality: OriginalitySettings | None = None
+    min_grade: Grade | None = None
+    weak_evidence_reason: str | None = Field(default=None, min_length=1)
 
     @model_validator(mode="after")
     def _fields_for_kind(self) -> Gate:
@@ -226,7 +234,18 @@ class Gate(_Strict):
             raise ValueError(f"gate {self.id!r}: allowed_licences applies only to kind licence")
         if self.kind != "recorded" and self.originality is not None:
             raise ValueError(f"gate {self.id!r}: originality applies only to kind recorded")
+        if self.kind == "recorded" and self.weak_evidence_reason is not None:
+            raise ValueError(f"gate {self.id!r}: weak_evidence_reason applies only to computed gates; a recorded "
+                             "result below the bar carries its own reason (--override-reason)")
         return self
+
+    def computed_grade(self, imported_suites: frozenset[str] = frozenset()) -> Grade | None:
+        """The grade of a computed gate's evidence (None for a recorded gate: each result has its own)."""
+        if self.kind == "licence":
+            return "declared"
+        if self.kind == "min_score" and self.source is not None:
+            return source_grade(self.source, imported_suites=imported_suites)
+        return None
 
 
 class Elimination(_Strict):
@@ -561,7 +580,26 @@ class Program(_Strict):
         for earlier, later in zip(self.stages, self.stages[1:], strict=False):
             if later.start < earlier.start:
                 raise ValueError(f"stage {later.id!r} starts before the stage listed before it ({earlier.id!r})")
+        self._check_gate_grades()
         return self
+
+    @property
+    def imported_suites(self) -> frozenset[str]:
+        """Suites whose scores come from an outside harness (their scores are declared, not measured here)."""
+        return frozenset(s.id for s in self.suites if s.imported)
+
+    def _check_gate_grades(self) -> None:
+        """A computed gate that could eliminate on evidence below its bar needs the programme's recorded reason."""
+        for stage in self.stages:
+            for gate in stage.gates:
+                grade = gate.computed_grade(self.imported_suites)
+                if grade is None or gate.weak_evidence_reason is not None:
+                    continue
+                why = refusal(passed=False, grade=grade, minimum=gate.min_grade,
+                              what=f"gate {gate.id!r} of stage {stage.id!r}")
+                if why is not None:
+                    raise ValueError(f"{why}; raise the evidence (another source) or record why the programme "
+                                     "accepts it in the gate's weak_evidence_reason")
 
     def stage(self, stage_id: str) -> Stage:
         for s in self.stages:

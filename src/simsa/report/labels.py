@@ -79,6 +79,19 @@ LABELS: dict[str, tuple[str, str]] = {
     "passed": ("Passed", "통과"),
     "failed": ("Failed", "미통과"),
     "evidence": ("Evidence", "근거"),
+    "evidence_grade": ("Evidence grade", "근거 등급"),
+    "grade_cryptographic": ("cryptographic", "암호학적"),
+    "grade_statistical": ("statistical", "통계적"),
+    "grade_declared": ("declared", "진술"),
+    "grade_heuristic": ("heuristic", "휴리스틱"),
+    "override_reason": ("Accepted below the evidence bar because", "근거 기준 미달에도 인정한 사유"),
+    "grades_note": (
+        "Evidence grades, strongest first: cryptographic (a hash matches), statistical (a test with a p-value or a "
+        "measurement with its error), declared (stated by someone who answers for it), heuristic (a raw number with "
+        "no null model; never enough alone to eliminate).",
+        "근거 등급 (강한 순): 암호학적 (해시 일치), 통계적 (p-값이 있는 검정 또는 오차가 있는 측정), 진술 (책임 있는 "
+        "주체의 진술), 휴리스틱 (귀무 모형이 없는 단순 수치, 이것만으로는 탈락시킬 수 없음).",
+    ),
     "link": ("Link", "링크"),
     "no_gates": (
         "No gate results were recorded for this team.",

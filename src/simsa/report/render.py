@@ -14,6 +14,7 @@ import jinja2
 from markupsafe import Markup
 
 from simsa.errors import InputError
+from simsa.program.grades import GRADES
 from simsa.report.arena_section import arena_plots, arena_view
 from simsa.report.arena_section import markdown as arena_markdown
 from simsa.report.formats import (
@@ -286,6 +287,8 @@ def _gate_details(teams: list[dict], titles: dict[str, list[str]], names: _Names
                 "link": str(g["link"]) if g.get("link") else None,
                 "source": _gate_source(g.get("source"), lang),
                 "source_is_id": bool(g.get("source")) and str(g.get("source")) not in GATE_SOURCES,
+                "grade": _grade_label(g.get("grade"), lang),
+                "override_reason": str(g["override_reason"]) if g.get("override_reason") else None,
             })
         out.append({
             "name": names(t.get("team")),
@@ -294,6 +297,11 @@ def _gate_details(teams: list[dict], titles: dict[str, list[str]], names: _Names
             "items": items,
         })
     return out
+
+
+def _grade_label(grade: Any, lang: str) -> str | None:
+    """An evidence grade in the report's language (decisions made before grades carry none)."""
+    return label(f"grade_{grade}", lang) if grade in GRADES else None
 
 
 def _in_lang(en: Any, ko: Any, lang: str) -> list[str]:
@@ -508,7 +516,7 @@ def _fragile(decision: dict) -> dict | None:
     return {"p": fmt_prob(res.get("p_decision_changes")), "threshold": fmt_prob(rob.get("fragile_above"))}
 
 
-def _raw_scores(teams: list[dict], criteria: list[dict]) -> list[dict]:
+def _raw_scores(teams: list[dict], criteria: list[dict], lang: str) -> list[dict]:
     """Per leaf criterion (one score source each): every team's mean ± standard error (n), as recorded."""
     rows = []
     for c in criteria:
@@ -520,8 +528,9 @@ def _raw_scores(teams: list[dict], criteria: list[dict]) -> list[dict]:
             value, detail = raw_parts(b.get("raw"), b.get("stderr"), b.get("n"))
             cells.append({"text": fmt_raw(b.get("raw"), b.get("stderr"), b.get("n")), "value": value,
                           "detail": detail})
+        grades = {((t.get("breakdown") or {}).get(c["id"]) or {}).get("grade") for t in teams} - {None}
         rows.append({"name": c["name"], "name_parts": c["name_parts"], "source": str(c["source"]),
-                     "cells": cells})
+                     "cells": cells, "grade": _grade_label(min(grades, key=GRADES.index), lang) if grades else None})
     return rows
 
 
@@ -606,7 +615,7 @@ def build_view(decision: dict, appeals: list[dict], history: list[dict], lang: s
         "team_names": [names(t.get("team")) for t in teams],
         "team_name_parts": [names.parts(t.get("team")) for t in teams],
         "breakdown": _breakdown(teams, criteria),
-        "raw_scores": _raw_scores(teams, criteria),
+        "raw_scores": _raw_scores(teams, criteria, lang),
         "gate_details": _gate_details(teams, titles, names, lang),
         "decision": _decision(decision, teams, criteria, names, lang, zone),
         "robustness": _robustness(decision, teams, criteria, names, lang),
@@ -664,14 +673,15 @@ def _md_raw_scores(v: dict, t: _Text) -> list[str]:
     if not v["raw_scores"]:
         return []
     header = [t("criterion"), t("score_source"), *v["team_names"]]
-    rows = [[r["name"], r["source"], *[c["text"] for c in r["cells"]]] for r in v["raw_scores"]]
+    rows = [[r["name"], r["source"] + (f" ({r['grade']})" if r["grade"] else ""), *[c["text"] for c in r["cells"]]]
+            for r in v["raw_scores"]]
     align = "ll" + "r" * len(v["team_names"])
     intro = md_paragraphs(t.parts("raw_scores_intro"))
     return [f"## {t('raw_scores')}", "", *intro, *md_table(header, rows, align), ""]
 
 
 def _md_gates(v: dict, t: _Text) -> list[str]:
-    out = [f"## {t('gate_results')}", ""]
+    out = [f"## {t('gate_results')}", "", *md_paragraphs(t.parts("grades_note"))]
     for team in v["gate_details"]:
         out += [f"### {md_escape(team['rank'])}. {md_escape(team['name'])}", ""]
         if not team["items"]:
@@ -682,7 +692,9 @@ def _md_gates(v: dict, t: _Text) -> list[str]:
             result = f"{g['result']}, {t('example_mark')}" if g["example"] else g["result"]
             out.append(f"- {g['mark']} **{name}** ({result}): {evidence}")
             extra = [f"{t('source')}: {md_escape(g['source'])}" if g["source"] else "",
-                     f"{t('link')}: {md_escape(g['link'])}" if g["link"] else ""]
+                     f"{t('evidence_grade')}: {md_escape(g['grade'])}" if g["grade"] else "",
+                     f"{t('link')}: {md_escape(g['link'])}" if g["link"] else "",
+                     f"{t('override_reason')}: {md_escape(g['override_reason'])}" if g["override_reason"] else ""]
             if any(extra):
                 out.append("  " + " · ".join(e for e in extra if e))
         out.append("")

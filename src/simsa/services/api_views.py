@@ -335,10 +335,13 @@ class GateRecord:
     link: str | None
     example: bool
     record_id: int | None
+    grade: str = "declared"
+    override_reason: str | None = None
 
     def to_dict(self) -> dict:
         return {"team": self.team, "gate": self.gate, "passed": self.passed, "evidence": self.evidence,
-                "link": self.link, "example": self.example, "record_id": self.record_id}
+                "link": self.link, "example": self.example, "record_id": self.record_id, "grade": self.grade,
+                "override_reason": self.override_reason}
 
 
 def current_gates(session: Session, key: str, stage_id: str, team: str | None = None) -> list[GateRecord]:
@@ -348,7 +351,8 @@ def current_gates(session: Session, key: str, stage_id: str, team: str | None = 
             continue
         for gate_id, g in sorted(gates.items()):
             out.append(GateRecord(team=team_id, gate=gate_id, passed=bool(g.passed), evidence=g.evidence,
-                                  link=g.link, example=g.example, record_id=g.record_id))
+                                  link=g.link, example=g.example, record_id=g.record_id, grade=g.grade,
+                                  override_reason=g.override_reason))
     return out
 
 

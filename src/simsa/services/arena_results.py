@@ -298,7 +298,8 @@ def with_arena_scores(current: dict, result: ArenaResult) -> dict:
     for source, team, value, stderr, n in values:
         existing = current.get(team, {}).get(source)
         ids = existing.score_ids if existing is not None and abs(existing.value - value) < 1e-9 else ()
-        out.setdefault(team, {})[source] = SourceScore(value=value, stderr=stderr, n=n, score_ids=ids)
+        out.setdefault(team, {})[source] = SourceScore(value=value, stderr=stderr, n=n, score_ids=ids,
+                                                       grade="statistical")
     return out
 
 

@@ -199,7 +199,7 @@ def undo_import(session: Session, program_ref: ProgramRef, batch_id: str, reason
                               rater=row.rater, value=before.value, stderr=before.stderr, run_id=before.run_id,
                               evidence=before.evidence, note=before.note, example=before.example, recorded_at=when,
                               recorded_by=actor, supersedes_id=row.id, voided=False, reason=note,
-                              batch_id=before.batch_id))
+                              batch_id=before.batch_id, grade=before.grade))
     session.add_all(restored + voided)
     append_many(session, actor=actor, at=when, writes=[Write("score.restore", r) for r in restored]
                 + [Write("score.void", r) for r in voided])

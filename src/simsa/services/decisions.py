@@ -92,7 +92,7 @@ def compute(session: Session, loaded: LoadedProgram, stage_id: str, at: dt.datet
     holders, blocker = continuing_teams(session, loaded, stage_id)
     if blocker is not None:
         raise DataMissingError(blocker)
-    current = score_service.current(session, key, stage_id)
+    current = score_service.current(session, key, stage_id, program.imported_suites)
     if panel is _ASK:
         panel = panel_results.for_decision(session, loaded, stage_id)
     if isinstance(panel, panel_results.PanelResult):  # a dry run or the decision itself: the panel's aggregate counts

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from simsa.audit.log import append, now_utc
 from simsa.errors import InputError, collect
+from simsa.program.grades import Grade, check_grade
 from simsa.services import gates as gate_service
 from simsa.services import programs
 from simsa.services.corrections import new_batch_id
@@ -31,7 +32,7 @@ from simsa.services.score_files import (
 )
 from simsa.store.models import GateResult
 
-FIELDS = ("stage", "team", "gate", "passed", "evidence", "link", "example")
+FIELDS = ("stage", "team", "gate", "passed", "evidence", "link", "example", "grade", "override_reason")
 REQUIRED = ("stage", "team", "gate", "passed", "evidence")
 MAX_GATE_IMPORT_BYTES = 10_000_000
 
@@ -45,6 +46,8 @@ class GateInput:
     evidence: str
     link: str | None = None
     example: bool = False
+    grade: Grade = "declared"
+    override_reason: str | None = None
     where: str = field(default="", compare=False)
 
 
@@ -68,9 +71,14 @@ def _passed(value: object, where: str) -> bool:
 def _from_mapping(rec: dict[str, Any], where: str) -> GateInput:
     check_mapping(rec, where, FIELDS, ("stage", "team", "gate", "evidence"))
     link = str(rec.get("link") or "").strip() or None
+    try:
+        grade = check_grade(str(rec.get("grade") or "declared").strip())
+    except InputError as exc:
+        raise InputError(f"{where}: {exc}") from None
     return GateInput(stage=str(rec["stage"]).strip(), team=str(rec["team"]).strip(), gate=str(rec["gate"]).strip(),
                      passed=_passed(rec.get("passed"), where), evidence=str(rec["evidence"]).strip(), link=link,
-                     example=flag(rec.get("example"), where), where=where)
+                     example=flag(rec.get("example"), where), grade=grade,
+                     override_reason=str(rec.get("override_reason") or "").strip() or None, where=where)
 
 
 def read_gate_file(path: str | Path) -> ParsedGates:
@@ -110,7 +118,8 @@ def import_gates(session: Session, program_ref: ProgramRef, items: list[GateInpu
     def check(item: GateInput) -> GateInput:
         try:
             gate_service.check_result(program, stage_id=item.stage, team_id=item.team, gate_id=item.gate,
-                                      evidence=item.evidence, link=item.link)
+                                      evidence=item.evidence, link=item.link, passed=item.passed,
+                                      grade=item.grade, override_reason=item.override_reason)
         except InputError as exc:
             raise InputError(f"{item.where}: {exc}") from None
         key = (item.stage, item.team, item.gate)
@@ -125,7 +134,7 @@ def import_gates(session: Session, program_ref: ProgramRef, items: list[GateInpu
     batch_id = new_batch_id(when)
     rows = [gate_service.record(session, version, program, stage_id=i.stage, team_id=i.team, gate_id=i.gate,
                                 passed=i.passed, evidence=i.evidence, link=i.link, actor=actor, example=i.example,
-                                batch_id=batch_id) for i in items]
+                                batch_id=batch_id, grade=i.grade, override_reason=i.override_reason) for i in items]
     append(session, actor=actor, action="gate.import", entity="batch", at=when,
            details={"batch_id": batch_id, "file": source_name, "rows": len(rows)})
     session.flush()  # the rows' ids

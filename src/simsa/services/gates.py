@@ -20,7 +20,14 @@ from simsa.audit.log import append, now_utc
 from simsa.errors import InputError
 from simsa.files import FileReadError, read_limited
 from simsa.program.gates import GateOutcome, originality_from_lineage
-from simsa.program.originality import check_compare_result, check_verification, evidence_text, with_training_evidence
+from simsa.program.grades import Grade, check_grade, refusal
+from simsa.program.originality import (
+    check_compare_result,
+    check_verification,
+    evidence_text,
+    summary_grade,
+    with_training_evidence,
+)
 from simsa.program.schema import Gate, Program, Team
 from simsa.services import evidence_docs, programs
 from simsa.services.programs import ProgramRef, VersionWarning
@@ -48,13 +55,16 @@ def recorded_gate(program: Program, stage_id: str, team_id: str, gate_id: str) -
 
 def record(session: Session, version: ProgramVersion, program: Program, *, stage_id: str, team_id: str,
            gate_id: str, passed: bool, evidence: str, link: str | None, actor: str,
-           example: bool = False, batch_id: str | None = None, document_id: int | None = None) -> GateResult:
-    check_result(program, stage_id=stage_id, team_id=team_id, gate_id=gate_id, evidence=evidence, link=link)
+           example: bool = False, batch_id: str | None = None, document_id: int | None = None,
+           grade: Grade = "declared", override_reason: str | None = None) -> GateResult:
+    check_result(program, stage_id=stage_id, team_id=team_id, gate_id=gate_id, evidence=evidence, link=link,
+                 passed=passed, grade=grade, override_reason=override_reason)
     previous = _current(session, version.program_key, stage_id).get((team_id, gate_id))
     row = GateResult(program_key=version.program_key, stage_id=stage_id, team_id=team_id, gate_id=gate_id,
                      passed=passed, evidence=evidence.strip(), link=link, example=example, recorded_at=now_utc(),
                      recorded_by=actor, supersedes_id=previous.id if previous else None, voided=False,
-                     batch_id=batch_id, document_id=document_id)
+                     batch_id=batch_id, document_id=document_id, grade=check_grade(grade),
+                     override_reason=(override_reason or "").strip() or None)
     session.add(row)
     append(session, actor=actor, action="gate.supersede" if previous else "gate.record", row=row)
     return row
@@ -72,15 +82,24 @@ class RecordedGate:
     evidence: str
     link: str | None
     supersedes: int | None
+    grade: Grade = "declared"
+    override_reason: str | None = None
 
     @classmethod
     def of(cls, row: GateResult) -> RecordedGate:
         return cls(id=row.id, stage=row.stage_id, team=row.team_id, gate=row.gate_id, passed=bool(row.passed),
-                   evidence=row.evidence, link=row.link, supersedes=row.supersedes_id)
+                   evidence=row.evidence, link=row.link, supersedes=row.supersedes_id, grade=row_grade(row),
+                   override_reason=row.override_reason)
 
     def to_dict(self) -> dict:
         return {"id": self.id, "stage": self.stage, "team": self.team, "gate": self.gate, "passed": self.passed,
-                "evidence": self.evidence, "link": self.link, "supersedes": self.supersedes}
+                "evidence": self.evidence, "link": self.link, "supersedes": self.supersedes, "grade": self.grade,
+                "override_reason": self.override_reason}
+
+
+def row_grade(row: GateResult) -> Grade:
+    """A gate result's grade: as recorded, or declared for results recorded before grades (an admin's record)."""
+    return check_grade(row.grade) if row.grade else "declared"
 
 
 @dataclass(frozen=True)
@@ -96,24 +115,36 @@ class GateRecording:
 
 def record_result(session: Session, program_ref: ProgramRef, *, stage_id: str, team_id: str, gate_id: str,
                   passed: bool, evidence: str, actor: str, link: str | None = None,
-                  example: bool = False) -> GateRecording:
+                  example: bool = False, grade: Grade = "declared",
+                  override_reason: str | None = None) -> GateRecording:
     """Record a gate result against a program (a .toml path or a loaded program's id), superseding the team's
-    current result for that gate; the program's version is registered first if it is new."""
+    current result for that gate; the program's version is registered first if it is new.
+
+    `grade` is how strong the evidence is; a result below the gate's `min_grade`, or a failure on heuristic
+    evidence only, is refused unless `override_reason` records why an admin lets it stand."""
     target = programs.for_writing(session, program_ref, actor)
     row = record(session, target.version, target.program, stage_id=stage_id, team_id=team_id, gate_id=gate_id,
-                 passed=passed, evidence=evidence, link=link, actor=actor, example=example)
+                 passed=passed, evidence=evidence, link=link, actor=actor, example=example, grade=grade,
+                 override_reason=override_reason)
     session.flush()  # the row's id
     return GateRecording(RecordedGate.of(row), target.warnings)
 
 
 def check_result(program: Program, *, stage_id: str, team_id: str, gate_id: str, evidence: str,
-                 link: str | None) -> None:
-    """Refuse a gate result that cannot be recorded: not a recorded gate, no evidence, an oversized link."""
-    recorded_gate(program, stage_id, team_id, gate_id)
+                 link: str | None, passed: bool = True, grade: Grade = "declared",
+                 override_reason: str | None = None) -> None:
+    """Refuse a gate result that cannot be recorded: not a recorded gate, no evidence, an oversized link, or
+    evidence too weak for the gate with no admin's reason on the record."""
+    gate, _team = recorded_gate(program, stage_id, team_id, gate_id)
     if not evidence.strip():
         raise InputError("a gate result needs evidence (what was checked and what was found)")
     if link is not None and len(link) > MAX_LINK_CHARS:
         raise InputError(f"--link is {len(link)} characters; at most {MAX_LINK_CHARS}")
+    why = refusal(passed=passed, grade=check_grade(grade), minimum=gate.min_grade,
+                  what=f"this {'pass' if passed else 'failure'} of gate {gate_id!r}")
+    if why is not None and not (override_reason or "").strip():
+        raise InputError(f"{why}; nothing recorded — record it on stronger evidence, or give the admin's reason "
+                         "with --override-reason TEXT")
 
 
 # --- originality from a lineage comparison
@@ -216,7 +247,8 @@ def record_from_lineage(session: Session, version: ProgramVersion, program: Prog
     passed, evidence = lineage_decision(summary, lineage_sha256=lineage_sha256, override=override, reason=reason)
     document = evidence_docs.store_document(session, text, kind=evidence_docs.LINEAGE_KIND, actor=actor)
     row = record(session, version, program, stage_id=stage_id, team_id=team_id, gate_id=gate_id, passed=passed,
-                 evidence=evidence, link=link, actor=actor, example=example, document_id=document.id)
+                 evidence=evidence, link=link, actor=actor, example=example, document_id=document.id,
+                 grade=summary_grade(summary, passed), override_reason=reason if override is not None else None)
     return row, summary
 
 
@@ -277,5 +309,6 @@ def current(session: Session, key: str, stage_id: str) -> dict[str, dict[str, Ga
         if row.voided:  # a voided result leaves the gate without one
             continue
         out.setdefault(team, {})[gate] = GateOutcome(passed=bool(row.passed), evidence=row.evidence, link=row.link,
-                                                     source="recorded", example=row.example, record_id=row.id)
+                                                     source="recorded", example=row.example, record_id=row.id,
+                                                     grade=row_grade(row), override_reason=row.override_reason)
     return out

@@ -28,6 +28,7 @@ from simsa.program.loader import LoadedProgram
 from simsa.program.schema import ID_PATTERN, Stage
 from simsa.report.formats import csv_cell
 from simsa.services import decision_records, evidence_docs, program_versions, programs
+from simsa.services import gates as gate_service
 from simsa.services.appeals import AppealRecord
 from simsa.services.appeals import records as appeal_records
 from simsa.services.audit_seal import PUBLISHED, Sealer
@@ -434,6 +435,8 @@ class GateRecord:
     supersedes: int | None
     batch: str | None
     current: bool
+    grade: str = "declared"
+    override_reason: str | None = None
 
     @property
     def href(self) -> str | None:
@@ -444,7 +447,7 @@ class GateRecord:
         return {"id": self.id, "passed": self.passed, "voided": self.voided, "evidence": self.evidence,
                 "link": self.link, "example": self.example, "recorded_at": self.recorded_at,
                 "recorded_by": self.recorded_by, "supersedes": self.supersedes, "batch": self.batch,
-                "current": self.current}
+                "current": self.current, "grade": self.grade, "override_reason": self.override_reason}
 
 
 @dataclass(frozen=True)
@@ -537,7 +540,8 @@ def gate_page(session: Session, key: str, stage_id: str, team_id: str, gate_id: 
     records = tuple(GateRecord(id=r.id, passed=r.passed, voided=bool(r.voided), evidence=r.evidence, link=r.link,
                                example=bool(r.example), recorded_at=utc_text(r.recorded_at),
                                recorded_by=r.recorded_by, supersedes=r.supersedes_id, batch=r.batch_id,
-                               current=r.id not in superseded) for r in rows)
+                               current=r.id not in superseded, grade=gate_service.row_grade(r),
+                               override_reason=r.override_reason) for r in rows)
     in_force = decision_records.effective(session, pkey, stage.id)
     document, lineage = _lineage(session, pkey, stage.id, team.id, gate.id)
     in_decision = None

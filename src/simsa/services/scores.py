@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session, aliased
 
 from simsa.audit.log import Write, append_many, now_utc, plain_values
 from simsa.errors import InputError, collect
+from simsa.program.grades import Grade, check_grade, source_grade, weakest
 from simsa.program.schema import Criterion, Program, Stage
 from simsa.services import programs
 from simsa.services.programs import ProgramRef, VersionWarning
@@ -156,6 +157,7 @@ class RecordedScore:
     voided: bool
     reason: str | None
     batch_id: str | None
+    grade: str | None = None
 
     def to_dict(self) -> dict:
         return score_dict(self)
@@ -181,6 +183,7 @@ class _ScoreValues(TypedDict):
     voided: bool
     reason: str | None
     batch_id: str | None
+    grade: str
 
 
 def score_dict(row: Score | RecordedScore) -> dict:
@@ -189,7 +192,7 @@ def score_dict(row: Score | RecordedScore) -> dict:
             "value": row.value, "stderr": row.stderr, "run_id": row.run_id, "evidence": row.evidence,
             "note": row.note, "example": row.example, "recorded_at": row.recorded_at.isoformat(),
             "recorded_by": row.recorded_by, "supersedes": row.supersedes_id, "voided": row.voided,
-            "reason": row.reason, "batch_id": row.batch_id}
+            "reason": row.reason, "batch_id": row.batch_id, "grade": row.grade}
 
 
 @dataclass(frozen=True)
@@ -235,7 +238,8 @@ def add(session: Session, version: ProgramVersion, program: Program, items: list
                        "stderr": None if item.stderr is None else float(item.stderr), "run_id": item.run_id,
                        "evidence": item.evidence, "note": item.note, "example": bool(item.example),
                        "recorded_at": when, "recorded_by": actor, "supersedes_id": previous.id if previous else None,
-                       "voided": False, "reason": None, "batch_id": batch_id})
+                       "voided": False, "reason": None, "batch_id": batch_id,
+                       "grade": source_grade(item.source, imported_suites=program.imported_suites)})
     ids = _insert_scores(session, values)
     rows = [RecordedScore(id=i, **v) for i, v in zip(ids, values, strict=True)]
     append_many(session, actor=actor, at=when, writes=[
@@ -263,8 +267,17 @@ def _insert_scores(session: Session, values: list[_ScoreValues]) -> list[int]:
     return ids
 
 
-def current(session: Session, key: str, stage_id: str) -> dict[str, dict[str, SourceScore]]:
-    """team → source → current value (mean over raters; standard error from their spread when n ≥ 2).
+def row_grade(row: Score, imported_suites: frozenset[str] = frozenset()) -> Grade:
+    """A score row's evidence grade: as recorded, or (rows from before grades) the one its source implies."""
+    if row.grade:
+        return check_grade(row.grade)
+    return source_grade(row.source, imported_suites=imported_suites)
+
+
+def current(session: Session, key: str, stage_id: str,
+            imported_suites: frozenset[str] = frozenset()) -> dict[str, dict[str, SourceScore]]:
+    """team → source → current value (mean over raters; standard error from their spread when n ≥ 2), as strong
+    as its weakest row's evidence.
 
     A key whose current row is a void has no value.
     """
@@ -286,7 +299,9 @@ def current(session: Session, key: str, stage_id: str) -> dict[str, dict[str, So
             se = items[0].stderr
         out.setdefault(team, {})[source] = SourceScore(value=mean, stderr=se, n=n,
                                                        example=any(r.example for r in items),
-                                                       score_ids=tuple(r.id for r in items))
+                                                       score_ids=tuple(r.id for r in items),
+                                                       grade=weakest([row_grade(r, imported_suites)
+                                                                      for r in items]))
     return out
 
 

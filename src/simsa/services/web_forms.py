@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 from simsa import accounts
 from simsa.audit.log import now_utc
 from simsa.errors import InputError, NotFound, ProgramFileError, SimsaError
+from simsa.program.grades import check_grade
 from simsa.program.loader import MAX_PROGRAM_BYTES, LoadedProgram, parse_program
 from simsa.program.originality import check_compare_result
 from simsa.services import account_admin, appeals, corrections, decisions, programs, status
@@ -265,8 +266,10 @@ def import_score_upload(session: Session, key: str, stage_id: str, filename: str
 
 
 def record_gate(session: Session, key: str, stage_id: str, *, team: str, gate: str, passed: str, evidence: str,
-                link: str | None, actor: str) -> gate_service.GateRecording:
-    """A gate result from a form, recorded as `simsa gate record` records it. A link must be a web address."""
+                link: str | None, actor: str, grade: str = "declared",
+                override_reason: str | None = None) -> gate_service.GateRecording:
+    """A gate result from a form, recorded as `simsa gate record` records it, with its evidence grade (and the
+    admin's reason when the evidence is below the gate's bar). A link must be a web address."""
     _, loaded = stored_stage(session, key, stage_id)
     choice = (passed or "").strip().lower()
     if choice not in ("pass", "fail"):
@@ -276,7 +279,8 @@ def record_gate(session: Session, key: str, stage_id: str, *, team: str, gate: s
         raise InputError("the link must be a web address starting with https:// or http://")
     return gate_service.record_result(session, loaded, stage_id=stage_id, team_id=(team or "").strip(),
                                       gate_id=(gate or "").strip(), passed=choice == "pass", evidence=evidence or "",
-                                      link=url, actor=actor)
+                                      link=url, actor=actor, grade=check_grade((grade or "").strip()),
+                                      override_reason=_optional(override_reason))
 
 
 MAX_FIELD_CHARS = 200     # a team or gate id typed in an upload form

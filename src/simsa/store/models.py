@@ -121,6 +121,7 @@ class Score(Base):
     voided: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
     reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     batch_id: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+    grade: Mapped[str | None] = mapped_column(String(16), nullable=True)  # NULL: the grade its source implies
 
 
 class GateResult(Base):
@@ -149,6 +150,8 @@ class GateResult(Base):
     voided: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
     batch_id: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
     document_id: Mapped[int | None] = mapped_column(ForeignKey("evidence_documents.id"), nullable=True)
+    grade: Mapped[str | None] = mapped_column(String(16), nullable=True)  # NULL (older rows): declared
+    override_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
 class EvidenceDocument(Base):

@@ -311,6 +311,8 @@ class GateRecord(_Out):
     link: str | None
     example: bool
     record_id: int | None
+    grade: str
+    override_reason: str | None
 
 
 class StageGates(_Out):
@@ -427,6 +429,8 @@ class GateIn(_Body):
     evidence: Text
     link: str | None = Field(default=None, max_length=2048)
     example: bool = False
+    grade: Literal["cryptographic", "statistical", "declared", "heuristic"] = "declared"
+    override_reason: Text | None = None
 
 
 class GatesIn(_Body):
@@ -443,6 +447,8 @@ class GateRecorded(_Out):
     evidence: str
     link: str | None
     supersedes: int | None
+    grade: str
+    override_reason: str | None
 
 
 class GatesImported(_Out):

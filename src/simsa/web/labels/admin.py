@@ -46,6 +46,10 @@ LABELS: dict[str, tuple[str, str]] = {
     "adm_evidence_link": ("evidence", "근거 자료"),
     "adm_note": ("Note", "메모"),
     "adm_link": ("Link to the evidence", "근거 자료 링크"),
+    "adm_override_reason_hint": (
+        "Only when the evidence is below the gate's minimum grade, or a failure rests on heuristic evidence only",
+        "근거가 요건의 최소 등급에 못 미치거나, 휴리스틱 근거만으로 미통과를 기록할 때만 입력",
+    ),
     "adm_record_button": ("Record", "기록"),
     "adm_import_scores": ("Import a score file", "점수 파일 가져오기"),
     "adm_import_help": ("A .csv file with a header row or a .json file, as `simsa score import` reads them, of at "

@@ -228,15 +228,17 @@ def import_scores(request: Request, who: Admin, upload: UploadForm, session: Wri
 @router.post("/programs/{key}/stages/{stage}/gates")
 def record_gate(request: Request, who: Admin, session: WriteSession, key: str, stage: str, team: Short = "",
                 gate: Short = "", passed: Short = "", evidence: Text = "",
-                link: Annotated[str, Form(max_length=2048)] = "", csrf_token: Csrf = None) -> Response:
+                link: Annotated[str, Form(max_length=2048)] = "", grade: Short = "declared",
+                override_reason: Text = "", csrf_token: Csrf = None) -> Response:
     form_post(request, who, csrf_token)
     assert who.account is not None
     try:
         web_forms.record_gate(session, key, stage, team=team, gate=gate, passed=passed, evidence=evidence, link=link,
-                              actor=who.account.actor)
+                              actor=who.account.actor, grade=grade, override_reason=override_reason)
     except SimsaError as exc:
         with after_refusal(request, session) as reading:
-            kept = {"gate": {"team": team, "gate": gate, "passed": passed, "evidence": evidence, "link": link}}
+            kept = {"gate": {"team": team, "gate": gate, "passed": passed, "evidence": evidence, "link": link,
+                             "grade": grade, "override_reason": override_reason}}
             return _stage_page(request, reading, key, stage, error=str(exc), kept=kept, status_code=400)
     return redirect(request, _stage_url(key, stage), done="done_gate_recorded")
 

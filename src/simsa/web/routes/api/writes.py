@@ -84,7 +84,8 @@ def record_gate(request: Request, key: str, body: m.GateIn, who: Admin) -> dict:
         loaded = api_views.stored_program(session, key)
         return gate_service.record_result(session, loaded, stage_id=body.stage, team_id=body.team, gate_id=body.gate,
                                           passed=body.passed, evidence=body.evidence, link=_text(body.link),
-                                          actor=actor(who), example=body.example).to_dict()
+                                          actor=actor(who), example=body.example, grade=body.grade,
+                                          override_reason=_text(body.override_reason)).to_dict()
 
 
 @router.post("/programs/{key}/gates/import", response_model=m.GatesImported, status_code=201,
@@ -94,6 +95,7 @@ def import_gates(request: Request, key: str, body: m.GatesIn, who: Admin) -> dic
     recorded as one audited batch."""
     items = [gate_files.GateInput(stage=g.stage.strip(), team=g.team.strip(), gate=g.gate.strip(), passed=g.passed,
                                   evidence=g.evidence.strip(), link=_text(g.link), example=g.example,
+                                  grade=g.grade, override_reason=_text(g.override_reason),
                                   where=f"gates[{i}]") for i, g in enumerate(body.gates)]
     with writing(request) as session:
         loaded = api_views.stored_program(session, key)
