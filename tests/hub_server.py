@@ -11,8 +11,17 @@ It serves what ``huggingface_hub`` and ``simsa.lineage.formats.remote`` ask for:
 * ``GET|HEAD /cdn/{sha256}?sig=N`` on the CDN: the blob, with byte ranges; signatures of an older generation are
   refused with 403 (an expired signed URL).
 
+Ecosystem signals (``FakeHub.model`` sets them):
+
+* ``GET /api/models/{org}/{name}?expand=…``: only the asked-for properties (``downloads``, ``downloadsAllTime``,
+  ``likes``, ``trendingScore``, ``lastModified``, ``sha``, ``cardData`` with ``base_model``), as the hub answers;
+* ``GET /api/models?filter=base_model:KIND:ORG/NAME&limit=N``: the repos declaring that base with that relation, N a
+  page, further pages linked by a ``Link: <…>; rel="next"`` header.
+
 Every request is logged (server, method, path, Range, Authorization, status, body bytes sent) and switches make the
-data responses misbehave: ignore Range, truncate bodies, fail with 503, lie in Content-Range or change the ETag.
+data responses misbehave: ignore Range, truncate bodies, fail with 503, lie in Content-Range or change the ETag;
+``rate_limit_next`` answers that many API requests with 429 and ``Retry-After: retry_after``; ``stall`` delays the
+API answers about a repo by some seconds.
 """
 
 from __future__ import annotations
@@ -21,10 +30,11 @@ import hashlib
 import json
 import re
 import threading
+import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 _RANGE = re.compile(r"bytes=(\d*)-(\d*)")
 
@@ -45,6 +55,8 @@ class Repo:
     commits: dict[str, dict[str, bytes]] = field(default_factory=dict)  # sha -> file name -> content
     refs: dict[str, str] = field(default_factory=dict)  # branch or tag -> sha
     token: str | None = None  # private: only this bearer token may read it
+    stats: dict[str, Any] = field(default_factory=dict)  # expand properties: downloads, likes, trendingScore, …
+    bases: list[tuple[str, str]] = field(default_factory=list)  # (kind, base repo) this repo declares
 
 
 def _git_sha1(data: bytes) -> str:
@@ -70,6 +82,9 @@ class FakeHub:
         self.shift_content_range = False
         self.etag_suffix = ""
         self.cdn_generation = 0
+        self.rate_limit_next = 0  # answer this many API requests with 429
+        self.retry_after = "1"  # ...with this Retry-After
+        self.stall: dict[str, float] = {}  # repo id -> seconds its API answers wait
         self._commits = 0
         self.hub = _serve(self, "hub")
         self.cdn = _serve(self, "cdn")
@@ -98,6 +113,21 @@ class FakeHub:
             repo.commits[sha] = dict(files)
             repo.refs[branch] = sha
             return sha
+
+    def model(self, repo_id: str, *, downloads: int = 0, downloads_all_time: int = 0, likes: int = 0,
+              trending_score: float = 0.0, last_modified: str = "2026-01-10T09:30:00.000Z",
+              bases: list[tuple[str, str]] | None = None, card_data: dict[str, Any] | None = None) -> None:
+        """Give `repo_id` (created with a README if new) hub statistics and the base models it declares."""
+        if repo_id not in self.repos:
+            self.push(repo_id, {"README.md": f"# {repo_id}\n".encode()})
+        with self.lock:
+            repo = self.repos[repo_id]
+            repo.bases = list(bases or [])
+            card = dict(card_data) if card_data is not None else {}
+            if repo.bases and "base_model" not in card:
+                card["base_model"] = [b for _, b in repo.bases]
+            repo.stats = {"downloads": downloads, "downloadsAllTime": downloads_all_time, "likes": likes,
+                          "trendingScore": trending_score, "lastModified": last_modified, "cardData": card}
 
     def requests(self, server: str | None = None, path_part: str = "") -> list[Logged]:
         with self.lock:
@@ -150,6 +180,10 @@ class _Handler(BaseHTTPRequestHandler):
             path, query = unquote(url.path), parse_qs(url.query)
             if self.server_name == "cdn":
                 self._cdn(path, query)
+            elif path.startswith("/api/") and self._rate_limited():
+                return
+            elif path == "/api/models":
+                self._list(query)
             elif path.startswith("/api/models/"):
                 self._api(path[len("/api/models/"):], query)
             else:
@@ -185,6 +219,21 @@ class _Handler(BaseHTTPRequestHandler):
             headers["X-Repo-Commit"] = commit
         self._reply(status, json.dumps({"error": message or code or str(status)}).encode(), headers)
 
+    def _rate_limited(self) -> bool:
+        with self.hub.lock:
+            limited = self.hub.rate_limit_next > 0
+            self.hub.rate_limit_next -= int(limited)
+        if limited:
+            self._entry.status = 429
+            body = b'{"error":"You have exceeded our hourly quotas for action: api. Retry later."}'
+            self._reply(429, body, {"Content-Type": "application/json", "Retry-After": self.hub.retry_after})
+        return limited
+
+    def _stall(self, repo_id: str) -> None:
+        seconds = self.hub.stall.get(repo_id, 0.0)
+        if seconds:
+            time.sleep(seconds)
+
     def _repo(self, repo_id: str) -> Repo | None:
         """The repo if it exists and the request may see it, else None after answering the error."""
         repo = self.hub.repos.get(repo_id)
@@ -211,11 +260,15 @@ class _Handler(BaseHTTPRequestHandler):
             self._tree(repo_id, "/".join(parts[3:]))
             return
         revision = "/".join(parts[3:]) if len(parts) > 3 and parts[2] == "revision" else "main"
+        self._stall(repo_id)
         repo = self._repo(repo_id)
         if repo is None:
             return
         sha = self._commit(repo, revision)
         if sha is None:
+            return
+        if "expand" in query:
+            self._expanded(repo_id, repo, sha, query["expand"])
             return
         blobs = query.get("blobs", ["false"])[0].lower() == "true"
         siblings = []
@@ -230,6 +283,36 @@ class _Handler(BaseHTTPRequestHandler):
         info = {"_id": sha[:24], "id": repo_id, "modelId": repo_id, "sha": sha, "private": repo.token is not None,
                 "siblings": siblings, "tags": [], "downloads": 0, "likes": 0}
         self._reply(200, json.dumps(info).encode(), {"Content-Type": "application/json"})
+
+    def _expanded(self, repo_id: str, repo: Repo, sha: str, expand: list[str]) -> None:
+        """`model_info(expand=[…])`: the hub answers only `_id`, `id` and the asked-for properties."""
+        known = {"sha": sha, "downloads": 0, "downloadsAllTime": 0, "likes": 0, "trendingScore": 0,
+                 "lastModified": "2026-01-01T00:00:00.000Z", "cardData": {}, **repo.stats,
+                 "tags": [f"base_model:{k}:{b}" for k, b in repo.bases] + [f"base_model:{b}" for _, b in repo.bases]}
+        info = {"_id": sha[:24], "id": repo_id, **{k: known[k] for k in expand if k in known}}
+        self._reply(200, json.dumps(info).encode(), {"Content-Type": "application/json"})
+
+    def _list(self, query: dict[str, list[str]]) -> None:
+        """`list_models(filter=…)`: repos carrying every filter tag, a page of `limit` at a time from `cursor`."""
+        wanted = query.get("filter", [])
+        for tag in wanted:
+            self._stall(tag.rpartition(":")[2])
+        with self.hub.lock:
+            found = []
+            for repo_id, repo in sorted(self.hub.repos.items()):
+                tags = {f"base_model:{k}:{b}" for k, b in repo.bases} | {f"base_model:{b}" for _, b in repo.bases}
+                if repo.token is None and all(t in tags for t in wanted):
+                    found.append({"_id": repo.refs["main"][:24], "id": repo_id, "modelId": repo_id,
+                                  "likes": repo.stats.get("likes", 0), "downloads": repo.stats.get("downloads", 0),
+                                  "tags": sorted(tags)})
+        limit = int(query.get("limit", ["1000"])[0])
+        start = int(query.get("cursor", ["0"])[0])
+        headers = {"Content-Type": "application/json"}
+        if start + limit < len(found):
+            params = "&".join(f"filter={quote(t, safe='')}" for t in wanted)
+            headers["Link"] = f'<{self.hub.endpoint}/api/models?{params}&limit={limit}&cursor={start + limit}>; ' \
+                              'rel="next"'
+        self._reply(200, json.dumps(found[start:start + limit]).encode(), headers)
 
     def _tree(self, repo_id: str, revision: str) -> None:
         """`GET /api/models/{repo}/tree/{rev}`: the file listing `snapshot_download` asks for (flat repos only)."""

@@ -24,6 +24,7 @@ from simsa.cli import (
     commit_cmd,
     corrections_cmd,  # noqa: F401 — registers `score void`, `gate void` on the score and gate apps
     demo_cmd,
+    ecosystem_cmd,
     evidence_cmd,
     lineage_cmd,
     panel_cmd,
@@ -62,6 +63,7 @@ app.add_typer(panel_cmd.app, name="panel")
 app.add_typer(arena_cmd.app, name="arena")
 app.add_typer(commit_cmd.app, name="commitments")
 app.add_typer(evidence_cmd.app, name="evidence")
+app.add_typer(ecosystem_cmd.app, name="ecosystem")
 app.command("commit")(commit_cmd.commit)
 app.command("report")(report_cmd.report)
 app.command("demo")(demo_cmd.demo)

@@ -182,7 +182,21 @@ def _arena(program: Program) -> Iterator[Issue]:
                             f"entrant team {entrant.team!r} does not take part in stage {stage.id!r}")
 
 
+def _ecosystem_sources(program: Program) -> Iterator[Issue]:
+    """`ecosystem:X` sources must name a metric simsa reads from the hub (a misspelt one would never get a score)."""
+    used = [(loc, source) for loc, source in _sources(program) if source.startswith("ecosystem:")]
+    if not used:
+        return
+    from simsa.ecosystem.metrics import METRICS  # the hub client behind it is only loaded when a programme uses it
+
+    for loc, source in used:
+        name = source.split(":", 1)[1]
+        if name not in METRICS:
+            yield Issue(loc, "error", f"source {source!r} names no ecosystem metric (metrics: "
+                                      f"{', '.join(METRICS)}){near_names(name, list(METRICS))}")
+
+
 def check(program: Program) -> list[Issue]:
     """Every cross-reference problem of the program, errors and warnings, in document order of the checks."""
-    return [*_participation(program), *_suite_sources(program), *_ranges(program), *_tasks(program),
-            *_arena(program)]
+    return [*_participation(program), *_suite_sources(program), *_ecosystem_sources(program), *_ranges(program),
+            *_tasks(program), *_arena(program)]

@@ -7,6 +7,8 @@ format re-emits the inputs untouched so anyone can re-check the published number
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
@@ -41,9 +43,21 @@ REPORT_SCHEMA = "simsa.report/1"
 GATE_MARK = {True: "✓", False: "✗", None: DASH}
 
 
+@dataclass(frozen=True)
+class ExtraSection:
+    """A section built from records beside the decision (the programme's ecosystem signals), shown after the
+    arena's: `html` is a fragment whose outside text is already escaped, `data` what the JSON report carries under
+    `key`."""
+
+    key: str
+    html: str
+    markdown: str
+    data: dict
+
+
 def render_report(
     decision: dict, appeals: list[dict], history: list[dict], fmt: str, lang: str = "both",
-    timezone: str | None = None,
+    timezone: str | None = None, extra: Sequence[ExtraSection] = (),
 ) -> str:
     """fmt in {"md","html","json"}; lang in {"en","ko","both"}. Returns the document text.
 
@@ -57,18 +71,20 @@ def render_report(
     appeals, history = list(appeals or []), list(history or [])
     zone = timezone or decision.get("timezone") or "UTC"
     if fmt == "json":
-        return render_json(decision, appeals, history, zone)
+        return render_json(decision, appeals, history, zone, extra)
     view = build_view(decision, appeals, history, lang, zone)
+    view["extra"] = list(extra)
     if fmt == "md":
         return render_markdown(view)
     return render_html(view)
 
 
-def render_json(decision: dict, appeals: list[dict], history: list[dict], timezone: str = "UTC") -> str:
+def render_json(decision: dict, appeals: list[dict], history: list[dict], timezone: str = "UTC",
+                extra: Sequence[ExtraSection] = ()) -> str:
     """Machine-readable report: the inputs verbatim (times in UTC), so the published record can be diffed and
     re-checked; `timezone` names the zone the other formats display times in."""
     doc = {"schema": REPORT_SCHEMA, "timezone": timezone, "decision": decision, "appeals": appeals,
-           "history": history}
+           "history": history, **{section.key: section.data for section in extra}}
     return json.dumps(doc, ensure_ascii=False, indent=2, sort_keys=True)
 
 
@@ -797,11 +813,15 @@ def _md_history(v: dict, t: _Text) -> list[str]:
     return [*out, *md_table(header, rows, "llllll"), ""]
 
 
+def _md_extra(v: dict, t: _Text) -> list[str]:
+    return [line for section in v.get("extra") or () for line in [section.markdown, ""]]
+
+
 def render_markdown(view: dict) -> str:
     """Plain-text-readable Markdown: tables and lists only, so it reads the same raw or rendered."""
     t = _Text(view["lang"])
     parts = [_md_header, _md_leaderboard, _md_breakdown, _md_raw_scores, _md_gates, _md_decision, _md_robustness,
-             panel_markdown, arena_markdown, _md_voided, _md_appeals, _md_history]
+             panel_markdown, arena_markdown, _md_extra, _md_voided, _md_appeals, _md_history]
     lines: list[str] = []
     for part in parts:
         lines += part(view, t)
@@ -870,4 +890,5 @@ def render_html(view: dict) -> str:
     """One offline page: inline CSS and SVG, no scripts, every untrusted string autoescaped."""
     template = _environment().get_template("report.html.j2")
     t = _Text(view["lang"])
-    return template.render(v=view, t=t, plots=_plot_markup(view), report_schema=REPORT_SCHEMA)
+    extra = [Markup(section.html) for section in view.get("extra") or ()]  # escaped where it was built
+    return template.render(v=view, t=t, plots=_plot_markup(view), report_schema=REPORT_SCHEMA, extra=extra)

@@ -4,13 +4,20 @@ and the rendered document as Markdown, self-contained HTML or JSON."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from sqlalchemy.orm import Session
 
+from simsa.ecosystem import is_ecosystem_source
 from simsa.services import appeals as appeal_service
 from simsa.services import decision_records, programs
+from simsa.services import ecosystem as ecosystem_service
 from simsa.services.programs import ProgramRef
+
+if TYPE_CHECKING:
+    from simsa.report.render import ExtraSection
+
+HEADLINE_METRICS = ["downloads_30d", "likes", "derivatives"]
 
 ReportFormat = Literal["md", "html", "json"]
 
@@ -47,8 +54,25 @@ def report_inputs(session: Session, program_ref: ProgramRef, stage: str,
 
 def render(session: Session, program_ref: ProgramRef, stage: str, fmt: ReportFormat, lang: str = "both",
            decision_id: int | None = None) -> str:
-    """The stage's report as text in `fmt` and `lang` ("en", "ko" or "both"), times in the programme's zone."""
+    """The stage's report as text in `fmt` and `lang` ("en", "ko" or "both"), times in the programme's zone;
+    with the programme's ecosystem signals when snapshots were taken."""
     from simsa.report.render import render_report  # matplotlib is slow to import; only load it when rendering
 
     inputs = report_inputs(session, program_ref, stage, decision_id)
-    return render_report(inputs.decision, inputs.appeals, inputs.history, fmt, lang, inputs.timezone)
+    extra = ecosystem_sections(session, program_ref, stage, lang)
+    return render_report(inputs.decision, inputs.appeals, inputs.history, fmt, lang, inputs.timezone, extra)
+
+
+def ecosystem_sections(session: Session, program_ref: ProgramRef, stage: str, lang: str) -> list[ExtraSection]:
+    """The ecosystem section (series, derivative tree, what each number is) when the programme has snapshots:
+    the metrics the stage scores on, else the headline ones."""
+    from simsa.report import ecosystem_section
+    from simsa.report.render import ExtraSection
+
+    loaded = programs.resolve(session, program_ref)
+    if not ecosystem_service.snapshots(session, loaded.program.program.id):
+        return []
+    scored = [s for s in loaded.program.stage(stage).score_sources() if is_ecosystem_source(s)]
+    view = ecosystem_service.report_view(session, loaded, scored or HEADLINE_METRICS)
+    return [ExtraSection("ecosystem", ecosystem_section.html(view, lang), ecosystem_section.markdown(view, lang),
+                         view.to_dict())]

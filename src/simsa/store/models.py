@@ -602,3 +602,38 @@ DOMAIN_TABLES: dict[str, type[Base]] = {
                 PanelBlob, PanelDocument, PanelDeclaration, PanelAssignment, PanelCode, PanelReview, PanelComment,
                 PanelEvent, ArenaSegment, ArenaBattle, ArenaTurn, ArenaVote, ArenaRating, ArenaExclusion, Commitment)
 }
+
+
+# Ecosystem signals (hub downloads, likes, derivatives): the hub's raw answers, stored once by sha256 like panel blobs
+# (the audit log records their bytes by hash), and the snapshots parsed from them, replayable offline.
+class EcosystemAnswer(Base):
+    """One raw answer of a model hub, its bytes stored once by sha256, with the first request that returned it."""
+
+    __tablename__ = "ecosystem_answers"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    url: Mapped[str] = mapped_column(Text)
+    query: Mapped[str] = mapped_column(String(128))
+    fetched_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    status: Mapped[int] = mapped_column(Integer)
+    library_version: Mapped[str] = mapped_column(String(128))
+    content: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class EcosystemSnapshot(Base):
+    """A programme's hub signals at one time: `body` is the snapshot JSON (schema simsa.ecosystem.snapshot/1),
+    naming every answer it was parsed from by sha256; `sha256` is the body's."""
+
+    __tablename__ = "ecosystem_snapshots"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    program_key: Mapped[str] = mapped_column(String(64), index=True)
+    taken_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    endpoint: Mapped[str] = mapped_column(String(1024))
+    body: Mapped[str] = mapped_column(Text)
+    sha256: Mapped[str] = mapped_column(String(64))
+    taken_by: Mapped[str] = mapped_column(String(128))
+
+
+DOMAIN_TABLES.update({cls.__tablename__: cls for cls in (EcosystemAnswer, EcosystemSnapshot)})

@@ -41,6 +41,18 @@ LABELS: dict[str, tuple[str, str]] = {
     "pub_decisions_count": ("{n} decision(s) in all", "결정 총 {n}건"),
     "pub_imported": ("imported from a published decision", "공표된 결정에서 가져옴"),
     "pub_versions": ("Programme versions loaded", "등록된 사업 정의 파일 버전"),
+    "pub_ecosystem": ("Ecosystem signals", "생태계 지표"),
+    "pub_ecosystem_intro": (
+        "What the teams' models show on the model hub, read at dated snapshots and replayable from the raw answers "
+        "stored with them. These are heuristic signals: downloads count file requests (CI traffic included), the "
+        "trending score is the hub's own opaque score, and base-model declarations are self-reported.",
+        "팀 모델이 모델 허브에서 보이는 지표를 날짜별 스냅숏으로 읽은 것이며, 함께 저장된 원본 응답으로 다시 계산할 수 "
+        "있습니다. 휴리스틱 지표입니다: 다운로드는 파일 요청 수(CI 트래픽 포함), 트렌딩 점수는 허브의 비공개 점수, "
+        "기반 모델 선언은 자기 신고입니다.",
+    ),
+    "pub_ecosystem_json": ("Series and tree as JSON", "시계열과 파생 트리 (JSON)"),
+    "pub_ecosystem_taken": ("{n} snapshot(s)", "스냅숏 {n}개"),
+    "pub_ecosystem_link": ("Ecosystem signals (model hub)", "생태계 지표 (모델 허브)"),
     "pub_versions_intro": ("Each version of the programme file as it was loaded, with its SHA-256: download the "
                            "text and hash it to check that the rules shown are the rules applied.",
                            "등록된 사업 정의 파일의 각 버전과 SHA-256입니다. 원문을 내려받아 해시를 계산하면 "

@@ -88,6 +88,28 @@ def program(request: Request, key: str, session: ReadSession, who: ViewerDep) ->
     return page(request, "public_program.html.j2", p=views.program_overview(session, key), pick=_pick(who.lang))
 
 
+@router.get("/programs/{key}/ecosystem")
+def ecosystem(request: Request, key: str, session: ReadSession, who: ViewerDep) -> Response:
+    """The programme's hub signals over time: every metric's series, the derivative tree, what each number is."""
+    from simsa.report import ecosystem_section
+    from simsa.services import ecosystem as ecosystem_service
+
+    overview = views.program_overview(session, key)  # an unknown programme is a 404 here
+    view = ecosystem_service.report_view(session, overview.key)
+    section = Markup(ecosystem_section.html(view, who.lang))  # every outside text escaped where it is built
+    return page(request, "public_ecosystem.html.j2", p=overview, pick=_pick(who.lang), section=section,
+                taken=len(view.series[0].points) if view.series else 0)
+
+
+@router.get("/programs/{key}/ecosystem.json")
+def ecosystem_json(key: str, session: ReadSession) -> Response:
+    from simsa.services import ecosystem as ecosystem_service
+
+    overview = views.program_overview(session, key)
+    body = json.dumps(ecosystem_service.report_view(session, overview.key).to_dict(), ensure_ascii=False, indent=2)
+    return Response(body, media_type="application/json")
+
+
 @router.get("/programs/{key}/stages/{stage}")
 def stage(request: Request, key: str, stage: str, session: ReadSession, who: ViewerDep) -> Response:
     return _stage_response(request, views.stage_page(session, key, stage), who.lang)
