@@ -41,6 +41,8 @@ from transformers import (
     PreTrainedModel,
 )
 
+from simsa.demo_lineage import synthetic_images
+
 if __package__:
     from . import lineage_zoo as lz
 else:
@@ -375,19 +377,6 @@ def _vision_config() -> CLIPVisionConfig:
     )
 
 
-def _images(rng: np.random.Generator, n: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Noise images with one bright square: label = quadrant * 3 + colour channel."""
-    pixels = rng.normal(0.0, 0.5, (n, 3, IMAGE, IMAGE)).astype(np.float32)
-    labels = rng.integers(0, V_CLASSES, n)
-    half, side = IMAGE // 2, 10
-    for j, lab in enumerate(labels):
-        quad, channel = divmod(int(lab), 3)
-        y0 = (quad // 2) * half + int(rng.integers(0, half - side + 1))
-        x0 = (quad % 2) * half + int(rng.integers(0, half - side + 1))
-        pixels[j, channel, y0:y0 + side, x0:x0 + side] += 2.0
-    return torch.from_numpy(pixels), torch.from_numpy(labels)
-
-
 def _fresh_vision(seed: int) -> CLIPVisionModel:
     torch.manual_seed(seed)
     model = CLIPVisionModel(_vision_config())
@@ -400,7 +389,7 @@ def _train_vision(model: CLIPVisionModel, seed: int) -> dict[str, Any]:
     torch.manual_seed(seed)
     probe = torch.nn.Linear(lz.HIDDEN, V_CLASSES)
     eval_rng = np.random.default_rng(424242)
-    evals = [_images(eval_rng, 64) for _ in range(4)]
+    evals = [synthetic_images(eval_rng, 64) for _ in range(4)]
 
     @torch.no_grad()
     def measure() -> tuple[float, float]:
@@ -421,7 +410,7 @@ def _train_vision(model: CLIPVisionModel, seed: int) -> dict[str, Any]:
     for step in range(V_STEPS):
         for g in opt.param_groups:
             g["lr"] = V_LR * min(1.0, (step + 1) / (V_STEPS // 10))
-        px, lab = _images(rng, V_BATCH)
+        px, lab = synthetic_images(rng, V_BATCH)
         loss = torch.nn.functional.cross_entropy(probe(model(pixel_values=px).pooler_output), lab)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -456,7 +445,7 @@ def _class_tokens(tok: Tokenizer) -> list[int]:
 def _llava_batch(rng: np.random.Generator, stream: np.ndarray, image_id: int, class_ids: list[int],
                  ) -> dict[str, torch.Tensor]:
     """Image tokens, then a caption: the class word and a window of corpus A (loss on the caption only)."""
-    px, lab = _images(rng, LLAVA_BATCH)
+    px, lab = synthetic_images(rng, LLAVA_BATCH)
     starts = rng.integers(0, len(stream) - (SEQ_TEXT - 1), LLAVA_BATCH)
     text = np.stack([np.concatenate([[class_ids[int(c)]], stream[s:s + SEQ_TEXT - 1]]) for c, s in zip(lab, starts,
                                                                                                      strict=True)])

@@ -96,7 +96,7 @@ def test_demo_flow_decides_and_verifies(store: Store, db_url: str, tmp_path: Pat
     assert d["eliminated"] == ["halla", "taebaek"]
     halla = next(t for t in d["teams"] if t["team"] == "halla")
     assert halla["rank"] <= 4 and halla["gates"]["originality"]["passed"] is False
-    assert d["example_data"] is True
+    assert d["example_data"] is False  # the originality gate is computed, no longer example evidence
     assert result.audit["ok"] is True
     assert (tmp_path / "report.html").stat().st_size > 10_000
     with store.session() as s:

@@ -2,10 +2,13 @@
 
 Benchmark scores come from real runs: each team's model is a tiny Korean language model built and briefly trained
 here on the CPU (more training steps for stronger teams), run through the program's benchmark suites on the shipped
-KoBEST, KoBBQ and KoSBi data by lm-evaluation-harness, and recorded with their run ids. The expert panel's and
-the user arena's points are reached through the real machinery (demo_panel, demo_arena) by example experts,
-raters and entrants whose judgements are seeded example data; the originality evidence is example data too (marked
-as such in every output).
+KoBEST, KoBBQ and KoSBi data by lm-evaluation-harness, and recorded with their run ids. The originality gate is
+decided from computed evidence (demo_lineage): each team's submitted checkpoint is scanned against a registry of
+fingerprinted foreign reference models and compared with the foreign vision encoder one team reuses, and each team's
+training-evidence package (recorded while its language model trained) is verified; `gate from-lineage` reads both.
+The expert panel's and the user arena's points are reached through the real machinery (demo_panel, demo_arena) by
+example experts, raters and entrants: their seeded judgements, behind the panel scores, are the only example data
+left.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from simsa import demo_arena, demo_panel
+from simsa import demo_arena, demo_lineage, demo_panel
 from simsa.audit import log as audit_log
 from simsa.errors import CheckFailed
 from simsa.program.loader import LoadedProgram
@@ -65,11 +68,7 @@ EXPERTS = 10
 USERS = 49
 DEMO_CACHE_ENV = "SIMSA_DEMO_CACHE"
 
-ORIGINALITY = {
-    "halla": (False, "vision encoder: all 391 tensors identical to foreign-lab/vision-encoder-400m "
-                     "(example evidence; computed lineage checks arrive with `simsa lineage`)"),
-}
-ORIGINALITY_PASS = "all components trained from re-initialised weights (example evidence)"
+ORIGINALITY_GATE = "originality"
 
 
 def example_program_path() -> Path:
@@ -126,7 +125,7 @@ def run_team_benchmarks(program: Program, cache: Path, step: Callable[[str], Non
     from simsa.bench.backends import BackendOptions
     from simsa.bench.identity import directory_sha256
     from simsa.bench.runs import RunRequest, RunStore, execute
-    from simsa.bench.tinymodels import TinySpec, build_tiny_model
+    from simsa.bench.tinymodels import TinySpec
 
     os.environ.setdefault("TQDM_DISABLE", "1")  # the demo reports its own steps; no per-library progress bars
     store = RunStore(cache / "runs")
@@ -136,8 +135,10 @@ def run_team_benchmarks(program: Program, cache: Path, step: Callable[[str], Non
     limit = None if any(x is None for x in limits) else max(x for x in limits if x is not None)
     runs: dict[str, dict] = {}
     for team, (steps, seed) in TRAINING.items():
-        step(f"Team {team}: tiny model trained {steps} steps; running {len(tasks)} benchmark tasks")
-        model = build_tiny_model(cache / "models" / team, TinySpec(steps=steps, seed=seed))
+        step(f"Team {team}: tiny model trained {steps} steps (recording its training evidence); running "
+             f"{len(tasks)} benchmark tasks")
+        model = demo_lineage.build_team_model(cache, team, demo_lineage.model_name(program, team),
+                                              TinySpec(steps=steps, seed=seed))
         sha, _ = directory_sha256(model, store.hash_memo)
         run = _reusable_run(store, sha, tasks, limit)
         if run is None:
@@ -168,6 +169,23 @@ def record_benchmark_scores(session: Session, loaded: LoadedProgram, store_root:
     return len(items)
 
 
+def record_originality(session: Session, loaded: LoadedProgram, workdir: Path,
+                       evidence: dict[str, demo_lineage.TeamEvidence]) -> list[gate_service.LineageGate]:
+    """Record each team's originality gate as `simsa gate from-lineage --training-evidence` does: from the saved
+    comparison with the foreign encoder, read against the team's declaration and the gate's rules, beside its
+    verified training evidence. The link is the HTML report's path inside the demo's folder (relative, so the
+    record is the same wherever the demo runs)."""
+    out = []
+    for team, ev in evidence.items():
+        lineage = gate_service.read_lineage_file(ev.compare_json)
+        training = gate_service.read_training_evidence_file(ev.verify_json)
+        out.append(gate_service.record_result_from_lineage(
+            session, loaded, stage_id=STAGE, team_id=team, gate_id=ORIGINALITY_GATE, lineage=lineage.data,
+            lineage_sha256=lineage.sha256, lineage_text=lineage.text,
+            link=ev.compare_html.relative_to(workdir).as_posix(), actor=ACTOR, training=training))
+    return out
+
+
 @dataclass
 class DemoResult:
     workdir: Path
@@ -186,12 +204,13 @@ class DemoResult:
 
 def run_demo(workdir: Path, step: Callable[[str], None] = lambda _msg: None,
              database_url: str | None = None, cache: Path | None = None) -> DemoResult:
-    """Load the example programme, run the benchmark suites on tiny team models and record them, record example
-    panel scores and gate results, decide stage 1, verify, report.
+    """Load the example programme, run the benchmark suites on tiny team models and record them, run the expert
+    panel and the user arena (example judgements), decide the originality gate from computed lineage and training
+    evidence, decide stage 1, verify, report.
 
     The database is `workdir/simsa.db` (recreated), unless `database_url` names another (which must be empty).
-    Models and benchmark runs are kept in `cache` (default `workdir/cache`, or $SIMSA_DEMO_CACHE), so a second
-    demo reuses them.
+    Models, benchmark runs, reference fingerprints and lineage results are kept in `cache` (default
+    `workdir/cache`, or $SIMSA_DEMO_CACHE), so a second demo reuses them.
     """
     cache = cache or Path(os.environ.get(DEMO_CACHE_ENV) or workdir / "cache")
     workdir.mkdir(parents=True, exist_ok=True)
@@ -230,14 +249,12 @@ def run_demo(workdir: Path, step: Callable[[str], None] = lambda _msg: None,
             step("Running the user arena: entrants frozen, 10 example raters in blind battles from the balanced "
                  "schedule (example entrants answering in-process, no network), a flagged rater excluded")
             demo_arena.run_arena(store.session, loaded, STAGE, {t: p[1] for t, p in PROFILES.items()}, ACTOR)
-        step("Recording originality gate results")
+        teams = [t.id for t in loaded.program.teams if not t.joins_at]
+        originality = demo_lineage.originality_evidence(cache, loaded.program, teams, workdir, step)
+        step("Deciding the originality gate from each team's lineage comparison and verified training evidence "
+             "(gate from-lineage)")
         with store.session() as session:
-            for team in loaded.program.teams:
-                if team.joins_at:
-                    continue
-                passed, evidence = ORIGINALITY.get(team.id, (True, ORIGINALITY_PASS))
-                gate_service.record_result(session, loaded, stage_id=STAGE, team_id=team.id, gate_id="originality",
-                                           passed=passed, evidence=evidence, actor=ACTOR, example=True)
+            record_originality(session, loaded, workdir, originality)
         step("Deciding stage 1 (with robustness analysis)")
         with store.session() as session:
             decision = decision_service.decide(session, loaded, STAGE, ACTOR, DECIDED_AT).body
@@ -261,6 +278,9 @@ def run_demo(workdir: Path, step: Callable[[str], None] = lambda _msg: None,
         files_written["program"] = program_ref
         files_written["scores"] = str(scores_csv)
         files_written["benchmark_runs"] = str(cache / "runs")
+        files_written["lineage_registry"] = str(demo_lineage.root(cache) / "registry")
+        for evidence in originality.values():
+            files_written.update(evidence.files())
     finally:
         store.dispose()
     return DemoResult(workdir=workdir, database=database_url or str(db_path), report=workdir / "report.html",

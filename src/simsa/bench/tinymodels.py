@@ -10,13 +10,18 @@ from __future__ import annotations
 
 import json
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from tokenizers import Tokenizer
+
+# Called with (0, None, model) before the first step, then (step, loss, model) after each optimiser step, the loss
+# being that batch's before the update: what a training-evidence package records (checkpoints and a log).
+TrainingTrace = Callable[[int, "float | None", Any], None]
 
 CHAT_TEMPLATE = (
     "{% for message in messages %}<|{{ message['role'] }}|>{{ message['content'] }}<|end|>{% endfor %}"
@@ -69,11 +74,15 @@ def _tokenizer(corpus: list[str], vocab: int) -> Tokenizer:
     return tok
 
 
-def build_tiny_model(out: Path, spec: TinySpec | None = None) -> Path:
-    """Build (or reuse, when `out` already holds a finished build) a tiny trained model directory."""
+def build_tiny_model(out: Path, spec: TinySpec | None = None, trace: TrainingTrace | None = None) -> Path:
+    """Build (or reuse, when `out` already holds a finished build) a tiny trained model directory.
+
+    With a `trace` the model is always trained (a trace needs the run itself); the training is the same, so the
+    weights are those a build without one gives.
+    """
     spec = spec or TinySpec()
     done = out / "simsa-tiny.json"
-    if done.exists() and json.loads(done.read_text()).get("name") == spec.name:
+    if trace is None and done.exists() and json.loads(done.read_text()).get("name") == spec.name:
         return out
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
@@ -92,6 +101,8 @@ def build_tiny_model(out: Path, spec: TinySpec | None = None) -> Path:
                          num_key_value_heads=spec.heads, max_position_embeddings=1024, bos_token_id=eos,
                          eos_token_id=eos, pad_token_id=tok.token_to_id("<|pad|>"), tie_word_embeddings=False)
     model = LlamaForCausalLM(config)
+    if trace is not None:
+        trace(0, None, model)
     if spec.steps:
         stream: list[int] = []
         for text in corpus:
@@ -112,6 +123,8 @@ def build_tiny_model(out: Path, spec: TinySpec | None = None) -> Path:
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
+                if trace is not None:
+                    trace(step + 1, float(loss.item()), model)
         finally:
             torch.set_num_threads(threads)
     model.eval()

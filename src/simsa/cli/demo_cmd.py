@@ -18,7 +18,8 @@ def demo(
     workdir: Annotated[str, typer.Option(help="Directory for the demo database and reports.")] = DEFAULT_WORKDIR,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
-    """Load the example programme, record example scores, decide stage 1, verify the audit log, write reports."""
+    """Load the example programme, run its benchmarks, expert panel, user arena and originality checks (lineage and
+    training evidence) on tiny models, decide stage 1, verify the audit log, write reports."""
     from simsa.demo import run_demo  # imports the report renderer (matplotlib) only when needed
 
     path = Path(workdir).resolve()
