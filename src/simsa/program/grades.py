@@ -32,7 +32,7 @@ GRADE_NOTES: dict[Grade, str] = {
 }
 GRADE_NOTES_KO: dict[Grade, str] = {
     "cryptographic": "해시 일치: 비트 단위로 동일",
-    "statistical": "p-값이 있는 검정 또는 표본 오차가 있는 측정",
+    "statistical": "유의확률이 있는 검정 또는 표본 오차가 있는 측정",
     "declared": "책임 있는 주체의 진술 (팀의 선언, 관리자의 기록, 전문가 패널)",
     "heuristic": "귀무 모형이 없는 수치 (단순 유사도, 인기도): 탈락 근거로 불충분",
 }

@@ -592,8 +592,8 @@ class WebSession(Base):
 # Columns added by later migrations, with the value rows written before them hold (audit snapshots of those rows
 # lack the column).
 ADDED_COLUMNS: dict[str, dict[str, object]] = {
-    "scores": {"voided": False, "reason": None, "batch_id": None},
-    "gate_results": {"voided": False, "batch_id": None, "document_id": None},
+    "scores": {"voided": False, "reason": None, "batch_id": None, "grade": None},
+    "gate_results": {"voided": False, "batch_id": None, "document_id": None, "grade": None, "override_reason": None},
 }
 
 DOMAIN_TABLES: dict[str, type[Base]] = {
