@@ -273,31 +273,53 @@ def selftest(
 
 @app.command("fingerprint")
 def fingerprint(
-    model: Annotated[str, typer.Argument(help="Model directory, .safetensors/.gguf file or hub reference.")],
-    registry: Annotated[Path | None, typer.Option(help="Registry directory to store it in (default: "
+    models: Annotated[list[str], typer.Argument(help="Model directories, .safetensors/.gguf files or hub references "
+                                                     "(one or many).")],
+    registry: Annotated[Path | None, typer.Option(help="Registry directory to store them in (default: "
                                                        "$SIMSA_LINEAGE_REGISTRY or the user cache).")] = None,
-    name: Annotated[str | None, typer.Option(help="Name in the registry (default: the model's folder name).")] = None,
-    output: Annotated[Path | None, typer.Option("-o", "--output", help="Write the fingerprint to this file "
-                                                                       "instead of a registry.")] = None,
+    name: Annotated[str | None, typer.Option(help="Name in the registry (default: the model's folder name; one "
+                                                  "model only).")] = None,
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="Write the fingerprint to this file instead "
+                                                                       "of a registry (one model only).")] = None,
     ref_units: Annotated[int, typer.Option(help="Units kept per unit group.")] = 512,
     coords: Annotated[int, typer.Option(help="Residual coordinates kept.")] = 256,
     seed: Annotated[int, typer.Option(help="Sampling seed.")] = 0,
+    executor: Annotated[str | None, typer.Option(help="serial (default) or ray (a Ray cluster: $RAY_ADDRESS, else a "
+                                                      "local instance); default $SIMSA_EXECUTOR.")] = None,
+    results: Annotated[Path | None, typer.Option(help="Where finished units are kept, by content, so a rerun builds "
+                                                      "only what is new (default: beside the registry's cache).")
+                       ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print what was stored as JSON.")] = False,
 ) -> None:
-    """Store a compact fingerprint of MODEL, enough to compare candidates with it later without its weights."""
+    """Store a compact fingerprint of each MODEL, enough to compare candidates with it later without its weights.
+
+    Two runs on the same model write the same bytes. Several models (or --executor ray) run as work units keyed by
+    the checkpoint's content and the settings: one that fails is reported and the others are stored."""
     from simsa.errors import InputError
-    from simsa.lineage.compare.sides import open_side
-    from simsa.lineage.fingerprints.build import build_fingerprint
-    from simsa.lineage.fingerprints.registry import Registry, default_registry
     from simsa.lineage.formats.fingerprint import FingerprintSettings
+    from simsa.scale import executor_name
 
     if min(ref_units, coords) < 16:
         raise InputError("--ref-units and --coords must be at least 16")
+    if len(models) > 1 and (name or output):
+        raise InputError("--name and --output take one model; several models go into a registry")
+    settings = FingerprintSettings(ref_units=ref_units, coords=coords, seed=seed)
+    if len(models) == 1 and executor_name(executor) == "serial" and results is None:
+        _fingerprint_one(models[0], settings, registry, name, output, as_json)
+    else:
+        _fingerprint_many(models, settings, registry, executor, results, as_json)
+
+
+def _fingerprint_one(model: str, settings: Any, registry: Path | None, name: str | None, output: Path | None,
+                     as_json: bool) -> None:
+    from simsa.lineage.compare.sides import open_side
+    from simsa.lineage.fingerprints.build import build_fingerprint
+    from simsa.lineage.fingerprints.registry import Registry, default_registry
+
     side = open_side(model)
     try:
         with progress_bar() as progress:
-            fp = build_fingerprint(side, FingerprintSettings(ref_units=ref_units, coords=coords, seed=seed),
-                                   name=name or _default_name(model), progress=progress)
+            fp = build_fingerprint(side, settings, name=name or _default_name(model), progress=progress)
         io = side.ckpt.io_stats().to_dict()
     finally:
         side.ckpt.close()
@@ -320,6 +342,30 @@ def fingerprint(
                   f"{info['bytes'] / 2**20:.2f} MiB in {info['seconds']:.1f} s")
 
 
+def _fingerprint_many(models: list[str], settings: Any, registry: Path | None, executor: str | None,
+                      results: Path | None, as_json: bool) -> None:
+    from simsa.errors import CheckFailed
+    from simsa.lineage.fingerprints.registry import Registry, default_registry
+    from simsa.lineage.fingerprints.service import fingerprint_many
+    from simsa.scale import ResultStore, open_executor
+
+    reg = Registry.open(registry or default_registry(), create=True)
+    store = ResultStore(results or default_registry().parent / "units")
+    named = [(m, _default_name(m)) for m in models]
+    with progress_bar() as progress, open_executor(executor) as chosen:
+        run = fingerprint_many(named, settings, reg, chosen, store, progress)
+    if as_json:
+        emit_json(run.to_dict())
+        if run.failed:
+            raise typer.Exit(1)
+        return
+    for line in run.lines():
+        console.print(escape(line) if not line.startswith("✓") else f"[green]✓[/]{escape(line[1:])}")
+    if run.failed:
+        raise CheckFailed(f"{len(run.failed)} of {len(run.results)} fingerprints failed: "
+                          + "; ".join(f"{r.label}: {r.error}" for r in run.failed[:3]))
+
+
 def _default_name(model: str) -> str:
     """A registry name for a model: ``org/name`` for a hub reference, else the folder or file name."""
     from simsa.lineage.formats.hub import parse_model_ref
@@ -331,7 +377,8 @@ def _default_name(model: str) -> str:
 
 @app.command("scan")
 def scan(
-    candidate: Annotated[str, typer.Argument(help="Candidate model directory, file or hub reference.")],
+    candidates: Annotated[list[str], typer.Argument(help="Candidate model directories, files or hub references "
+                                                         "(one or many).")],
     registry: Annotated[Path | None, typer.Option(help="Registry directory (default: $SIMSA_LINEAGE_REGISTRY or "
                                                        "the user cache).")] = None,
     correction: Annotated[str, typer.Option(help="Multiple-testing correction: holm (family-wise) or bh "
@@ -341,18 +388,32 @@ def scan(
     derived_threshold: Annotated[float, typer.Option(help="Derived when adjusted -log10 p is at least this.")] = 6.0,
     independent_threshold: Annotated[float, typer.Option(help="Independent when adjusted -log10 p is below "
                                                                "this.")] = 2.0,
+    executor: Annotated[str | None, typer.Option(help="serial (default) or ray, for several candidates; default "
+                                                      "$SIMSA_EXECUTOR.")] = None,
+    results: Annotated[Path | None, typer.Option(help="Where finished scans are kept by content (default: beside "
+                                                      "the registry's cache).")] = None,
 ) -> None:
-    """Test CANDIDATE against every reference fingerprint in a registry; matches best first, p-values adjusted."""
+    """Test each CANDIDATE against every reference fingerprint in a registry; matches best first, p-values adjusted.
+
+    Several candidates (or --executor ray) run as work units, one per candidate, keyed by the candidate's content,
+    the registry index and the options: a rerun scans only what changed."""
     from simsa.errors import InputError
     from simsa.lineage.compare.sides import open_side
     from simsa.lineage.fingerprints.registry import Registry, default_registry
     from simsa.lineage.fingerprints.scan import CORRECTIONS
     from simsa.lineage.fingerprints.scan import scan as run_scan
     from simsa.lineage.stats.verdict import Thresholds
+    from simsa.scale import executor_name
 
     if correction not in CORRECTIONS:
         raise InputError(f"--correction must be one of {', '.join(CORRECTIONS)}")
     reg = Registry.open(registry or default_registry())
+    if len(candidates) > 1 or executor_name(executor) != "serial" or results is not None:
+        options = {"correction": correction, "keep": keep, "derived_log10": derived_threshold,
+                   "independent_log10": independent_threshold}
+        _scan_many(candidates, reg, options, executor, results, as_json)
+        return
+    candidate = candidates[0]
     cand = open_side(candidate)
     try:
         with progress_bar() as progress:
@@ -379,6 +440,49 @@ def scan(
     console.print(f"{result['tested']} of {result['references']} references tested ({result['correction']} "
                   f"correction) in {result['seconds']['total']:.1f} s; descends from: "
                   + (escape(", ".join(result["derived"])) or "none of them"))
+
+
+def _scan_many(candidates: list[str], reg: Any, options: dict[str, Any], executor: str | None,
+               results: Path | None, as_json: bool) -> None:
+    from simsa.errors import CheckFailed, SimsaError
+    from simsa.lineage.fingerprints.registry import default_registry
+    from simsa.lineage.fingerprints.units import scan_units
+    from simsa.scale import ResultStore, UnitResult, open_executor, run_units, unit_key
+
+    store = ResultStore(results or default_registry().parent / "units")
+    units, failed = [], []
+    for candidate in candidates:  # a candidate that cannot even be named by content fails alone
+        try:
+            units += scan_units([candidate], reg.root, options, store.root / "hash-memo.json")
+        except SimsaError as exc:
+            failed.append(UnitResult(unit_key("lineage.scan", unreadable=candidate), candidate, False,
+                                     error=str(exc)))
+    with progress_bar() as progress, open_executor(executor) as chosen:
+        done = run_units(chosen, units, store=store, progress=progress, label="scans") + failed
+        name = chosen.name
+    scans: list[dict[str, Any]] = [{"candidate": r.label, "ok": r.ok, "cached": r.cached, "error": r.error,
+                                    "result": (r.value or {}).get("result"),
+                                    "measured": (r.value or {}).get("measured")} for r in done]
+    if as_json:
+        emit_json({"executor": name, "registry": str(reg.root), "scans": scans})
+        if any(not r.ok for r in done):
+            raise typer.Exit(1)
+        return
+    table = Table("candidate", "derived from", "best match", "adjusted log10 p")
+    for item in scans:
+        result = item["result"]
+        if result is None:
+            table.add_row(escape(item["candidate"]), f"[red]failed[/]: {escape(str(item['error']))}", "—", "—")
+            continue
+        best = result["matches"][0] if result["matches"] else None
+        table.add_row(escape(item["candidate"]), escape(", ".join(result["derived"])) or "none",
+                      escape(best["reference"]) if best else "—",
+                      f"{best['adjusted_log10_p']:.1f}" if best else "—")
+    console.print(table)
+    bad = [r for r in done if not r.ok]
+    if bad:
+        raise CheckFailed(f"{len(bad)} of {len(done)} scans failed: "
+                          + "; ".join(f"{r.label}: {r.error}" for r in bad[:3]))
 
 
 registry_app = typer.Typer(help="Fingerprint registries: list, export, import, remove.", no_args_is_help=True)

@@ -8,6 +8,7 @@ neither write outside the registry nor smuggle in a file that is not a fingerpri
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 import os
@@ -19,6 +20,7 @@ from pathlib import Path
 
 from simsa.errors import CheckpointError
 from simsa.lineage.formats.fingerprint import SUFFIX, Fingerprint
+from simsa.timeutil import utc_text
 
 INDEX = "registry.json"
 SCHEMA = "simsa.lineage.registry/1"
@@ -119,9 +121,30 @@ class Registry:
         fp.meta["name"] = key
         path = self.root / f"{key}{SUFFIX}"
         size = fp.save(path)
+        return self._index(key, fp, path, size)
+
+    def add_bytes(self, name: str, payload: bytes, *, replace: bool = True) -> dict:
+        """Store a fingerprint file's bytes (built elsewhere: a worker of a cluster) under ``name``, after checking
+        them in full as a fingerprint named so; the bytes are kept as they are."""
+        key = safe_name(name)
+        if key in self.entries and not replace:
+            raise CheckpointError(f"registry already holds {key!r}")
+        tmp = self.root / f".{key}.{os.getpid()}.partial"
+        tmp.write_bytes(payload)
+        try:
+            fp = Fingerprint.load(tmp, verify=True)
+            if fp.meta.get("name") != key:
+                raise CheckpointError(f"fingerprint for {key!r} is named {fp.meta.get('name')!r}")
+            path = self.root / f"{key}{SUFFIX}"
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+        return self._index(key, fp, path, len(payload))
+
+    def _index(self, key: str, fp: Fingerprint, path: Path, size: int) -> dict:
         entry = {"name": key, "file": path.name, "sha256": _sha256(path), "bytes": size,
                  "model_type": fp.meta.get("model_type"), "parameters": fp.meta.get("parameters"),
-                 "source": fp.meta.get("source"), "created": fp.meta.get("created"),
+                 "source": fp.meta.get("source"), "added": utc_text(dt.datetime.now(dt.UTC)),
                  "stacks": fp.meta.get("stacks")}
         self.entries[key] = entry
         self._write_index()

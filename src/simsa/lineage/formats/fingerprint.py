@@ -42,6 +42,10 @@ from simsa.lineage.stats.exchangeability import REASONS, CoordinateAudit
 
 SCHEMA = "simsa.lineage.fingerprint/1"
 
+# What a run measured rather than what the model is: kept in memory for the caller, never written, so two runs on
+# the same model (on any machine, serial or spread over a cluster) write the same bytes.
+RUN_KEYS = ("created", "seconds")
+
 
 SUFFIX = ".simsa-fp"
 
@@ -140,7 +144,7 @@ class Fingerprint:
             a = self.arrays[spec.name]
             return a.astype("<i8") if spec.dtype == "I64" else encode(a, spec.dtype)
 
-        meta = dict(self.meta)
+        meta = {k: v for k, v in self.meta.items() if k not in RUN_KEYS}
         meta["arrays_sha256"] = _arrays_digest(self.arrays)
         return write_safetensors(path, specs, produce, {META_KEY: json.dumps(meta, ensure_ascii=False)})
 

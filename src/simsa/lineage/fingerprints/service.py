@@ -1,0 +1,76 @@
+"""Fingerprinting many checkpoints into a registry through an executor: units built (or found done), their bytes
+written into the registry by the driver as each arrives, failures reported beside the rest."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from simsa.errors import CheckpointError, SimsaError
+from simsa.lineage.fingerprints.registry import Registry, safe_name
+from simsa.lineage.fingerprints.units import fingerprint_units
+from simsa.lineage.formats.fingerprint import FingerprintSettings
+from simsa.scale import Executor, ResultStore, UnitResult, run_units, unit_key
+
+
+@dataclass(frozen=True)
+class FingerprintRun:
+    """What a run of many fingerprints did: each unit's result (cached or built, or its error) and the registry
+    entries written."""
+
+    executor: str
+    registry: str
+    results: tuple[UnitResult, ...]
+    entries: dict[str, dict]
+
+    @property
+    def failed(self) -> list[UnitResult]:
+        return [r for r in self.results if not r.ok]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"executor": self.executor, "registry": self.registry,
+                "built": sum(1 for r in self.results if r.ok and not r.cached),
+                "cached": sum(1 for r in self.results if r.cached), "failed": len(self.failed),
+                "units": [{**r.to_dict(), "entry": self.entries.get(r.label)} for r in self.results]}
+
+    def lines(self) -> list[str]:
+        out = []
+        for r in self.results:
+            if r.ok:
+                how = "already built" if r.cached else f"built in {r.seconds:.1f} s"
+                out.append(f"✓ {r.label}: {how}, stored in {self.registry}")
+            else:
+                out.append(f"✗ {r.label}: {r.error}")
+        return out
+
+
+def fingerprint_many(models: list[tuple[str, str]], settings: FingerprintSettings, registry: Registry,
+                     executor: Executor, store: ResultStore | None,
+                     progress: Callable[[str, int, int], None] | None = None,
+                     memo: Path | None = None) -> FingerprintRun:
+    """Fingerprint every (model, name) into `registry`: the driver writes each result's bytes as it arrives."""
+    memo = memo if memo is not None else (store.root / "hash-memo.json" if store is not None else None)
+    units, unreadable = [], []
+    for model, name in models:  # a model that cannot even be named by content fails alone
+        try:
+            units += fingerprint_units([(model, name)], settings, memo)
+        except SimsaError as exc:
+            unreadable.append(UnitResult(unit_key("lineage.fingerprint", unreadable=model), safe_name(name), False,
+                                         error=str(exc)))
+    entries: dict[str, dict] = {}
+    problems: dict[str, str] = {}
+
+    def write(result: UnitResult) -> None:
+        if not result.ok or result.payload is None:
+            return
+        try:
+            entries[result.label] = registry.add_bytes(result.label, result.payload)
+        except CheckpointError as exc:  # a damaged result: reported with the others, not stored
+            problems[result.key] = str(exc)
+
+    results = run_units(executor, units, store=store, progress=progress, label="fingerprints", on_result=write)
+    checked = tuple(r if r.key not in problems else UnitResult(r.key, r.label, False, error=problems[r.key])
+                    for r in results) + tuple(unreadable)
+    return FingerprintRun(executor=executor.name, registry=str(registry.root), results=checked, entries=entries)

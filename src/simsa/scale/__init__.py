@@ -1,0 +1,33 @@
+"""Scale-out: work units keyed by content, run by one executor seam — `serial` in this process (the default) or
+`ray` over a cluster — with results kept by the driver so reruns and restarted drivers recompute nothing done."""
+
+from simsa.scale.executors import (
+    EXECUTOR_ENV,
+    EXECUTORS,
+    Executor,
+    RayExecutor,
+    SerialExecutor,
+    call_unit,
+    executor_name,
+    open_executor,
+    run_units,
+)
+from simsa.scale.results import ResultStore
+from simsa.scale.units import Resources, UnitResult, WorkUnit, unit_key
+
+__all__ = [
+    "EXECUTORS",
+    "EXECUTOR_ENV",
+    "Executor",
+    "RayExecutor",
+    "Resources",
+    "ResultStore",
+    "SerialExecutor",
+    "UnitResult",
+    "WorkUnit",
+    "call_unit",
+    "executor_name",
+    "open_executor",
+    "run_units",
+    "unit_key",
+]
