@@ -47,6 +47,7 @@ from simsa.lineage.fingerprints.scan import SCHEMA as SCAN_SCHEMA
 from simsa.lineage.fingerprints.scan import _bound, benjamini_hochberg, holm, scan
 from simsa.lineage.formats.fingerprint import (
     META_KEY,
+    RUN_KEYS,
     SCHEMA,
     SUFFIX,
     Fingerprint,
@@ -199,7 +200,11 @@ def test_fingerprint_is_deterministic_and_round_trips(zoo, fingerprints, tmp_pat
         assert np.array_equal(loaded.arrays[k], a), k
     digest = loaded.meta.pop("arrays_sha256")
     assert isinstance(digest, str) and len(digest) == 64
-    assert loaded.meta == json.loads(json.dumps(fp.meta))
+    kept = {k: v for k, v in fp.meta.items() if k not in RUN_KEYS}  # the build's duration is not written
+    assert loaded.meta == json.loads(json.dumps(kept)) and "seconds" in fp.meta and "seconds" not in loaded.meta
+    again.save(tmp_path / f"built-again{SUFFIX}")
+    fp.save(tmp_path / f"built-once{SUFFIX}")  # two builds of one model: the same bytes
+    assert (tmp_path / f"built-again{SUFFIX}").read_bytes() == (tmp_path / f"built-once{SUFFIX}").read_bytes()
     assert loaded.settings == fp.settings and loaded.name == "moe-s0" and loaded.nbytes == fp.nbytes
     assert loaded.vocabulary().tokens == fp.vocabulary().tokens  # type: ignore[union-attr]
     # Saving what was loaded writes the same bytes: nothing drifts through a round trip.

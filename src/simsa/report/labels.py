@@ -89,8 +89,8 @@ LABELS: dict[str, tuple[str, str]] = {
         "Evidence grades, strongest first: cryptographic (a hash matches), statistical (a test with a p-value or a "
         "measurement with its error), declared (stated by someone who answers for it), heuristic (a raw number with "
         "no null model; never enough alone to eliminate).",
-        "근거 등급 (강한 순): 암호학적 (해시 일치), 통계적 (유의확률이 있는 검정 또는 오차가 있는 측정), 진술 (책임 있는 "
-        "주체의 진술), 휴리스틱 (귀무 모형이 없는 단순 수치, 이것만으로는 탈락시킬 수 없음).",
+        "근거 등급 (강한 순): 암호학적 (해시 일치), 통계적 (유의확률이 있는 검정 또는 오차가 있는 측정), "
+        "진술 (책임 있는 주체의 진술), 휴리스틱 (귀무 모형이 없는 단순 수치, 이것만으로는 탈락시킬 수 없음).",
     ),
     "link": ("Link", "링크"),
     "no_gates": (
