@@ -14,6 +14,7 @@ import os
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from typing import Any, Protocol
 
 from simsa.errors import InputError
@@ -150,12 +151,18 @@ def open_executor(name: str | None = None, *, num_cpus: int | None = None) -> It
         ray_executor.close()
 
 
+def _let_go(result: UnitResult) -> UnitResult:
+    size = len(result.payload) if result.payload is not None else result.payload_bytes
+    return replace(result, payload=None, payload_bytes=size)
+
+
 def run_units(executor: Executor, units: Sequence[WorkUnit], *, store: ResultStore | None = None,
               progress: Progress | None = None, label: str = "units",
               on_result: Callable[[UnitResult], None] | None = None) -> list[UnitResult]:
     """Run `units` on `executor`: results already in `store` are not recomputed; each new success is kept there by
     the driver as it arrives (so a killed driver resumes where it stopped). Results come back in the units' order;
-    `on_result` sees each one in the driver as it arrives (cached ones first)."""
+    `on_result` sees each one in the driver as it arrives (cached ones first), with its payload, which is then let
+    go: the driver's memory does not grow with the number of units."""
     results: dict[str, UnitResult] = {}
     todo: list[WorkUnit] = []
     seen: set[str] = set()
@@ -164,9 +171,9 @@ def run_units(executor: Executor, units: Sequence[WorkUnit], *, store: ResultSto
     def finished(result: UnitResult) -> None:
         if store is not None:
             store.put(result)
-        results[result.key] = result
         if on_result is not None:
             on_result(result)
+        results[result.key] = _let_go(result)
         if progress is not None:
             progress(f"{label} ({executor.name})", len(results), total)
 
@@ -176,9 +183,9 @@ def run_units(executor: Executor, units: Sequence[WorkUnit], *, store: ResultSto
         seen.add(unit.key)
         cached = store.get(unit.key) if store is not None else None
         if cached is not None:
-            results[unit.key] = cached
             if on_result is not None:
                 on_result(cached)
+            results[unit.key] = _let_go(cached)
         else:
             todo.append(unit)
     if progress is not None:

@@ -62,8 +62,9 @@ class UnitResult:
     attempts: int = 1
     seconds: float = 0.0
     cached: bool = False
+    payload_bytes: int | None = None  # the payload's size, kept once the driver has let the payload go
 
     def to_dict(self) -> dict[str, Any]:
         return {"key": self.key, "label": self.label, "ok": self.ok, "value": self.value, "error": self.error,
                 "attempts": self.attempts, "seconds": self.seconds, "cached": self.cached,
-                "bytes": None if self.payload is None else len(self.payload)}
+                "bytes": self.payload_bytes if self.payload is None else len(self.payload)}
