@@ -253,3 +253,25 @@ def test_scans_of_several_candidates_are_identical_serial_and_on_ray(models: lis
     other = cli("scan", *candidates[:2], "--registry", str(registry), "--results", str(tmp_path / "scan-serial"),
                 "--keep", "2", "--json")  # other options: other units
     assert other.returncode == 0 and [s["cached"] for s in json.loads(other.stdout)["scans"]] == [False, False]
+
+
+def test_units_spread_over_a_two_node_cluster_give_the_serial_bytes(models: list[tuple[str, str]],
+                                                                   tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two Ray nodes on this machine (a head and a worker node, one CPU each) sharing its file system, as nodes
+    share a network file system: units land on both, and the driver's registry equals the serial one."""
+    pytest.importorskip("ray")
+    from ray.cluster_utils import Cluster
+
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
+    try:
+        cluster.add_node(num_cpus=1)
+        cluster.wait_for_nodes()
+        monkeypatch.setenv("RAY_ADDRESS", cluster.address)
+        spread, ray_reg = _run(models, tmp_path / "cluster", "ray")
+    finally:
+        cluster.shutdown()
+    assert not spread.failed
+    assert len({r.value["ray_node"] for r in spread.results if r.value}) == 2
+    _, serial_reg = _run(models, tmp_path / "serial", "serial")
+    assert _digests(serial_reg) == _digests(ray_reg)

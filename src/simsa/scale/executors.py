@@ -68,10 +68,13 @@ def _message(exc: BaseException) -> str:
 
 
 def _ray_task(function: str, args: dict[str, Any]) -> tuple[dict[str, Any], bytes | None, float]:
-    """What a Ray worker runs for one unit (a module-level function, so workers import it by name)."""
+    """What a Ray worker runs for one unit (a module-level function, so workers import it by name); the value says
+    which node ran it."""
+    import ray
+
     started = time.perf_counter()
     value, payload = call_unit(function, args)
-    return value, payload, time.perf_counter() - started
+    return {**value, "ray_node": ray.get_runtime_context().get_node_id()}, payload, time.perf_counter() - started
 
 
 class RayExecutor:
