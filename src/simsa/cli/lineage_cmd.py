@@ -444,30 +444,20 @@ def scan(
 
 def _scan_many(candidates: list[str], reg: Any, options: dict[str, Any], executor: str | None,
                results: Path | None, as_json: bool) -> None:
-    from simsa.errors import CheckFailed, SimsaError
+    from simsa.errors import CheckFailed
     from simsa.lineage.fingerprints.registry import default_registry
-    from simsa.lineage.fingerprints.units import scan_units
-    from simsa.scale import ResultStore, UnitResult, open_executor, run_units, unit_key
+    from simsa.lineage.fingerprints.service import scan_many
+    from simsa.scale import ResultStore, open_executor
 
     store = ResultStore(results or default_registry().parent / "units")
-    units, failed = [], []
-    for candidate in candidates:  # a candidate that cannot even be named by content fails alone
-        try:
-            units += scan_units([candidate], reg.root, options, store.root / "hash-memo.json")
-        except SimsaError as exc:
-            failed.append(UnitResult(unit_key("lineage.scan", unreadable=candidate), candidate, False,
-                                     error=str(exc)))
     with progress_bar() as progress, open_executor(executor) as chosen:
-        done = run_units(chosen, units, store=store, progress=progress, label="scans") + failed
-        name = chosen.name
-    scans: list[dict[str, Any]] = [{"candidate": r.label, "ok": r.ok, "cached": r.cached, "error": r.error,
-                                    "result": (r.value or {}).get("result"),
-                                    "measured": (r.value or {}).get("measured")} for r in done]
+        run = scan_many(candidates, reg, options, chosen, store, progress)
     if as_json:
-        emit_json({"executor": name, "registry": str(reg.root), "scans": scans})
-        if any(not r.ok for r in done):
+        emit_json(run.to_dict())
+        if run.failed:
             raise typer.Exit(1)
         return
+    scans = run.scans()
     table = Table("candidate", "derived from", "best match", "adjusted log10 p")
     for item in scans:
         result = item["result"]
@@ -479,10 +469,9 @@ def _scan_many(candidates: list[str], reg: Any, options: dict[str, Any], executo
                       escape(best["reference"]) if best else "—",
                       f"{best['adjusted_log10_p']:.1f}" if best else "—")
     console.print(table)
-    bad = [r for r in done if not r.ok]
-    if bad:
-        raise CheckFailed(f"{len(bad)} of {len(done)} scans failed: "
-                          + "; ".join(f"{r.label}: {r.error}" for r in bad[:3]))
+    if run.failed:
+        raise CheckFailed(f"{len(run.failed)} of {len(run.results)} scans failed: "
+                          + "; ".join(f"{r.label}: {r.error}" for r in run.failed[:3]))
 
 
 registry_app = typer.Typer(help="Fingerprint registries: list, export, import, remove.", no_args_is_help=True)

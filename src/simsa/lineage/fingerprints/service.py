@@ -6,13 +6,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from simsa.errors import CheckpointError, SimsaError
 from simsa.lineage.fingerprints.registry import Registry, safe_name
-from simsa.lineage.fingerprints.units import fingerprint_units
+from simsa.lineage.fingerprints.units import fingerprint_units, scan_units
 from simsa.lineage.formats.fingerprint import FingerprintSettings
-from simsa.scale import Executor, ResultStore, UnitResult, run_units, unit_key
+from simsa.scale import Executor, ResultStore, UnitResult, WorkUnit, run_units, unit_key
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -51,14 +53,9 @@ def fingerprint_many(models: list[tuple[str, str]], settings: FingerprintSetting
                      progress: Callable[[str, int, int], None] | None = None,
                      memo: Path | None = None) -> FingerprintRun:
     """Fingerprint every (model, name) into `registry`: the driver writes each result's bytes as it arrives."""
-    memo = memo if memo is not None else (store.root / "hash-memo.json" if store is not None else None)
-    units, unreadable = [], []
-    for model, name in models:  # a model that cannot even be named by content fails alone
-        try:
-            units += fingerprint_units([(model, name)], settings, memo)
-        except SimsaError as exc:
-            unreadable.append(UnitResult(unit_key("lineage.fingerprint", unreadable=model), safe_name(name), False,
-                                         error=str(exc)))
+    memo = memo if memo is not None else _memo(store)
+    units, unreadable = _units_each("lineage.fingerprint", models,
+                                    lambda m: fingerprint_units([m], settings, memo), lambda m: safe_name(m[1]))
     entries: dict[str, dict] = {}
     problems: dict[str, str] = {}
 
@@ -74,3 +71,53 @@ def fingerprint_many(models: list[tuple[str, str]], settings: FingerprintSetting
     checked = tuple(r if r.key not in problems else UnitResult(r.key, r.label, False, error=problems[r.key])
                     for r in results) + tuple(unreadable)
     return FingerprintRun(executor=executor.name, registry=str(registry.root), results=checked, entries=entries)
+
+
+def _memo(store: ResultStore | None) -> Path | None:
+    return store.root / "hash-memo.json" if store is not None else None
+
+
+def _units_each(kind: str, items: list[T], make: Callable[[T], list[WorkUnit]],
+                label: Callable[[T], str]) -> tuple[list[WorkUnit], list[UnitResult]]:
+    """Units for each item; an item that cannot even be named by content (a missing path, an unpinnable hub
+    reference) fails alone, as a result beside the others."""
+    units: list[WorkUnit] = []
+    failed: list[UnitResult] = []
+    for item in items:
+        try:
+            units += make(item)
+        except SimsaError as exc:
+            failed.append(UnitResult(unit_key(kind, unreadable=str(item)), label(item), False, error=str(exc)))
+    return units, failed
+
+
+@dataclass(frozen=True)
+class ScanRun:
+    """Scans of several candidates: each candidate's result (without its timings, kept under `measured`), or its
+    error."""
+
+    executor: str
+    registry: str
+    results: tuple[UnitResult, ...]
+
+    @property
+    def failed(self) -> list[UnitResult]:
+        return [r for r in self.results if not r.ok]
+
+    def scans(self) -> list[dict[str, Any]]:
+        return [{"candidate": r.label, "ok": r.ok, "cached": r.cached, "error": r.error,
+                 "result": (r.value or {}).get("result"), "measured": (r.value or {}).get("measured")}
+                for r in self.results]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"executor": self.executor, "registry": self.registry, "scans": self.scans()}
+
+
+def scan_many(candidates: list[str], registry: Registry, options: dict[str, Any], executor: Executor,
+              store: ResultStore | None, progress: Callable[[str, int, int], None] | None = None) -> ScanRun:
+    """Scan every candidate against `registry`, one unit each (a rerun scans only what changed)."""
+    memo = _memo(store)
+    units, unreadable = _units_each("lineage.scan", candidates,
+                                    lambda c: scan_units([c], registry.root, options, memo), str)
+    done = run_units(executor, units, store=store, progress=progress, label="scans")
+    return ScanRun(executor=executor.name, registry=str(registry.root), results=tuple(done) + tuple(unreadable))

@@ -52,6 +52,15 @@ def model_content(model: str, memo: Path | None = None) -> dict[str, str]:
     return {"hub": ref.repo_id, "commit": sha}
 
 
+def _located(model: str, content: dict[str, str]) -> tuple[str, str]:
+    """(the source as named in results, where a worker reads it): a hub reference pinned to its commit for both, a
+    local path as given and made absolute (a worker's directory is not the driver's)."""
+    if "hub" in content:
+        pinned = f"{content['hub']}@{content['commit']}"
+        return pinned, pinned
+    return model, str(Path(model).expanduser().resolve())
+
+
 def fingerprint_units(models: list[tuple[str, str]], settings: FingerprintSettings,
                       memo: Path | None = None) -> list[WorkUnit]:
     """One unit per (model, registry name)."""
@@ -61,10 +70,9 @@ def fingerprint_units(models: list[tuple[str, str]], settings: FingerprintSettin
     for model, given in models:
         name = safe_name(given)  # the name the registry stores it under is the one written into the file
         content = model_content(model, memo)
-        pinned = f"{content['hub']}@{content['commit']}" if "hub" in content else model
+        pinned, where = _located(model, content)
         key = unit_key("lineage.fingerprint", model=content, name=name, settings=asdict(settings),
                        source=pinned if "hub" in content else str(Path(model)))
-        where = pinned if "hub" in content else str(Path(model).expanduser().resolve())
         out.append(WorkUnit(kind="lineage.fingerprint", label=name, function=FUNCTION,
                             args={"model": pinned, "where": where, "name": name, "settings": asdict(settings)},
                             key=key,
@@ -119,8 +127,7 @@ def scan_units(candidates: list[str], registry_root: Path, options: dict[str, An
     out = []
     for candidate in candidates:
         content = model_content(candidate, memo)
-        pinned = f"{content['hub']}@{content['commit']}" if "hub" in content else candidate
-        where = pinned if "hub" in content else str(Path(candidate).expanduser().resolve())
+        pinned, where = _located(candidate, content)
         key = unit_key("lineage.scan", candidate=content, source=pinned, registry=index, options=options)
         out.append(WorkUnit(kind="lineage.scan", label=candidate, function=SCAN_FUNCTION,
                             args={"candidate": pinned, "where": where, "registry": str(registry_root.resolve()),
