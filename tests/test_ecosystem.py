@@ -436,6 +436,7 @@ def test_the_public_page_shows_series_tree_and_labels_escaped(sqlite_site, hub: 
             assert all(w in html for w in words), lang
             assert html.count('class="chart" role="img"') == len(METRICS)
             assert ("2 snapshot(s)" if lang == "en" else "스냅숏 2개") in html
+            assert ("<th>snapshot</th><th>taken</th>" if lang == "en" else "<th>스냅숏</th><th>수집 시각</th>") in html
             assert "<script>alert" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
             assert "<img src=x" not in html and "<b>Lab</b>" not in html
             assert "org/beta-small" in html

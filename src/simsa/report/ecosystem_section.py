@@ -24,6 +24,8 @@ HEURISTIC = ("Popularity on a hub is heuristic evidence: no null model stands be
 TITLE = ("Ecosystem signals", "생태계 지표")
 TREE = ("Derivative tree (latest snapshot)", "파생 모델 트리(최신 스냅숏)")
 DECLARED = ("declared base", "선언된 기반 모델")
+SNAPSHOT = ("snapshot", "스냅숏")
+TAKEN = ("taken", "수집 시각")
 
 
 def _pick(pair: tuple[str, str], lang: str) -> str:
@@ -70,13 +72,14 @@ def series_chart(series: Series, names: dict[str, str], lang: str, zone: str = "
         return to_inline_svg(fig, _name(series.metric, lang))
 
 
-def _series_table(series: Series, names: dict[str, str], zone: str = "UTC") -> str:
+def _series_table(series: Series, names: dict[str, str], zone: str = "UTC", lang: str = "both") -> str:
     head = "".join(f"<th>{escape(names.get(t, t))}</th>" for t in series.teams)
     rows = "".join(
         f"<tr><td>#{p.snapshot_id}</td><td>{escape(format_local(p.taken_at, zone))}</td>"
         + "".join(f'<td style="text-align:right">{_value(p.values[t])}</td>' for t in series.teams) + "</tr>"
         for p in series.points)
-    return f"<table><thead><tr><th>snapshot</th><th>taken</th>{head}</tr></thead><tbody>{rows}</tbody></table>"
+    return (f"<table><thead><tr><th>{escape(_pick(SNAPSHOT, lang))}</th><th>{escape(_pick(TAKEN, lang))}</th>{head}"
+            f"</tr></thead><tbody>{rows}</tbody></table>")
 
 
 def _tree_html(view: EcosystemView, lang: str) -> str:
@@ -115,7 +118,7 @@ def html(view: EcosystemView, lang: str = "both") -> str:
         parts.append(f"<h3>{escape(_name(series.metric, lang))} <code>{escape(series.metric.source)}</code></h3>")
         parts.append(f'<p class="note">{escape(_note(series.metric, lang))}</p>')
         parts.append(f"<figure>{series_chart(series, view.team_names, lang, view.timezone)}</figure>")
-        parts.append(_series_table(series, view.team_names, view.timezone))
+        parts.append(_series_table(series, view.team_names, view.timezone, lang))
     parts.append(_tree_html(view, lang))
     parts.append("</section>")
     return "\n".join(parts)
@@ -129,7 +132,7 @@ def markdown(view: EcosystemView, lang: str = "both") -> str:
     for series in view.series:
         lines += [f"### {md_escape(_name(series.metric, lang))} (`{series.metric.source}`)", "",
                   md_escape(_note(series.metric, lang)), ""]
-        header = ["snapshot", "taken", *(view.team_names.get(t, t) for t in series.teams)]
+        header = [_pick(SNAPSHOT, lang), _pick(TAKEN, lang), *(view.team_names.get(t, t) for t in series.teams)]
         rows = [[f"#{p.snapshot_id}", format_local(p.taken_at, view.timezone),
                  *(_value(p.values[t]) for t in series.teams)] for p in series.points]
         lines += [*md_table(header, rows, "ll" + "r" * len(series.teams)), ""]
