@@ -77,8 +77,10 @@ class Backend:
                 "notes": self.notes}
 
 
-def resolve_backend(opts: BackendOptions, memo: Path | None = None) -> Backend:
-    """Pin the model and express the backend as lm-eval model arguments."""
+def resolve_backend(opts: BackendOptions, memo: Path | None = None,
+                    identity: ModelIdentity | None = None) -> Backend:
+    """Pin the model and express the backend as lm-eval model arguments. A worker running one shard of a run is
+    given the `identity` the driver pinned, so it does not hash the model's files again."""
     if opts.backend not in BACKENDS:
         raise InputError(f"unknown backend {opts.backend!r}; expected one of {', '.join(BACKENDS)}")
     if opts.batch_size < 1 or opts.concurrency < 1 or opts.max_retries < 0 or opts.timeout <= 0:
@@ -87,7 +89,7 @@ def resolve_backend(opts: BackendOptions, memo: Path | None = None) -> Backend:
         raise InputError("--rate-limit must be a positive number of requests per second")
     if opts.backend == "openai":
         return _openai(opts)
-    identity = resolve_local_or_hub(opts.model, memo)
+    identity = identity or resolve_local_or_hub(opts.model, memo)
     pretrained = str(identity.path)
     if opts.backend == "vllm":
         try:

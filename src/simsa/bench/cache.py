@@ -26,9 +26,14 @@ CREATE TABLE IF NOT EXISTS items (
     task TEXT,
     value TEXT NOT NULL,
     computed_at REAL NOT NULL,
-    compute_count INTEGER NOT NULL DEFAULT 1
+    compute_count INTEGER NOT NULL DEFAULT 1,
+    scope TEXT
 );
 """
+# `scope` names the model, its numeric settings and the task an answer belongs to, so a shard of a run (one model,
+# one task) can be sent every answer it already has without knowing its requests' keys; older files gain it.
+SCOPE_INDEX = "CREATE INDEX IF NOT EXISTS items_scope ON items (scope)"
+ItemRow = tuple[str, str, "str | None", "str | None", Any]  # key, kind, task, scope, value
 
 
 def canonical_json(obj: Any) -> str:
@@ -39,6 +44,11 @@ def canonical_json(obj: Any) -> str:
 def item_key(*parts: Any) -> str:
     """The sha256 of the canonical JSON of everything an answer depends on."""
     return hashlib.sha256(canonical_json(list(parts)).encode("utf-8")).hexdigest()
+
+
+def item_scope(model_key: str, settings: Any, task: str) -> str:
+    """The scope of an answer: one model with its numeric settings on one (leaf) task."""
+    return item_key("scope", model_key, settings, task)
 
 
 class ItemCache:
@@ -53,6 +63,10 @@ class ItemCache:
             self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.execute("PRAGMA synchronous=NORMAL")
             self._conn.executescript(SCHEMA)
+            columns = {row[1] for row in self._conn.execute("PRAGMA table_info(items)")}
+            if "scope" not in columns:
+                self._conn.execute("ALTER TABLE items ADD COLUMN scope TEXT")
+            self._conn.execute(SCOPE_INDEX)
         except sqlite3.DatabaseError as exc:
             self._conn.close()
             from simsa.errors import InputError
@@ -77,15 +91,47 @@ class ItemCache:
                     found[key] = json.loads(value)
         return found
 
-    def put(self, key: str, value: Any, kind: str = "item", task: str | None = None) -> None:
+    def put(self, key: str, value: Any, kind: str = "item", task: str | None = None,
+            scope: str | None = None) -> None:
         """Store an answer at once (committed before returning), counting a repeated computation."""
-        text = canonical_json(value)
+        self.put_many([(key, kind, task, scope, value)])
+
+    def put_many(self, rows: Iterable[ItemRow]) -> int:
+        """Store answers (key, kind, task, scope, value) in one transaction, counting repeated computations."""
+        now = time.time()
+        params = [(key, kind, task, scope, canonical_json(value), now) for key, kind, task, scope, value in rows]
         with self._lock:
-            self._conn.execute(
-                "INSERT INTO items (key, kind, task, value, computed_at) VALUES (?, ?, ?, ?, ?) "
-                "ON CONFLICT(key) DO UPDATE SET value = excluded.value, computed_at = excluded.computed_at, "
-                "compute_count = items.compute_count + 1",
-                (key, kind, task, text, time.time()))
+            self._conn.execute("BEGIN")
+            try:
+                self._conn.executemany(
+                    "INSERT INTO items (key, kind, task, scope, value, computed_at) VALUES (?, ?, ?, ?, ?, ?) "
+                    "ON CONFLICT(key) DO UPDATE SET value = excluded.value, computed_at = excluded.computed_at, "
+                    "scope = COALESCE(excluded.scope, items.scope), compute_count = items.compute_count + 1",
+                    params)
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+        return len(params)
+
+    def in_scopes(self, scopes: Iterable[str]) -> list[ItemRow]:
+        """Every answer of those scopes, in key order (what a shard is sent so it recomputes none of them)."""
+        scopes = sorted(set(scopes))
+        rows: list[ItemRow] = []
+        with self._lock:
+            for start in range(0, len(scopes), 500):
+                chunk = scopes[start:start + 500]
+                marks = ",".join("?" * len(chunk))
+                rows += [(key, kind, task, scope, json.loads(value)) for key, kind, task, scope, value in
+                         self._conn.execute(f"SELECT key, kind, task, scope, value FROM items WHERE scope IN ({marks})",
+                                            chunk)]
+        return sorted(rows, key=lambda row: row[0])
+
+    def rows(self) -> list[ItemRow]:
+        """Every answer (key, kind, task, scope, value), in key order."""
+        with self._lock:
+            found = self._conn.execute("SELECT key, kind, task, scope, value FROM items ORDER BY key").fetchall()
+        return [(key, kind, task, scope, json.loads(value)) for key, kind, task, scope, value in found]
 
     def stats(self) -> dict[str, int]:
         """Rows, and rows computed more than once (0 unless something recomputed an answered request)."""

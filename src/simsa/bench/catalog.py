@@ -207,6 +207,11 @@ def _leaf_configs(manager: TaskManager, name: str, seen: frozenset[str] = frozen
             yield child
 
 
+def leaf_task_names(manager: TaskManager, name: str) -> list[str]:
+    """The tasks that `name` (a task, group or tag) runs, by the names their items are logged under."""
+    return [str(cfg["task"]) for cfg in _leaf_configs(manager, name) if isinstance(cfg.get("task"), str)]
+
+
 def _datasets(configs: Iterable[dict[str, Any]]) -> list[tuple[str, str | None, dict[str, Any]]]:
     """Distinct (dataset_path, dataset_name, dataset_kwargs) of the configs, in first-seen order."""
     found: dict[tuple[str, str | None], dict[str, Any]] = {}

@@ -22,7 +22,7 @@ from typing import Any
 from lm_eval.api.model import LM
 
 from simsa.bench.backends import Backend, throttle
-from simsa.bench.cache import ItemCache, canonical_json, item_key
+from simsa.bench.cache import ItemCache, canonical_json, item_key, item_scope
 from simsa.bench.ratelimit import TokenBucket
 
 Progress = Callable[[str, int, int], None]
@@ -185,6 +185,9 @@ class CachedLM(LM):
     def _key(self, method: str, task: str, args: Any) -> str:
         return item_key(self.backend.identity.key, self._settings, task, self._version(task), method, args)
 
+    def _scope(self, task: str) -> str:
+        return item_scope(self.backend.identity.key, self._settings, task)
+
     # -- the three request types
     def loglikelihood(self, requests: list[Any], disable_tqdm: bool = False) -> list[Any]:
         return self._serve("loglikelihood", requests, lambda v: (float(v[0]), bool(v[1])))
@@ -215,7 +218,8 @@ class CachedLM(LM):
             for i, answer in zip(missing, answers, strict=True):
                 results[i] = decode(answer)
                 if keys[i] not in self._written:
-                    self.cache.put(keys[i], answer, kind=method, task=requests[i].task_name)
+                    task = requests[i].task_name
+                    self.cache.put(keys[i], answer, kind=method, task=task, scope=self._scope(task))
             self._pending = {}
         return results
 
@@ -230,7 +234,8 @@ class CachedLM(LM):
             return
         for key, task in waiting:
             if key not in self._written:
-                self.cache.put(key, list(result) if isinstance(result, tuple) else result, kind=method, task=task)
+                self.cache.put(key, list(result) if isinstance(result, tuple) else result, kind=method, task=task,
+                               scope=self._scope(task))
                 self._written.add(key)
                 self._done += 1
         self._report(method)

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
 import os
 import platform
+import re
 import shlex
 import sys
 from importlib import metadata
@@ -20,6 +22,7 @@ from typing import Any
 from simsa.bench.backends import Backend
 
 Seeds = tuple[int, int, int, int]
+_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
 
 
 def _version(dist: str) -> str | None:
@@ -84,6 +87,16 @@ def lm_eval_command(tasks: list[str], backend: Backend, *, include_path: Path, o
     return " && ".join(commands)
 
 
+def config_sha256(config: dict[str, Any] | None) -> str | None:
+    """The sha256 of a task's configuration as lm-eval logged it, as JSON (the form a shard's output travels in) and
+    without the memory addresses in its functions' names (`<function f at 0x7f…>` differs from process to process;
+    the function does not)."""
+    if not config:
+        return None
+    text = _ADDRESS.sub("", json.dumps(config, sort_keys=True, ensure_ascii=False, default=str))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
 def build_manifest(*, tasks: list[str], backend: Backend, raw: dict[str, Any], versions: dict[str, str | None],
                    datasets: dict[str, Any], include_path: Path, output_types: dict[str, str],
                    limit: int | float | None, num_fewshot: int | None, apply_chat_template: bool,
@@ -101,9 +114,7 @@ def build_manifest(*, tasks: list[str], backend: Backend, raw: dict[str, Any], v
             "task_hash": (raw.get("task_hashes") or {}).get(name),
             "output_type": output_types.get(name),
             "dataset": datasets.get(name),
-            "config_sha256": hashlib.sha256(
-                repr(sorted(((raw.get("configs") or {}).get(name) or {}).items())).encode("utf-8")).hexdigest()
-            if (raw.get("configs") or {}).get(name) else None,
+            "config_sha256": config_sha256((raw.get("configs") or {}).get(name)),
         }
     return {
         "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),

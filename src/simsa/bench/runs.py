@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from simsa.bench.backends import BackendOptions, resolve_backend
+from simsa.bench.backends import Backend, BackendOptions, resolve_backend
 from simsa.bench.cache import ItemCache
 from simsa.errors import InputError
 
@@ -168,7 +168,7 @@ def _jsonable(obj: Any) -> Any:
     return json.loads(json.dumps(obj, ensure_ascii=False, default=str))
 
 
-def _write_samples(folder: Path, samples: dict[str, list[dict[str, Any]]]) -> dict[str, int]:
+def write_samples(folder: Path, samples: dict[str, list[dict[str, Any]]]) -> dict[str, int]:
     folder.mkdir(parents=True, exist_ok=True)
     counts = {}
     for task, rows in samples.items():
@@ -182,8 +182,7 @@ def _write_samples(folder: Path, samples: dict[str, list[dict[str, Any]]]) -> di
 def execute(request: RunRequest, store: RunStore, progress: Progress | None = None) -> dict[str, Any]:
     """Run the tasks (resuming from the item cache), keep per-item results, and write the run and its manifest."""
     from simsa.bench import catalog
-    from simsa.bench.engine import run_lm_eval, task_config
-    from simsa.bench.manifest import build_manifest
+    from simsa.bench.engine import run_lm_eval
 
     if not request.tasks:
         raise InputError("name at least one task (--tasks T1,T2) or a suite (--suite NAME)")
@@ -201,25 +200,40 @@ def execute(request: RunRequest, store: RunStore, progress: Progress | None = No
                              num_fewshot=request.num_fewshot, apply_chat_template=request.apply_chat_template,
                              gen_kwargs=request.gen_kwargs, seeds=request.seeds,
                              bootstrap_iters=request.bootstrap_iters, progress=progress)
-    raw = result.raw
+    n_samples = write_samples(store.run_dir(run_id) / "samples", result.raw.get("samples") or {})
+    merged = {"raw": result.raw, "versions": result.versions, "n_samples": n_samples,
+              "counts": {"computed": dict(result.counts.computed), "cached": dict(result.counts.cached)}}
+    return finish_run(run, request, backend, merged, store, manager=manager, seconds=result.seconds)
+
+
+def finish_run(run: dict[str, Any], request: RunRequest, backend: Backend, merged: dict[str, Any], store: RunStore,
+               *, manager: Any, seconds: float) -> dict[str, Any]:
+    """Complete a run whose samples are written: its metric tables, counts and manifest, saved as finished.
+    `merged` holds lm-eval's output (`raw`), task versions, per-task counts and sample counts — of one lm-eval call,
+    or of a model's shards put together."""
+    from simsa.bench import catalog
+    from simsa.bench.engine import task_config
+    from simsa.bench.manifest import build_manifest
+
+    raw = merged["raw"]
     names = sorted(raw.get("results", {}))
     output_types = {n: str((task_config(manager, n) or {}).get("output_type") or "") for n in names}
-    counts = _write_samples(store.run_dir(run_id) / "samples", raw.get("samples") or {})
     datasets = catalog.dataset_provenance(names)
-    manifest = build_manifest(tasks=request.tasks, backend=backend, raw=raw, versions=result.versions,
+    manifest = build_manifest(tasks=request.tasks, backend=backend, raw=raw, versions=merged["versions"],
                               datasets=datasets, include_path=catalog.TASKS_DIR, output_types=output_types,
                               limit=request.limit, num_fewshot=request.num_fewshot,
                               apply_chat_template=request.apply_chat_template, gen_kwargs=request.gen_kwargs,
                               seeds=request.seeds, simsa_command=request.argv or None)
     with ItemCache(store.cache_path) as cache:
         cache_stats = cache.stats()
+    computed, cached = merged["counts"]["computed"], merged["counts"]["cached"]
     run.update(
         status="finished", finished_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        seconds=round(result.seconds, 3), results=_metric_table(raw.get("results", {})),
+        seconds=round(seconds, 3), results=_metric_table(raw.get("results", {})),
         groups=_metric_table(raw.get("groups", {})) if raw.get("groups") else {},
-        n_samples=counts, items_computed=result.counts.total_computed, items_cached=result.counts.total_cached,
-        items_by_task={t: {"computed": result.counts.computed.get(t, 0), "cached": result.counts.cached.get(t, 0)}
-                       for t in sorted(set(result.counts.computed) | set(result.counts.cached))},
+        n_samples=merged["n_samples"], items_computed=sum(computed.values()), items_cached=sum(cached.values()),
+        items_by_task={t: {"computed": computed.get(t, 0), "cached": cached.get(t, 0)}
+                       for t in sorted(set(computed) | set(cached))},
         cache=cache_stats, manifest=_jsonable(manifest))
     store.save(run)
     return run

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -14,6 +15,7 @@ from simsa.cli.context import STATE
 from simsa.cli.lineage_cmd import progress_bar
 from simsa.cli.output import console, emit_json, err_console
 from simsa.errors import InputError
+from simsa.scale.executors import EXECUTOR_ENV
 
 if TYPE_CHECKING:
     from simsa.bench.runs import RunStore
@@ -85,8 +87,9 @@ def _load_program(program: str) -> LoadedProgram:
 
 @app.command("run")
 def run(
-    model: Annotated[str, typer.Option("--model", help="Model directory, hub id org/name[@rev], or (openai) the "
-                                                       "served model name.")] = "",
+    models: Annotated[list[str] | None, typer.Option(
+        "--model", help="Model directory, hub id org/name[@rev], or (openai) the served model name; repeat it to run "
+                        "several models as model × task shards.")] = None,
     tasks_opt: Annotated[str | None, typer.Option("--tasks", help="Comma-separated task names.")] = None,
     suite: Annotated[str | None, typer.Option("--suite", help="A suite of the program file (needs --program).")
                      ] = None,
@@ -115,10 +118,18 @@ def run(
                                                                          "e.g. temperature=0,max_gen_toks=256")] = None,
     seed: Annotated[str, typer.Option("--seed", help="python,numpy,torch,fewshot seeds (lm-eval's defaults).")
                     ] = "0,1234,1234,1234",
+    executor: Annotated[str | None, typer.Option(
+        "--executor", help="serial or ray (a Ray cluster: $RAY_ADDRESS, else a local instance): run as model × task "
+                           "shards; default $SIMSA_EXECUTOR, else one run in this process.")] = None,
     runs_dir: RunsDir = None,
     as_json: Json = False,
 ) -> None:
-    """Run tasks or a suite; answered items come from the cache, so a killed run resumes where it stopped."""
+    """Run tasks or a suite; answered items come from the cache, so a killed run resumes where it stopped.
+
+    Several models, or a named executor, run as model × task shards: each shard is a work unit keyed by the model's
+    content, the task's version and data and the settings, so a rerun recomputes no finished shard; the driver
+    writes every answer into the item cache and each model's run into the runs directory (`bench show` follows it
+    while it runs)."""
     from simsa.bench.backends import BackendOptions
     from simsa.bench.runs import RunRequest, execute
 
@@ -135,33 +146,68 @@ def run(
         chat = chat or suite_obj.apply_chat_template
     else:
         names = [t.strip() for t in (tasks_opt or "").split(",") if t.strip()]
-    if not model and backend != "openai":
+    models = [m for m in (models or []) if m] or ([""] if backend == "openai" else [])
+    if not models:
         raise InputError("--model is required")
     lim: int | float | None = None
     if limit is not None:
         if limit <= 0:
             raise InputError("--limit must be positive")
         lim = int(limit) if limit >= 1 else float(limit)
-    opts = BackendOptions(backend=backend, model=model, dtype=dtype, device=device, batch_size=batch_size,
-                          max_length=max_length,
-                          base_url=base_url, tokenizer=tokenizer, concurrency=concurrency, max_retries=max_retries,
-                          timeout=timeout, rate_limit=rate_limit, api_key=api_key)
-    request = RunRequest(tasks=names, backend=opts, limit=lim, num_fewshot=num_fewshot, apply_chat_template=chat,
-                         gen_kwargs=gen_kwargs, seeds=_parse_seeds(seed), suite=suite,
-                         argv=["simsa", *sys.argv[1:]] if sys.argv and sys.argv[0].endswith("simsa") else [])
+    seeds = _parse_seeds(seed)
+    argv = ["simsa", *sys.argv[1:]] if sys.argv and sys.argv[0].endswith("simsa") else []
+    requests = [RunRequest(tasks=names, backend=BackendOptions(
+        backend=backend, model=model, dtype=dtype, device=device, batch_size=batch_size, max_length=max_length,
+        base_url=base_url, tokenizer=tokenizer, concurrency=concurrency, max_retries=max_retries, timeout=timeout,
+        rate_limit=rate_limit, api_key=api_key), limit=lim, num_fewshot=num_fewshot, apply_chat_template=chat,
+        gen_kwargs=gen_kwargs, seeds=seeds, suite=suite, argv=argv) for model in models]
     store = _store(runs_dir)
+    if len(requests) > 1 or executor is not None or os.environ.get(EXECUTOR_ENV):
+        _run_sharded(requests, store, executor, suite_obj, partial=lim is not None, as_json=as_json)
+        return
     with progress_bar() as progress:
-        result = execute(request, store, progress=progress)
+        result = execute(requests[0], store, progress=progress)
     if suite_obj is not None:
-        from simsa.bench.suites import score_suite
-
-        result["suite_score"] = score_suite(suite_obj, result["results"], store.samples(result["run_id"]),
-                                            partial=lim is not None).to_dict()
-        store.save(result)
+        _score_suite(result, suite_obj, store, partial=lim is not None)
     if as_json:
         emit_json(result)
         return
     _print_run(result)
+
+
+def _score_suite(run: dict[str, Any], suite: Any, store: RunStore, *, partial: bool) -> None:
+    from simsa.bench.suites import score_suite
+
+    run["suite_score"] = score_suite(suite, run["results"], store.samples(run["run_id"]), partial=partial).to_dict()
+    store.save(run)
+
+
+def _run_sharded(requests: list[Any], store: RunStore, executor: str | None, suite: Any, *, partial: bool,
+                 as_json: bool) -> None:
+    from simsa.bench.sharded_runs import execute_sharded
+    from simsa.errors import CheckFailed
+    from simsa.scale import open_executor
+
+    with progress_bar() as progress, open_executor(executor) as chosen:
+        out = execute_sharded(requests, store, chosen, progress=progress)
+    if suite is not None:
+        for run in out.runs:
+            if run["status"] == "finished":
+                _score_suite(run, suite, store, partial=partial)
+    if as_json:
+        emit_json(out.to_dict())
+        if out.failed:
+            raise typer.Exit(1)
+        return
+    for run in out.runs:
+        console.print(f"[bold]{escape(str((run.get('model') or {}).get('ref')))}[/]")
+        _print_run(run)
+    cached = sum(1 for s in out.shards if s.cached)
+    console.print(f"{len(out.shards)} shards on {out.executor}: {len(out.shards) - cached - len(out.failed)} run, "
+                  f"{cached} already done, {len(out.failed)} failed")
+    if out.failed:
+        raise CheckFailed(f"{len(out.failed)} of {len(out.shards)} shards failed: "
+                          + "; ".join(f"{r.label}: {r.error}" for r in out.failed[:3]))
 
 
 def _print_run(run: dict[str, Any]) -> None:
@@ -169,6 +215,7 @@ def _print_run(run: dict[str, Any]) -> None:
                   + (f" in {run['seconds']:.1f} s" if run.get("seconds") is not None else ""))
     if run.get("error"):
         console.print(f"[red]{escape(run['error'])}[/]")
+    _print_shards(run)
     table = Table()
     for col in ("task", "metric", "value", "± stderr", "items"):
         table.add_column(col)
@@ -191,6 +238,30 @@ def _print_run(run: dict[str, Any]) -> None:
     if manifest.get("lm_eval_command"):
         console.print("reproduce without simsa:", highlight=False)
         console.print(f"  {escape(manifest['lm_eval_command'])}", highlight=False, soft_wrap=True)
+
+
+def _print_shards(run: dict[str, Any]) -> None:
+    """A sharded run's progress: how many of its model × task shards are done, and each one while it is under way."""
+    shards = run.get("shards") or {}
+    if not shards:
+        return
+    by_status: dict[str, int] = {}
+    for shard in shards.values():
+        by_status[shard.get("status", "pending")] = by_status.get(shard.get("status", "pending"), 0) + 1
+    done = by_status.get("done", 0) + by_status.get("cached", 0)
+    console.print(f"shards ({run.get('executor', 'serial')}): {done}/{len(shards)} done"
+                  + "".join(f", {n} {status}" for status, n in sorted(by_status.items()) if status != "done"))
+    if run.get("status") == "finished":
+        return
+    table = Table()
+    for col in ("task", "shard", "items computed", "seconds", "error"):
+        table.add_column(col, overflow="fold")
+    for task, shard in shards.items():
+        table.add_row(task, shard.get("status", ""), str(shard.get("computed") if shard.get("computed") is not None
+                                                         else ""),
+                      "" if shard.get("seconds") is None else f"{shard['seconds']:.1f}",
+                      escape(str(shard.get("error") or "")))
+    console.print(table)
 
 
 @app.command("show")

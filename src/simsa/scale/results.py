@@ -28,6 +28,10 @@ class ResultStore:
             raise ValueError(f"not a unit key: {key[:80]!r}")
         return self.root / f"{key}.json", self.root / f"{key}.bin"
 
+    def has(self, key: str) -> bool:
+        """Whether a result of `key` is kept (without reading it; `get` still checks it is whole)."""
+        return self._paths(key)[0].is_file()
+
     def get(self, key: str) -> UnitResult | None:
         """The stored result of `key`, or None (also for a result whose file was damaged: it is recomputed)."""
         meta_path, bin_path = self._paths(key)
