@@ -22,8 +22,21 @@ import pytest
 from simsa.errors import InputError
 from simsa.lineage.fingerprints.registry import Registry
 from simsa.lineage.fingerprints.service import fingerprint_many
+from simsa.lineage.fingerprints.units import fingerprint_units
 from simsa.lineage.formats.fingerprint import FingerprintSettings
-from simsa.scale import ResultStore, SerialExecutor, executor_name, open_executor
+from simsa.scale import (
+    Node,
+    Placement,
+    RayExecutor,
+    Resources,
+    ResultStore,
+    SerialExecutor,
+    WorkUnit,
+    executor_name,
+    open_executor,
+    place,
+    run_units,
+)
 
 SETTINGS = FingerprintSettings(ref_units=64, coords=32)
 
@@ -275,3 +288,102 @@ def test_units_spread_over_a_two_node_cluster_give_the_serial_bytes(models: list
     assert len({r.value["ray_node"] for r in spread.results if r.value}) == 2
     _, serial_reg = _run(models, tmp_path / "serial", "serial")
     assert _digests(serial_reg) == _digests(ray_reg)
+
+
+# --------------------------------------------------------------------------- placement
+
+def _unit(key: str, cpus: float = 1.0, gpus: float = 0.0, memory: int = 0, paths: tuple[str, ...] = ()) -> WorkUnit:
+    return WorkUnit(kind="test", label=f"unit {key}", function="simsa.x:y", args={}, key=key * 64,
+                    resources=Resources(cpus=cpus, gpus=gpus, memory=memory), local_paths=paths)
+
+
+def test_placement_follows_resources_and_node_local_paths() -> None:
+    nodes = [Node("head", cpus=8, gpus=0, memory=32 << 30), Node("gpu1", cpus=16, gpus=4, memory=256 << 30),
+             Node("gpu2", cpus=16, gpus=4, memory=256 << 30)]
+    units = [_unit("a"), _unit("b", gpus=4), _unit("c", gpus=8), _unit("d", memory=512 << 30),
+             _unit("e", paths=("/data/ckpt",)), _unit("f", paths=("/data/ckpt",)), _unit("g", paths=("/nfs/x",)),
+             _unit("h", paths=("/gone",)), _unit("i", gpus=1, paths=("/local-head",))]
+    holders = {"/data/ckpt": {"gpu1", "gpu2"}, "/nfs/x": {"head", "gpu1", "gpu2"}, "/gone": set(),
+               "/local-head": {"head"}}
+    placed = {k[0]: p for k, p in place(units, nodes, holders).items()}
+    assert placed["a"] == Placement() and placed["b"] == Placement()  # any node will do
+    assert placed["c"].error == "unit c asks for 1 CPU, 8 GPU; the largest node has 16 CPU, 4 GPU, 256.0 GiB"
+    assert placed["d"].error is not None and "512.0 GiB" in placed["d"].error
+    # a path on two of three nodes: pinned there, spread over both; on every node (a shared file system): free
+    assert {placed["e"].node, placed["f"].node} == {"gpu1", "gpu2"} and placed["g"] == Placement()
+    assert placed["h"].error == "/gone is on no node of the cluster"
+    assert placed["i"].error == "no node that can take 1 CPU, 1 GPU holds /local-head"
+    # without a map of holders (one machine, or a shared file system) paths do not constrain
+    assert all(p.error is None for k, p in place(units[4:8], nodes).items())
+    assert place([_unit("z")], [])["z" * 64].error == "unit z asks for 1 CPU; no live node"
+
+
+def test_a_unit_no_node_can_take_is_reported_at_once(models: list[tuple[str, str]], tmp_path: Path) -> None:
+    pytest.importorskip("ray")
+    from dataclasses import replace
+
+    units = fingerprint_units(models[:2], SETTINGS)
+    units[0] = replace(units[0], resources=Resources(cpus=1.0, gpus=64.0))
+    started = time.monotonic()
+    with open_executor("ray", num_cpus=2) as executor:
+        results = run_units(executor, units)
+    assert time.monotonic() - started < 120  # not left waiting for 64 GPUs that never come
+    assert not results[0].ok and results[0].attempts == 0
+    assert results[0].error is not None and results[0].error.startswith("m00 asks for 1 CPU, 64 GPU; the largest node")
+    assert results[1].ok
+
+
+def test_a_two_node_cluster_is_asked_which_nodes_hold_a_path(tmp_path: Path) -> None:
+    pytest.importorskip("ray")
+    from ray.cluster_utils import Cluster
+
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
+    try:
+        cluster.add_node(num_cpus=1)
+        cluster.wait_for_nodes()
+        executor = RayExecutor(address=cluster.address)
+        try:
+            nodes = executor.nodes()
+            held = executor.holders(nodes, [str(tmp_path), str(tmp_path / "absent")])
+        finally:
+            executor.close()
+    finally:
+        cluster.shutdown()
+    assert len(nodes) == 2 and all(n.cpus == 1 for n in nodes)
+    assert held == {str(tmp_path): {n.id for n in nodes}, str(tmp_path / "absent"): set()}
+
+
+# --------------------------------------------------------------------------- compares of many pairs
+
+COMPARE_OPTIONS = ["--units", "64", "--ref-units", "256", "--coords", "64", "--draws", "8"]
+
+
+def _compare_many(models: list[tuple[str, str]], results: Path, executor: str) -> dict:
+    args = [a for m, _ in models[:2] for a in ("--candidate", m)] + ["--reference", models[0][0], "--reference",
+                                                                       models[2][0], "--reference",
+                                                                       str(results / "absent")]
+    out = subprocess.run([sys.executable, "-m", "simsa.cli.main", "lineage", "compare-many", *args, *COMPARE_OPTIONS,
+                          "--executor", executor, "--results", str(results), "--json"],
+                         capture_output=True, text=True, env={**os.environ, "NO_COLOR": "1"}, timeout=600)
+    assert out.returncode == 1, out.stderr  # the absent reference fails; the other pairs are compared
+    return json.loads(out.stdout)
+
+
+def test_compares_of_many_pairs_are_identical_serial_and_on_ray(models: list[tuple[str, str]],
+                                                                 tmp_path: Path) -> None:
+    pytest.importorskip("ray")
+    from simsa.lineage.fingerprints.units import without_measurements
+
+    serial = _compare_many(models, tmp_path / "serial", "serial")
+    spread = _compare_many(models, tmp_path / "ray", "ray")
+    assert [c["result"] for c in serial["compares"]] == [c["result"] for c in spread["compares"]]
+    assert [(c["result"] or {}).get("verdict") for c in serial["compares"]] == [
+        "identical", "independent", None, "independent", "independent", None]
+    assert serial["failed"] == 2 and "no such file" in serial["compares"][2]["error"]
+    # each pair's result is what `lineage compare` gives for it, less its timings
+    single = subprocess.run([sys.executable, "-m", "simsa.cli.main", "lineage", "compare", models[1][0],
+                             models[2][0], *COMPARE_OPTIONS, "--json"], capture_output=True, text=True, timeout=300)
+    assert single.returncode == 0, single.stderr
+    assert without_measurements(json.loads(single.stdout)) == serial["compares"][4]["result"]
+    again = _compare_many(models, tmp_path / "serial", "serial")  # a rerun compares nothing again
+    assert [c["cached"] for c in again["compares"]] == [True, True, False, True, True, False]

@@ -125,6 +125,7 @@ def execute_sharded(requests: list[RunRequest], store: RunStore, executor: Execu
                 units.append(WorkUnit(
                     kind="bench.shard", label=f"{backend.identity.ref} · {task}", function=FUNCTION, key=key,
                     resources=shard_resources(request.backend, backend),
+                    local_paths=(str(backend.identity.path),) if backend.identity.kind == "local" else (),
                     args={"options": _options_args(request.backend), "identity": identity_args(backend.identity),
                           "task": task, "limit": request.limit, "num_fewshot": request.num_fewshot,
                           "apply_chat_template": request.apply_chat_template, "gen_kwargs": request.gen_kwargs,

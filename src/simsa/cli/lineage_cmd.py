@@ -166,6 +166,75 @@ def compare(
     _print_result(result, report)
 
 
+@app.command("compare-many")
+def compare_many_cmd(
+    candidates: Annotated[list[str], typer.Option("--candidate", help="A candidate model (repeat for several).")],
+    references: Annotated[list[str], typer.Option("--reference", help="A reference model or .simsa-fp fingerprint "
+                                                                      "(repeat for several).")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print every result as JSON.")] = False,
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="Also write each pair's JSON result into "
+                                                                       "this folder.")] = None,
+    units: Annotated[int, typer.Option(help="Candidate hidden units sampled per unit group.")] = 256,
+    ref_units: Annotated[int, typer.Option(help="Reference hidden units kept per unit group.")] = 8192,
+    coords: Annotated[int, typer.Option(help="Residual coordinates used.")] = 512,
+    draws: Annotated[int, typer.Option(help="Coordinate permutations drawn for the null.")] = 24,
+    seed: Annotated[int, typer.Option(help="Seed for all sampling (results are reproducible per seed).")] = 0,
+    derived_threshold: Annotated[float, typer.Option(help="Derived when -log10 p is at least this.")] = 6.0,
+    independent_threshold: Annotated[float, typer.Option(help="Independent when -log10 p is below this.")] = 2.0,
+    views: Annotated[str, typer.Option(help="all, input, or auto (input when the candidate is a hub reference).")
+                     ] = "auto",
+    executor: Annotated[str | None, typer.Option(help="serial (default) or ray; default $SIMSA_EXECUTOR.")] = None,
+    results: Annotated[Path | None, typer.Option(help="Where finished compares are kept by content (default: beside "
+                                                      "the registry's cache).")] = None,
+) -> None:
+    """Compare every --candidate with every --reference, one work unit per pair, keyed by both sides' content and
+    the settings: a rerun compares only what changed, and a pair that fails is reported beside the others.
+
+    Results are those `simsa lineage compare` gives for the pair, without their timings (kept under `measured`)."""
+    import json
+    from dataclasses import asdict
+
+    from simsa.errors import CheckFailed, InputError
+    from simsa.lineage.fingerprints.registry import default_registry
+    from simsa.lineage.fingerprints.service import compare_many
+    from simsa.scale import ResultStore, open_executor
+
+    if views not in ("auto", "all", "input"):
+        raise InputError("--views must be auto, all or input")
+    settings = asdict(_settings(units, ref_units, coords, draws, seed)) | {"views": views}
+    thresholds = {"derived_log10": derived_threshold, "independent_log10": independent_threshold}
+    pairs = [(c, r) for c in candidates for r in references]
+    store = ResultStore(results or default_registry().parent / "units")
+    with progress_bar() as progress, open_executor(executor) as chosen:
+        run = compare_many(pairs, settings, thresholds, chosen, store, progress)
+    if output is not None:
+        output.mkdir(parents=True, exist_ok=True)
+        for i, item in enumerate(run.compares(), start=1):
+            if item["result"] is not None:
+                (output / f"pair-{i:03d}.json").write_text(json.dumps(item, ensure_ascii=False, indent=2),
+                                                           encoding="utf-8")
+    if as_json:
+        emit_json(run.to_dict())
+        if run.failed:
+            raise typer.Exit(1)
+        return
+    colors = {"identical": "bold red", "derived": "red", "independent": "green", "inconclusive": "yellow"}
+    table = Table("candidate", "reference", "verdict", "log10 p", "how")
+    for item in run.compares():
+        result = item["result"]
+        if result is None:
+            table.add_row(escape(item["candidate"]), escape(item["reference"]),
+                          f"[red]failed[/]: {escape(str(item['error']))}", "—", "—")
+            continue
+        v = result["verdict"]
+        table.add_row(escape(item["candidate"]), escape(item["reference"]), f"[{colors.get(v, 'white')}]{v}[/]",
+                      f"{result['log10_p']:.1f}", "already compared" if item["cached"] else "compared")
+    console.print(table)
+    if run.failed:
+        raise CheckFailed(f"{len(run.failed)} of {len(run.results)} compares failed: "
+                          + "; ".join(f"{r.label}: {r.error}" for r in run.failed[:3]))
+
+
 def _print_result(result: Mapping[str, Any], report: Path | None) -> None:
     colors = {"identical": "bold red", "derived": "red", "independent": "green", "inconclusive": "yellow"}
     v = result["verdict"]

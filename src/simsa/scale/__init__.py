@@ -12,6 +12,7 @@ from simsa.scale.executors import (
     open_executor,
     run_units,
 )
+from simsa.scale.placement import Node, Placement, place
 from simsa.scale.results import ResultStore
 from simsa.scale.units import Resources, UnitResult, WorkUnit, unit_key
 
@@ -19,6 +20,8 @@ __all__ = [
     "EXECUTORS",
     "EXECUTOR_ENV",
     "Executor",
+    "Node",
+    "Placement",
     "RayExecutor",
     "Resources",
     "ResultStore",
@@ -28,6 +31,7 @@ __all__ = [
     "call_unit",
     "executor_name",
     "open_executor",
+    "place",
     "run_units",
     "unit_key",
 ]

@@ -18,12 +18,14 @@ from dataclasses import replace
 from typing import Any, Protocol
 
 from simsa.errors import InputError
+from simsa.scale.placement import Node, place
 from simsa.scale.results import ResultStore
 from simsa.scale.units import UnitResult, WorkUnit
 
 EXECUTORS = ("serial", "ray")
 EXECUTOR_ENV = "SIMSA_EXECUTOR"
 MAX_RETRIES = 2  # a unit whose worker died is tried at most this many more times
+PROBE_TIMEOUT = 120.0  # seconds a node may take to say which node-local paths it holds
 Progress = Callable[[str, int, int], None]
 UnitValue = tuple[dict[str, Any], bytes | None]
 
@@ -67,6 +69,11 @@ def _message(exc: BaseException) -> str:
     return f"{exc.__class__.__name__}: {exc}".strip()
 
 
+def _probe_paths(paths: list[str]) -> list[str]:
+    """Which of `paths` exist on the node this runs on."""
+    return [p for p in paths if os.path.exists(p)]
+
+
 def _ray_task(function: str, args: dict[str, Any]) -> tuple[dict[str, Any], bytes | None, float]:
     """What a Ray worker runs for one unit (a module-level function, so workers import it by name); the value says
     which node ran it."""
@@ -105,14 +112,44 @@ class RayExecutor:
             self._ray.shutdown()
         self._started = False
 
+    def nodes(self) -> list[Node]:
+        """The cluster's live nodes and what each offers."""
+        return [Node(id=n["NodeID"], cpus=float(n["Resources"].get("CPU", 0)),
+                     gpus=float(n["Resources"].get("GPU", 0)), memory=float(n["Resources"].get("memory", 0)))
+                for n in self._ray.nodes() if n.get("Alive")]
+
+    def holders(self, nodes: Sequence[Node], paths: Sequence[str]) -> dict[str, set[str]]:
+        """For each path, the nodes that hold it (asked of a zero-CPU probe pinned to each node)."""
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        probe = self._ray.remote(_probe_paths)
+        asked = {node.id: probe.options(num_cpus=0, scheduling_strategy=NodeAffinitySchedulingStrategy(
+            node.id, soft=False)).remote(list(paths)) for node in nodes}
+        found: dict[str, set[str]] = {p: set() for p in paths}
+        for node_id, ref in asked.items():
+            for path in self._ray.get(ref, timeout=PROBE_TIMEOUT):
+                found[path].add(node_id)
+        return found
+
     def execute(self, units: Sequence[WorkUnit], done: Callable[[UnitResult], None]) -> None:
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
         ray = self._ray
         pending: dict[Any, WorkUnit] = {}
         started = time.perf_counter()
+        nodes = self.nodes()
+        paths = sorted({p for unit in units for p in unit.local_paths})
+        placements = place(units, nodes, self.holders(nodes, paths) if paths and len(nodes) > 1 else None)
         for unit in units:
+            placement = placements[unit.key]
+            if placement.error is not None:  # no node can take it: reported now, not left waiting forever
+                done(UnitResult(unit.key, unit.label, False, attempts=0, error=placement.error))
+                continue
             r = unit.resources
-            task = self._remote.options(num_cpus=r.cpus, num_gpus=r.gpus, memory=r.memory or None,
-                                        max_retries=self.max_retries, retry_exceptions=False)
+            task = self._remote.options(
+                num_cpus=r.cpus, num_gpus=r.gpus, memory=r.memory or None, max_retries=self.max_retries,
+                retry_exceptions=False, scheduling_strategy=None if placement.node is None else
+                NodeAffinitySchedulingStrategy(placement.node, soft=False))
             pending[task.remote(unit.function, unit.args)] = unit
         while pending:
             ready, _ = ray.wait(list(pending), num_returns=1)

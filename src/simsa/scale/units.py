@@ -31,7 +31,8 @@ class Resources:
 @dataclass(frozen=True)
 class WorkUnit:
     """One unit of work: `function` ("module:name") called with `args`; `key` is the sha256 of what decides its
-    result (kind, content digests, settings, simsa's version), never of where or when it runs."""
+    result (kind, content digests, settings, simsa's version), never of where or when it runs. `local_paths` are
+    files or folders it reads that must lie on the node that runs it."""
 
     kind: str
     label: str
@@ -39,6 +40,7 @@ class WorkUnit:
     args: dict[str, Any]
     key: str
     resources: Resources = field(default_factory=Resources)
+    local_paths: tuple[str, ...] = ()
 
 
 def unit_key(kind: str, **content: Any) -> str:

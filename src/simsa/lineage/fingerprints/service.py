@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 
 from simsa.errors import CheckpointError, SimsaError
 from simsa.lineage.fingerprints.registry import Registry, safe_name
-from simsa.lineage.fingerprints.units import fingerprint_units, scan_units
+from simsa.lineage.fingerprints.units import compare_units, fingerprint_units, scan_units
 from simsa.lineage.formats.fingerprint import FingerprintSettings
 from simsa.scale import Executor, ResultStore, UnitResult, WorkUnit, run_units, unit_key
 
@@ -121,3 +121,47 @@ def scan_many(candidates: list[str], registry: Registry, options: dict[str, Any]
                                     lambda c: scan_units([c], registry.root, options, memo), str)
     done = run_units(executor, units, store=store, progress=progress, label="scans")
     return ScanRun(executor=executor.name, registry=str(registry.root), results=tuple(done) + tuple(unreadable))
+
+
+@dataclass(frozen=True)
+class CompareRun:
+    """Compares of many (candidate, reference) pairs: each pair's result (without its timings, kept under
+    `measured`), or its error."""
+
+    executor: str
+    pairs: tuple[tuple[str, str], ...]
+    results: tuple[UnitResult, ...]
+
+    @property
+    def failed(self) -> list[UnitResult]:
+        return [r for r in self.results if not r.ok]
+
+    def compares(self) -> list[dict[str, Any]]:
+        return [{"candidate": c, "reference": ref, "ok": r.ok, "cached": r.cached, "error": r.error,
+                 "result": (r.value or {}).get("result"), "measured": (r.value or {}).get("measured")}
+                for (c, ref), r in zip(self.pairs, self.results, strict=True)]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"executor": self.executor, "compares": self.compares(), "failed": len(self.failed)}
+
+
+def compare_many(pairs: list[tuple[str, str]], settings: dict[str, Any], thresholds: dict[str, float],
+                 executor: Executor, store: ResultStore | None,
+                 progress: Callable[[str, int, int], None] | None = None) -> CompareRun:
+    """Compare every (candidate, reference) pair, one unit each (a rerun compares only what changed); results come
+    back in the pairs' order."""
+    memo = _memo(store)
+    made: dict[tuple[str, str], WorkUnit] = {}
+    unreadable: dict[tuple[str, str], UnitResult] = {}
+    for pair in pairs:
+        units, failed = _units_each("lineage.compare", [pair],
+                                    lambda p: compare_units([p], settings, thresholds, memo),
+                                    lambda p: f"{p[0]} ← {p[1]}")
+        if units:
+            made[pair] = units[0]
+        else:
+            unreadable[pair] = failed[0]
+    done = iter(run_units(executor, list(made.values()), store=store, progress=progress, label="compares"))
+    by_pair = {pair: next(done) for pair in made}
+    return CompareRun(executor=executor.name, pairs=tuple(pairs),
+                      results=tuple(by_pair.get(p) or unreadable[p] for p in pairs))

@@ -75,8 +75,8 @@ def fingerprint_units(models: list[tuple[str, str]], settings: FingerprintSettin
                        source=pinned if "hub" in content else str(Path(model)))
         out.append(WorkUnit(kind="lineage.fingerprint", label=name, function=FUNCTION,
                             args={"model": pinned, "where": where, "name": name, "settings": asdict(settings)},
-                            key=key,
-                            resources=Resources(cpus=1.0, memory=UNIT_MEMORY)))
+                            key=key, resources=Resources(cpus=1.0, memory=UNIT_MEMORY),
+                            local_paths=() if "hub" in content else (where,)))
     return out
 
 
@@ -122,7 +122,8 @@ def without_measurements(obj: Any) -> Any:
 def scan_units(candidates: list[str], registry_root: Path, options: dict[str, Any],
                memo: Path | None = None) -> list[WorkUnit]:
     """One unit per candidate, keyed by its content, the registry index (which names every reference's sha256)
-    and the scan's options. Workers read the registry at its absolute path: it must be on storage they share."""
+    and the scan's options. Workers read the registry at its absolute path: on a cluster, the units are placed on the
+    nodes that hold it (and the candidate, when it is a local path)."""
     index = hashlib.sha256((registry_root / "registry.json").read_bytes()).hexdigest()
     out = []
     for candidate in candidates:
@@ -132,7 +133,8 @@ def scan_units(candidates: list[str], registry_root: Path, options: dict[str, An
         out.append(WorkUnit(kind="lineage.scan", label=candidate, function=SCAN_FUNCTION,
                             args={"candidate": pinned, "where": where, "registry": str(registry_root.resolve()),
                                   "options": options}, key=key,
-                            resources=Resources(cpus=1.0, memory=UNIT_MEMORY)))
+                            resources=Resources(cpus=1.0, memory=UNIT_MEMORY),
+                            local_paths=(str(registry_root.resolve()),) + (() if "hub" in content else (where,))))
     return out
 
 
@@ -152,5 +154,55 @@ def scan_unit(candidate: str, where: str, registry: str, options: dict[str, Any]
     finally:
         side.ckpt.close()
     result["candidate"]["path"] = candidate
+    return {"result": without_measurements(result), "measured": {k: result.get(k) for k in MEASURED},
+            "worker_pid": os.getpid()}, None
+
+
+# --- compares: one unit per (candidate, reference) pair
+
+COMPARE_FUNCTION = "simsa.lineage.fingerprints.units:compare_unit"
+
+
+def compare_units(pairs: list[tuple[str, str]], settings: dict[str, Any], thresholds: dict[str, float],
+                  memo: Path | None = None) -> list[WorkUnit]:
+    """One unit per (candidate, reference), keyed by both sides' content, the sampling settings and thresholds.
+    The views compared are settled here (input-only when the candidate is a hub reference), so the key holds them."""
+    out = []
+    for candidate, reference in pairs:
+        sides = [model_content(candidate, memo), model_content(reference, memo)]
+        (c_pinned, c_where), (r_pinned, r_where) = _located(candidate, sides[0]), _located(reference, sides[1])
+        chosen = dict(settings)
+        if chosen.get("views") == "auto":
+            chosen["views"] = "input" if "hub" in sides[0] else "all"
+        key = unit_key("lineage.compare", candidate=sides[0], reference=sides[1], settings=chosen,
+                       thresholds=thresholds)
+        local = tuple(where for where, content in ((c_where, sides[0]), (r_where, sides[1])) if "hub" not in content)
+        out.append(WorkUnit(kind="lineage.compare", label=f"{candidate} ← {reference}", function=COMPARE_FUNCTION,
+                            args={"candidate": c_pinned, "candidate_where": c_where, "reference": r_pinned,
+                                  "reference_where": r_where, "settings": chosen, "thresholds": thresholds},
+                            key=key, resources=Resources(cpus=1.0, memory=UNIT_MEMORY), local_paths=local))
+    return out
+
+
+def compare_unit(candidate: str, candidate_where: str, reference: str, reference_where: str,
+                 settings: dict[str, Any], thresholds: dict[str, float]) -> tuple[dict[str, Any], None]:
+    """Compare one pair where this runs; the result without its timings, which are kept beside it."""
+    from simsa.lineage.compare.result import compare
+    from simsa.lineage.compare.sides import open_side
+    from simsa.lineage.stats.correspondence import SamplingSettings
+    from simsa.lineage.stats.verdict import Thresholds
+
+    cand = open_side(candidate_where)
+    try:
+        ref = open_side(reference_where)
+        try:
+            result: dict[str, Any] = dict(compare(cand, ref, SamplingSettings(**settings), Thresholds(
+                derived_log10=thresholds["derived_log10"], independent_log10=thresholds["independent_log10"])))
+        finally:
+            ref.ckpt.close()
+    finally:
+        cand.ckpt.close()
+    result["candidate"] = dict(result["candidate"], path=candidate)
+    result["reference"] = dict(result["reference"], path=reference)
     return {"result": without_measurements(result), "measured": {k: result.get(k) for k in MEASURED},
             "worker_pid": os.getpid()}, None
