@@ -58,7 +58,7 @@ class DictStore:
         value = self.data.get(key)
         return json.loads(json.dumps(value)) if value is not None else None  # as a database would: a copy
 
-    def put(self, key: str, value: dict) -> None:
+    def put(self, key: str, value: dict, scope: str | None = None) -> None:
         self.puts += 1
         self.data[key] = json.loads(json.dumps(value))
 

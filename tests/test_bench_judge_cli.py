@@ -82,3 +82,38 @@ def test_judge_input_errors(candidate: Path, tmp_path: Path) -> None:
     proc = simsa("bench", "judge", "--model", str(candidate), "--judge", str(candidate), "--mode", "pairwise",
                  "--runs-dir", str(tmp_path))
     assert proc.returncode == 2 and "--baseline" in proc.stderr
+
+
+def _samples(runs_dir: Path, run: dict) -> bytes:
+    return (runs_dir / "runs" / run["run_id"] / "samples" / "judge_rubric.jsonl").read_bytes()
+
+
+def test_several_candidates_judged_as_units_are_identical_serial_and_on_ray(candidate: Path, judges: JudgeServer,
+                                                                            tmp_path: Path) -> None:
+    pytest.importorskip("ray")
+    other = build_tiny_model(tmp_path / "other", TinySpec(steps=10, seed=4))
+    url = judges.base_url
+    common = ["bench", "judge", "--model", str(candidate), "--model", str(other), "--judge", f"{url}#judge-seven",
+              "--judge", f"{url}#judge-len", "--max-tokens", "16", "--json"]
+    # one candidate judged first the usual way: the units run is sent its calls and remakes none of them
+    alone = simsa("bench", "judge", "--model", str(candidate), "--judge", f"{url}#judge-seven", "--judge",
+                  f"{url}#judge-len", "--max-tokens", "16", "--json", "--runs-dir", str(tmp_path / "serial"))
+    assert alone.returncode == 0, alone.stderr[-3000:]
+    out = {}
+    for executor in ("serial", "ray"):
+        done = simsa(*common, "--executor", executor, "--runs-dir", str(tmp_path / executor))
+        assert done.returncode == 0, done.stderr[-3000:]
+        out[executor] = json.loads(done.stdout)
+    serial, spread = out["serial"], out["ray"]
+    assert spread["executor"] == "ray" and all(u["value"]["ray_node"] for u in spread["units"])
+    for one, two in zip(serial["runs"], spread["runs"], strict=True):
+        assert one["status"] == two["status"] == "finished"
+        assert _samples(tmp_path / "serial", one) == _samples(tmp_path / "ray", two)
+        assert one["results"] == two["results"] and one["summary"] == two["summary"]
+    assert _samples(tmp_path / "serial", serial["runs"][0]) != _samples(tmp_path / "serial", serial["runs"][1])
+    first = json.loads(alone.stdout)
+    assert serial["runs"][0]["items_computed"] == 0 and serial["runs"][0]["items_cached"] == first["items_computed"]
+    assert serial["runs"][0]["results"] == first["results"]
+    assert spread["runs"][0]["items_computed"] == first["items_computed"]  # a fresh runs directory computes them
+    again = json.loads(simsa(*common, "--executor", "serial", "--runs-dir", str(tmp_path / "serial")).stdout)
+    assert [u["cached"] for u in again["units"]] == [True, True]

@@ -35,8 +35,8 @@ class CacheStore:
         value = self.cache.get(key)
         return value if isinstance(value, dict) else None
 
-    def put(self, key: str, value: dict) -> None:
-        self.cache.put(key, value, kind="judge")
+    def put(self, key: str, value: dict, scope: str | None = None) -> None:
+        self.cache.put(key, value, kind="judge", scope=scope)
 
 
 def open_client(spec: str, *, api_key: str | None = None, concurrency: int = 4, timeout: float = 120.0,
@@ -57,6 +57,16 @@ def open_client(spec: str, *, api_key: str | None = None, concurrency: int = 4, 
     return HFChatClient(identity.path)
 
 
+def check_judge_request(mode: str, judges: list[str], baseline: str | None) -> None:
+    """Refuse a judge request that cannot run, before any model is opened."""
+    if mode not in ("rubric", "pairwise"):
+        raise InputError(f"--mode must be rubric or pairwise, not {mode!r}")
+    if not judges:
+        raise InputError("name at least one judge model (--judge SPEC, repeatable for an ensemble)")
+    if (mode == "pairwise") != (baseline is not None):
+        raise InputError("pairwise judging needs --baseline SPEC; rubric judging takes none")
+
+
 def execute_judge(store: RunStore, *, candidate: str, judges: list[str], questions: Path | None, mode: str,
                   baseline: str | None, max_tokens: int, api_key: str | None = None, concurrency: int = 4,
                   timeout: float = 120.0, rate_limit: float | None = None, argv: list[str] | None = None,
@@ -64,14 +74,8 @@ def execute_judge(store: RunStore, *, candidate: str, judges: list[str], questio
     """Run a judge task and keep it as a run (run.json + samples/judge.jsonl)."""
     from simsa.bench.chat import GenSettings
     from simsa.bench.judge import load_questions, run_judge_task, sample_questions
-    from simsa.bench.manifest import hardware
 
-    if mode not in ("rubric", "pairwise"):
-        raise InputError(f"--mode must be rubric or pairwise, not {mode!r}")
-    if not judges:
-        raise InputError("name at least one judge model (--judge SPEC, repeatable for an ensemble)")
-    if (mode == "pairwise") != (baseline is not None):
-        raise InputError("pairwise judging needs --baseline SPEC; rubric judging takes none")
+    check_judge_request(mode, judges, baseline)
     qs = load_questions(questions) if questions else sample_questions()
     opened = partial(open_client, api_key=api_key, concurrency=concurrency, timeout=timeout, rate_limit=rate_limit,
                      memo=store.hash_memo)
@@ -88,8 +92,15 @@ def execute_judge(store: RunStore, *, candidate: str, judges: list[str], questio
     with store.recording(run), ItemCache(store.cache_path) as cache:
         result = run_judge_task(cand, judge_clients, qs, mode=mode, baseline=base, store=CacheStore(cache),
                                 gen_settings=GenSettings(max_tokens=max_tokens), progress=progress)
-        stats = cache.stats()
-    data = result.to_dict()
+    return finish_judge_run(run, result.to_dict(), store, mode=mode, argv=argv)
+
+
+def finish_judge_run(run: dict[str, Any], data: dict[str, Any], store: RunStore, *, mode: str,
+                     argv: list[str] | None) -> dict[str, Any]:
+    """Complete a judge run from its task's result (made here, or by a worker): per-item records, metrics, counts
+    and manifest, saved as finished."""
+    from simsa.bench.manifest import hardware
+
     summary = data["summary"]
     task = f"judge_{mode}"
     metrics: dict[str, Any] = {}
@@ -102,15 +113,17 @@ def execute_judge(store: RunStore, *, candidate: str, judges: list[str], questio
     if ci:
         # half-width of the 95% interval / 1.96: a standard error suites can use
         metrics[f"{'score_0_1' if mode == 'rubric' else 'win_rate'}_stderr"] = (ci[1] - ci[0]) / (2 * 1.96)
-    folder = store.run_dir(run_id) / "samples"
+    folder = store.run_dir(run["run_id"]) / "samples"
     folder.mkdir(parents=True, exist_ok=True)
     with (folder / f"{task}.jsonl").open("w", encoding="utf-8") as fh:
         for item in data["items"]:
             fh.write(json.dumps(item, ensure_ascii=False, default=str) + "\n")
+    with ItemCache(store.cache_path) as cache:
+        stats = cache.stats()
     run.update(status="finished", finished_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
                results={task: metrics}, summary=summary, n_samples={task: len(data["items"])},
                items_computed=data["calls"]["computed"], items_cached=data["calls"]["cached"], cache=stats,
-               model={"ref": candidate, **(data.get("candidate") or {})},
+               model={"ref": run["model"]["ref"], **(data.get("candidate") or {})},
                manifest={"engine": {"name": "simsa-judge"}, "prompts": data["prompts"],
                          "questions": data["questions"], "candidate": data["candidate"],
                          "baseline": data["baseline"], "judges": data["judges"], "settings": data["settings"],

@@ -332,8 +332,9 @@ def record(
 
 @app.command("judge")
 def judge(
-    model: Annotated[str, typer.Option("--model", help="Candidate: model directory, hub id, or URL#MODEL of an "
-                                                       "OpenAI-compatible server.")],
+    models: Annotated[list[str], typer.Option("--model", help="Candidate: model directory, hub id, or URL#MODEL of an "
+                                                              "OpenAI-compatible server; repeat it to judge several "
+                                                              "candidates as work units.")],
     judges: Annotated[list[str], typer.Option("--judge", help="Judge model spec; repeat for an ensemble.")],
     mode: Annotated[str, typer.Option("--mode", help="rubric (1–10 grades) or pairwise (vs --baseline, both "
                                                      "orders).")] = "rubric",
@@ -347,23 +348,62 @@ def judge(
     concurrency: Annotated[int, typer.Option("--concurrency", help="Concurrent HTTP requests.")] = 4,
     timeout: Annotated[float, typer.Option("--timeout", help="Seconds per HTTP request.")] = 120.0,
     rate_limit: Annotated[float | None, typer.Option("--rate-limit", help="Requests per second at most.")] = None,
+    executor: Annotated[str | None, typer.Option(
+        "--executor", help="serial or ray: judge each candidate as a work unit; default $SIMSA_EXECUTOR, else one "
+                           "run in this process.")] = None,
     runs_dir: RunsDir = None,
     as_json: Json = False,
 ) -> None:
-    """LLM-as-judge on multi-turn questions: answers, reasoning stripped, Korean check, judged; cached per call."""
+    """LLM-as-judge on multi-turn questions: answers, reasoning stripped, Korean check, judged; cached per call.
+
+    Several candidates, or a named executor, run as one work unit per candidate, keyed by every model's identity,
+    the question file and the settings: a rerun remakes no finished unit, and every call a worker makes is written
+    into the item cache by this process."""
     from simsa.bench.judge_runs import execute_judge
 
     if max_tokens < 1:
         raise InputError("--max-tokens must be ≥ 1")
     store = _store(runs_dir)
+    settings: dict[str, Any] = {
+        "judges": list(judges), "questions": questions, "mode": mode, "baseline": baseline, "max_tokens": max_tokens,
+        "api_key": api_key, "concurrency": concurrency, "timeout": timeout, "rate_limit": rate_limit,
+        "argv": ["simsa", *sys.argv[1:]]}
+    if len(models) > 1 or executor is not None or os.environ.get(EXECUTOR_ENV):
+        _judge_units(models, store, executor, settings, mode=mode, as_json=as_json)
+        return
     with progress_bar() as progress:
-        result = execute_judge(store, candidate=model, judges=list(judges), questions=questions, mode=mode,
-                               baseline=baseline, max_tokens=max_tokens, api_key=api_key, concurrency=concurrency,
-                               timeout=timeout, rate_limit=rate_limit, argv=["simsa", *sys.argv[1:]],
-                               progress=progress)
+        result = execute_judge(store, candidate=models[0], progress=progress, **settings)
     if as_json:
         emit_json(result)
         return
+    _print_judge(result, mode)
+
+
+def _judge_units(models: list[str], store: RunStore, executor: str | None, settings: dict[str, Any], *, mode: str,
+                 as_json: bool) -> None:
+    from simsa.bench.judge_units import execute_judges
+    from simsa.errors import CheckFailed
+    from simsa.scale import open_executor
+
+    with progress_bar() as progress, open_executor(executor) as chosen:
+        out = execute_judges(store, chosen, candidates=models, progress=progress, **settings)
+    if as_json:
+        emit_json(out.to_dict())
+        if out.failed:
+            raise typer.Exit(1)
+        return
+    for run in out.runs:
+        console.print(f"[bold]{escape(str(run['model']['ref']))}[/]")
+        if run["status"] == "finished":
+            _print_judge(run, mode)
+        else:
+            console.print(f"[red]{escape(str(run.get('error')))}[/]")
+    if out.failed:
+        raise CheckFailed(f"{len(out.failed)} of {len(out.units)} judge units failed: "
+                          + "; ".join(f"{r.label}: {r.error}" for r in out.failed[:3]))
+
+
+def _print_judge(result: dict[str, Any], mode: str) -> None:
     _print_run(result)
     summary = result["summary"]
     counts = summary.get("counts", {})

@@ -24,7 +24,8 @@ class ItemStore(Protocol):
 
     def get(self, key: str) -> dict | None: ...
 
-    def put(self, key: str, value: dict) -> None: ...
+    def put(self, key: str, value: dict, scope: str | None = None) -> None:
+        """Keep a call's result; `scope` names the client that made it (see `call_scope`)."""
 
 
 class MemoryStore:
@@ -32,12 +33,14 @@ class MemoryStore:
 
     def __init__(self) -> None:
         self.data: dict[str, dict] = {}
+        self.scopes: dict[str, str | None] = {}
 
     def get(self, key: str) -> dict | None:
         return self.data.get(key)
 
-    def put(self, key: str, value: dict) -> None:
+    def put(self, key: str, value: dict, scope: str | None = None) -> None:
         self.data[key] = value
+        self.scopes[key] = scope
 
 
 def canonical_json(obj: Any) -> str:
@@ -50,6 +53,12 @@ def call_key(identity: dict[str, Any], messages: Messages, settings: GenSettings
     body = {"format": KEY_FORMAT, "client": identity, "messages": messages, "settings": settings.to_dict(),
             "prompt": prompt}
     return hashlib.sha256(canonical_json(body).encode("utf-8")).hexdigest()
+
+
+def call_scope(identity: dict[str, Any]) -> str:
+    """The scope of every call one client makes: what a judge run on another machine is sent so that it remakes
+    none of the calls already kept."""
+    return hashlib.sha256(canonical_json({"format": KEY_FORMAT, "client": identity}).encode("utf-8")).hexdigest()
 
 
 class CachedCaller:
@@ -93,7 +102,7 @@ class CachedCaller:
 
             results = client.complete_many([m for _, m in part], settings, progress=tick)
             for (key, _), result in zip(part, results, strict=True):
-                self.store.put(key, result.to_dict())
+                self.store.put(key, result.to_dict(), scope=call_scope(identity))
                 found[key] = result
                 self.computed += 1
             done += len(part)
