@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from ray_support import kill_one_busy_worker
 from simsa.bench.backends import BackendOptions
 from simsa.bench.cache import ItemCache
 from simsa.bench.runs import RunRequest, RunStore, execute
@@ -166,3 +167,19 @@ def test_a_killed_driver_resumes_and_bench_show_follows_the_run(team_models: lis
     assert sum(not s["cached"] for s in data["shards"]) == 2 * len(tasks) - len(done_before)
     with ItemCache(store.cache_path) as cache:
         assert cache.stats()["recomputed"] == 0  # no answer computed twice across the kill
+
+
+def test_a_worker_killed_mid_shard_is_retried_and_nothing_is_lost(both, team_models: list[Path],  # type: ignore[no-untyped-def]
+                                                                  tasks: list[str], tmp_path: Path) -> None:
+    (serial, serial_store), _ = both
+    store = RunStore(tmp_path / "killed")
+    with open_executor("ray", num_cpus=2) as executor:
+        thread, killed = kill_one_busy_worker(after=0.3)  # inside lm-eval, with answers made and not yet sent
+        out = execute_sharded(_requests(team_models, tasks), store, executor)
+    thread.join()
+    assert killed, "no busy Ray worker was seen to kill"
+    assert not out.failed and [r["status"] for r in out.runs] == ["finished", "finished"]
+    for one, other in zip(serial.runs, out.runs, strict=True):
+        assert _samples(serial_store, one) == _samples(store, other) and one["results"] == other["results"]
+    with ItemCache(store.cache_path) as cache:  # the killed shard's answers never reached the cache: none twice
+        assert cache.stats()["recomputed"] == 0

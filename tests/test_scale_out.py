@@ -9,16 +9,15 @@ import hashlib
 import importlib.util
 import json
 import os
-import signal
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 from types import ModuleType
 
 import pytest
 
+from ray_support import kill_one_busy_worker
 from simsa.errors import InputError
 from simsa.lineage.fingerprints.registry import Registry
 from simsa.lineage.fingerprints.service import fingerprint_many
@@ -183,40 +182,13 @@ def test_serial_and_ray_give_byte_identical_fingerprints(ray_results) -> None:  
     assert all(r.value and r.value["worker_peak_rss_bytes"] > 0 for r in spread.results)
 
 
-def _ray_workers() -> list[int]:
-    """Pids of Ray worker processes running a unit now (Ray titles a busy worker after its task's function)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            title = (entry / "cmdline").read_bytes().replace(b"\x00", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        if title.startswith("ray::_ray_task"):
-            found.append(int(entry.name))
-    return found
-
-
 def test_a_killed_worker_is_retried_and_nothing_is_lost(tmp_path: Path) -> None:
     pytest.importorskip("ray")
     big = [(str(write_model(tmp_path / f"big{i}", seed=100 + i, hidden=384, layers=6, vocab=4096)), f"big{i}")
            for i in range(3)]
-    killed: list[int] = []
-
-    def killer() -> None:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and not killed:
-            busy = _ray_workers()
-            if busy:
-                os.kill(busy[0], signal.SIGKILL)
-                killed.append(busy[0])
-            time.sleep(0.02)
-
-    thread = threading.Thread(target=killer, daemon=True)
     registry = Registry.open(tmp_path / "registry", create=True)
     with open_executor("ray", num_cpus=2) as executor:
-        thread.start()
+        thread, killed = kill_one_busy_worker()
         run = fingerprint_many(big, SETTINGS, registry, executor, ResultStore(tmp_path / "results"))
     thread.join()
     assert killed, "no busy Ray worker was seen to kill"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import tempfile
 import time
 from pathlib import Path
@@ -82,6 +83,8 @@ def run_shard(*, options: dict[str, Any], identity: dict[str, Any], task: str, l
               "counts": {"computed": dict(sorted(result.counts.computed.items())),
                          "cached": dict(sorted(result.counts.cached.items()))}}
     summary = {"task": task, "model": identity.get("ref"), "computed": result.counts.total_computed,
-               "cached": result.counts.total_cached, "seconds": round(time.perf_counter() - started, 3)}
+               "cached": result.counts.total_cached, "seconds": round(time.perf_counter() - started, 3),
+               "worker_pid": os.getpid(),
+               "worker_peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}
     # keys keep lm-eval's order, so a shard's samples are written byte for byte as a whole run writes them
     return summary, json.dumps(output, ensure_ascii=False, separators=(",", ":"), default=str).encode("utf-8")
