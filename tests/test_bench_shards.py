@@ -24,7 +24,7 @@ from simsa.bench.suites import runnable_suite, score_suite
 from simsa.bench.tinymodels import TinySpec, build_tiny_model
 from simsa.demo import TRAINING, example_program_path
 from simsa.program.loader import load_program
-from simsa.scale import open_executor
+from simsa.scale import open_executor, torch_threads
 
 LIMIT = 6
 TEAMS = ("seorak", "taebaek")  # the demo's two quickest-trained team models
@@ -94,7 +94,8 @@ def test_shards_equal_one_whole_run_and_reuse_its_answers(both, team_models: lis
                                                           tmp_path: Path) -> None:
     (serial, serial_store), _ = both
     store = RunStore(tmp_path / "whole")
-    whole = execute(_requests(team_models[:1], tasks)[0], store)
+    with torch_threads(1):  # the shards' thread count: a float sum's last digits depend on it
+        whole = execute(_requests(team_models[:1], tasks)[0], store)
     assert whole["results"] == serial.runs[0]["results"]
     assert whole["manifest"]["tasks"] == serial.runs[0]["manifest"]["tasks"]  # configs hash alike in both forms
     assert _samples(store, whole) == _samples(serial_store, serial.runs[0])  # byte for byte
@@ -183,3 +184,20 @@ def test_a_worker_killed_mid_shard_is_retried_and_nothing_is_lost(both, team_mod
         assert _samples(serial_store, one) == _samples(store, other) and one["results"] == other["results"]
     with ItemCache(store.cache_path) as cache:  # the killed shard's answers never reached the cache: none twice
         assert cache.stats()["recomputed"] == 0
+
+
+def test_the_shard_benchmark_runs_and_finds_the_three_ways_identical(tmp_path: Path,
+                                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("ray")
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "bench_shards", Path(__file__).resolve().parents[1] / "benchmarks" / "bench_shards.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    code = module.main(["--teams", "2", "--limit", "3", "--work", str(tmp_path), "--json"])
+    figures = json.loads(capsys.readouterr().out)
+    assert code == 0 and figures["identical"] is True and figures["shards"] == 2 * len(figures["tasks"])
+    assert figures["ray"]["items"] == figures["serial"]["items"] == figures["whole"]["items"] > 0
+    assert figures["ray"]["worker_peak_rss_mib"] and min(figures["ray"]["worker_peak_rss_mib"]) > 0

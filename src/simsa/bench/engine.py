@@ -35,6 +35,22 @@ def _quiet_lm_eval() -> None:
     import lm_eval.evaluator
 
     lm_eval.evaluator.get_git_commit_hash = _git_commit_hash
+    lm_eval.evaluator.add_env_info = _env_info
+
+
+def _env_info(storage: dict[str, Any]) -> None:
+    """lm-eval's environment record without torch's `collect_env`, which runs pip and other programs (about 0.4 s
+    per evaluation, paid again by every shard of a run); simsa's manifest records the hardware and versions."""
+    from importlib import metadata
+
+    def version(dist: str) -> str | None:
+        try:
+            return metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            return None
+
+    storage.update({"pretty_env_info": None, "transformers_version": version("transformers"),
+                    "lm_eval_version": version("lm_eval"), "upper_git_hash": None})
 
 
 def _git_commit_hash() -> str | None:

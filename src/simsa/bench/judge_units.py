@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING, Any
 from simsa.bench.cache import ItemCache
 from simsa.bench.judge_runs import check_judge_request, finish_judge_run, open_client
 from simsa.bench.runs import RunStore
-from simsa.scale import Executor, Resources, ResultStore, UnitResult, WorkUnit, run_units, unit_key
+from simsa.errors import InputError
+from simsa.scale import Executor, Resources, ResultStore, UnitResult, WorkUnit, run_units, torch_threads, unit_key
 
 if TYPE_CHECKING:
     from simsa.bench.chat import ChatClient
@@ -46,7 +47,7 @@ class JudgeRuns:
 
 
 def run_judge_unit(*, candidate: str, judges: list[str], baseline: str | None, questions: str, source: str,
-                   mode: str, max_tokens: int, http: dict[str, Any], items: list[list[Any]]
+                   mode: str, max_tokens: int, http: dict[str, Any], items: list[list[Any]], threads: int = 1
                    ) -> tuple[dict[str, Any], bytes]:
     """Answer and judge one candidate where this runs, first from the shipped `items` (key, kind, task, scope,
     value); returns a summary and, as JSON bytes, the task's result with every call this worker made."""
@@ -62,10 +63,11 @@ def run_judge_unit(*, candidate: str, judges: list[str], baseline: str | None, q
     def opened(spec: str) -> ChatClient:
         return open_client(spec, **http)
 
-    result = run_judge_task(opened(candidate), [opened(j) for j in judges],
-                            parse_questions(base64.b64decode(questions), source), mode=mode,
-                            baseline=opened(baseline) if baseline else None, store=store,
-                            gen_settings=GenSettings(max_tokens=max_tokens))
+    with torch_threads(threads):  # models in this process answer alike wherever the unit runs
+        result = run_judge_task(opened(candidate), [opened(j) for j in judges],
+                                parse_questions(base64.b64decode(questions), source), mode=mode,
+                                baseline=opened(baseline) if baseline else None, store=store,
+                                gen_settings=GenSettings(max_tokens=max_tokens))
     made = [[key, "judge", None, store.scopes.get(key), value] for key, value in sorted(store.data.items())
             if key not in shipped]
     data = result.to_dict()
@@ -77,13 +79,16 @@ def run_judge_unit(*, candidate: str, judges: list[str], baseline: str | None, q
 def execute_judges(store: RunStore, executor: Executor, *, candidates: list[str], judges: list[str],
                    questions: Path | None, mode: str, baseline: str | None, max_tokens: int,
                    api_key: str | None = None, concurrency: int = 4, timeout: float = 120.0,
-                   rate_limit: float | None = None, argv: list[str] | None = None,
+                   rate_limit: float | None = None, argv: list[str] | None = None, cpus_per_unit: int = 1,
                    progress: Progress | None = None) -> JudgeRuns:
-    """Judge every candidate, one unit each; each candidate's run is kept as `bench judge` keeps one."""
+    """Judge every candidate, one unit each, with torch on `cpus_per_unit` threads wherever it runs; each
+    candidate's run is kept as `bench judge` keeps one."""
     from simsa.bench.judge.cache import call_scope
     from simsa.bench.judge.questions import load_questions, sample_questions
 
     check_judge_request(mode, judges, baseline)
+    if cpus_per_unit < 1:
+        raise InputError("--cpus-per-unit must be at least 1")
     qs = load_questions(questions) if questions else sample_questions()
     data = questions.read_bytes() if questions else _sample_bytes()
     http: dict[str, Any] = {"api_key": api_key, "concurrency": concurrency, "timeout": timeout,
@@ -101,17 +106,18 @@ def execute_judges(store: RunStore, executor: Executor, *, candidates: list[str]
         for candidate in candidates:
             cand_id = opened(candidate).identity()
             key = unit_key("bench.judge", candidate=cand_id, judges=judge_ids, baseline=base_id,
-                           questions=qs.sha256, mode=mode, max_tokens=max_tokens)
+                           questions=qs.sha256, mode=mode, max_tokens=max_tokens, threads=cpus_per_unit)
             scopes = [call_scope(i) for i in [cand_id, *judge_ids, *([base_id] if base_id else [])]]
             shipped = [] if results_store.has(key) else cache.in_scopes(scopes)
             specs = [candidate, *judges, *([baseline] if baseline else [])]
             local = [str(Path(s).expanduser().resolve()) for s in specs if Path(s).expanduser().is_dir()]
             units.append(WorkUnit(
                 kind="bench.judge", label=candidate, function=FUNCTION, key=key, local_paths=tuple(local),
-                resources=Resources(cpus=1.0),
+                resources=Resources(cpus=float(cpus_per_unit)),
                 args={"candidate": candidate, "judges": judges, "baseline": baseline, "mode": mode,
                       "questions": base64.b64encode(data).decode("ascii"), "source": qs.source,
-                      "max_tokens": max_tokens, "http": http, "items": [list(row) for row in shipped]}))
+                      "max_tokens": max_tokens, "http": http, "items": [list(row) for row in shipped],
+                      "threads": cpus_per_unit}))
             run = {"run_id": store.new_id(), "kind": "judge", "status": "running", "pid": os.getpid(),
                    "started_at": _now(), "executor": executor.name,
                    "request": {"tasks": [f"judge_{mode}"], "candidate": candidate, "judges": judges,

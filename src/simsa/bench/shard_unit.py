@@ -18,6 +18,7 @@ from typing import Any
 
 from simsa.bench.identity import ModelIdentity
 from simsa.errors import InputError
+from simsa.scale.threads import torch_threads
 
 FUNCTION = "simsa.bench.shard_unit:run_shard"
 # Parts of lm-eval's output a run keeps (the rest is environment and timing, which the driver records itself).
@@ -55,9 +56,10 @@ def located_identity(data: dict[str, Any]) -> ModelIdentity:
 
 def run_shard(*, options: dict[str, Any], identity: dict[str, Any], task: str, limit: int | float | None,
               num_fewshot: int | None, apply_chat_template: bool, gen_kwargs: str | None, seeds: list[int],
-              bootstrap_iters: int, items: list[list[Any]]) -> tuple[dict[str, Any], bytes]:
+              bootstrap_iters: int, items: list[list[Any]], threads: int = 1) -> tuple[dict[str, Any], bytes]:
     """Evaluate `task` on the model, answering first from `items` (key, kind, task, scope, value rows); returns a
-    small summary and the shard's output as JSON bytes (deterministic: no times, no paths of this node)."""
+    small summary and the shard's output as JSON bytes (deterministic: no times, no paths of this node, and torch on
+    `threads` threads wherever it runs)."""
     from simsa.bench import catalog
     from simsa.bench.backends import BackendOptions, resolve_backend
     from simsa.bench.cache import ItemCache
@@ -72,9 +74,11 @@ def run_shard(*, options: dict[str, Any], identity: dict[str, Any], task: str, l
         path = Path(scratch) / "cache.sqlite"
         with ItemCache(path) as cache:
             cache.put_many((key, kind, item_task, scope, value) for key, kind, item_task, scope, value in items)
-        result = run_lm_eval([task], backend, path, task_manager=manager, limit=limit, num_fewshot=num_fewshot,
-                             apply_chat_template=apply_chat_template, gen_kwargs=gen_kwargs,
-                             seeds=(seeds[0], seeds[1], seeds[2], seeds[3]), bootstrap_iters=bootstrap_iters)
+        with torch_threads(threads):
+            result = run_lm_eval([task], backend, path, task_manager=manager, limit=limit,
+                                 num_fewshot=num_fewshot, apply_chat_template=apply_chat_template,
+                                 gen_kwargs=gen_kwargs, seeds=(seeds[0], seeds[1], seeds[2], seeds[3]),
+                                 bootstrap_iters=bootstrap_iters)
         with ItemCache(path) as cache:
             computed = [list(row) for row in cache.rows() if row[0] not in shipped]
     raw = json.loads(json.dumps({k: result.raw.get(k) for k in RAW_KEYS if k in result.raw}, ensure_ascii=False,

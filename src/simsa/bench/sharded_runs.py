@@ -46,16 +46,17 @@ class ShardedRuns:
                 "failed": len(self.failed)}
 
 
-def shard_resources(opts: BackendOptions, backend: Backend) -> Resources:
+def shard_resources(opts: BackendOptions, backend: Backend, cpus: int = 1) -> Resources:
     """What one shard asks of its node: a vLLM shard its tensor-parallel GPUs, an hf shard on a GPU one GPU, an hf
-    shard on CPU a CPU and memory for its weights, an API shard a CPU (its requests wait on the server)."""
+    shard on CPU `cpus` CPUs (its torch threads) and memory for its weights, an API shard a CPU (its requests wait
+    on the server)."""
     if opts.backend == "vllm":
-        return Resources(cpus=1.0, gpus=float(max(1, opts.tensor_parallel)))
+        return Resources(cpus=float(cpus), gpus=float(max(1, opts.tensor_parallel)))
     if opts.backend == "hf" and opts.device.startswith("cuda"):
-        return Resources(cpus=1.0, gpus=1.0)
+        return Resources(cpus=float(cpus), gpus=1.0)
     if opts.backend == "hf" and backend.identity.path is not None:
         weights = sum(p.stat().st_size for p in Path(backend.identity.path).glob("*.safetensors"))
-        return Resources(cpus=1.0, memory=CPU_MEMORY_FACTOR * weights)
+        return Resources(cpus=float(cpus), memory=CPU_MEMORY_FACTOR * weights)
     return Resources(cpus=1.0)
 
 
@@ -73,14 +74,17 @@ def _now() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
-def execute_sharded(requests: list[RunRequest], store: RunStore, executor: Executor, *,
+def execute_sharded(requests: list[RunRequest], store: RunStore, executor: Executor, *, cpus_per_shard: int = 1,
                     progress: Progress | None = None) -> ShardedRuns:
-    """Run every request (one model each, the same tasks and settings) as model × task shards on `executor`."""
+    """Run every request (one model each, the same tasks and settings) as model × task shards on `executor`, each
+    with torch on `cpus_per_shard` threads wherever it runs (so its numbers do not depend on the executor)."""
     from simsa.bench import catalog
     from simsa.bench.engine import task_version
 
     if not requests:
         raise InputError("name at least one model (--model, repeatable)")
+    if cpus_per_shard < 1:
+        raise InputError("--cpus-per-unit must be at least 1")
     tasks = requests[0].tasks
     if not tasks:
         raise InputError("name at least one task (--tasks T1,T2) or a suite (--suite NAME)")
@@ -115,7 +119,7 @@ def execute_sharded(requests: list[RunRequest], store: RunStore, executor: Execu
                                task_version=versions[task], data=data.get(task), limit=request.limit,
                                num_fewshot=request.num_fewshot, chat=request.apply_chat_template,
                                gen_kwargs=request.gen_kwargs, seeds=list(request.seeds),
-                               bootstrap_iters=request.bootstrap_iters)
+                               bootstrap_iters=request.bootstrap_iters, threads=cpus_per_shard)
                 run["shards"][task]["unit"] = key
                 owner.setdefault(key, []).append((run, task))
                 if key in owner and len(owner[key]) > 1:
@@ -124,13 +128,13 @@ def execute_sharded(requests: list[RunRequest], store: RunStore, executor: Execu
                     item_scope(backend.identity.key, settings, leaf) for leaf in leaves[task])
                 units.append(WorkUnit(
                     kind="bench.shard", label=f"{backend.identity.ref} · {task}", function=FUNCTION, key=key,
-                    resources=shard_resources(request.backend, backend),
+                    resources=shard_resources(request.backend, backend, cpus_per_shard),
                     local_paths=(str(backend.identity.path),) if backend.identity.kind == "local" else (),
                     args={"options": _options_args(request.backend), "identity": identity_args(backend.identity),
                           "task": task, "limit": request.limit, "num_fewshot": request.num_fewshot,
                           "apply_chat_template": request.apply_chat_template, "gen_kwargs": request.gen_kwargs,
                           "seeds": list(request.seeds), "bootstrap_iters": request.bootstrap_iters,
-                          "items": [list(row) for row in shipped]}))
+                          "items": [list(row) for row in shipped], "threads": cpus_per_shard}))
     outputs: dict[str, dict[str, Any]] = {run["run_id"]: {} for _, _, run in plans}
 
     def arrived(result: UnitResult) -> None:

@@ -121,6 +121,9 @@ def run(
     executor: Annotated[str | None, typer.Option(
         "--executor", help="serial or ray (a Ray cluster: $RAY_ADDRESS, else a local instance): run as model × task "
                            "shards; default $SIMSA_EXECUTOR, else one run in this process.")] = None,
+    cpus_per_unit: Annotated[int, typer.Option(
+        "--cpus-per-unit", help="CPUs (torch threads) each shard asks for and runs on, so its numbers are the same "
+                                "on every executor.")] = 1,
     runs_dir: RunsDir = None,
     as_json: Json = False,
 ) -> None:
@@ -163,7 +166,8 @@ def run(
         gen_kwargs=gen_kwargs, seeds=seeds, suite=suite, argv=argv) for model in models]
     store = _store(runs_dir)
     if len(requests) > 1 or executor is not None or os.environ.get(EXECUTOR_ENV):
-        _run_sharded(requests, store, executor, suite_obj, partial=lim is not None, as_json=as_json)
+        _run_sharded(requests, store, executor, suite_obj, partial=lim is not None, as_json=as_json,
+                     cpus_per_unit=cpus_per_unit)
         return
     with progress_bar() as progress:
         result = execute(requests[0], store, progress=progress)
@@ -183,13 +187,13 @@ def _score_suite(run: dict[str, Any], suite: Any, store: RunStore, *, partial: b
 
 
 def _run_sharded(requests: list[Any], store: RunStore, executor: str | None, suite: Any, *, partial: bool,
-                 as_json: bool) -> None:
+                 as_json: bool, cpus_per_unit: int) -> None:
     from simsa.bench.sharded_runs import execute_sharded
     from simsa.errors import CheckFailed
     from simsa.scale import open_executor
 
     with progress_bar() as progress, open_executor(executor) as chosen:
-        out = execute_sharded(requests, store, chosen, progress=progress)
+        out = execute_sharded(requests, store, chosen, cpus_per_shard=cpus_per_unit, progress=progress)
     if suite is not None:
         for run in out.runs:
             if run["status"] == "finished":
@@ -351,6 +355,8 @@ def judge(
     executor: Annotated[str | None, typer.Option(
         "--executor", help="serial or ray: judge each candidate as a work unit; default $SIMSA_EXECUTOR, else one "
                            "run in this process.")] = None,
+    cpus_per_unit: Annotated[int, typer.Option(
+        "--cpus-per-unit", help="CPUs (torch threads) each judge unit asks for and runs on.")] = 1,
     runs_dir: RunsDir = None,
     as_json: Json = False,
 ) -> None:
@@ -369,7 +375,8 @@ def judge(
         "api_key": api_key, "concurrency": concurrency, "timeout": timeout, "rate_limit": rate_limit,
         "argv": ["simsa", *sys.argv[1:]]}
     if len(models) > 1 or executor is not None or os.environ.get(EXECUTOR_ENV):
-        _judge_units(models, store, executor, settings, mode=mode, as_json=as_json)
+        _judge_units(models, store, executor, {**settings, "cpus_per_unit": cpus_per_unit}, mode=mode,
+                     as_json=as_json)
         return
     with progress_bar() as progress:
         result = execute_judge(store, candidate=models[0], progress=progress, **settings)

@@ -14,6 +14,7 @@ from simsa.scale.executors import (
 )
 from simsa.scale.placement import Node, Placement, place
 from simsa.scale.results import ResultStore
+from simsa.scale.threads import torch_threads
 from simsa.scale.units import Resources, UnitResult, WorkUnit, unit_key
 
 __all__ = [
@@ -33,5 +34,6 @@ __all__ = [
     "open_executor",
     "place",
     "run_units",
+    "torch_threads",
     "unit_key",
 ]
