@@ -201,3 +201,20 @@ def test_the_shard_benchmark_runs_and_finds_the_three_ways_identical(tmp_path: P
     assert code == 0 and figures["identical"] is True and figures["shards"] == 2 * len(figures["tasks"])
     assert figures["ray"]["items"] == figures["serial"]["items"] == figures["whole"]["items"] > 0
     assert figures["ray"]["worker_peak_rss_mib"] and min(figures["ray"]["worker_peak_rss_mib"]) > 0
+
+
+def test_each_shard_asks_for_what_its_backend_needs(team_models: list[Path]) -> None:
+    from simsa.bench.backends import Backend, resolve_backend
+    from simsa.bench.identity import ModelIdentity
+    from simsa.bench.sharded_runs import CPU_MEMORY_FACTOR, shard_resources
+    from simsa.scale import Resources
+
+    local = resolve_backend(BackendOptions(model=str(team_models[0])))
+    weights = sum(p.stat().st_size for p in team_models[0].glob("*.safetensors"))
+    assert shard_resources(BackendOptions(model=str(team_models[0])), local, 2) == Resources(
+        cpus=2.0, memory=CPU_MEMORY_FACTOR * weights)
+    assert shard_resources(BackendOptions(device="cuda:0"), local) == Resources(cpus=1.0, gpus=1.0)
+    vllm = Backend("vllm", local.identity, ("vllm", {}), ("vllm", {}))
+    assert shard_resources(BackendOptions(backend="vllm", tensor_parallel=4), vllm) == Resources(cpus=1.0, gpus=4.0)
+    server = Backend("openai", ModelIdentity(ref="http://127.0.0.1:1/v1#m", kind="server"), ("x", {}), ("y", {}))
+    assert shard_resources(BackendOptions(backend="openai"), server, 4) == Resources(cpus=1.0)

@@ -87,6 +87,8 @@ def resolve_backend(opts: BackendOptions, memo: Path | None = None,
         raise InputError("--batch-size and --concurrency must be ≥ 1, --max-retries ≥ 0 and --timeout > 0")
     if opts.rate_limit is not None and opts.rate_limit <= 0:
         raise InputError("--rate-limit must be a positive number of requests per second")
+    if opts.tensor_parallel < 1:
+        raise InputError("--tensor-parallel must be at least 1 (the GPUs one vLLM model is split over)")
     if opts.backend == "openai":
         return _openai(opts)
     identity = identity or resolve_local_or_hub(opts.model, memo)

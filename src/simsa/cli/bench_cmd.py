@@ -106,6 +106,8 @@ def run(
     rate_limit: Annotated[float | None, typer.Option("--rate-limit", help="Requests per second at most.")] = None,
     dtype: Annotated[str, typer.Option("--dtype", help="Weights dtype (hf/vllm).")] = "float32",
     device: Annotated[str, typer.Option("--device", help="Device (hf).")] = "cpu",
+    tensor_parallel: Annotated[int, typer.Option("--tensor-parallel", help="GPUs one vLLM model is split over "
+                                                                          "(each shard asks for as many).")] = 1,
     batch_size: Annotated[int, typer.Option("--batch-size", help="Batch size (1 gives bit-identical resumes).")
                           ] = 1,
     max_length: Annotated[int | None, typer.Option("--max-length", help="Context length in tokens (default: the "
@@ -162,8 +164,8 @@ def run(
     requests = [RunRequest(tasks=names, backend=BackendOptions(
         backend=backend, model=model, dtype=dtype, device=device, batch_size=batch_size, max_length=max_length,
         base_url=base_url, tokenizer=tokenizer, concurrency=concurrency, max_retries=max_retries, timeout=timeout,
-        rate_limit=rate_limit, api_key=api_key), limit=lim, num_fewshot=num_fewshot, apply_chat_template=chat,
-        gen_kwargs=gen_kwargs, seeds=seeds, suite=suite, argv=argv) for model in models]
+        rate_limit=rate_limit, api_key=api_key, tensor_parallel=tensor_parallel), limit=lim, num_fewshot=num_fewshot,
+        apply_chat_template=chat, gen_kwargs=gen_kwargs, seeds=seeds, suite=suite, argv=argv) for model in models]
     store = _store(runs_dir)
     if len(requests) > 1 or executor is not None or os.environ.get(EXECUTOR_ENV):
         _run_sharded(requests, store, executor, suite_obj, partial=lim is not None, as_json=as_json,
