@@ -166,3 +166,20 @@ def test_bad_requests_fail_with_one_clear_line(tiny: Path, tmp_path: Path) -> No
     proc = simsa("bench", "run", "--backend", "openai", "--base-url", "http://127.0.0.1:9/v1", "--model", "m",
                  "--tasks", "simsa_kobest_copa", *runs)
     assert proc.returncode == 2 and "does not answer" in proc.stderr
+
+
+def test_bad_sharded_requests_fail_clearly_and_a_missing_model_fails_alone(tiny: Path, tmp_path: Path) -> None:
+    runs = ["--runs-dir", str(tmp_path)]
+    for option, message in (("--cpus-per-unit", "--cpus-per-unit must be at least 1"),
+                            ("--tensor-parallel", "--tensor-parallel must be at least 1")):
+        proc = simsa("bench", "run", "--model", str(tiny), "--model", str(tiny), "--tasks", "simsa_kobest_copa",
+                     option, "0", *runs)
+        assert proc.returncode == 2 and proc.stderr.strip().splitlines() == [f"error: {message}" + (
+            "" if option == "--cpus-per-unit" else " (the GPUs one vLLM model is split over)")]
+    proc = simsa("bench", "run", "--model", str(tmp_path / "nope"), "--model", str(tiny), "--tasks",
+                 "simsa_kobest_copa", "--limit", "3", "--json", *runs)
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    out = json.loads(proc.stdout)
+    assert [r["status"] for r in out["runs"]] == ["failed", "finished"] and out["failed"] == 1
+    assert "no such model directory" in out["runs"][0]["error"]
+    assert out["runs"][1]["n_samples"] == {"simsa_kobest_copa": 3}

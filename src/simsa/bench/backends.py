@@ -77,10 +77,8 @@ class Backend:
                 "notes": self.notes}
 
 
-def resolve_backend(opts: BackendOptions, memo: Path | None = None,
-                    identity: ModelIdentity | None = None) -> Backend:
-    """Pin the model and express the backend as lm-eval model arguments. A worker running one shard of a run is
-    given the `identity` the driver pinned, so it does not hash the model's files again."""
+def check_options(opts: BackendOptions) -> None:
+    """Refuse options no model can run with (before any model is pinned)."""
     if opts.backend not in BACKENDS:
         raise InputError(f"unknown backend {opts.backend!r}; expected one of {', '.join(BACKENDS)}")
     if opts.batch_size < 1 or opts.concurrency < 1 or opts.max_retries < 0 or opts.timeout <= 0:
@@ -89,6 +87,13 @@ def resolve_backend(opts: BackendOptions, memo: Path | None = None,
         raise InputError("--rate-limit must be a positive number of requests per second")
     if opts.tensor_parallel < 1:
         raise InputError("--tensor-parallel must be at least 1 (the GPUs one vLLM model is split over)")
+
+
+def resolve_backend(opts: BackendOptions, memo: Path | None = None,
+                    identity: ModelIdentity | None = None) -> Backend:
+    """Pin the model and express the backend as lm-eval model arguments. A worker running one shard of a run is
+    given the `identity` the driver pinned, so it does not hash the model's files again."""
+    check_options(opts)
     if opts.backend == "openai":
         return _openai(opts)
     identity = identity or resolve_local_or_hub(opts.model, memo)

@@ -18,11 +18,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from simsa.bench.backends import Backend, BackendOptions, resolve_backend
+from simsa.bench.backends import Backend, BackendOptions, check_options, resolve_backend
 from simsa.bench.cache import ItemCache, item_scope
 from simsa.bench.runs import RunRequest, RunStore, finish_run, write_samples
 from simsa.bench.shard_unit import FUNCTION, identity_args
-from simsa.errors import InputError
+from simsa.errors import InputError, SimsaError
 from simsa.scale import Executor, Resources, ResultStore, UnitResult, WorkUnit, run_units, unit_key
 
 Progress = Callable[[str, int, int], None]
@@ -95,15 +95,27 @@ def execute_sharded(requests: list[RunRequest], store: RunStore, executor: Execu
     leaves = {t: _leaves(manager, t) for t in tasks}
     results_store = ResultStore(store.root / "units")
 
+    for request in requests:
+        check_options(request.backend)
     plans: list[tuple[RunRequest, Backend, dict[str, Any]]] = []
+    every: list[dict[str, Any]] = []  # each model's run, in the order the models were given
+    unpinned: list[UnitResult] = []
     for i, request in enumerate(requests):
         if progress is not None:
             progress("pinning models", i, len(requests))
-        backend = resolve_backend(request.backend, memo=store.hash_memo)
         run: dict[str, Any] = {"run_id": store.new_id(), "status": "running", "pid": os.getpid(),
-                               "started_at": _now(), "request": request.to_dict(), "executor": executor.name,
-                               "model": backend.identity.to_dict() | {"chat_template": None},
-                               "shards": {t: {"status": "pending"} for t in tasks}}
+                               "started_at": _now(), "request": request.to_dict(), "executor": executor.name}
+        every.append(run)
+        try:
+            backend = resolve_backend(request.backend, memo=store.hash_memo)
+        except SimsaError as exc:  # a model that cannot be pinned fails alone; the others run
+            run.update(status="failed", error=str(exc), finished_at=_now(), model={"ref": request.backend.model})
+            store.save(run)
+            unpinned.append(UnitResult(unit_key("bench.shard", unpinned=request.backend.model),
+                                       request.backend.model, False, error=str(exc), attempts=0))
+            continue
+        run.update(model=backend.identity.to_dict() | {"chat_template": None},
+                   shards={t: {"status": "pending"} for t in tasks})
         store.save(run)
         plans.append((request, backend, run))
     if progress is not None:
@@ -163,7 +175,6 @@ def execute_sharded(requests: list[RunRequest], store: RunStore, executor: Execu
                            error=f"{exc.__class__.__name__}: {exc}", finished_at=_now())
                 store.save(run)
         raise
-    finished = []
     for request, backend, run in plans:
         failed = {t: s for t, s in run["shards"].items() if s["status"] == "failed"}
         if failed:
@@ -173,8 +184,7 @@ def execute_sharded(requests: list[RunRequest], store: RunStore, executor: Execu
         else:
             finish_run(run, request, backend, _merged(outputs[run["run_id"]], tasks), store, manager=manager,
                        seconds=sum(float(s.get("seconds") or 0.0) for s in run["shards"].values()))
-        finished.append(run)
-    return ShardedRuns(runs=finished, shards=shards, executor=executor.name)
+    return ShardedRuns(runs=every, shards=[*shards, *unpinned], executor=executor.name)
 
 
 def _kept(output: dict[str, Any], samples_dir: Path) -> dict[str, Any]:
