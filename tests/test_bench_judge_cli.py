@@ -117,3 +117,5 @@ def test_several_candidates_judged_as_units_are_identical_serial_and_on_ray(cand
     assert spread["runs"][0]["items_computed"] == first["items_computed"]  # a fresh runs directory computes them
     again = json.loads(simsa(*common, "--executor", "serial", "--runs-dir", str(tmp_path / "serial")).stdout)
     assert [u["cached"] for u in again["units"]] == [True, True]
+    assert [r["items_computed"] for r in again["runs"]] == [0, 0]
+    assert [r["results"] for r in again["runs"]] == [r["results"] for r in serial["runs"]]

@@ -109,6 +109,7 @@ def test_shards_equal_one_whole_run_and_reuse_its_answers(both, team_models: lis
         third = execute_sharded(_requests(team_models[:1], tasks), store, executor)
     assert [s.cached for s in third.shards] == [True] * len(tasks)
     assert {s["status"] for s in third.runs[0]["shards"].values()} == {"cached"}
+    assert third.runs[0]["items_computed"] == 0 and third.runs[0]["items_cached"] == whole["items_computed"]
     assert third.runs[0]["results"] == whole["results"]
 
 

@@ -134,10 +134,14 @@ def execute_judges(store: RunStore, executor: Executor, *, candidates: list[str]
             store.save(run)
             return
         output = json.loads(result.payload)
-        if not result.cached and output["items"]:
+        data = output["data"]
+        if result.cached:  # finished by an earlier run: nothing was computed for this one
+            calls = data["calls"]
+            data["calls"] = {**calls, "computed": 0, "cached": calls["computed"] + calls["cached"]}
+        elif output["items"]:
             with ItemCache(store.cache_path) as cache:
                 cache.put_many(tuple(row) for row in output["items"])
-        finish_judge_run(run, output["data"], store, mode=mode, argv=argv)
+        finish_judge_run(run, data, store, mode=mode, argv=argv)
 
     try:
         done = run_units(executor, units, store=results_store, progress=progress, label="judge units",

@@ -162,7 +162,8 @@ def execute_sharded(requests: list[RunRequest], store: RunStore, executor: Execu
                 shard.update(status="cached" if result.cached else "done", seconds=round(result.seconds, 3),
                              computed=0 if result.cached else (result.value or {}).get("computed"),
                              node=(result.value or {}).get("ray_node"))
-                outputs[run["run_id"]][task] = _kept(output, store.run_dir(run["run_id"]) / "samples")
+                outputs[run["run_id"]][task] = _kept(output, store.run_dir(run["run_id"]) / "samples",
+                                                     reused=result.cached)
             store.save(run)
 
     try:
@@ -187,12 +188,17 @@ def execute_sharded(requests: list[RunRequest], store: RunStore, executor: Execu
     return ShardedRuns(runs=every, shards=[*shards, *unpinned], executor=executor.name)
 
 
-def _kept(output: dict[str, Any], samples_dir: Path) -> dict[str, Any]:
-    """Write a shard's per-item samples into its run's folder at once and keep only its small parts in memory."""
+def _kept(output: dict[str, Any], samples_dir: Path, *, reused: bool) -> dict[str, Any]:
+    """Write a shard's per-item samples into its run's folder at once and keep only its small parts in memory. A
+    `reused` shard (finished by an earlier run) computed nothing for this one: all its items count as cached."""
     raw = dict(output["raw"])
     n_samples = write_samples(samples_dir, raw.pop("samples", None) or {})
-    return {"raw": raw, "versions": output.get("versions") or {}, "counts": output.get("counts") or {},
-            "n_samples": n_samples}
+    counts = output.get("counts") or {}
+    if reused:
+        computed, cached = counts.get("computed") or {}, counts.get("cached") or {}
+        counts = {"computed": {}, "cached": {t: computed.get(t, 0) + cached.get(t, 0)
+                                             for t in sorted(set(computed) | set(cached))}}
+    return {"raw": raw, "versions": output.get("versions") or {}, "counts": counts, "n_samples": n_samples}
 
 
 def _merged(parts: dict[str, dict[str, Any]], tasks: list[str]) -> dict[str, Any]:
