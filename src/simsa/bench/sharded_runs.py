@@ -165,6 +165,21 @@ def execute_sharded(requests: list[RunRequest], store: RunStore, executor: Execu
                 outputs[run["run_id"]][task] = _kept(output, store.run_dir(run["run_id"]) / "samples",
                                                      reused=result.cached)
             store.save(run)
+            if all(sh["status"] != "pending" for sh in run["shards"].values()):
+                conclude(run)  # its last shard is in: the model's run is done, whatever the others' state
+
+    plan_of = {run["run_id"]: (request, backend) for request, backend, run in plans}
+
+    def conclude(run: dict[str, Any]) -> None:
+        failed = {t: sh for t, sh in run["shards"].items() if sh["status"] == "failed"}
+        if failed:
+            run.update(status="failed", finished_at=_now(),
+                       error="; ".join(f"shard {t}: {sh.get('error')}" for t, sh in failed.items()))
+            store.save(run)
+            return
+        request, backend = plan_of[run["run_id"]]
+        finish_run(run, request, backend, _merged(outputs[run["run_id"]], tasks), store, manager=manager,
+                   seconds=sum(float(sh.get("seconds") or 0.0) for sh in run["shards"].values()))
 
     try:
         shards = run_units(executor, units, store=results_store, progress=progress, label="benchmark shards",
@@ -176,15 +191,6 @@ def execute_sharded(requests: list[RunRequest], store: RunStore, executor: Execu
                            error=f"{exc.__class__.__name__}: {exc}", finished_at=_now())
                 store.save(run)
         raise
-    for request, backend, run in plans:
-        failed = {t: s for t, s in run["shards"].items() if s["status"] == "failed"}
-        if failed:
-            run.update(status="failed", finished_at=_now(),
-                       error="; ".join(f"shard {t}: {s.get('error')}" for t, s in failed.items()))
-            store.save(run)
-        else:
-            finish_run(run, request, backend, _merged(outputs[run["run_id"]], tasks), store, manager=manager,
-                       seconds=sum(float(s.get("seconds") or 0.0) for s in run["shards"].values()))
     return ShardedRuns(runs=every, shards=[*shards, *unpinned], executor=executor.name)
 
 

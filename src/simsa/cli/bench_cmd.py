@@ -222,6 +222,8 @@ def _print_run(run: dict[str, Any]) -> None:
     if run.get("error"):
         console.print(f"[red]{escape(run['error'])}[/]")
     _print_shards(run)
+    if not run.get("results"):
+        return
     table = Table()
     for col in ("task", "metric", "value", "± stderr", "items"):
         table.add_column(col)
