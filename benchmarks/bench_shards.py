@@ -36,7 +36,8 @@ def _samples(store: RunStore, runs: list[dict[str, Any]]) -> list[dict[str, byte
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--teams", type=int, default=5, help="how many of the demo's team models (at most 5)")
+    parser.add_argument("--teams", type=int, default=5,
+                        help="how many of the demo's team models, the quickest to train first (at most 5)")
     parser.add_argument("--limit", type=int, default=40, help="items per task")
     parser.add_argument("--cpus", type=int, default=2, help="CPUs of the local Ray instance")
     parser.add_argument("--cpus-per-unit", type=int, default=1, help="torch threads of each shard (and the whole run)")
@@ -44,7 +45,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     os.environ.setdefault("TQDM_DISABLE", "1")
-    teams = list(TRAINING)[:max(1, min(args.teams, len(TRAINING)))]
+    quickest = sorted(TRAINING, key=lambda team: TRAINING[team][0])  # fewest training steps first
+    teams = sorted(quickest[:max(1, min(args.teams, len(TRAINING)))], key=list(TRAINING).index)
     models = []
     for team in teams:
         folder = args.work / "models" / team
