@@ -93,8 +93,12 @@ def test_a_rerun_recomputes_nothing_already_stored(models: list[tuple[str, str]]
     (changed / "model.safetensors").write_bytes(bytes(data))
     damaged = store.root / f"{again.results[1].key}.bin"  # m01's stored fingerprint, cut short
     damaged.write_bytes(damaged.read_bytes()[:-5])
+    flipped = store.root / f"{again.results[2].key}.bin"  # m02's, one bit changed at the same length
+    data = bytearray(flipped.read_bytes())
+    data[len(data) // 2] ^= 0x10
+    flipped.write_bytes(bytes(data))
     third, _ = _run([(str(changed), "m00"), *models[1:]], tmp_path / "three", "serial", store)
-    assert [r.cached for r in third.results] == [False, False, True, True, True, True]  # changed, damaged
+    assert [r.cached for r in third.results] == [False, False, False, True, True, True]  # changed, damaged twice
     assert not third.failed
 
 

@@ -7,6 +7,7 @@ are written to a temporary name and renamed, the JSON last, so a result is eithe
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -33,7 +34,8 @@ class ResultStore:
         return self._paths(key)[0].is_file()
 
     def get(self, key: str) -> UnitResult | None:
-        """The stored result of `key`, or None (also for a result whose file was damaged: it is recomputed)."""
+        """The stored result of `key`, or None (also for a result whose file was damaged — cut short, or a byte
+        changed, as its sha256 shows: it is recomputed)."""
         meta_path, bin_path = self._paths(key)
         try:
             meta = json.loads(meta_path.read_text(encoding="utf-8"))
@@ -41,7 +43,8 @@ class ResultStore:
         except (OSError, ValueError):
             return None
         if not isinstance(meta, dict) or meta.get("key") != key or (
-                payload is not None and len(payload) != meta.get("bytes")):
+                payload is not None and (len(payload) != meta.get("bytes")
+                                         or hashlib.sha256(payload).hexdigest() != meta.get("sha256"))):
             return None
         return UnitResult(key=key, label=str(meta.get("label", "")), ok=True, value=meta.get("value"),
                           payload=payload, seconds=float(meta.get("seconds") or 0.0), cached=True)
@@ -54,7 +57,8 @@ class ResultStore:
         if result.payload is not None:
             _write_atomic(bin_path, result.payload)
         meta = {"key": result.key, "label": result.label, "value": result.value, "seconds": result.seconds,
-                "bytes": None if result.payload is None else len(result.payload)}
+                "bytes": None if result.payload is None else len(result.payload),
+                "sha256": None if result.payload is None else hashlib.sha256(result.payload).hexdigest()}
         _write_atomic(meta_path, json.dumps(meta, sort_keys=True, ensure_ascii=False).encode("utf-8"))
 
 
