@@ -134,7 +134,7 @@ def execute_sharded(requests: list[RunRequest], store: RunStore, executor: Execu
                                bootstrap_iters=request.bootstrap_iters, threads=cpus_per_shard)
                 run["shards"][task]["unit"] = key
                 owner.setdefault(key, []).append((run, task))
-                if key in owner and len(owner[key]) > 1:
+                if len(owner[key]) > 1:  # the same model given twice: one shard serves both runs
                     continue
                 shipped = [] if results_store.has(key) else cache.in_scopes(
                     item_scope(backend.identity.key, settings, leaf) for leaf in leaves[task])

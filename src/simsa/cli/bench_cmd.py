@@ -13,7 +13,7 @@ from rich.table import Table
 
 from simsa.cli.context import STATE
 from simsa.cli.lineage_cmd import progress_bar
-from simsa.cli.output import console, emit_json, err_console
+from simsa.cli.output import console, emit_json, emit_units_json, err_console, fail_if_units_failed
 from simsa.errors import InputError
 from simsa.scale.executors import EXECUTOR_ENV
 
@@ -191,7 +191,6 @@ def _score_suite(run: dict[str, Any], suite: Any, store: RunStore, *, partial: b
 def _run_sharded(requests: list[Any], store: RunStore, executor: str | None, suite: Any, *, partial: bool,
                  as_json: bool, cpus_per_unit: int) -> None:
     from simsa.bench.sharded_runs import execute_sharded
-    from simsa.errors import CheckFailed
     from simsa.scale import open_executor
 
     with progress_bar() as progress, open_executor(executor) as chosen:
@@ -201,9 +200,7 @@ def _run_sharded(requests: list[Any], store: RunStore, executor: str | None, sui
             if run["status"] == "finished":
                 _score_suite(run, suite, store, partial=partial)
     if as_json:
-        emit_json(out.to_dict())
-        if out.failed:
-            raise typer.Exit(1)
+        emit_units_json(out.to_dict(), out.failed)
         return
     for run in out.runs:
         console.print(f"[bold]{escape(str((run.get('model') or {}).get('ref')))}[/]")
@@ -211,9 +208,7 @@ def _run_sharded(requests: list[Any], store: RunStore, executor: str | None, sui
     cached = sum(1 for s in out.shards if s.cached)
     console.print(f"{len(out.shards)} shards on {out.executor}: {len(out.shards) - cached - len(out.failed)} run, "
                   f"{cached} already done, {len(out.failed)} failed")
-    if out.failed:
-        raise CheckFailed(f"{len(out.failed)} of {len(out.shards)} shards failed: "
-                          + "; ".join(f"{r.label}: {r.error}" for r in out.failed[:3]))
+    fail_if_units_failed(out.failed, len(out.shards), "shards")
 
 
 def _print_run(run: dict[str, Any]) -> None:
@@ -393,15 +388,12 @@ def judge(
 def _judge_units(models: list[str], store: RunStore, executor: str | None, settings: dict[str, Any], *, mode: str,
                  as_json: bool) -> None:
     from simsa.bench.judge_units import execute_judges
-    from simsa.errors import CheckFailed
     from simsa.scale import open_executor
 
     with progress_bar() as progress, open_executor(executor) as chosen:
         out = execute_judges(store, chosen, candidates=models, progress=progress, **settings)
     if as_json:
-        emit_json(out.to_dict())
-        if out.failed:
-            raise typer.Exit(1)
+        emit_units_json(out.to_dict(), out.failed)
         return
     for run in out.runs:
         console.print(f"[bold]{escape(str(run['model']['ref']))}[/]")
@@ -409,9 +401,7 @@ def _judge_units(models: list[str], store: RunStore, executor: str | None, setti
             _print_judge(run, mode)
         else:
             console.print(f"[red]{escape(str(run.get('error')))}[/]")
-    if out.failed:
-        raise CheckFailed(f"{len(out.failed)} of {len(out.units)} judge units failed: "
-                          + "; ".join(f"{r.label}: {r.error}" for r in out.failed[:3]))
+    fail_if_units_failed(out.failed, len(out.units), "judge units")
 
 
 def _print_judge(result: dict[str, Any], mode: str) -> None:

@@ -12,7 +12,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Column, Table
 
-from simsa.cli.output import console, emit_json, err_console
+from simsa.cli.output import console, emit_json, emit_units_json, err_console, fail_if_units_failed
 
 if TYPE_CHECKING:
     from simsa.lineage.model.roles import MappedTensor
@@ -106,6 +106,17 @@ def _tensor_row(t: MappedTensor) -> dict:
             "units": t.n_units}
 
 
+# The sampling and verdict options of a compare, shared by `compare` and `compare-many`.
+CandUnits = Annotated[int, typer.Option("--units", help="Candidate hidden units sampled per unit group.")]
+RefUnits = Annotated[int, typer.Option("--ref-units", help="Reference hidden units kept per unit group.")]
+Coords = Annotated[int, typer.Option("--coords", help="Residual coordinates used.")]
+Draws = Annotated[int, typer.Option("--draws", help="Coordinate permutations drawn for the null.")]
+Seed = Annotated[int, typer.Option("--seed", help="Seed for all sampling (results are reproducible per seed).")]
+DerivedAt = Annotated[float, typer.Option("--derived-threshold", help="Derived when -log10 p is at least this.")]
+IndependentBelow = Annotated[float, typer.Option("--independent-threshold",
+                                                 help="Independent when -log10 p is below this.")]
+
+
 @app.command("compare")
 def compare(
     candidate: Annotated[str, typer.Argument(help="Candidate model directory or .safetensors file.")],
@@ -113,13 +124,13 @@ def compare(
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON (documented schema).")] = False,
     report: Annotated[Path | None, typer.Option("--report", help="Also write an HTML report to this file.")] = None,
     output: Annotated[Path | None, typer.Option("-o", "--output", help="Also write the JSON result here.")] = None,
-    units: Annotated[int, typer.Option(help="Candidate hidden units sampled per unit group.")] = 256,
-    ref_units: Annotated[int, typer.Option(help="Reference hidden units kept per unit group.")] = 8192,
-    coords: Annotated[int, typer.Option(help="Residual coordinates used.")] = 512,
-    draws: Annotated[int, typer.Option(help="Coordinate permutations drawn for the null.")] = 24,
-    seed: Annotated[int, typer.Option(help="Seed for all sampling (results are reproducible per seed).")] = 0,
-    derived_threshold: Annotated[float, typer.Option(help="Derived when -log10 p is at least this.")] = 6.0,
-    independent_threshold: Annotated[float, typer.Option(help="Independent when -log10 p is below this.")] = 2.0,
+    units: CandUnits = 256,
+    ref_units: RefUnits = 8192,
+    coords: Coords = 512,
+    draws: Draws = 24,
+    seed: Seed = 0,
+    derived_threshold: DerivedAt = 6.0,
+    independent_threshold: IndependentBelow = 2.0,
     views: Annotated[str, typer.Option(help="Unit views compared: all, input (rows that read the residual "
                                             "stream: contiguous, cheap remotely), or auto (input when the "
                                             "candidate is remote).")] = "auto",
@@ -174,13 +185,13 @@ def compare_many_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="Print every result as JSON.")] = False,
     output: Annotated[Path | None, typer.Option("-o", "--output", help="Also write each pair's JSON result into "
                                                                        "this folder.")] = None,
-    units: Annotated[int, typer.Option(help="Candidate hidden units sampled per unit group.")] = 256,
-    ref_units: Annotated[int, typer.Option(help="Reference hidden units kept per unit group.")] = 8192,
-    coords: Annotated[int, typer.Option(help="Residual coordinates used.")] = 512,
-    draws: Annotated[int, typer.Option(help="Coordinate permutations drawn for the null.")] = 24,
-    seed: Annotated[int, typer.Option(help="Seed for all sampling (results are reproducible per seed).")] = 0,
-    derived_threshold: Annotated[float, typer.Option(help="Derived when -log10 p is at least this.")] = 6.0,
-    independent_threshold: Annotated[float, typer.Option(help="Independent when -log10 p is below this.")] = 2.0,
+    units: CandUnits = 256,
+    ref_units: RefUnits = 8192,
+    coords: Coords = 512,
+    draws: Draws = 24,
+    seed: Seed = 0,
+    derived_threshold: DerivedAt = 6.0,
+    independent_threshold: IndependentBelow = 2.0,
     views: Annotated[str, typer.Option(help="all, input, or auto (input when the candidate is a hub reference).")
                      ] = "auto",
     executor: Annotated[str | None, typer.Option(help="serial (default) or ray; default $SIMSA_EXECUTOR.")] = None,
@@ -194,7 +205,7 @@ def compare_many_cmd(
     import json
     from dataclasses import asdict
 
-    from simsa.errors import CheckFailed, InputError
+    from simsa.errors import InputError
     from simsa.lineage.fingerprints.registry import default_registry
     from simsa.lineage.fingerprints.service import compare_many
     from simsa.scale import ResultStore, open_executor
@@ -214,9 +225,7 @@ def compare_many_cmd(
                 (output / f"pair-{i:03d}.json").write_text(json.dumps(item, ensure_ascii=False, indent=2),
                                                            encoding="utf-8")
     if as_json:
-        emit_json(run.to_dict())
-        if run.failed:
-            raise typer.Exit(1)
+        emit_units_json(run.to_dict(), run.failed)
         return
     colors = {"identical": "bold red", "derived": "red", "independent": "green", "inconclusive": "yellow"}
     table = Table("candidate", "reference", "verdict", "log10 p", "how")
@@ -230,9 +239,7 @@ def compare_many_cmd(
         table.add_row(escape(item["candidate"]), escape(item["reference"]), f"[{colors.get(v, 'white')}]{v}[/]",
                       f"{result['log10_p']:.1f}", "already compared" if item["cached"] else "compared")
     console.print(table)
-    if run.failed:
-        raise CheckFailed(f"{len(run.failed)} of {len(run.results)} compares failed: "
-                          + "; ".join(f"{r.label}: {r.error}" for r in run.failed[:3]))
+    fail_if_units_failed(run.failed, len(run.results), "compares")
 
 
 def _print_result(result: Mapping[str, Any], report: Path | None) -> None:
@@ -413,7 +420,6 @@ def _fingerprint_one(model: str, settings: Any, registry: Path | None, name: str
 
 def _fingerprint_many(models: list[str], settings: Any, registry: Path | None, executor: str | None,
                       results: Path | None, as_json: bool) -> None:
-    from simsa.errors import CheckFailed
     from simsa.lineage.fingerprints.registry import Registry, default_registry
     from simsa.lineage.fingerprints.service import fingerprint_many
     from simsa.scale import ResultStore, open_executor
@@ -424,15 +430,11 @@ def _fingerprint_many(models: list[str], settings: Any, registry: Path | None, e
     with progress_bar() as progress, open_executor(executor) as chosen:
         run = fingerprint_many(named, settings, reg, chosen, store, progress)
     if as_json:
-        emit_json(run.to_dict())
-        if run.failed:
-            raise typer.Exit(1)
+        emit_units_json(run.to_dict(), run.failed)
         return
     for line in run.lines():
         console.print(escape(line) if not line.startswith("✓") else f"[green]✓[/]{escape(line[1:])}")
-    if run.failed:
-        raise CheckFailed(f"{len(run.failed)} of {len(run.results)} fingerprints failed: "
-                          + "; ".join(f"{r.label}: {r.error}" for r in run.failed[:3]))
+    fail_if_units_failed(run.failed, len(run.results), "fingerprints")
 
 
 def _default_name(model: str) -> str:
@@ -513,7 +515,6 @@ def scan(
 
 def _scan_many(candidates: list[str], reg: Any, options: dict[str, Any], executor: str | None,
                results: Path | None, as_json: bool) -> None:
-    from simsa.errors import CheckFailed
     from simsa.lineage.fingerprints.registry import default_registry
     from simsa.lineage.fingerprints.service import scan_many
     from simsa.scale import ResultStore, open_executor
@@ -522,9 +523,7 @@ def _scan_many(candidates: list[str], reg: Any, options: dict[str, Any], executo
     with progress_bar() as progress, open_executor(executor) as chosen:
         run = scan_many(candidates, reg, options, chosen, store, progress)
     if as_json:
-        emit_json(run.to_dict())
-        if run.failed:
-            raise typer.Exit(1)
+        emit_units_json(run.to_dict(), run.failed)
         return
     scans = run.scans()
     table = Table("candidate", "derived from", "best match", "adjusted log10 p")
@@ -538,9 +537,7 @@ def _scan_many(candidates: list[str], reg: Any, options: dict[str, Any], executo
                       escape(best["reference"]) if best else "—",
                       f"{best['adjusted_log10_p']:.1f}" if best else "—")
     console.print(table)
-    if run.failed:
-        raise CheckFailed(f"{len(run.failed)} of {len(run.results)} scans failed: "
-                          + "; ".join(f"{r.label}: {r.error}" for r in run.failed[:3]))
+    fail_if_units_failed(run.failed, len(run.results), "scans")
 
 
 registry_app = typer.Typer(help="Fingerprint registries: list, export, import, remove.", no_args_is_help=True)

@@ -35,6 +35,22 @@ def emit_json(obj: Any) -> None:
     sys.stdout.flush()
 
 
+def emit_units_json(data: dict[str, Any], failed: Sequence[Any]) -> None:
+    """A run of work units as JSON; exit 1 when any unit failed (what succeeded is stored all the same)."""
+    emit_json(data)
+    if failed:
+        raise typer.Exit(1)
+
+
+def fail_if_units_failed(failed: Sequence[Any], total: int, noun: str) -> None:
+    """After a run of work units is shown: exit 1, naming the first failures, when any unit failed."""
+    if failed:
+        from simsa.errors import CheckFailed
+
+        raise CheckFailed(f"{len(failed)} of {total} {noun} failed: "
+                          + "; ".join(f"{r.label}: {r.error}" for r in failed[:3]))
+
+
 def one_line(message: str) -> str:
     """Messages end up in logs and terminals one per line; a stray newline in one would look like two."""
     return " ".join(message.split())
